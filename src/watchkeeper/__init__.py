@@ -1,0 +1,32 @@
+"""watchkeeper: ML model monitoring from mergeable profiles.
+
+The library in two lines::
+
+    report = watchkeeper.compare(reference_df, current_df)
+    report.save_html("drift.html")
+"""
+
+__version__ = "0.1.0"
+
+from watchkeeper.errors import InputError, SchemaError, WatchkeeperError  # noqa: E402
+from watchkeeper.profile import DatasetProfile, ProfileSpec, build_spec, profile  # noqa: E402
+from watchkeeper.report import Report, compare  # noqa: E402
+from watchkeeper.schema import ColumnSchema, ColumnType, Role, Schema, infer_schema  # noqa: E402
+
+__all__ = [
+    "ColumnSchema",
+    "ColumnType",
+    "DatasetProfile",
+    "InputError",
+    "ProfileSpec",
+    "Report",
+    "Role",
+    "Schema",
+    "SchemaError",
+    "WatchkeeperError",
+    "__version__",
+    "build_spec",
+    "compare",
+    "infer_schema",
+    "profile",
+]

@@ -1,0 +1,51 @@
+"""A rich progress bar for long work, silent for small inputs and when output is not a terminal."""
+
+from __future__ import annotations
+
+import sys
+from types import TracebackType
+
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+
+LARGE_INPUT_ROWS = 500_000
+
+
+class Progress:
+    """``enabled=None`` shows the bar when ``rows`` is large and stderr is a terminal."""
+
+    def __init__(self, *, enabled: bool | None = None, rows: int = 0) -> None:
+        if enabled is None:
+            enabled = rows >= LARGE_INPUT_ROWS and sys.stderr.isatty()
+        self._bar: RichProgress | None = None
+        if enabled:
+            self._bar = RichProgress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                transient=True,
+            )
+        self._task: int | None = None
+
+    def __enter__(self) -> Progress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def start(self, description: str, total: int) -> None:
+        if self._bar is not None:
+            self._task = self._bar.add_task(description, total=total)
+
+    def step(self, _item: str = "") -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.advance(self._task)

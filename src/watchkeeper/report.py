@@ -1,0 +1,344 @@
+"""``compare(reference, current)``: drift, data quality and performance in one report.
+
+Examples
+--------
+>>> import numpy as np, pyarrow as pa
+>>> rng = np.random.default_rng(0)
+>>> ref = pa.table({"x": rng.normal(size=5000), "y": rng.normal(size=5000)})
+>>> cur = pa.table({"x": rng.normal(0.5, size=2000), "y": rng.normal(size=2000)})
+>>> report = compare(ref, cur)
+>>> report.drifted_columns
+['x']
+>>> report.drift["x"].method, report.drift["x"].statistic > report.drift["x"].threshold
+('ks', True)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from watchkeeper import __version__
+from watchkeeper.errors import InputError
+from watchkeeper.io import to_table
+from watchkeeper.profile import (
+    DatasetProfile,
+    ProfileSpec,
+    build_spec,
+    profile_table,
+    profiled_columns,
+)
+from watchkeeper.progress import Progress
+from watchkeeper.quality import Finding, compare_quality
+from watchkeeper.schema import ColumnType, Role, Schema, infer_schema
+from watchkeeper.stats.drift import DEFAULT_METHODS, ColumnDrift, check_method, column_drift
+from watchkeeper.stats.numeric import DEFAULT_BINS
+
+MAX_REFERENCE_CHUNKS = 50
+MIN_REFERENCE_CHUNKS = 4
+
+
+@dataclass
+class Report:
+    """The result of :func:`compare`. ``drift`` is ordered by effect size, largest first."""
+
+    drift: dict[str, ColumnDrift]
+    quality: dict[str, dict[str, Any]]
+    findings: list[Finding]
+    performance: dict[str, Any] | None
+    schema: Schema
+    settings: dict[str, Any]
+    reference_rows: int
+    current_rows: int
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        return [name for name, d in self.drift.items() if d.drifted]
+
+    @property
+    def drift_share(self) -> float:
+        checked = [d for d in self.drift.values() if d.statistic is not None]
+        return len(self.drifted_columns) / len(checked) if checked else 0.0
+
+    @property
+    def dataset_drift(self) -> bool:
+        return bool(self.drift) and self.drift_share >= float(self.settings["drift_share"])
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "columns_checked": sum(d.statistic is not None for d in self.drift.values()),
+            "drifted_columns": self.drifted_columns,
+            "n_drifted": len(self.drifted_columns),
+            "drift_share": self.drift_share,
+            "dataset_drift": self.dataset_drift,
+            "findings": len(self.findings),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        n_cols = len(self.schema.columns)
+        return _json_safe(
+            {
+                "watchkeeper_version": __version__,
+                "created_at": self.created_at,
+                "reference": {"rows": self.reference_rows, "columns": n_cols},
+                "current": {"rows": self.current_rows, "columns": n_cols},
+                "settings": self.settings,
+                "summary": self.summary(),
+                "drift": {name: d.to_dict() for name, d in self.drift.items()},
+                "quality": self.quality,
+                "findings": [f.to_dict() for f in self.findings],
+                "performance": self.performance,
+                "schema": self.schema.to_dict(),
+            }
+        )
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def save_json(self, path: str | Path) -> Path:
+        out = Path(path)
+        out.write_text(self.to_json(), encoding="utf-8")
+        return out
+
+    def save_html(self, path: str | Path) -> Path:
+        from watchkeeper.html import render_html  # plots are built only when HTML is asked for
+
+        out = Path(path)
+        out.write_text(render_html(self.to_dict()), encoding="utf-8")
+        return out
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _resolve_schema(
+    reference: pa.Table,
+    schema: Schema | None,
+    target: str | None,
+    prediction: str | None,
+    scores: Sequence[str] | None,
+    timestamp: str | None,
+    columns: Sequence[str] | None,
+) -> Schema:
+    if schema is None:
+        schema = infer_schema(
+            reference, target=target, prediction=prediction, scores=scores, timestamp=timestamp
+        )
+    if columns is not None:
+        unknown = [c for c in columns if c not in schema.columns]
+        if unknown:
+            raise InputError(f"unknown column(s) {unknown}; the reference has {schema.names()}")
+        for col in schema.columns.values():
+            col.drift = col.name in columns and col.type in (
+                ColumnType.NUMERIC,
+                ColumnType.CATEGORICAL,
+            )
+    return schema
+
+
+def _reference_chunks(
+    table: pa.Table, schema: Schema, n_current: int, chunks: int | None
+) -> list[pa.Table]:
+    """Consecutive time-ordered slices of the reference, or none when it has no time order."""
+    stamps = schema.by_role(Role.TIMESTAMP)
+    if chunks is None and not stamps:
+        return []
+    if stamps and stamps[0].name in table.column_names:
+        table = table.sort_by(stamps[0].name)
+    n = table.num_rows
+    k = chunks if chunks is not None else min(MAX_REFERENCE_CHUNKS, n // max(n_current, 1))
+    if k < MIN_REFERENCE_CHUNKS:
+        return []
+    bounds = np.linspace(0, n, k + 1).astype(int)
+    return [table.slice(a, b - a) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _column_settings(
+    schema: Schema,
+    method: str | Mapping[str, str] | None,
+    thresholds: Mapping[str, float],
+    decision: str,
+) -> dict[str, tuple[str, float | None]]:
+    """(method, fixed threshold) per drift column. A single method name applies to the columns
+    it can; a mapping is keyed by column name, then ``"numeric"`` / ``"categorical"``."""
+    by_key = {} if method is None else {"numeric": method, "categorical": method}
+    if isinstance(method, Mapping):
+        by_key = dict(method)
+    settings: dict[str, tuple[str, float | None]] = {}
+    for col in schema.drift_columns():
+        kind = col.type.value
+        chosen = by_key.get(col.name) or by_key.get(kind) or DEFAULT_METHODS[kind]
+        try:
+            check_method(kind, chosen, decision)
+        except ValueError as exc:
+            if isinstance(method, str) and col.name not in by_key:
+                chosen = DEFAULT_METHODS[kind]  # e.g. "ks" asked for: categoricals keep theirs
+                check_method(kind, chosen, decision)
+            else:
+                raise InputError(f"column {col.name!r}: {exc}") from None
+        settings[col.name] = (chosen, thresholds.get(col.name, thresholds.get(chosen)))
+    return settings
+
+
+def compare(
+    reference: object,
+    current: object,
+    *,
+    target: str | None = None,
+    prediction: str | None = None,
+    scores: Sequence[str] | None = None,
+    schema: Schema | None = None,
+    columns: Sequence[str] | None = None,
+    method: str | Mapping[str, str] | None = None,
+    decision: str = "calibrated",
+    false_alarm_rate: float = 0.01,
+    thresholds: Mapping[str, float] | None = None,
+    drift_share: float = 0.5,
+    timestamp: str | None = None,
+    reference_chunks: int | None = None,
+    bins: int = DEFAULT_BINS,
+    seed: int | None = 0,
+    progress: bool | None = None,
+) -> Report:
+    """Compare ``current`` data with a ``reference``: drift per column, data quality, and
+    performance when ``target`` and ``prediction`` are given.
+
+    ``method``: one method for all columns it applies to, or a mapping keyed by column name,
+    ``"numeric"`` or ``"categorical"``. ``decision``: ``"calibrated"`` (per-column
+    false-alarm rate ``false_alarm_rate``), ``"p_value"`` or ``"threshold"``; ``thresholds``
+    keyed by column or method name. The reference is cut into time-ordered chunks to measure
+    its natural variation when it has a timestamp column, or into ``reference_chunks`` chunks
+    in row order when that is given.
+    """
+    if not 0 < false_alarm_rate < 1:
+        raise InputError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
+    ref_t, cur_t = to_table(reference, name="reference"), to_table(current, name="current")
+    for name in (target, prediction, *(scores or ())):
+        if name is not None and name not in ref_t.column_names and name not in cur_t.column_names:
+            raise InputError(f"unknown column {name!r}: not in the reference or the current data")
+    schema = _resolve_schema(ref_t, schema, target, prediction, scores, timestamp, columns)
+    try:
+        col_settings = _column_settings(schema, method, thresholds or {}, decision)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    drift_cols = list(col_settings)
+
+    with Progress(enabled=progress, rows=ref_t.num_rows + cur_t.num_rows) as bar:
+        spec: ProfileSpec = build_spec(ref_t, schema, bins=bins)
+        chunk_tables = _reference_chunks(ref_t, schema, cur_t.num_rows, reference_chunks)
+        total = len(spec.columns) * (max(len(chunk_tables), 1) + 1) + len(drift_cols)
+        bar.start("profiling", total)
+        if chunk_tables:
+            chunk_profiles = [
+                profile_table(t, schema, spec, on_column=bar.step) for t in chunk_tables
+            ]
+            ref_p = chunk_profiles[0]
+            for p in chunk_profiles[1:]:
+                ref_p = ref_p.merge(p)
+        else:
+            chunk_profiles, ref_p = [], profile_table(ref_t, schema, spec, on_column=bar.step)
+        cur_p = profile_table(cur_t, schema, spec, on_column=bar.step)
+        drift, quality, findings = _evaluate(
+            ref_p, cur_p, chunk_profiles, col_settings, decision, false_alarm_rate, seed, bar.step
+        )
+
+    findings = _frame_findings(ref_t, cur_t, schema, cur_p) + findings
+    performance = None
+    if target is not None and prediction is not None:
+        from watchkeeper.performance_report import performance_section
+
+        performance = performance_section(ref_t, cur_t, target, prediction, scores, findings)
+    settings = {
+        "decision": decision,
+        "false_alarm_rate": false_alarm_rate,
+        "drift_share": drift_share,
+        "bins": bins,
+        "reference_chunks": len(chunk_profiles),
+        "methods": {n: m for n, (m, _) in col_settings.items()},
+        "seed": seed,
+    }
+    return Report(
+        drift=drift,
+        quality=quality,
+        findings=findings,
+        performance=performance,
+        schema=schema,
+        settings=settings,
+        reference_rows=ref_t.num_rows,
+        current_rows=cur_t.num_rows,
+    )
+
+
+def _evaluate(
+    ref_p: DatasetProfile,
+    cur_p: DatasetProfile,
+    chunks: list[DatasetProfile],
+    col_settings: Mapping[str, tuple[str, float | None]],
+    decision: str,
+    alpha: float,
+    seed: int | None,
+    step: Any,
+) -> tuple[dict[str, ColumnDrift], dict[str, dict[str, Any]], list[Finding]]:
+    drift: dict[str, ColumnDrift] = {}
+    quality: dict[str, dict[str, Any]] = {}
+    findings: list[Finding] = []
+    cache: dict[tuple[object, ...], Any] = {}
+    for name, ref in ref_p.columns.items():
+        cur = cur_p.columns.get(name)
+        if cur is None:
+            findings.append(
+                Finding(
+                    name, "critical", "missing_column", f"{name} is missing from the current data"
+                )
+            )
+            continue
+        quality[name], more = compare_quality(name, ref, cur)
+        findings.extend(more)
+        if name in col_settings:
+            method, limit = col_settings[name]
+            drift[name] = column_drift(
+                name,
+                ref,
+                cur,
+                method=method,
+                decision=decision,
+                alpha=alpha,
+                threshold=limit,
+                chunks=[c.columns[name] for c in chunks if name in c.columns] or None,
+                seed=seed,
+                noise_cache=cache,
+            )
+            step(name)
+    ranked = sorted(drift.values(), key=lambda d: -1.0 if d.effect_size is None else -d.effect_size)
+    return {d.column: d for d in ranked}, quality, findings
+
+
+def _frame_findings(
+    ref: pa.Table, cur: pa.Table, schema: Schema, cur_p: DatasetProfile
+) -> list[Finding]:
+    out = []
+    if ref.num_rows == 0:
+        out.append(Finding(None, "critical", "empty_reference", "the reference has no rows"))
+    if cur.num_rows == 0:
+        out.append(Finding(None, "critical", "empty_current", "the current data has no rows"))
+    new = [c for c in cur.column_names if c not in schema.columns]
+    if new:
+        out.append(Finding(None, "info", "new_columns", f"columns not in the reference: {new}"))
+    return out

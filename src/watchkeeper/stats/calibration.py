@@ -1,0 +1,164 @@
+"""Drift thresholds calibrated to a false-alarm rate.
+
+A fixed distance threshold ignores sample size, and a p-value flags everything on large data.
+Instead, the threshold of a column is the ``1 - alpha`` quantile of the statistic's own
+distribution when there is **no drift**, at the sizes actually compared:
+
+1. *Sampling noise.* Under no drift, reference and current histograms are both multinomial
+   draws from the reference's bin proportions p. Two samples of sizes n and m compare like
+   the fixed p against one sample of the effective size ``n·m / (n + m)`` (exact to first
+   order for every statistic here; the same device gives the asymptotic two-sample KS law).
+   ``replicates`` such histograms are drawn and scored in one vectorised call.
+2. *Natural variation.* Real data are not i.i.d. in time: weekdays, campaigns, batches. When
+   the reference has a time order, it is cut into consecutive chunks of about the current
+   window's size; each chunk is scored against the rest of the reference. What a chunk's
+   statistic shows beyond the sampling noise expected at its size is that chunk's *excess*.
+   The null sample becomes ``noise_r + excess_{k(r)}`` with chunk k(r) drawn at random, so
+   a current window that varies as much as the reference's own chunks do does not alarm.
+
+Statistics are combined on the scale where they add: squared for distances (KS, Wasserstein,
+Jensen–Shannon and Hellinger distances, L-infinity), as they are for χ²-type divergences
+(PSI, χ²). When ``alpha * replicates`` is below 20 the empirical tail is too thin, and the
+quantile comes from a gamma distribution matched to the null sample's mean and variance
+(a Satterthwaite–Welch approximation, which is exact in shape for χ²-type statistics).
+
+Examples
+--------
+>>> import numpy as np
+>>> from watchkeeper.stats import distances
+>>> ref = np.full(10, 1_000)            # 10 equally filled reference bins, n = 10,000
+>>> t = null_threshold(distances.ks, ref, 2_000, alpha=0.01, power=2, seed=0)
+>>> round(t.threshold, 3)
+0.036
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import stats as sps
+
+Statistic = Callable[[NDArray[np.generic], NDArray[np.generic]], NDArray[np.float64]]
+
+DEFAULT_REPLICATES = 2000
+MIN_TAIL = 20
+
+
+@dataclass(frozen=True)
+class NullThreshold:
+    """The calibrated threshold and how it was obtained."""
+
+    threshold: float
+    null_median: float
+    replicates: int
+    chunks: int
+    natural_variation: float  # mean excess of the reference's chunks over sampling noise
+    tail: str  # "empirical" or "gamma"
+
+
+def effective_size(n_reference: int, n_current: int) -> int:
+    return max(round(n_reference * n_current / (n_reference + n_current)), 1)
+
+
+def _noise(
+    stat: Statistic,
+    ref_counts: NDArray[np.int64],
+    p: NDArray[np.float64],
+    sizes: tuple[int, int],
+    replicates: int,
+    rng: np.random.Generator,
+    scale_free: bool,
+) -> NDArray[np.float64]:
+    if scale_free:
+        draws = rng.multinomial(effective_size(*sizes), p, size=replicates)
+        return np.asarray(stat(ref_counts, draws), dtype=np.float64)
+    refs = rng.multinomial(sizes[0], p, size=replicates)
+    return np.asarray(stat(refs, rng.multinomial(sizes[1], p, size=replicates)), dtype=np.float64)
+
+
+def _quantile(sample: NDArray[np.float64], alpha: float) -> tuple[float, str]:
+    if alpha * sample.size >= MIN_TAIL:
+        return float(np.quantile(sample, 1 - alpha, method="higher")), "empirical"
+    mean, var = float(sample.mean()), float(sample.var())
+    if var <= 0 or mean <= 0:
+        return float(sample.max()), "empirical"
+    shape, scale = mean * mean / var, var / mean
+    return float(sps.gamma.ppf(1 - alpha, shape, scale=scale)), "gamma"
+
+
+def null_threshold(
+    stat: Statistic,
+    ref_counts: NDArray[np.generic],
+    n_current: int,
+    *,
+    alpha: float,
+    power: int,
+    chunk_counts: NDArray[np.generic] | None = None,
+    replicates: int = DEFAULT_REPLICATES,
+    seed: int | None = 0,
+    noise_cache: dict[tuple[object, ...], NDArray[np.float64]] | None = None,
+    scale_free: bool = True,
+    open_cells: tuple[int, ...] = (),
+) -> NullThreshold:
+    """Threshold above which ``stat(ref_counts, current)`` signals drift at false-alarm ``alpha``.
+
+    ``chunk_counts`` (K × B), when given, are the reference's consecutive chunks in time order;
+    their sum must equal ``ref_counts``. ``noise_cache`` lets columns with the same reference
+    proportions (every continuous column binned at equal mass) share one simulation.
+    ``scale_free=False`` is for statistics that grow with the sample sizes (χ²): both
+    histograms are then drawn at their actual sizes. ``open_cells`` are cells the reference
+    sample left empty but the population does not: values beyond the reference's minimum and
+    maximum, or categories it never showed. An empty one gets one pseudo-count, since a new
+    value falls beyond the extremes of n exchangeable values with probability 1 / (n + 1).
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha (the false-alarm rate) must be in (0, 1), got {alpha}")
+    ref = np.asarray(ref_counts, dtype=np.int64)
+    n_ref = int(ref.sum())
+    rng = np.random.default_rng(seed)
+    pseudo = np.zeros(ref.size)
+    for cell in open_cells:
+        pseudo[cell] = 1.0 if ref[cell] == 0 else 0.0
+    p = (ref + pseudo) / (n_ref + pseudo.sum())
+
+    def noise(sizes: tuple[int, int]) -> NDArray[np.float64]:
+        key = (
+            stat,
+            ref.tobytes(),
+            sizes if not scale_free else effective_size(*sizes),
+            replicates,
+            seed,
+        )
+        if noise_cache is not None and key in noise_cache:
+            return noise_cache[key]
+        sample = _noise(stat, ref, p, sizes, replicates, rng, scale_free) ** power
+        if noise_cache is not None:
+            noise_cache[key] = sample
+        return sample
+
+    null = noise((n_ref, n_current))
+    k, variation = 0, 0.0
+    if chunk_counts is not None and len(chunk_counts) >= 2:
+        chunks = np.asarray(chunk_counts, dtype=np.int64)
+        sizes = chunks.sum(axis=1)
+        chunks, sizes = chunks[sizes > 0], sizes[sizes > 0]
+        k = len(chunks)
+        if k >= 2:
+            observed = stat(ref - chunks, chunks) ** power
+            typical = int(np.median(sizes))
+            expected = float(noise((n_ref - typical, typical)).mean())
+            excess = np.maximum(observed - expected, 0.0)
+            variation = float(excess.mean()) ** (1 / power)
+            null = null + excess[rng.integers(0, k, size=null.size)]
+    value, tail = _quantile(null, alpha)
+    return NullThreshold(
+        threshold=value ** (1 / power),
+        null_median=float(np.median(null)) ** (1 / power),
+        replicates=replicates,
+        chunks=k,
+        natural_variation=variation,
+        tail=tail,
+    )

@@ -1,0 +1,243 @@
+"""Per-column drift: a statistic between two profiles and a decision that means something.
+
+Decisions (``decision=``):
+
+* ``"calibrated"`` (default): drift when the statistic exceeds what the reference itself shows
+  under no drift at the current sample size, including its chunks' natural variation when it
+  has a time order (:mod:`watchkeeper.stats.calibration`). ``alpha`` is the per-column
+  false-alarm rate.
+* ``"p_value"``: drift when the method's p-value is below ``threshold`` (default 0.05); only
+  for methods that have one (``ks``, ``chisquare``).
+* ``"threshold"``: drift when the statistic exceeds a fixed ``threshold`` (per-method
+  defaults in :data:`FIXED_THRESHOLDS`).
+
+Numeric columns are compared on the profile's fine histogram (``ks``, ``wasserstein``) or on
+``COARSE_BINS`` equal-mass groups of it (the divergences), keeping the two out-of-range cells.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import stats as sps
+
+from watchkeeper.stats import distances
+from watchkeeper.stats.calibration import NullThreshold, Statistic, effective_size, null_threshold
+from watchkeeper.stats.categorical import CategoricalProfile
+from watchkeeper.stats.numeric import NumericProfile
+
+ColumnProfile = NumericProfile | CategoricalProfile
+Counts = NDArray[np.int64]
+
+COARSE_BINS = 20
+DECISIONS = ("calibrated", "p_value", "threshold")
+NUMERIC_METHODS = ("ks", "wasserstein", "psi", "jensenshannon", "hellinger", "linf", "chisquare")
+CATEGORICAL_METHODS = ("chisquare", "jensenshannon", "psi", "hellinger", "linf")
+DEFAULT_METHODS = {"numeric": "ks", "categorical": "jensenshannon"}
+FIXED_THRESHOLDS = {
+    "ks": 0.1,
+    "wasserstein": 0.1,
+    "psi": 0.1,
+    "jensenshannon": 0.1,
+    "hellinger": 0.1,
+    "linf": 0.1,
+}
+# distances are squared before tails are combined; divergences are already on that scale
+POWER = {"psi": 1, "chisquare": 1}
+
+
+@dataclass
+class ColumnDrift:
+    """The drift result of one column."""
+
+    column: str
+    type: str
+    method: str
+    decision: str
+    statistic: float | None
+    threshold: float | None
+    drifted: bool
+    p_value: float | None = None
+    effect_size: float | None = None
+    n_reference: int = 0
+    n_current: int = 0
+    note: str | None = None
+    calibration: NullThreshold | None = None
+    distribution: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "calibration"}
+        if self.calibration is not None:
+            out["null_median"] = self.calibration.null_median
+            out["reference_chunks"] = self.calibration.chunks
+            out["natural_variation"] = self.calibration.natural_variation
+        return out
+
+
+def check_method(kind: str, method: str, decision: str) -> None:
+    """Raise ValueError naming the allowed values when a method or decision does not apply."""
+    allowed = NUMERIC_METHODS if kind == "numeric" else CATEGORICAL_METHODS
+    if method not in allowed:
+        raise ValueError(
+            f"method {method!r} does not apply to {kind} columns; use one of {allowed}"
+        )
+    if decision not in DECISIONS:
+        raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
+    if decision == "p_value" and method not in ("ks", "chisquare"):
+        raise ValueError(f"method {method!r} has no p-value; use 'ks' or 'chisquare' with it")
+
+
+def _coarse_groups(n_cells: int) -> NDArray[np.intp]:
+    """np.add.reduceat starts: outer cells alone, interior cells in COARSE_BINS groups."""
+    interior = n_cells - 2
+    if interior <= COARSE_BINS:
+        return np.arange(n_cells)
+    starts = 1 + (np.arange(COARSE_BINS) * interior) // COARSE_BINS
+    return np.concatenate(([0], starts, [n_cells - 1])).astype(np.intp)
+
+
+def _cells(profile: ColumnProfile, groups: NDArray[np.intp] | None) -> Counts:
+    return profile.counts if groups is None else np.add.reduceat(profile.counts, groups)
+
+
+def _wasserstein_boundaries(ref: NumericProfile, cur: NumericProfile) -> NDArray[np.float64]:
+    lo = float(np.fmin(ref.minimum, cur.minimum))
+    hi = float(np.fmax(ref.maximum, cur.maximum))
+    return np.concatenate(([lo], ref.edges, [hi]))
+
+
+def _cell_means(profile: NumericProfile, boundaries: NDArray[np.float64]) -> NDArray[np.float64]:
+    mid = (boundaries[1:] + boundaries[:-1]) / 2
+    filled = profile.counts > 0
+    return np.where(filled, profile.sums / np.where(filled, profile.counts, 1), mid)
+
+
+def _statistic_fns(
+    method: str, ref: ColumnProfile, cur: ColumnProfile
+) -> tuple[Statistic, Statistic]:
+    """(the statistic for the observed pair, the one for no-drift replicates)."""
+    if method == "wasserstein":
+        assert isinstance(ref, NumericProfile) and isinstance(cur, NumericProfile)
+        bounds = _wasserstein_boundaries(ref, cur)
+        ref_means, cur_means = _cell_means(ref, bounds), _cell_means(cur, bounds)
+        scale = ref.std if ref.std > 0 else 1.0
+
+        def observed(r: NDArray[np.generic], c: NDArray[np.generic]) -> NDArray[np.float64]:
+            return distances.wasserstein(r, c, bounds, ref_means, cur_means) / scale
+
+        def replicate(r: NDArray[np.generic], c: NDArray[np.generic]) -> NDArray[np.float64]:
+            return distances.wasserstein(r, c, bounds, ref_means, ref_means) / scale
+
+        return observed, replicate
+    fn: Statistic = getattr(distances, method)
+    return fn, fn
+
+
+def _p_value(method: str, statistic: float, r: Counts, c: Counts) -> float | None:
+    if method == "ks":
+        n_eff = effective_size(int(r.sum()), int(c.sum()))
+        return float(sps.kstwo.sf(statistic, n_eff))
+    if method == "chisquare":
+        dof = distances.chisquare_dof(r, c)
+        return float(sps.chi2.sf(statistic, dof)) if dof > 0 else 1.0
+    return None
+
+
+def _distribution(ref: ColumnProfile, cur: ColumnProfile) -> dict[str, Any]:
+    if isinstance(ref, NumericProfile):
+        return {
+            "kind": "numeric",
+            "edges": ref.edges.tolist(),
+            "reference": ref.counts.tolist(),
+            "current": cur.counts.tolist(),
+        }
+    assert isinstance(ref, CategoricalProfile)
+    return {
+        "kind": "categorical",
+        "categories": [*ref.categories, "(other)"],
+        "reference": ref.counts.tolist(),
+        "current": cur.counts.tolist(),
+    }
+
+
+def column_drift(
+    column: str,
+    reference: ColumnProfile,
+    current: ColumnProfile,
+    *,
+    method: str | None = None,
+    decision: str = "calibrated",
+    alpha: float = 0.01,
+    threshold: float | None = None,
+    chunks: list[ColumnProfile] | None = None,
+    seed: int | None = 0,
+    noise_cache: dict[tuple[object, ...], NDArray[np.float64]] | None = None,
+) -> ColumnDrift:
+    """Compare one column's current profile with its reference profile."""
+    kind = "numeric" if isinstance(reference, NumericProfile) else "categorical"
+    method = method or DEFAULT_METHODS[kind]
+    check_method(kind, method, decision)
+    n_ref, n_cur = reference.count, current.count
+    result = ColumnDrift(
+        column=column,
+        type=kind,
+        method=method,
+        decision=decision,
+        statistic=None,
+        threshold=None,
+        drifted=False,
+        n_reference=n_ref,
+        n_current=n_cur,
+        distribution=_distribution(reference, current),
+    )
+    if n_ref == 0:
+        result.note = "the reference has no values in this column; drift not computed"
+        return result
+    if n_cur == 0:
+        result.note = "the current data has no values in this column; drift not computed"
+        return result
+
+    fine = kind == "numeric" and method in ("ks", "wasserstein")
+    groups = _coarse_groups(len(reference.counts)) if kind == "numeric" and not fine else None
+    r, c = _cells(reference, groups), _cells(current, groups)
+    observed, stat = _statistic_fns(method, reference, current)
+    result.statistic = float(observed(r, c))
+    result.p_value = _p_value(method, result.statistic, r, c)
+    g = _coarse_groups(len(reference.counts)) if kind == "numeric" else None
+    result.effect_size = float(distances.jensenshannon(_cells(reference, g), _cells(current, g)))
+
+    if decision == "p_value":
+        result.threshold = 0.05 if threshold is None else threshold
+        result.drifted = result.p_value is not None and result.p_value < result.threshold
+    elif decision == "threshold":
+        fixed = FIXED_THRESHOLDS.get(method) if threshold is None else threshold
+        if fixed is None:
+            raise ValueError(f"method {method!r} has no default fixed threshold; pass threshold=")
+        result.threshold = fixed
+        result.drifted = result.statistic > fixed
+    else:
+        chunk_cells = None
+        if chunks:
+            chunk_cells = np.stack([_cells(ch, groups) for ch in chunks])
+        result.calibration = null_threshold(
+            stat,
+            r,
+            n_cur,
+            alpha=alpha,
+            power=POWER.get(method, 2),
+            chunk_counts=chunk_cells,
+            seed=seed,
+            noise_cache=noise_cache if method != "wasserstein" else None,
+            scale_free=method != "chisquare",
+            open_cells=(0, len(r) - 1) if kind == "numeric" else (len(r) - 1,),
+        )
+        result.threshold = result.calibration.threshold
+        result.drifted = result.statistic > result.threshold
+    if kind == "numeric" and method == "wasserstein":
+        assert isinstance(reference, NumericProfile)
+        if not reference.std > 0:
+            result.note = "the reference is constant: Wasserstein distance is not normalised"
+    return result

@@ -1,0 +1,259 @@
+"""The profile of a numeric column: exact counts, moments, a frozen-edge histogram and a KLL sketch.
+
+A profile is built in one vectorised pass over a float64 array and merges associatively:
+``NumericProfile.build(a, edges).merge(NumericProfile.build(b, edges))`` equals
+``NumericProfile.build(concat(a, b), edges)`` on every exact part (counts, nulls, min, max, the
+histogram; mean and variance up to floating-point rounding, merged with Chan et al.'s
+pairwise update). The quantile sketch is Apache DataSketches KLL: its rank error is
+``kll.normalized_rank_error(False)`` (about 1.3 % at k=200, 99 % confidence), before and after
+merging.
+
+Histogram layout. ``edges`` (at least two, sorted) are frozen from the reference: equal-mass
+reference quantiles, duplicates dropped. ``counts`` has ``len(edges) + 1`` cells:
+
+* ``counts[0]``: values below ``edges[0]`` (below the reference minimum);
+* ``counts[i]`` for ``1 <= i < len(edges)``: values in ``[edges[i-1], edges[i])``, the last of
+  these closed on the right so the reference maximum falls inside;
+* ``counts[-1]``: values above ``edges[-1]`` (above the reference maximum).
+
+A constant reference has ``edges == [c, c]``: one point bin. A reference without a single finite
+value has no edges and one cell.
+
+Examples
+--------
+>>> import numpy as np
+>>> rng = np.random.default_rng(7)
+>>> ref = rng.normal(size=10_000)
+>>> edges = quantile_edges(np.sort(ref), bins=10)
+>>> p = NumericProfile.build(ref, edges)
+>>> int(p.counts.sum()), int(p.counts[0]), int(p.counts[-1])
+(10000, 0, 0)
+>>> q = NumericProfile.build(ref[:5000], edges).merge(NumericProfile.build(ref[5000:], edges))
+>>> bool(np.array_equal(p.counts, q.counts)), bool(np.isclose(p.mean, q.mean))
+(True, True)
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+import datasketches as ds
+import numpy as np
+from numpy.typing import NDArray
+
+from watchkeeper.errors import ProfileMismatchError
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+DEFAULT_BINS = 100
+DEFAULT_KLL_K = 200
+
+
+def quantile_edges(sorted_finite: FloatArray, bins: int = DEFAULT_BINS) -> FloatArray:
+    """Equal-mass bin edges of a sorted array of finite values, duplicates dropped.
+
+    Returns ``bins + 1`` edges at most, ``[c, c]`` for a constant and ``[]`` for an empty array.
+    """
+    if bins < 1:
+        raise ValueError(f"bins must be a positive integer, got {bins}")
+    n = sorted_finite.size
+    if n == 0:
+        return np.empty(0, dtype=np.float64)
+    positions = np.linspace(0, n - 1, bins + 1)
+    lower = np.floor(positions).astype(np.int64)
+    upper = np.minimum(lower + 1, n - 1)
+    frac = positions - lower
+    edges = sorted_finite[lower] * (1 - frac) + sorted_finite[upper] * frac
+    edges[0], edges[-1] = sorted_finite[0], sorted_finite[-1]
+    edges = np.unique(edges)
+    if edges.size == 1:
+        edges = np.repeat(edges, 2)
+    return edges.astype(np.float64)
+
+
+def _cumulative(sorted_finite: FloatArray, edges: FloatArray) -> IntArray:
+    n = sorted_finite.size
+    if edges.size == 0:
+        return np.array([0, n], dtype=np.int64)
+    below = np.searchsorted(sorted_finite, edges[:-1], side="left")
+    up_to_max = np.searchsorted(sorted_finite, edges[-1], side="right")
+    return np.concatenate(([0], below, [up_to_max, n])).astype(np.int64)
+
+
+def histogram_sorted(sorted_finite: FloatArray, edges: FloatArray) -> IntArray:
+    """Histogram of a sorted finite array on frozen edges, in the layout of the module docstring."""
+    return np.diff(_cumulative(sorted_finite, edges))
+
+
+def bin_sums_sorted(sorted_finite: FloatArray, edges: FloatArray) -> FloatArray:
+    """Sum of the values in each histogram cell (exact and mergeable, like the counts)."""
+    cumulative = _cumulative(sorted_finite, edges)
+    starts = cumulative[:-1]
+    filled = np.diff(cumulative) > 0
+    sums = np.zeros(starts.size, dtype=np.float64)
+    if filled.any():
+        sums[filled] = np.add.reduceat(sorted_finite, starts[filled])
+    return sums
+
+
+def _new_kll(k: int) -> Any:
+    return ds.kll_doubles_sketch(k)
+
+
+def _copy_kll(sketch: Any) -> Any:
+    return ds.kll_doubles_sketch.deserialize(sketch.serialize())
+
+
+@dataclass(eq=False)
+class NumericProfile:
+    """Mergeable profile of one numeric column (see the module docstring)."""
+
+    edges: FloatArray
+    counts: IntArray
+    sums: FloatArray
+    count: int = 0
+    nulls: int = 0
+    type_errors: int = 0
+    non_finite: int = 0
+    minimum: float = float("nan")
+    maximum: float = float("nan")
+    mean: float = float("nan")
+    m2: float = 0.0
+    kll: Any = field(default_factory=lambda: _new_kll(DEFAULT_KLL_K))
+
+    @classmethod
+    def build(
+        cls,
+        values: FloatArray,
+        edges: FloatArray,
+        *,
+        nulls: int = 0,
+        type_errors: int = 0,
+        kll_k: int = DEFAULT_KLL_K,
+        presorted: bool = False,
+    ) -> NumericProfile:
+        """Profile ``values`` (float64; NaN counts as null) on the frozen ``edges``.
+
+        ``nulls`` and ``type_errors`` add rows that were missing or unparsable before the
+        values were converted to floats.
+        """
+        values = np.asarray(values, dtype=np.float64)
+        ordered = values if presorted else np.sort(values)
+        # np.sort puts NaN last and -inf/+inf at the ends of the finite run.
+        n_nan = ordered.size - int(np.searchsorted(ordered, np.nan, side="left"))
+        lo = int(np.searchsorted(ordered, -np.inf, side="right"))
+        hi = int(np.searchsorted(ordered[: ordered.size - n_nan], np.inf, side="left"))
+        finite = ordered[lo:hi]
+        kll = _new_kll(kll_k)
+        profile = cls(
+            edges=np.asarray(edges, dtype=np.float64),
+            counts=histogram_sorted(finite, np.asarray(edges, dtype=np.float64)),
+            sums=bin_sums_sorted(finite, np.asarray(edges, dtype=np.float64)),
+            count=int(finite.size),
+            nulls=int(nulls) + n_nan,
+            type_errors=int(type_errors),
+            non_finite=lo + (ordered.size - n_nan - hi),
+            kll=kll,
+        )
+        if finite.size:
+            kll.update(finite)
+            with np.errstate(over="ignore", invalid="ignore"):  # |x| > 1e154 overflows m2
+                mean = float(finite.mean())
+                centred = finite - mean
+                m2 = float(np.dot(centred, centred))
+            profile.minimum, profile.maximum = float(finite[0]), float(finite[-1])
+            profile.mean, profile.m2 = mean, m2
+        return profile
+
+    @property
+    def rows(self) -> int:
+        """All rows seen: finite values, nulls, non-finite values and type errors."""
+        return self.count + self.nulls + self.non_finite + self.type_errors
+
+    @property
+    def variance(self) -> float:
+        """Sample variance (ddof=1); NaN with fewer than two values."""
+        return self.m2 / (self.count - 1) if self.count > 1 else float("nan")
+
+    @property
+    def std(self) -> float:
+        return float(np.sqrt(self.variance))
+
+    def quantile(self, q: float) -> float:
+        """Approximate quantile from the KLL sketch (NaN when empty)."""
+        return float(self.kll.get_quantile(q)) if self.count else float("nan")
+
+    def merge(self, other: NumericProfile) -> NumericProfile:
+        """A new profile of both inputs; the bins must be the same."""
+        if not np.array_equal(self.edges, other.edges):
+            raise ProfileMismatchError("cannot merge numeric profiles built on different bin edges")
+        n = self.count + other.count
+        if self.count == 0 or other.count == 0:
+            src = self if other.count == 0 else other
+            mean, m2 = src.mean, src.m2
+        else:
+            delta = other.mean - self.mean
+            mean = self.mean + delta * other.count / n
+            m2 = self.m2 + other.m2 + delta * delta * self.count * other.count / n
+        kll = _copy_kll(self.kll)
+        kll.merge(other.kll)
+        return NumericProfile(
+            edges=self.edges,
+            counts=self.counts + other.counts,
+            sums=self.sums + other.sums,
+            count=n,
+            nulls=self.nulls + other.nulls,
+            type_errors=self.type_errors + other.type_errors,
+            non_finite=self.non_finite + other.non_finite,
+            minimum=float(np.fmin(self.minimum, other.minimum)),
+            maximum=float(np.fmax(self.maximum, other.maximum)),
+            mean=mean,
+            m2=m2,
+            kll=kll,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (NaN becomes None, the sketch base64 bytes)."""
+        return {
+            "kind": "numeric",
+            "edges": self.edges.tolist(),
+            "counts": self.counts.tolist(),
+            "sums": self.sums.tolist(),
+            "count": self.count,
+            "nulls": self.nulls,
+            "type_errors": self.type_errors,
+            "non_finite": self.non_finite,
+            "min": _none_if_nan(self.minimum),
+            "max": _none_if_nan(self.maximum),
+            "mean": _none_if_nan(self.mean),
+            "m2": self.m2,
+            "kll": base64.b64encode(self.kll.serialize()).decode("ascii"),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NumericProfile:
+        return cls(
+            edges=np.asarray(data["edges"], dtype=np.float64),
+            counts=np.asarray(data["counts"], dtype=np.int64),
+            sums=np.asarray(data["sums"], dtype=np.float64),
+            count=int(data["count"]),
+            nulls=int(data["nulls"]),
+            type_errors=int(data["type_errors"]),
+            non_finite=int(data["non_finite"]),
+            minimum=_nan_if_none(data["min"]),
+            maximum=_nan_if_none(data["max"]),
+            mean=_nan_if_none(data["mean"]),
+            m2=float(data["m2"]),
+            kll=ds.kll_doubles_sketch.deserialize(base64.b64decode(data["kll"])),
+        )
+
+
+def _none_if_nan(x: float) -> float | None:
+    return None if np.isnan(x) else float(x)
+
+
+def _nan_if_none(x: float | None) -> float:
+    return float("nan") if x is None else float(x)

@@ -1,0 +1,88 @@
+"""Oracle tests: every drift statistic against scipy on the same data or the same counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+from watchkeeper.stats import distances
+from watchkeeper.stats.numeric import bin_sums_sorted, histogram_sorted, quantile_edges
+
+SEEDS = range(5)
+
+
+def _counts(seed: int, k: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.ones(k))
+    q = rng.dirichlet(np.ones(k))
+    return rng.multinomial(5000, p), rng.multinomial(3000, q)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_jensenshannon_matches_scipy(seed: int) -> None:
+    r, c = _counts(seed)
+    assert distances.jensenshannon(r, c) == pytest.approx(jensenshannon(r, c, base=2), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_chisquare_matches_chi2_contingency(seed: int) -> None:
+    r, c = _counts(seed)
+    r[3] = c[3] = 0  # an empty category is dropped, as scipy requires
+    table = np.vstack([r, c])[:, (r + c) > 0]
+    chi2, p, dof, _ = stats.chi2_contingency(table, correction=False)
+    assert distances.chisquare(r, c) == pytest.approx(chi2, rel=1e-12)
+    assert distances.chisquare_dof(r, c) == dof
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_hellinger_psi_linf_formulas(seed: int) -> None:
+    r, c = _counts(seed)
+    p, q = r / r.sum(), c / c.sum()
+    hell = np.sqrt(0.5 * ((np.sqrt(p) - np.sqrt(q)) ** 2).sum())
+    assert distances.hellinger(r, c) == pytest.approx(hell, abs=1e-12)
+    pf, qf = np.maximum(p, 1e-4), np.maximum(q, 1e-4)
+    assert distances.psi(r, c) == pytest.approx(((qf - pf) * np.log(qf / pf)).sum(), rel=1e-12)
+    assert distances.linf(r, c) == pytest.approx(np.abs(p - q).max(), abs=1e-15)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_ks_and_wasserstein_within_documented_bounds_of_scipy(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ref = rng.lognormal(0, 0.7, 20_000)
+    cur = rng.lognormal(0.05 * seed, 0.8, 8_000)
+    edges = quantile_edges(np.sort(ref), 100)
+    r, c = histogram_sorted(np.sort(ref), edges), histogram_sorted(np.sort(cur), edges)
+    exact_ks = stats.ks_2samp(ref, cur).statistic
+    binned = float(distances.ks(r, c))
+    assert binned <= exact_ks + 1e-12
+    assert exact_ks - binned <= distances.ks_error_bound(r, c)
+    bounds = np.concatenate(([min(ref.min(), cur.min())], edges, [max(ref.max(), cur.max())]))
+    exact_w = stats.wasserstein_distance(ref, cur)
+    means = [
+        np.where(h > 0, bin_sums_sorted(np.sort(x), edges) / np.maximum(h, 1), 0.0)
+        for x, h in ((ref, r), (cur, c))
+    ]
+    approx_w = float(distances.wasserstein(r, c, bounds, *means))
+    assert approx_w <= exact_w + 1e-9
+    assert exact_w - approx_w <= distances.wasserstein_error_bound(r, c, bounds)
+    assert exact_w - approx_w <= 0.01 * exact_w  # cell means make it exact but for sign changes
+
+
+def test_statistics_broadcast_over_replicates() -> None:
+    r, c = _counts(0)
+    many = np.stack([c, c[::-1], r])
+    for fn in (distances.ks, distances.psi, distances.jensenshannon, distances.hellinger,
+               distances.linf, distances.chisquare):
+        out = fn(r, many)
+        assert out.shape == (3,)
+        assert out[0] == pytest.approx(float(fn(r, c)))
+        assert out[2] == pytest.approx(0.0, abs=1e-12)  # a sample against itself shows no drift
+
+
+def test_identical_distributions_score_zero() -> None:
+    r = np.array([10, 20, 30, 0])
+    for fn in (distances.ks, distances.psi, distances.jensenshannon, distances.hellinger,
+               distances.linf, distances.chisquare):
+        assert float(fn(r, 2 * r)) == pytest.approx(0.0, abs=1e-12)
