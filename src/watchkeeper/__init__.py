@@ -9,7 +9,13 @@ The library in two lines::
 __version__ = "0.1.0"
 
 from watchkeeper.errors import InputError, SchemaError, WatchkeeperError  # noqa: E402
-from watchkeeper.profile import DatasetProfile, ProfileSpec, build_spec, profile  # noqa: E402
+from watchkeeper.profile import (  # noqa: E402
+    DatasetProfile,
+    ProfileSpec,
+    profile,
+    profile_reference,
+    profile_table,
+)
 from watchkeeper.report import Report, compare  # noqa: E402
 from watchkeeper.schema import ColumnSchema, ColumnType, Role, Schema, infer_schema  # noqa: E402
 
@@ -25,8 +31,9 @@ __all__ = [
     "SchemaError",
     "WatchkeeperError",
     "__version__",
-    "build_spec",
     "compare",
     "infer_schema",
     "profile",
+    "profile_reference",
+    "profile_table",
 ]

@@ -20,7 +20,7 @@ FAIL_ON = ("drift", "dataset-drift", "quality", "performance")
 
 
 class _Group(click.Group):
-    """Turns every watchkeeper error into one line and exit code 2."""
+    """Turns bad input (a watchkeeper error, a usage error) into one line and exit code 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -28,6 +28,9 @@ class _Group(click.Group):
         except WatchkeeperError as exc:
             click.echo(f"watchkeeper: error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            click.echo(f"watchkeeper: error: {exc.format_message()}", err=True)
+            sys.exit(2)
         except (OSError, ValueError) as exc:
             click.echo(f"watchkeeper: error: {exc}", err=True)
             sys.exit(2)
@@ -87,7 +90,7 @@ def _write(report: Any, output: Path | None) -> None:
     elif output.suffix.lower() in (".html", ".htm"):
         report.save_html(output)
     else:
-        raise click.BadParameter(f"{output}: use a .html or .json file name", param_hint="-o")
+        raise click.UsageError(f"-o {output}: use a .html or .json file name")
 
 
 @main.command()
@@ -156,7 +159,7 @@ def report(
     from watchkeeper.stats.drift import CATEGORICAL_METHODS, NUMERIC_METHODS
 
     if output is not None and output.suffix.lower() not in (".json", ".html", ".htm"):
-        raise click.BadParameter(f"{output}: use a .html or .json file name", param_hint="-o")
+        raise click.UsageError(f"-o {output}: use a .html or .json file name")
     schema = Schema.load(schema_path) if schema_path is not None else None
     thresholds = None
     if threshold is not None:

@@ -1,8 +1,9 @@
 """Dataset profiles: one mergeable profile per column, on bins frozen from a reference.
 
-``build_spec`` freezes the bins of every profiled column from the reference (equal-mass
-quantile edges for numeric columns, the most frequent categories for categorical ones);
-``profile_table`` then profiles any table on that spec in one vectorised pass per column.
+``profile_reference`` freezes the bins of every profiled column from the reference
+(equal-mass quantile edges for numeric columns, the most frequent categories for categorical
+ones) and profiles it; ``profile_table`` then profiles any table on that spec in one
+vectorised pass per column.
 Profiles of the same spec merge: per batch, per time bucket, per partition.
 
 Examples
@@ -32,8 +33,19 @@ import pyarrow as pa
 from watchkeeper.errors import InputError, ProfileMismatchError
 from watchkeeper.io import to_table
 from watchkeeper.schema import ColumnSchema, ColumnType, Schema, coerce_column, infer_schema
-from watchkeeper.stats.categorical import DEFAULT_MAX_CATEGORIES, CategoricalProfile, top_categories
-from watchkeeper.stats.numeric import DEFAULT_BINS, DEFAULT_KLL_K, NumericProfile, quantile_edges
+from watchkeeper.stats.categorical import (
+    DEFAULT_MAX_CATEGORIES,
+    CategoricalProfile,
+    top_of_counts,
+    value_counts,
+)
+from watchkeeper.stats.numeric import (
+    DEFAULT_BINS,
+    DEFAULT_KLL_K,
+    NumericProfile,
+    quantile_edges,
+    sort_finite,
+)
 
 ColumnProfile = NumericProfile | CategoricalProfile
 MAGIC = b"WKP1"
@@ -78,30 +90,6 @@ class ProfileSpec:
 def profiled_columns(schema: Schema) -> list[ColumnSchema]:
     """Columns that get a statistical profile: numeric and categorical ones of any role."""
     return [c for c in schema.columns.values() if c.type in PROFILED_TYPES]
-
-
-def build_spec(
-    table: pa.Table,
-    schema: Schema,
-    *,
-    bins: int = DEFAULT_BINS,
-    max_categories: int = DEFAULT_MAX_CATEGORIES,
-    kll_k: int = DEFAULT_KLL_K,
-) -> ProfileSpec:
-    """Freeze bin edges and categories from a reference table."""
-    cols: dict[str, ColumnSpec] = {}
-    for col in profiled_columns(schema):
-        values, _ = coerce_column(table, col)
-        if col.type == ColumnType.NUMERIC:
-            arr = values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-            finite = np.sort(arr[np.isfinite(arr)])
-            edges = tuple(quantile_edges(finite, bins).tolist())
-            cols[col.name] = ColumnSpec(col.name, "numeric", edges=edges)
-        else:
-            cols[col.name] = ColumnSpec(
-                col.name, "categorical", categories=top_categories(values, max_categories)
-            )
-    return ProfileSpec(cols, kll_k=kll_k)
 
 
 @dataclass
@@ -165,16 +153,93 @@ class DatasetProfile:
         return cls.from_dict(json.loads(zlib.decompress(blob[len(MAGIC) :])))
 
 
-def _profile_column(
-    table: pa.Table, col: ColumnSchema, spec: ColumnSpec, kll_k: int
-) -> ColumnProfile:
-    values, type_errors = coerce_column(table, col)
-    if spec.type == "numeric":
+@dataclass
+class _Pending:
+    """A column profiled but for its quantile sketch (see ``profile_table``)."""
+
+    profile: ColumnProfile
+    finite: np.ndarray[Any, np.dtype[np.float64]] | None = None
+
+
+def _numeric_values(table: pa.Table, col: ColumnSchema) -> tuple[Any, int, int, int]:
+    raw = table.column(col.name) if col.name in table.column_names else None
+    if raw is not None and pa.types.is_floating(raw.type):  # fast path: NaN already means null
+        type_errors = 0
+        arr = raw.to_numpy().astype(np.float64, copy=False)
+    else:
+        values, type_errors = coerce_column(table, col)
         arr = values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-        return NumericProfile.build(
-            arr, np.asarray(spec.edges), type_errors=type_errors, kll_k=kll_k
+    finite, n_nan, n_inf = sort_finite(arr)
+    return finite, n_nan, n_inf, type_errors
+
+
+def _profile_column(
+    table: pa.Table,
+    col: ColumnSchema,
+    spec: ColumnSpec | None,
+    kll_k: int,
+    bins: int,
+    max_categories: int,
+) -> tuple[ColumnSpec, _Pending]:
+    """Profile one column on ``spec``, or freeze a spec from it first when ``spec`` is None."""
+    if col.type == ColumnType.NUMERIC:
+        finite, n_nan, n_inf, type_errors = _numeric_values(table, col)
+        if spec is None:
+            spec = ColumnSpec(
+                col.name, "numeric", edges=tuple(quantile_edges(finite, bins).tolist())
+            )
+        prof = NumericProfile.from_sorted_finite(
+            finite,
+            np.asarray(spec.edges),
+            nulls=n_nan,
+            type_errors=type_errors,
+            non_finite=n_inf,
+            kll_k=kll_k,
+            sketch=False,
         )
-    return CategoricalProfile.build(values, spec.categories, type_errors=type_errors)
+        return spec, _Pending(prof, finite)
+    values, type_errors = coerce_column(table, col)
+    keys, counted, nulls = value_counts(values)
+    if spec is None:
+        cats = top_of_counts(keys, counted, max_categories)
+        spec = ColumnSpec(col.name, "categorical", categories=cats)
+    prof = CategoricalProfile.from_counts(
+        keys, counted, spec.categories, nulls=nulls, type_errors=type_errors
+    )
+    return spec, _Pending(prof)
+
+
+def _profile_all(
+    table: pa.Table,
+    columns: list[ColumnSchema],
+    spec: ProfileSpec | None,
+    on_column: Callable[[str], None] | None,
+    threads: int,
+    bins: int = DEFAULT_BINS,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+) -> tuple[ProfileSpec, dict[str, ColumnProfile]]:
+    kll_k = spec.kll_k if spec is not None else DEFAULT_KLL_K
+
+    def work(col: ColumnSchema) -> tuple[ColumnSpec, _Pending]:
+        col_spec = None if spec is None else spec.columns[col.name]
+        return _profile_column(table, col, col_spec, kll_k, bins, max_categories)
+
+    # Sorting, binning and counting release the GIL and run in threads; the KLL update
+    # holds it, so the sketches are filled afterwards, one column at a time.
+    if threads > 1 and table.num_rows >= 100_000 and len(columns) > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            results = list(pool.map(work, columns))
+    else:
+        results = [work(c) for c in columns]
+    profiles: dict[str, ColumnProfile] = {}
+    for col, (_, pending) in zip(columns, results, strict=True):
+        if pending.finite is not None and pending.finite.size:
+            pending.profile.kll.update(pending.finite)  # type: ignore[union-attr]
+        profiles[col.name] = pending.profile
+        if on_column is not None:
+            on_column(col.name)
+    frozen = spec or ProfileSpec({c.name: s for c, (s, _) in zip(columns, results, strict=True)})
+    return frozen, profiles
 
 
 def profile_table(
@@ -189,20 +254,27 @@ def profile_table(
     present = [c for c in profiled_columns(schema) if c.name in spec.columns]
     missing = [c.name for c in present if c.name not in table.column_names]
     todo = [c for c in present if c.name in table.column_names]
+    _, profiles = _profile_all(table, todo, spec, on_column, threads)
+    return DatasetProfile(table.num_rows, profiles, schema, spec, missing)
 
-    def work(col: ColumnSchema) -> tuple[str, ColumnProfile]:
-        result = _profile_column(table, col, spec.columns[col.name], spec.kll_k)
-        if on_column is not None:
-            on_column(col.name)
-        return col.name, result
 
-    if threads > 1 and table.num_rows >= 100_000:
-        with ThreadPoolExecutor(threads) as pool:
-            done = dict(pool.map(work, todo))
-    else:
-        done = dict(map(work, todo))
-    ordered = {c.name: done[c.name] for c in todo}
-    return DatasetProfile(table.num_rows, ordered, schema, spec, missing)
+def profile_reference(
+    table: pa.Table,
+    schema: Schema,
+    *,
+    bins: int = DEFAULT_BINS,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+    on_column: Callable[[str], None] | None = None,
+    threads: int = 2,
+) -> DatasetProfile:
+    """Freeze the bins from ``table`` (equal-mass quantile edges, the most frequent categories)
+    and profile it on them, in one pass over each column. ``.spec`` of the result profiles
+    any later data on the same bins."""
+    columns = profiled_columns(schema)
+    spec, profiles = _profile_all(
+        table, columns, None, on_column, threads, bins=bins, max_categories=max_categories
+    )
+    return DatasetProfile(table.num_rows, profiles, schema, spec, [])
 
 
 def profile(
@@ -216,5 +288,6 @@ def profile(
     (typically the reference's) is given."""
     table = to_table(data)
     schema = schema or infer_schema(table)
-    spec = spec or build_spec(table, schema, bins=bins)
+    if spec is None:
+        return profile_reference(table, schema, bins=bins)
     return profile_table(table, schema, spec)

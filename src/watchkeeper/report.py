@@ -28,17 +28,18 @@ import pyarrow as pa
 from watchkeeper import __version__
 from watchkeeper.errors import InputError
 from watchkeeper.io import to_table
-from watchkeeper.profile import (
-    DatasetProfile,
-    ProfileSpec,
-    build_spec,
-    profile_table,
-    profiled_columns,
-)
+from watchkeeper.profile import DatasetProfile, profile_reference, profile_table
 from watchkeeper.progress import Progress
 from watchkeeper.quality import Finding, compare_quality
 from watchkeeper.schema import ColumnType, Role, Schema, infer_schema
-from watchkeeper.stats.drift import DEFAULT_METHODS, ColumnDrift, check_method, column_drift
+from watchkeeper.stats.drift import (
+    CATEGORICAL_METHODS,
+    DEFAULT_METHODS,
+    NUMERIC_METHODS,
+    ColumnDrift,
+    check_method,
+    column_drift,
+)
 from watchkeeper.stats.numeric import DEFAULT_BINS
 
 MAX_REFERENCE_CHUNKS = 50
@@ -181,6 +182,20 @@ def _column_settings(
     by_key = {} if method is None else {"numeric": method, "categorical": method}
     if isinstance(method, Mapping):
         by_key = dict(method)
+        unknown = sorted(set(by_key) - set(schema.columns) - {"numeric", "categorical"})
+        if unknown:
+            raise InputError(f"method given for unknown column(s) {unknown}")
+    known = (*NUMERIC_METHODS, *(m for m in CATEGORICAL_METHODS if m not in NUMERIC_METHODS))
+    for key, name in by_key.items():
+        if name not in known:
+            where = (
+                ""
+                if isinstance(method, str)
+                else f"column {key!r}: "
+                if key in schema
+                else f"{key} columns: "
+            )
+            raise InputError(f"{where}unknown drift method {name!r}; use one of {', '.join(known)}")
     settings: dict[str, tuple[str, float | None]] = {}
     for col in schema.drift_columns():
         kind = col.type.value
@@ -238,23 +253,15 @@ def compare(
         col_settings = _column_settings(schema, method, thresholds or {}, decision)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    drift_cols = list(col_settings)
-
     with Progress(enabled=progress, rows=ref_t.num_rows + cur_t.num_rows) as bar:
-        spec: ProfileSpec = build_spec(ref_t, schema, bins=bins)
         chunk_tables = _reference_chunks(ref_t, schema, cur_t.num_rows, reference_chunks)
-        total = len(spec.columns) * (max(len(chunk_tables), 1) + 1) + len(drift_cols)
-        bar.start("profiling", total)
-        if chunk_tables:
-            chunk_profiles = [
-                profile_table(t, schema, spec, on_column=bar.step) for t in chunk_tables
-            ]
-            ref_p = chunk_profiles[0]
-            for p in chunk_profiles[1:]:
-                ref_p = ref_p.merge(p)
-        else:
-            chunk_profiles, ref_p = [], profile_table(ref_t, schema, spec, on_column=bar.step)
-        cur_p = profile_table(cur_t, schema, spec, on_column=bar.step)
+        n_cols = len([c for c in schema.columns.values() if c.type.value in DEFAULT_METHODS])
+        bar.start("profiling", n_cols * (2 + len(chunk_tables)) + len(col_settings))
+        ref_p = profile_reference(ref_t, schema, bins=bins, on_column=bar.step)
+        chunk_profiles = [
+            profile_table(t, schema, ref_p.spec, on_column=bar.step) for t in chunk_tables
+        ]
+        cur_p = profile_table(cur_t, schema, ref_p.spec, on_column=bar.step)
         drift, quality, findings = _evaluate(
             ref_p, cur_p, chunk_profiles, col_settings, decision, false_alarm_rate, seed, bar.step
         )

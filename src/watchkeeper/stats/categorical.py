@@ -58,7 +58,11 @@ def value_counts(values: pa.Array | pa.ChunkedArray) -> tuple[list[str], IntArra
 
 def top_categories(values: pa.Array | pa.ChunkedArray, max_categories: int) -> tuple[str, ...]:
     """The reference's categories, most frequent first and ties by value, capped."""
-    keys, counts, _ = value_counts(values)
+    return top_of_counts(*value_counts(values)[:2], max_categories)
+
+
+def top_of_counts(keys: list[str], counts: IntArray, max_categories: int) -> tuple[str, ...]:
+    """The most frequent keys first, ties by value, at most ``max_categories``."""
     order = sorted(range(len(keys)), key=lambda i: (-counts[i], keys[i]))
     return tuple(keys[i] for i in order[:max_categories])
 
@@ -92,6 +96,22 @@ class CategoricalProfile:
     ) -> CategoricalProfile:
         """Profile a string array against the frozen ``categories``."""
         keys, counted, nulls = value_counts(values)
+        return cls.from_counts(
+            keys, counted, categories, nulls=nulls, type_errors=type_errors, max_extra=max_extra
+        )
+
+    @classmethod
+    def from_counts(
+        cls,
+        keys: list[str],
+        counted: IntArray,
+        categories: tuple[str, ...],
+        *,
+        nulls: int = 0,
+        type_errors: int = 0,
+        max_extra: int = DEFAULT_MAX_EXTRA,
+    ) -> CategoricalProfile:
+        """Profile from distinct values and their counts (as :func:`value_counts` returns)."""
         index = {c: i for i, c in enumerate(categories)}
         slots = np.array([index.get(k, len(categories)) for k in keys], dtype=np.int64)
         counts = np.bincount(slots, weights=counted, minlength=len(categories) + 1).astype(np.int64)

@@ -33,6 +33,7 @@ ColumnProfile = NumericProfile | CategoricalProfile
 Counts = NDArray[np.int64]
 
 COARSE_BINS = 20
+KS_EXACT_MAX_N = 10_000
 DECISIONS = ("calibrated", "p_value", "threshold")
 NUMERIC_METHODS = ("ks", "wasserstein", "psi", "jensenshannon", "hellinger", "linf", "chisquare")
 CATEGORICAL_METHODS = ("chisquare", "jensenshannon", "psi", "hellinger", "linf")
@@ -137,8 +138,10 @@ def _statistic_fns(
 
 
 def _p_value(method: str, statistic: float, r: Counts, c: Counts) -> float | None:
-    if method == "ks":
+    if method == "ks":  # scipy's asymptotic two-sample law; Kolmogorov's limit for large n
         n_eff = effective_size(int(r.sum()), int(c.sum()))
+        if n_eff > KS_EXACT_MAX_N:
+            return float(sps.kstwobign.sf(statistic * np.sqrt(n_eff)))
         return float(sps.kstwo.sf(statistic, n_eff))
     if method == "chisquare":
         dof = distances.chisquare_dof(r, c)

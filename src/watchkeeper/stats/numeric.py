@@ -99,6 +99,16 @@ def bin_sums_sorted(sorted_finite: FloatArray, edges: FloatArray) -> FloatArray:
     return sums
 
 
+def sort_finite(values: FloatArray) -> tuple[FloatArray, int, int]:
+    """(the finite values sorted, the number of NaN, the number of ±inf)."""
+    ordered = np.sort(np.asarray(values, dtype=np.float64))
+    # np.sort puts NaN last and -inf/+inf at the ends of the finite run.
+    n_nan = ordered.size - int(np.searchsorted(ordered, np.nan, side="left"))
+    lo = int(np.searchsorted(ordered, -np.inf, side="right"))
+    hi = int(np.searchsorted(ordered[: ordered.size - n_nan], np.inf, side="left"))
+    return ordered[lo:hi], n_nan, lo + (ordered.size - n_nan - hi)
+
+
 def _new_kll(k: int) -> Any:
     return ds.kll_doubles_sketch(k)
 
@@ -133,33 +143,51 @@ class NumericProfile:
         nulls: int = 0,
         type_errors: int = 0,
         kll_k: int = DEFAULT_KLL_K,
-        presorted: bool = False,
     ) -> NumericProfile:
         """Profile ``values`` (float64; NaN counts as null) on the frozen ``edges``.
 
         ``nulls`` and ``type_errors`` add rows that were missing or unparsable before the
         values were converted to floats.
         """
-        values = np.asarray(values, dtype=np.float64)
-        ordered = values if presorted else np.sort(values)
-        # np.sort puts NaN last and -inf/+inf at the ends of the finite run.
-        n_nan = ordered.size - int(np.searchsorted(ordered, np.nan, side="left"))
-        lo = int(np.searchsorted(ordered, -np.inf, side="right"))
-        hi = int(np.searchsorted(ordered[: ordered.size - n_nan], np.inf, side="left"))
-        finite = ordered[lo:hi]
-        kll = _new_kll(kll_k)
+        finite, n_nan, n_inf = sort_finite(values)
+        return cls.from_sorted_finite(
+            finite,
+            edges,
+            nulls=nulls + n_nan,
+            type_errors=type_errors,
+            non_finite=n_inf,
+            kll_k=kll_k,
+        )
+
+    @classmethod
+    def from_sorted_finite(
+        cls,
+        finite: FloatArray,
+        edges: FloatArray,
+        *,
+        nulls: int = 0,
+        type_errors: int = 0,
+        non_finite: int = 0,
+        kll_k: int = DEFAULT_KLL_K,
+        sketch: bool = True,
+    ) -> NumericProfile:
+        """Profile already sorted finite values. With ``sketch=False`` the KLL sketch is left
+        empty for the caller to fill with ``profile.kll.update(finite)``: the sketch update
+        holds the GIL, so a threaded caller runs it apart from the rest."""
+        edges = np.asarray(edges, dtype=np.float64)
         profile = cls(
-            edges=np.asarray(edges, dtype=np.float64),
-            counts=histogram_sorted(finite, np.asarray(edges, dtype=np.float64)),
-            sums=bin_sums_sorted(finite, np.asarray(edges, dtype=np.float64)),
+            edges=edges,
+            counts=histogram_sorted(finite, edges),
+            sums=bin_sums_sorted(finite, edges),
             count=int(finite.size),
-            nulls=int(nulls) + n_nan,
+            nulls=int(nulls),
             type_errors=int(type_errors),
-            non_finite=lo + (ordered.size - n_nan - hi),
-            kll=kll,
+            non_finite=int(non_finite),
+            kll=_new_kll(kll_k),
         )
         if finite.size:
-            kll.update(finite)
+            if sketch:
+                profile.kll.update(finite)
             with np.errstate(over="ignore", invalid="ignore"):  # |x| > 1e154 overflows m2
                 mean = float(finite.mean())
                 centred = finite - mean

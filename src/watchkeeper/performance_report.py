@@ -1,0 +1,114 @@
+"""The performance section of a report: the same metrics on the reference and the current data,
+from mergeable aggregates, and whether the current value is credibly worse."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from watchkeeper.quality import Finding
+from watchkeeper.stats.performance import ClassificationAggregate, RegressionAggregate, detect_task
+
+HEADLINE = {"binary": "accuracy", "multiclass": "accuracy", "regression": "rmse"}
+LOWER_IS_BETTER = {"rmse", "mae", "mape", "log_loss"}
+
+
+def _column(table: pa.Table, name: str | None) -> np.ndarray[Any, Any] | None:
+    if name is None or name not in table.column_names:
+        return None
+    return np.asarray(table.column(name).to_numpy(zero_copy_only=False))
+
+
+def _scores(table: pa.Table, names: Sequence[str] | None) -> np.ndarray[Any, Any] | None:
+    if not names or any(n not in table.column_names for n in names):
+        return None
+    cols = [np.asarray(table.column(n).to_numpy(zero_copy_only=False), dtype=float) for n in names]
+    return cols[0] if len(cols) == 1 else np.column_stack(cols)
+
+
+def _classes(*arrays: np.ndarray[Any, Any] | None) -> list[str]:
+    from watchkeeper.stats.classification import label_strings, null_mask, sort_classes
+
+    labels = [label_strings(a[~null_mask(a)]) for a in arrays if a is not None]
+    return sort_classes(np.concatenate(labels)) if labels else []
+
+
+def performance_section(
+    reference: pa.Table,
+    current: pa.Table,
+    target: str,
+    prediction: str,
+    scores: Sequence[str] | None,
+    findings: list[Finding],
+) -> dict[str, Any]:
+    """Metrics of both sides; a side without labels gets ``None`` and a finding says why.
+
+    ``scores``: for binary classification one column with the probability of the positive
+    class (the last class in sorted order); for multiclass one column per class, in sorted
+    class order.
+    """
+    sides = {"reference": reference, "current": current}
+    arrays = {
+        k: (_column(t, target), _column(t, prediction), _scores(t, scores))
+        for k, t in sides.items()
+    }
+    labelled = [k for k, (y, p, _) in arrays.items() if y is not None and p is not None]
+    section: dict[str, Any] = {"target": target, "prediction": prediction, "task": None}
+    for side in sides:
+        section[side] = None
+        if side not in labelled:
+            findings.append(
+                Finding(
+                    None,
+                    "info",
+                    "no_labels",
+                    f"the {side} data has no {target!r} and "
+                    f"{prediction!r} columns: no performance for it",
+                )
+            )
+    if not labelled:
+        return section
+    y0, p0, s0 = arrays[labelled[0]]
+    assert y0 is not None and p0 is not None
+    task = detect_task(y0, p0, s0)
+    section["task"], section["headline"] = task, HEADLINE[task]
+    classes = None
+    if task != "regression":
+        classes = _classes(*(a for k in labelled for a in arrays[k][:2]))
+    for side in labelled:
+        y, p, s = arrays[side]
+        assert y is not None and p is not None
+        if task == "regression":
+            section[side] = RegressionAggregate.from_arrays(y, p).metrics()
+        else:
+            agg = ClassificationAggregate.from_arrays(y, p, scores=s, classes=classes)
+            section[side] = agg.metrics()
+    section["degraded"] = _degraded(section)
+    if section["degraded"]:
+        h = section["headline"]
+        findings.append(
+            Finding(
+                None,
+                "warning",
+                "performance_degraded",
+                f"{h} fell from {section['reference'][h]['value']:.4g} to "
+                f"{section['current'][h]['value']:.4g}, beyond its confidence interval",
+            )
+        )
+    return section
+
+
+def _degraded(section: dict[str, Any]) -> bool:
+    """True when the reference value lies outside the current value's interval, on the bad side."""
+    ref, cur, name = section.get("reference"), section.get("current"), section.get("headline")
+    if not ref or not cur or name is None:
+        return False
+    r, c = ref.get(name) or {}, cur.get(name) or {}
+    if r.get("value") is None or c.get("value") is None:
+        return False
+    if name in LOWER_IS_BETTER:
+        return c.get("ci_low") is not None and c["ci_low"] > r["value"]
+    return c.get("ci_high") is not None and c["ci_high"] < r["value"]

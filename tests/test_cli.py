@@ -1,0 +1,107 @@
+"""The `watchkeeper` command, run as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv
+import pyarrow.parquet as pq
+import pytest
+
+from watchkeeper.examples import churn_example
+
+
+def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("watchkeeper")
+    cmd = [exe] if exe else [sys.executable, "-m", "watchkeeper.cli"]
+    return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "COLUMNS": "200"}, timeout=300, check=False)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("data")
+    ref, cur = churn_example(reference_rows=10_000, current_rows=4_000)
+    pq.write_table(ref, d / "ref.parquet")
+    pq.write_table(cur, d / "cur.parquet")
+    return d / "ref.parquet", d / "cur.parquet"
+
+
+def test_report_writes_html_and_prints_summary(files: tuple[Path, Path], tmp_path: Path) -> None:
+    ref, cur = files
+    out = tmp_path / "out.html"
+    res = run("report", ref, cur, "-o", out, "--target", "churned", "--prediction", "churn_predicted")
+    assert res.returncode == 0, res.stderr
+    assert out.exists() and out.stat().st_size > 100_000
+    assert "columns drifted" in res.stdout and "income" in res.stdout
+
+
+def test_report_json_output(files: tuple[Path, Path], tmp_path: Path) -> None:
+    ref, cur = files
+    out = tmp_path / "out.json"
+    res = run("report", ref, cur, "-o", out, "--quiet")
+    assert res.returncode == 0 and res.stdout == ""
+    data = json.loads(out.read_text())
+    assert data["drift"]["income"]["drifted"] is True
+
+
+def test_fail_on_drift_exits_1_and_passes_when_clean(files: tuple[Path, Path], tmp_path: Path) -> None:
+    ref, cur = files
+    assert run("report", ref, cur, "--fail-on", "drift", "--quiet").returncode == 1
+    assert run("report", ref, ref, "--fail-on", "drift", "--quiet").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["report", "missing.parquet", "{ref}"], "not found"),
+        (["report", "{bad}", "{ref}"], "bad.parquet"),
+        (["report", "{ref}", "{cur}", "--target", "nope", "--prediction", "churn_predicted"], "nope"),
+        (["report", "{ref}", "{cur}", "--column", "nope"], "nope"),
+        (["report", "{ref}", "{cur}", "--method", "bogus"], "bogus"),
+        (["report", "{ref}", "{cur}", "-o", "out.txt"], "out.txt"),
+    ],
+)
+def test_bad_input_exits_2_with_one_readable_line(
+    files: tuple[Path, Path], tmp_path: Path, args: list[str], message: str
+) -> None:
+    ref, cur = files
+    bad = tmp_path / "bad.parquet"
+    bad.write_text("this is not parquet")
+    filled = [a.format(ref=ref, cur=cur, bad=bad) for a in args]
+    res = run(*filled, cwd=tmp_path)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in res.stderr, res.stderr
+
+
+def test_csv_inputs(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for name, shift in (("a.csv", 0.0), ("b.csv", 1.0)):
+        pa.csv.write_csv(pa.table({"x": rng.normal(shift, 1, 2000)}), tmp_path / name)
+    res = run("report", tmp_path / "a.csv", tmp_path / "b.csv", "--fail-on", "drift")
+    assert res.returncode == 1 and "x" in res.stdout
+
+
+def test_example_command_writes_data_and_report(tmp_path: Path) -> None:
+    res = run("example", "--out", tmp_path / "ex", "--rows", "5000")
+    assert res.returncode == 0, res.stderr
+    for name in ("reference.parquet", "current.parquet", "report.html", "report.json"):
+        assert (tmp_path / "ex" / name).exists()
+    data = json.loads((tmp_path / "ex" / "report.json").read_text())
+    assert set(data["summary"]["drifted_columns"]) == {"income", "credit_score", "country", "plan"}
+
+
+def test_schema_infer_then_use(files: tuple[Path, Path], tmp_path: Path) -> None:
+    ref, cur = files
+    schema = tmp_path / "schema.yaml"
+    assert run("schema", "infer", ref, "-o", schema, "--target", "churned").returncode == 0
+    assert "churned" in schema.read_text()
+    assert run("report", ref, cur, "--schema", schema, "--quiet").returncode == 0
