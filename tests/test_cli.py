@@ -21,8 +21,15 @@ from watchkeeper.examples import churn_example
 def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("watchkeeper")
     cmd = [exe] if exe else [sys.executable, "-m", "watchkeeper.cli"]
-    return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "COLUMNS": "200"}, timeout=300, check=False)
+    return subprocess.run(
+        [*cmd, *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=300,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +44,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_report_writes_html_and_prints_summary(files: tuple[Path, Path], tmp_path: Path) -> None:
     ref, cur = files
     out = tmp_path / "out.html"
-    res = run("report", ref, cur, "-o", out, "--target", "churned", "--prediction", "churn_predicted")
+    res = run(
+        "report", ref, cur, "-o", out, "--target", "churned", "--prediction", "churn_predicted"
+    )
     assert res.returncode == 0, res.stderr
     assert out.exists() and out.stat().st_size > 100_000
     assert "columns drifted" in res.stdout and "income" in res.stdout
@@ -52,7 +61,9 @@ def test_report_json_output(files: tuple[Path, Path], tmp_path: Path) -> None:
     assert data["drift"]["income"]["drifted"] is True
 
 
-def test_fail_on_drift_exits_1_and_passes_when_clean(files: tuple[Path, Path], tmp_path: Path) -> None:
+def test_fail_on_drift_exits_1_and_passes_when_clean(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
     ref, cur = files
     assert run("report", ref, cur, "--fail-on", "drift", "--quiet").returncode == 1
     assert run("report", ref, ref, "--fail-on", "drift", "--quiet").returncode == 0
@@ -63,7 +74,10 @@ def test_fail_on_drift_exits_1_and_passes_when_clean(files: tuple[Path, Path], t
     [
         (["report", "missing.parquet", "{ref}"], "not found"),
         (["report", "{bad}", "{ref}"], "bad.parquet"),
-        (["report", "{ref}", "{cur}", "--target", "nope", "--prediction", "churn_predicted"], "nope"),
+        (
+            ["report", "{ref}", "{cur}", "--target", "nope", "--prediction", "churn_predicted"],
+            "nope",
+        ),
         (["report", "{ref}", "{cur}", "--column", "nope"], "nope"),
         (["report", "{ref}", "{cur}", "--method", "bogus"], "bogus"),
         (["report", "{ref}", "{cur}", "-o", "out.txt"], "out.txt"),

@@ -27,7 +27,11 @@ def churn() -> tuple[pa.Table, pa.Table]:
 def churn_report(churn: tuple[pa.Table, pa.Table]) -> watchkeeper.Report:
     ref, cur = churn
     return watchkeeper.compare(
-        ref, cur, target="churned", prediction="churn_predicted", scores=["churn_score"],
+        ref,
+        cur,
+        target="churned",
+        prediction="churn_predicted",
+        scores=["churn_score"],
         timestamp="event_time",
     )
 
@@ -48,7 +52,9 @@ def test_columns_ranked_by_effect_size(churn_report: watchkeeper.Report) -> None
     assert set(list(churn_report.drift)[: len(DRIFTED)]) == set(DRIFTED)
 
 
-def test_performance_matches_scikit_learn(churn: tuple[pa.Table, pa.Table], churn_report: watchkeeper.Report) -> None:
+def test_performance_matches_scikit_learn(
+    churn: tuple[pa.Table, pa.Table], churn_report: watchkeeper.Report
+) -> None:
     _, cur = churn
     y = cur["churned"].to_numpy()
     p = cur["churn_predicted"].to_numpy()
@@ -57,7 +63,10 @@ def test_performance_matches_scikit_learn(churn: tuple[pa.Table, pa.Table], chur
     assert perf["current"]["accuracy"]["value"] == pytest.approx(accuracy_score(y, p), abs=1e-12)
     assert perf["current"]["f1"]["value"] == pytest.approx(f1_score(y, p), abs=1e-12)
     auc = roc_auc_score(y, cur["churn_score"].to_numpy())
-    assert abs(perf["current"]["roc_auc"]["value"] - auc) <= perf["current"]["roc_auc_error_bound"] + 1e-12
+    assert (
+        abs(perf["current"]["roc_auc"]["value"] - auc)
+        <= perf["current"]["roc_auc_error_bound"] + 1e-12
+    )
     assert perf["degraded"] is True
     assert any(f.kind == "performance_degraded" for f in churn_report.findings)
 
@@ -71,7 +80,9 @@ def test_regression_performance() -> None:
     report = watchkeeper.compare(ref, cur, target="y", prediction="yhat")
     perf = report.performance
     assert perf["task"] == "regression" and perf["headline"] == "rmse"
-    assert perf["current"]["mae"]["value"] == pytest.approx(mean_absolute_error(y2, cur["yhat"].to_numpy()))
+    assert perf["current"]["mae"]["value"] == pytest.approx(
+        mean_absolute_error(y2, cur["yhat"].to_numpy())
+    )
     assert perf["degraded"] is True
 
 
@@ -113,18 +124,22 @@ def test_categorical_statistic_matches_scipy_chi2_contingency() -> None:
 def test_odd_data_gives_findings_not_exceptions() -> None:
     rng = np.random.default_rng(1)
     n = 2000
-    ref = pa.table({
-        "all_null": pa.nulls(n, pa.float64()),
-        "constant": np.full(n, 3.0),
-        "some_null": np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n)),
-        "cat": rng.choice(["a", "b"], n),
-    })
-    cur = pa.table({
-        "all_null": pa.nulls(500, pa.float64()),
-        "constant": np.full(500, 3.0),
-        "some_null": np.where(rng.random(500) < 0.5, np.nan, rng.normal(size=500)),
-        "cat": rng.choice(["a", "b", "zzz"], 500),
-    })
+    ref = pa.table(
+        {
+            "all_null": pa.nulls(n, pa.float64()),
+            "constant": np.full(n, 3.0),
+            "some_null": np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n)),
+            "cat": rng.choice(["a", "b"], n),
+        }
+    )
+    cur = pa.table(
+        {
+            "all_null": pa.nulls(500, pa.float64()),
+            "constant": np.full(500, 3.0),
+            "some_null": np.where(rng.random(500) < 0.5, np.nan, rng.normal(size=500)),
+            "cat": rng.choice(["a", "b", "zzz"], 500),
+        }
+    )
     report = watchkeeper.compare(ref, cur)
     kinds = {(f.column, f.kind) for f in report.findings}
     assert ("constant", "constant_column") in kinds
@@ -151,7 +166,9 @@ def test_method_and_decision_overrides_and_errors() -> None:
     report = watchkeeper.compare(ref, cur, method={"x": "wasserstein", "categorical": "psi"})
     assert report.drift["x"].method == "wasserstein" and report.drift["c"].method == "psi"
     assert watchkeeper.compare(ref, cur, method="ks").drift["c"].method == "jensenshannon"
-    fixed = watchkeeper.compare(ref, cur, method="psi", decision="threshold", thresholds={"psi": 0.2})
+    fixed = watchkeeper.compare(
+        ref, cur, method="psi", decision="threshold", thresholds={"psi": 0.2}
+    )
     assert fixed.drift["x"].threshold == 0.2
     with pytest.raises(watchkeeper.InputError, match="x"):
         watchkeeper.compare(ref, cur, method={"x": "chisquare_typo"})
@@ -193,7 +210,10 @@ def test_html_and_json_outputs(tmp_path, churn_report: watchkeeper.Report) -> No
 def test_profiles_merge_to_the_unmerged_profile(churn: tuple[pa.Table, pa.Table]) -> None:
     ref, cur = churn
     whole = watchkeeper.profile_reference(ref, watchkeeper.infer_schema(ref))
-    parts = [watchkeeper.profile_table(cur.slice(i, 2000), whole.schema, whole.spec) for i in range(0, 8000, 2000)]
+    parts = [
+        watchkeeper.profile_table(cur.slice(i, 2000), whole.schema, whole.spec)
+        for i in range(0, 8000, 2000)
+    ]
     merged = parts[0]
     for p in parts[1:]:
         merged = merged.merge(p)

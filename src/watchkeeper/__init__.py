@@ -8,16 +8,16 @@ The library in two lines::
 
 __version__ = "0.1.0"
 
-from watchkeeper.errors import InputError, SchemaError, WatchkeeperError  # noqa: E402
-from watchkeeper.profile import (  # noqa: E402
+from watchkeeper.errors import InputError, SchemaError, WatchkeeperError
+from watchkeeper.profile import (
     DatasetProfile,
     ProfileSpec,
     profile,
     profile_reference,
     profile_table,
 )
-from watchkeeper.report import Report, compare  # noqa: E402
-from watchkeeper.schema import ColumnSchema, ColumnType, Role, Schema, infer_schema  # noqa: E402
+from watchkeeper.report import Report, compare
+from watchkeeper.schema import ColumnSchema, ColumnType, Role, Schema, infer_schema
 
 __all__ = [
     "ColumnSchema",

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from watchkeeper.errors import WatchkeeperError
@@ -53,7 +54,7 @@ def _print_summary(report: Any, console: Console, limit: int = 15) -> None:
     table = Table("column", "type", "method", "statistic", "threshold", "drifted", "effect")
     for d in list(report.drift.values())[:limit]:
         table.add_row(
-            d.column,
+            escape(d.column),
             d.type,
             d.method,
             "—" if d.statistic is None else f"{d.statistic:.4g}",
@@ -64,8 +65,11 @@ def _print_summary(report: Any, console: Console, limit: int = 15) -> None:
     console.print(table)
     if len(report.drift) > limit:
         console.print(f"… and {len(report.drift) - limit} more columns")
-    for f in report.findings[:10]:
-        console.print(f"[yellow]{f.severity}[/] {f.message}", markup=True, highlight=False)
+    notable = [f for f in report.findings if f.severity != "info"]
+    for f in notable[:10]:
+        console.print(f"[yellow]{f.severity}[/] {escape(f.message)}", highlight=False)
+    if len(notable) > 10:
+        console.print(f"… and {len(notable) - 10} more findings in the report")
     perf = report.performance
     if perf and perf.get("current"):
         headline = perf.get("headline")
@@ -190,12 +194,12 @@ def report(
 
 def _tripped(result: Any, fail_on: tuple[str, ...]) -> bool:
     checks = {
-        "drift": lambda: bool(result.drifted_columns),
-        "dataset-drift": lambda: result.dataset_drift,
-        "quality": lambda: any(f.severity in ("warning", "critical") for f in result.findings),
-        "performance": lambda: bool(result.performance and result.performance.get("degraded")),
+        "drift": bool(result.drifted_columns),
+        "dataset-drift": bool(result.dataset_drift),
+        "quality": any(f.severity in ("warning", "critical") for f in result.findings),
+        "performance": bool(result.performance and result.performance.get("degraded")),
     }
-    return any(checks[name]() for name in fail_on)
+    return any(checks[name] for name in fail_on)
 
 
 @main.command()

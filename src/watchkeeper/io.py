@@ -103,11 +103,11 @@ def read_file(path: str | os.PathLike[str], *, name: str = "data") -> pa.Table:
         raise InputError(f"{name}: cannot read {shown}: is a directory, expected a {fmt} file")
     try:
         if fmt == "parquet":
-            import pyarrow.parquet as pq  # noqa: PLC0415  (keeps `import watchkeeper` light)
+            import pyarrow.parquet as pq
 
             table = pq.read_table(p)
         elif fmt in ("csv", "tsv"):
-            from pyarrow import csv  # noqa: PLC0415
+            from pyarrow import csv
 
             table = csv.read_csv(
                 p,
@@ -132,7 +132,7 @@ def _file_format(path: Path) -> str | None:
 
 
 def _read_ipc(path: Path) -> pa.Table:
-    from pyarrow import feather  # noqa: PLC0415
+    from pyarrow import feather
 
     try:
         return feather.read_table(path)  # Arrow IPC file format and Feather v1/v2
@@ -166,7 +166,7 @@ def _unsupported(obj: object, name: str) -> InputError:
 
 
 def _from_pandas(df: Any, name: str) -> pa.Table:
-    import pandas as pd  # noqa: PLC0415  (optional dependency; df already comes from pandas)
+    import pandas as pd
 
     if not isinstance(df, pd.DataFrame):
         raise _unsupported(df, name)
@@ -190,7 +190,7 @@ def _pandas_column(series: Any) -> pa.Array | pa.ChunkedArray:
 
 
 def _from_polars(obj: Any, name: str) -> pa.Table:
-    import polars as pl  # noqa: PLC0415  (optional dependency; obj already comes from polars)
+    import polars as pl
 
     try:
         if isinstance(obj, pl.LazyFrame):

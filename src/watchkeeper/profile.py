@@ -13,8 +13,8 @@ Examples
 >>> p = profile(t)
 >>> p.rows, p["x"].count, p["c"].counts.tolist()
 (4, 4, [3, 1, 0])
->>> q = profile_table(t.slice(0, 2), p.schema, p.spec).merge(profile_table(t.slice(2), p.schema, p.spec))
->>> q["c"].counts.tolist() == p["c"].counts.tolist()
+>>> head, tail = (profile_table(part, p.schema, p.spec) for part in (t.slice(0, 2), t.slice(2)))
+>>> head.merge(tail)["c"].counts.tolist() == p["c"].counts.tolist()
 True
 """
 
@@ -203,10 +203,10 @@ def _profile_column(
     if spec is None:
         cats = top_of_counts(keys, counted, max_categories)
         spec = ColumnSpec(col.name, "categorical", categories=cats)
-    prof = CategoricalProfile.from_counts(
+    cat = CategoricalProfile.from_counts(
         keys, counted, spec.categories, nulls=nulls, type_errors=type_errors
     )
-    return spec, _Pending(prof)
+    return spec, _Pending(cat)
 
 
 def _profile_all(

@@ -76,7 +76,7 @@ def _missing_changed(ref: dict[str, Any], cur: dict[str, Any]) -> bool:
         return False
     pooled = (ref["missing"] + cur["missing"]) / (n0 + n1)
     se = math.sqrt(max(pooled * (1 - pooled), 1e-12) * (1 / n0 + 1 / n1))
-    return abs(p1 - p0) / se >= MISSING_CHANGE_Z
+    return bool(abs(p1 - p0) / se >= MISSING_CHANGE_Z)
 
 
 def compare_quality(

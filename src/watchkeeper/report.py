@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -85,7 +86,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         n_cols = len(self.schema.columns)
-        return _json_safe(
+        out: dict[str, Any] = _json_safe(
             {
                 "watchkeeper_version": __version__,
                 "created_at": self.created_at,
@@ -100,6 +101,7 @@ class Report:
                 "schema": self.schema.to_dict(),
             }
         )
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
@@ -168,7 +170,7 @@ def _reference_chunks(
     if k < MIN_REFERENCE_CHUNKS:
         return []
     bounds = np.linspace(0, n, k + 1).astype(int)
-    return [table.slice(a, b - a) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [table.slice(a, b - a) for a, b in itertools.pairwise(bounds)]
 
 
 def _column_settings(
@@ -179,8 +181,10 @@ def _column_settings(
 ) -> dict[str, tuple[str, float | None]]:
     """(method, fixed threshold) per drift column. A single method name applies to the columns
     it can; a mapping is keyed by column name, then ``"numeric"`` / ``"categorical"``."""
-    by_key = {} if method is None else {"numeric": method, "categorical": method}
-    if isinstance(method, Mapping):
+    by_key: dict[str, str] = {}
+    if isinstance(method, str):
+        by_key = {"numeric": method, "categorical": method}
+    elif method is not None:
         by_key = dict(method)
         unknown = sorted(set(by_key) - set(schema.columns) - {"numeric", "categorical"})
         if unknown:

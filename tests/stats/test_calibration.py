@@ -7,11 +7,11 @@ import pyarrow as pa
 import pytest
 from scipy import stats
 
+from watchkeeper.stats import distances
 from watchkeeper.stats.calibration import null_threshold
 from watchkeeper.stats.categorical import CategoricalProfile, top_categories
 from watchkeeper.stats.drift import NUMERIC_METHODS, column_drift
 from watchkeeper.stats.numeric import NumericProfile, quantile_edges
-from watchkeeper.stats import distances
 
 ALPHA = 0.05
 TRIALS = 400
@@ -28,7 +28,9 @@ def _false_alarms(method: str, draw, n_ref: int, n_cur: int, seed: int = 0) -> i
     cache: dict = {}
     for _ in range(TRIALS):
         ref_p, cur_p = _numeric(draw(rng, n_ref), draw(rng, n_cur))
-        alarms += column_drift("x", ref_p, cur_p, method=method, alpha=ALPHA, noise_cache=cache).drifted
+        alarms += column_drift(
+            "x", ref_p, cur_p, method=method, alpha=ALPHA, noise_cache=cache
+        ).drifted
     return alarms
 
 
@@ -44,7 +46,9 @@ def test_false_alarm_rate_is_what_was_asked_for(method: str) -> None:
 
     alarms = _false_alarms(method, draw, 4000, 1000)
     lo, hi = _binomial_band(ALPHA)
-    assert lo <= alarms <= hi, f"{method}: {alarms} alarms in {TRIALS}, expected about {ALPHA * TRIALS:.0f}"
+    assert lo <= alarms <= hi, (
+        f"{method}: {alarms} alarms in {TRIALS}, expected about {ALPHA * TRIALS:.0f}"
+    )
 
 
 def test_categorical_false_alarm_rate() -> None:
@@ -60,7 +64,9 @@ def test_categorical_false_alarm_rate() -> None:
     assert lo <= alarms <= hi
 
 
-def test_p_value_decisions_flag_everything_on_large_data_calibrated_does_not_on_chunky_data() -> None:
+def test_p_value_decisions_flag_everything_on_large_data_calibrated_does_not_on_chunky_data() -> (
+    None
+):
     """The reference drifts a little day by day; a new day of the same process is no drift."""
     rng = np.random.default_rng(5)
     day_means = rng.normal(0, 0.05, 31)
@@ -74,7 +80,9 @@ def test_p_value_decisions_flag_everything_on_large_data_calibrated_does_not_on_
     for trial, m in enumerate(rng.normal(0, 0.05, 20)):
         cur_p = NumericProfile.build(rng.normal(m, 1, 20_000), edges)
         flagged_iid += column_drift("x", ref_p, cur_p, alpha=0.01, seed=trial).drifted
-        flagged_chunky += column_drift("x", ref_p, cur_p, alpha=0.01, chunks=chunk_p, seed=trial).drifted
+        flagged_chunky += column_drift(
+            "x", ref_p, cur_p, alpha=0.01, chunks=chunk_p, seed=trial
+        ).drifted
     assert flagged_iid >= 10  # i.i.d. calibration (like any p-value) sees the day-to-day wobble
     assert flagged_chunky <= 2  # the reference's own variation between days is not an alarm
     # a shift well beyond the day-to-day variation is still found

@@ -20,7 +20,12 @@ EDGES = quantile_edges(np.sort(np.random.default_rng(0).normal(0, 1e3, 1000)), 2
 def _assert_numeric_equal(a: NumericProfile, b: NumericProfile) -> None:
     assert np.array_equal(a.counts, b.counts)
     assert np.allclose(a.sums, b.sums, rtol=1e-9, atol=1e-3)
-    assert (a.count, a.nulls, a.type_errors, a.non_finite) == (b.count, b.nulls, b.type_errors, b.non_finite)
+    assert (a.count, a.nulls, a.type_errors, a.non_finite) == (
+        b.count,
+        b.nulls,
+        b.type_errors,
+        b.non_finite,
+    )
     assert np.array_equal([a.minimum, a.maximum], [b.minimum, b.maximum], equal_nan=True)
     assert a.kll.n == b.kll.n
     if a.count:
@@ -30,7 +35,9 @@ def _assert_numeric_equal(a: NumericProfile, b: NumericProfile) -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(values, values, values)
-def test_numeric_merge_equals_unmerged_and_is_associative(a: list[float], b: list[float], c: list[float]) -> None:
+def test_numeric_merge_equals_unmerged_and_is_associative(
+    a: list[float], b: list[float], c: list[float]
+) -> None:
     pa_, pb, pc_ = (NumericProfile.build(np.array(x, dtype=float), EDGES) for x in (a, b, c))
     whole = NumericProfile.build(np.array(a + b + c, dtype=float), EDGES)
     _assert_numeric_equal(pa_.merge(pb).merge(pc_), whole)
@@ -74,7 +81,10 @@ def test_numeric_serialisation_round_trip() -> None:
     assert q.quantile(0.5) == p.quantile(0.5)
 
 
-cats = st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "c", "d", "é", "<x>"]), st.text(max_size=3)), max_size=200)
+cats = st.lists(
+    st.one_of(st.none(), st.sampled_from(["a", "b", "c", "d", "é", "<x>"]), st.text(max_size=3)),
+    max_size=200,
+)
 
 
 def _assert_categorical_equal(a: CategoricalProfile, b: CategoricalProfile) -> None:
@@ -86,9 +96,14 @@ def _assert_categorical_equal(a: CategoricalProfile, b: CategoricalProfile) -> N
 
 @settings(max_examples=150, deadline=None)
 @given(cats, cats, cats)
-def test_categorical_merge_equals_unmerged(a: list[str | None], b: list[str | None], c: list[str | None]) -> None:
+def test_categorical_merge_equals_unmerged(
+    a: list[str | None], b: list[str | None], c: list[str | None]
+) -> None:
     categories = ("a", "b", "c")
-    pa_, pb, pc_ = (CategoricalProfile.build(pa.array(x, pa.string()), categories, max_extra=50) for x in (a, b, c))
+    pa_, pb, pc_ = (
+        CategoricalProfile.build(pa.array(x, pa.string()), categories, max_extra=50)
+        for x in (a, b, c)
+    )
     whole = CategoricalProfile.build(pa.array(a + b + c, pa.string()), categories, max_extra=50)
     for merged in (pa_.merge(pb).merge(pc_), pa_.merge(pb.merge(pc_)), pc_.merge(pb).merge(pa_)):
         if whole.extra is not None and merged.extra is not None:
