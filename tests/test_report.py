@@ -170,8 +170,17 @@ def test_method_and_decision_overrides_and_errors() -> None:
         ref, cur, method="psi", decision="threshold", thresholds={"psi": 0.2}
     )
     assert fixed.drift["x"].threshold == 0.2
-    with pytest.raises(watchkeeper.InputError, match="x"):
+    mixed = watchkeeper.compare(
+        ref, cur, decision={"x": "p_value", "categorical": "threshold"}, method={"x": "ks"}
+    )
+    assert (mixed.drift["x"].decision, mixed.drift["x"].threshold) == ("p_value", 0.05)
+    assert mixed.drift["c"].decision == "threshold" and mixed.drift["c"].threshold == 0.1
+    with pytest.raises(watchkeeper.InputError, match="'x'"):
         watchkeeper.compare(ref, cur, method={"x": "chisquare_typo"})
+    with pytest.raises(watchkeeper.InputError, match=r"'x'.*no p-value"):
+        watchkeeper.compare(ref, cur, method={"x": "psi"}, decision={"x": "p_value"})
+    with pytest.raises(watchkeeper.InputError, match="unknown column"):
+        watchkeeper.compare(ref, cur, decision={"nope": "p_value"})
     with pytest.raises(watchkeeper.InputError, match="unknown column"):
         watchkeeper.compare(ref, cur, target="nope", prediction="x")
     with pytest.raises(watchkeeper.InputError, match="false_alarm_rate"):

@@ -224,20 +224,29 @@ def _profile_all(
         col_spec = None if spec is None else spec.columns[col.name]
         return _profile_column(table, col, col_spec, kll_k, bins, max_categories)
 
-    # Sorting, binning and counting release the GIL and run in threads; the KLL update
-    # holds it, so the sketches are filled afterwards, one column at a time.
+    # Sorting, binning and counting release the GIL and run in worker threads; the KLL
+    # update holds it, so this thread fills each sketch as its column comes back, overlapping
+    # with the workers' numpy work on the next columns.
+    pool = None
     if threads > 1 and table.num_rows >= 100_000 and len(columns) > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            results = list(pool.map(work, columns))
+        pool = ThreadPoolExecutor(threads)
+        results_iter = pool.map(work, columns)
     else:
-        results = [work(c) for c in columns]
+        results_iter = map(work, columns)
+    results: list[tuple[ColumnSpec, _Pending]] = []
     profiles: dict[str, ColumnProfile] = {}
-    for col, (_, pending) in zip(columns, results, strict=True):
-        if pending.finite is not None and pending.finite.size:
-            pending.profile.kll.update(pending.finite)  # type: ignore[union-attr]
-        profiles[col.name] = pending.profile
-        if on_column is not None:
-            on_column(col.name)
+    try:
+        for col, (col_spec, pending) in zip(columns, results_iter, strict=True):
+            if pending.finite is not None and pending.finite.size:
+                pending.profile.kll.update(pending.finite)  # type: ignore[union-attr]
+            pending.finite = None
+            results.append((col_spec, pending))
+            profiles[col.name] = pending.profile
+            if on_column is not None:
+                on_column(col.name)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     frozen = spec or ProfileSpec({c.name: s for c, (s, _) in zip(columns, results, strict=True)})
     return frozen, profiles
 

@@ -35,6 +35,7 @@ from watchkeeper.quality import Finding, compare_quality
 from watchkeeper.schema import ColumnType, Role, Schema, infer_schema
 from watchkeeper.stats.drift import (
     CATEGORICAL_METHODS,
+    DECISIONS,
     DEFAULT_METHODS,
     NUMERIC_METHODS,
     ColumnDrift,
@@ -173,46 +174,62 @@ def _reference_chunks(
     return [table.slice(a, b - a) for a, b in itertools.pairwise(bounds)]
 
 
+@dataclass(frozen=True)
+class _Setting:
+    method: str
+    decision: str
+    threshold: float | None
+
+
+def _keyed(
+    value: str | Mapping[str, str] | None, schema: Schema, what: str, allowed: Sequence[str]
+) -> dict[str, str]:
+    """A per-column option as a mapping keyed by column name, type name or "default"."""
+    if value is None:
+        return {}
+    by_key = {"default": value} if isinstance(value, str) else dict(value)
+    unknown = sorted(set(by_key) - set(schema.columns) - {"numeric", "categorical", "default"})
+    if unknown:
+        raise InputError(f"{what} given for unknown column(s) {unknown}")
+    for key, name in by_key.items():
+        if name not in allowed:
+            where = "" if key == "default" else f"{key!r}: "
+            raise InputError(f"{where}unknown {what} {name!r}; use one of {', '.join(allowed)}")
+    return by_key
+
+
 def _column_settings(
     schema: Schema,
     method: str | Mapping[str, str] | None,
+    decision: str | Mapping[str, str],
     thresholds: Mapping[str, float],
-    decision: str,
-) -> dict[str, tuple[str, float | None]]:
-    """(method, fixed threshold) per drift column. A single method name applies to the columns
-    it can; a mapping is keyed by column name, then ``"numeric"`` / ``"categorical"``."""
-    by_key: dict[str, str] = {}
-    if isinstance(method, str):
-        by_key = {"numeric": method, "categorical": method}
-    elif method is not None:
-        by_key = dict(method)
-        unknown = sorted(set(by_key) - set(schema.columns) - {"numeric", "categorical"})
-        if unknown:
-            raise InputError(f"method given for unknown column(s) {unknown}")
+) -> dict[str, _Setting]:
+    """Method, decision and fixed threshold per drift column. Each option is one value for all
+    columns, or a mapping keyed by column name, then ``"numeric"`` / ``"categorical"``, then
+    ``"default"``. A single method name applies to the columns it can; others keep theirs."""
     known = (*NUMERIC_METHODS, *(m for m in CATEGORICAL_METHODS if m not in NUMERIC_METHODS))
-    for key, name in by_key.items():
-        if name not in known:
-            where = (
-                ""
-                if isinstance(method, str)
-                else f"column {key!r}: "
-                if key in schema
-                else f"{key} columns: "
-            )
-            raise InputError(f"{where}unknown drift method {name!r}; use one of {', '.join(known)}")
-    settings: dict[str, tuple[str, float | None]] = {}
+    methods = _keyed(method, schema, "drift method", known)
+    decisions = _keyed(decision, schema, "decision", DECISIONS)
+    settings: dict[str, _Setting] = {}
     for col in schema.drift_columns():
         kind = col.type.value
-        chosen = by_key.get(col.name) or by_key.get(kind) or DEFAULT_METHODS[kind]
+        chosen_decision = (
+            decisions.get(col.name) or decisions.get(kind) or decisions.get("default", "calibrated")
+        )
+        explicit = methods.get(col.name) or methods.get(kind)
+        chosen = explicit or methods.get("default") or DEFAULT_METHODS[kind]
         try:
-            check_method(kind, chosen, decision)
+            check_method(kind, chosen, chosen_decision)
         except ValueError as exc:
-            if isinstance(method, str) and col.name not in by_key:
-                chosen = DEFAULT_METHODS[kind]  # e.g. "ks" asked for: categoricals keep theirs
-                check_method(kind, chosen, decision)
-            else:
+            if explicit is not None or chosen == DEFAULT_METHODS[kind]:
                 raise InputError(f"column {col.name!r}: {exc}") from None
-        settings[col.name] = (chosen, thresholds.get(col.name, thresholds.get(chosen)))
+            chosen = DEFAULT_METHODS[kind]  # e.g. "ks" for all: categoricals keep theirs
+            try:
+                check_method(kind, chosen, chosen_decision)
+            except ValueError as exc2:
+                raise InputError(f"column {col.name!r}: {exc2}") from None
+        limit = thresholds.get(col.name, thresholds.get(chosen))
+        settings[col.name] = _Setting(chosen, chosen_decision, limit)
     return settings
 
 
@@ -226,7 +243,7 @@ def compare(
     schema: Schema | None = None,
     columns: Sequence[str] | None = None,
     method: str | Mapping[str, str] | None = None,
-    decision: str = "calibrated",
+    decision: str | Mapping[str, str] = "calibrated",
     false_alarm_rate: float = 0.01,
     thresholds: Mapping[str, float] | None = None,
     drift_share: float = 0.5,
@@ -240,11 +257,13 @@ def compare(
     performance when ``target`` and ``prediction`` are given.
 
     ``method``: one method for all columns it applies to, or a mapping keyed by column name,
-    ``"numeric"`` or ``"categorical"``. ``decision``: ``"calibrated"`` (per-column
-    false-alarm rate ``false_alarm_rate``), ``"p_value"`` or ``"threshold"``; ``thresholds``
-    keyed by column or method name. The reference is cut into time-ordered chunks to measure
-    its natural variation when it has a timestamp column, or into ``reference_chunks`` chunks
-    in row order when that is given.
+    ``"numeric"``, ``"categorical"`` or ``"default"``. ``decision``: ``"calibrated"``
+    (per-column false-alarm rate ``false_alarm_rate``), ``"p_value"`` or ``"threshold"``, or
+    a mapping keyed the same way; ``thresholds`` keyed by column or method name (the p-value
+    threshold for ``"p_value"``, the fixed statistic threshold for ``"threshold"``).
+
+    The reference is cut into time-ordered chunks to measure its natural variation when it
+    has a timestamp column, or into ``reference_chunks`` chunks in row order when given.
     """
     if not 0 < false_alarm_rate < 1:
         raise InputError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
@@ -254,7 +273,7 @@ def compare(
             raise InputError(f"unknown column {name!r}: not in the reference or the current data")
     schema = _resolve_schema(ref_t, schema, target, prediction, scores, timestamp, columns)
     try:
-        col_settings = _column_settings(schema, method, thresholds or {}, decision)
+        col_settings = _column_settings(schema, method, decision, thresholds or {})
     except ValueError as exc:
         raise InputError(str(exc)) from None
     with Progress(enabled=progress, rows=ref_t.num_rows + cur_t.num_rows) as bar:
@@ -267,7 +286,7 @@ def compare(
         ]
         cur_p = profile_table(cur_t, schema, ref_p.spec, on_column=bar.step)
         drift, quality, findings = _evaluate(
-            ref_p, cur_p, chunk_profiles, col_settings, decision, false_alarm_rate, seed, bar.step
+            ref_p, cur_p, chunk_profiles, col_settings, false_alarm_rate, seed, bar.step
         )
 
     findings = _frame_findings(ref_t, cur_t, schema, cur_p) + findings
@@ -277,12 +296,12 @@ def compare(
 
         performance = performance_section(ref_t, cur_t, target, prediction, scores, findings)
     settings = {
-        "decision": decision,
+        "decision": decision if isinstance(decision, str) else dict(decision),
         "false_alarm_rate": false_alarm_rate,
         "drift_share": drift_share,
         "bins": bins,
         "reference_chunks": len(chunk_profiles),
-        "methods": {n: m for n, (m, _) in col_settings.items()},
+        "methods": {n: c.method for n, c in col_settings.items()},
         "seed": seed,
     }
     return Report(
@@ -301,8 +320,7 @@ def _evaluate(
     ref_p: DatasetProfile,
     cur_p: DatasetProfile,
     chunks: list[DatasetProfile],
-    col_settings: Mapping[str, tuple[str, float | None]],
-    decision: str,
+    col_settings: Mapping[str, _Setting],
     alpha: float,
     seed: int | None,
     step: Any,
@@ -323,15 +341,15 @@ def _evaluate(
         quality[name], more = compare_quality(name, ref, cur)
         findings.extend(more)
         if name in col_settings:
-            method, limit = col_settings[name]
+            setting = col_settings[name]
             drift[name] = column_drift(
                 name,
                 ref,
                 cur,
-                method=method,
-                decision=decision,
+                method=setting.method,
+                decision=setting.decision,
                 alpha=alpha,
-                threshold=limit,
+                threshold=setting.threshold,
                 chunks=[c.columns[name] for c in chunks if name in c.columns] or None,
                 seed=seed,
                 noise_cache=cache,

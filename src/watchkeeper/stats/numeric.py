@@ -109,6 +109,20 @@ def sort_finite(values: FloatArray) -> tuple[FloatArray, int, int]:
     return ordered[lo:hi], n_nan, lo + (ordered.size - n_nan - hi)
 
 
+_BLOCK = 1 << 16
+
+
+def _moments(x: FloatArray) -> tuple[float, float]:
+    """Mean and sum of squared deviations, two-pass, in cache-sized blocks (no n-sized temp)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # |x| > 1e154 overflows m2
+        mean = float(x.mean())
+        m2 = 0.0
+        for start in range(0, x.size, _BLOCK):
+            block = x[start : start + _BLOCK] - mean
+            m2 += float(np.dot(block, block))
+    return mean, m2
+
+
 def _new_kll(k: int) -> Any:
     return ds.kll_doubles_sketch(k)
 
@@ -188,12 +202,8 @@ class NumericProfile:
         if finite.size:
             if sketch:
                 profile.kll.update(finite)
-            with np.errstate(over="ignore", invalid="ignore"):  # |x| > 1e154 overflows m2
-                mean = float(finite.mean())
-                centred = finite - mean
-                m2 = float(np.dot(centred, centred))
             profile.minimum, profile.maximum = float(finite[0]), float(finite[-1])
-            profile.mean, profile.m2 = mean, m2
+            profile.mean, profile.m2 = _moments(finite)
         return profile
 
     @property
