@@ -234,3 +234,10 @@ def test_profiles_merge_to_the_unmerged_profile(churn: tuple[pa.Table, pa.Table]
     back = watchkeeper.DatasetProfile.from_bytes(blob)
     assert back["income"].counts.tolist() == direct["income"].counts.tolist()
     assert len(blob) < 60_000
+
+
+def test_progress_bar_can_be_forced_on(capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    ref = pa.table({"x": rng.normal(size=1000)})
+    report = watchkeeper.compare(ref, ref, progress=True)
+    assert report.drifted_columns == []
