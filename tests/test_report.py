@@ -241,3 +241,20 @@ def test_progress_bar_can_be_forced_on(capsys: pytest.CaptureFixture[str]) -> No
     ref = pa.table({"x": rng.normal(size=1000)})
     report = watchkeeper.compare(ref, ref, progress=True)
     assert report.drifted_columns == []
+
+
+def test_threaded_profiling_equals_serial() -> None:
+    rng = np.random.default_rng(9)
+    n = 150_000
+    table = pa.table(
+        {
+            **{f"x{i}": rng.normal(i, 1, n) for i in range(4)},
+            "c": rng.choice(["a", "b", "c"], n),
+        }
+    )
+    schema = watchkeeper.infer_schema(table)
+    serial = watchkeeper.profile_reference(table, schema, threads=1)
+    threaded = watchkeeper.profile_reference(table, schema, threads=2)
+    assert serial.spec.to_dict() == threaded.spec.to_dict()
+    for name, col in serial.columns.items():
+        assert threaded[name].to_dict() == col.to_dict()

@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,16 +228,19 @@ def _profile_all(
     # Sorting, binning and counting release the GIL and run in worker threads; the KLL
     # update holds it, so this thread fills each sketch as its column comes back, overlapping
     # with the workers' numpy work on the next columns.
-    pool = None
-    if threads > 1 and table.num_rows >= 100_000 and len(columns) > 1:
-        pool = ThreadPoolExecutor(threads)
-        results_iter = pool.map(work, columns)
-    else:
-        results_iter = map(work, columns)
+    pool = ThreadPoolExecutor(threads) if threads > 1 and table.num_rows >= 100_000 else None
     results: list[tuple[ColumnSpec, _Pending]] = []
     profiles: dict[str, ColumnProfile] = {}
+    pending_work: deque[Future[tuple[ColumnSpec, _Pending]]] = deque()
+    todo = iter(columns)
     try:
-        for col, (col_spec, pending) in zip(columns, results_iter, strict=True):
+        for col in columns:
+            if pool is None:
+                col_spec, pending = work(col)
+            else:  # keep at most threads + 1 columns in flight: bounded extra memory
+                while len(pending_work) < threads + 1 and (nxt := next(todo, None)) is not None:
+                    pending_work.append(pool.submit(work, nxt))
+                col_spec, pending = pending_work.popleft().result()
             if pending.finite is not None and pending.finite.size:
                 pending.profile.kll.update(pending.finite)  # type: ignore[union-attr]
             pending.finite = None
