@@ -119,3 +119,13 @@ def test_schema_infer_then_use(files: tuple[Path, Path], tmp_path: Path) -> None
     assert run("schema", "infer", ref, "-o", schema, "--target", "churned").returncode == 0
     assert "churned" in schema.read_text()
     assert run("report", ref, cur, "--schema", schema, "--quiet").returncode == 0
+
+
+def test_usage_errors_are_one_line(files: tuple[Path, Path]) -> None:
+    ref, cur = files
+    for args in (["--bogus"], ["report", ref, cur, "--threshold", "0.2"]):
+        res = run(*args)
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert (
+            res.returncode == 2 and len(lines) == 1 and lines[0].startswith("watchkeeper: error:")
+        )

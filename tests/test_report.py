@@ -262,3 +262,40 @@ def test_threaded_profiling_equals_serial() -> None:
         assert a == b
         if name != "c":
             assert threaded[name].kll.n == col.kll.n == n
+
+
+def test_p_value_decision_picks_methods_that_have_one() -> None:
+    rng = np.random.default_rng(5)
+    ref = pa.table({"x": rng.normal(size=2000), "c": rng.choice(["a", "b"], 2000)})
+    report = watchkeeper.compare(ref, ref, decision="p_value")
+    assert report.drift["x"].method == "ks" and report.drift["c"].method == "chisquare"
+    with pytest.raises(watchkeeper.InputError, match="no default fixed threshold"):
+        watchkeeper.compare(ref, ref, method={"c": "chisquare"}, decision="threshold")
+
+
+def test_reference_chunks_are_validated_and_used() -> None:
+    rng = np.random.default_rng(6)
+    ref = pa.table({"x": rng.normal(size=3000)})
+    with pytest.raises(watchkeeper.InputError, match="reference_chunks"):
+        watchkeeper.compare(ref, ref, reference_chunks=1)
+    assert watchkeeper.compare(ref, ref, reference_chunks=3).settings["reference_chunks"] == 3
+
+
+def test_a_given_schema_is_not_modified() -> None:
+    rng = np.random.default_rng(7)
+    ref = pa.table({"x": rng.normal(size=500), "y": rng.normal(size=500)})
+    schema = watchkeeper.infer_schema(ref)
+    before = schema.to_dict()
+    report = watchkeeper.compare(ref, ref, schema=schema, columns=["x"], target="y", prediction="x")
+    assert schema.to_dict() == before
+    assert report.schema["y"].role == watchkeeper.Role.TARGET
+
+
+def test_a_columns_threshold_does_not_depend_on_the_other_columns() -> None:
+    rng = np.random.default_rng(8)
+    ref = pa.table({c: rng.normal(size=4000) for c in "abc"})
+    cur = pa.table({c: rng.normal(size=1000) for c in "abc"})
+    ref = ref.append_column("t", pa.array(np.arange(4000)))
+    full = watchkeeper.compare(ref, cur, reference_chunks=8)
+    alone = watchkeeper.compare(ref, cur, reference_chunks=8, columns=["b"])
+    assert full.drift["b"].threshold == alone.drift["b"].threshold

@@ -21,18 +21,25 @@ FAIL_ON = ("drift", "dataset-drift", "quality", "performance")
 
 
 class _Group(click.Group):
-    """Turns bad input (a watchkeeper error, a usage error) into one line and exit code 2."""
+    """Bad input (a watchkeeper error, a usage error, an unreadable file) becomes one line on
+    standard error and exit code 2."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
         try:
-            return super().invoke(ctx)
-        except WatchkeeperError as exc:
-            click.echo(f"watchkeeper: error: {exc}", err=True)
+            return super().main(*args, **kwargs)
+        except click.exceptions.Exit as exc:  # --help, --version
             sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("watchkeeper: aborted", err=True)
+            sys.exit(1)
         except click.UsageError as exc:
             click.echo(f"watchkeeper: error: {exc.format_message()}", err=True)
             sys.exit(2)
-        except (OSError, ValueError) as exc:
+        except WatchkeeperError as exc:
+            click.echo(f"watchkeeper: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except OSError as exc:
             click.echo(f"watchkeeper: error: {exc}", err=True)
             sys.exit(2)
 
@@ -168,6 +175,11 @@ def report(
     thresholds = None
     if threshold is not None:
         thresholds = dict.fromkeys((*NUMERIC_METHODS, *CATEGORICAL_METHODS), threshold)
+    if threshold is not None and decision == "calibrated":
+        raise click.UsageError(
+            "--threshold needs --decision threshold or --decision p_value; "
+            "the calibrated decision sets its own thresholds (see --false-alarm-rate)"
+        )
     result = compare(
         reference,
         current,
@@ -196,7 +208,10 @@ def _tripped(result: Any, fail_on: tuple[str, ...]) -> bool:
     checks = {
         "drift": bool(result.drifted_columns),
         "dataset-drift": bool(result.dataset_drift),
-        "quality": any(f.severity in ("warning", "critical") for f in result.findings),
+        "quality": any(
+            f.severity in ("warning", "critical") and f.kind != "performance_degraded"
+            for f in result.findings
+        ),
         "performance": bool(result.performance and result.performance.get("degraded")),
     }
     return any(checks[name] for name in fail_on)
@@ -253,7 +268,8 @@ def example(out_dir: Path, rows: int) -> None:
     console.print(
         "the same from the command line: "
         f"watchkeeper report {out_dir / 'reference.parquet'} {out_dir / 'current.parquet'}"
-        f" --target churned --prediction churn_predicted -o report.html"
+        " --target churned --prediction churn_predicted --score churn_score"
+        " --timestamp event_time -o report.html"
     )
 
 

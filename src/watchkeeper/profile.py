@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any

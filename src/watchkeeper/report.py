@@ -37,10 +37,12 @@ from watchkeeper.stats.drift import (
     CATEGORICAL_METHODS,
     DECISIONS,
     DEFAULT_METHODS,
+    FIXED_THRESHOLDS,
     NUMERIC_METHODS,
     ColumnDrift,
     check_method,
     column_drift,
+    default_method,
 )
 from watchkeeper.stats.numeric import DEFAULT_BINS
 
@@ -73,7 +75,8 @@ class Report:
 
     @property
     def dataset_drift(self) -> bool:
-        return bool(self.drift) and self.drift_share >= float(self.settings["drift_share"])
+        checked = any(d.statistic is not None for d in self.drift.values())
+        return checked and self.drift_share >= float(self.settings["drift_share"])
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -145,6 +148,25 @@ def _resolve_schema(
         schema = infer_schema(
             reference, target=target, prediction=prediction, scores=scores, timestamp=timestamp
         )
+    else:  # a given schema is copied, and the named roles applied to the copy
+        roles: dict[str, Role] = {n: Role.SCORE for n in scores or ()}
+        roles.update(
+            {
+                n: r
+                for n, r in (
+                    (target, Role.TARGET),
+                    (prediction, Role.PREDICTION),
+                    (timestamp, Role.TIMESTAMP),
+                )
+                if n is not None
+            }
+        )
+        for name in roles:
+            if name not in schema.columns:
+                raise InputError(f"unknown column {name!r}: not in the schema")
+        schema = Schema.from_dict(schema.to_dict()).with_overrides(
+            {n: {"role": r} for n, r in roles.items() if schema.columns[n].role != r}
+        )
     if columns is not None:
         unknown = [c for c in columns if c not in schema.columns]
         if unknown:
@@ -160,14 +182,23 @@ def _resolve_schema(
 def _reference_chunks(
     table: pa.Table, schema: Schema, n_current: int, chunks: int | None
 ) -> list[pa.Table]:
-    """Consecutive time-ordered slices of the reference, or none when it has no time order."""
+    """Consecutive slices of the reference in time order (sorted by its timestamp column if it
+    has one), of about the current window's size; none when it has no time order, or when it
+    is shorter than MIN_REFERENCE_CHUNKS current windows. ``chunks`` forces the number."""
     stamps = schema.by_role(Role.TIMESTAMP)
+    if chunks is not None and chunks < 2:
+        raise InputError(f"reference_chunks must be at least 2, got {chunks}")
     if chunks is None and not stamps:
         return []
     if stamps and stamps[0].name in table.column_names:
         table = table.sort_by(stamps[0].name)
     n = table.num_rows
-    k = chunks if chunks is not None else min(MAX_REFERENCE_CHUNKS, n // max(n_current, 1))
+    if chunks is not None:
+        return [
+            table.slice(a, b - a)
+            for a, b in itertools.pairwise(np.linspace(0, n, chunks + 1).astype(int))
+        ]
+    k = min(MAX_REFERENCE_CHUNKS, n // max(n_current, 1))
     if k < MIN_REFERENCE_CHUNKS:
         return []
     bounds = np.linspace(0, n, k + 1).astype(int)
@@ -216,19 +247,21 @@ def _column_settings(
         chosen_decision = (
             decisions.get(col.name) or decisions.get(kind) or decisions.get("default", "calibrated")
         )
+        fallback = default_method(kind, chosen_decision)
         explicit = methods.get(col.name) or methods.get(kind)
-        chosen = explicit or methods.get("default") or DEFAULT_METHODS[kind]
+        chosen = explicit or methods.get("default") or fallback
         try:
             check_method(kind, chosen, chosen_decision)
         except ValueError as exc:
-            if explicit is not None or chosen == DEFAULT_METHODS[kind]:
+            if explicit is not None or chosen == fallback:
                 raise InputError(f"column {col.name!r}: {exc}") from None
-            chosen = DEFAULT_METHODS[kind]  # e.g. "ks" for all: categoricals keep theirs
-            try:
-                check_method(kind, chosen, chosen_decision)
-            except ValueError as exc2:
-                raise InputError(f"column {col.name!r}: {exc2}") from None
+            chosen = fallback  # e.g. "ks" for all: categoricals keep their default
         limit = thresholds.get(col.name, thresholds.get(chosen))
+        if chosen_decision == "threshold" and limit is None and chosen not in FIXED_THRESHOLDS:
+            raise InputError(
+                f"column {col.name!r}: method {chosen!r} has no default fixed threshold; "
+                "give one in thresholds (CLI: --threshold)"
+            )
         settings[col.name] = _Setting(chosen, chosen_decision, limit)
     return settings
 
@@ -262,8 +295,9 @@ def compare(
     a mapping keyed the same way; ``thresholds`` keyed by column or method name (the p-value
     threshold for ``"p_value"``, the fixed statistic threshold for ``"threshold"``).
 
-    The reference is cut into time-ordered chunks to measure its natural variation when it
-    has a timestamp column, or into ``reference_chunks`` chunks in row order when given.
+    The reference is cut into consecutive chunks to measure its natural variation when it
+    has a timestamp column (sorted by it), or into ``reference_chunks`` chunks when given (in
+    row order, or sorted by the timestamp column when there is one).
     """
     if not 0 < false_alarm_rate < 1:
         raise InputError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")

@@ -118,22 +118,21 @@ def null_threshold(
         raise ValueError(f"alpha (the false-alarm rate) must be in (0, 1), got {alpha}")
     ref = np.asarray(ref_counts, dtype=np.int64)
     n_ref = int(ref.sum())
-    rng = np.random.default_rng(seed)
     pseudo = np.zeros(ref.size)
     for cell in open_cells:
         pseudo[cell] = 1.0 if ref[cell] == 0 else 0.0
     p = (ref + pseudo) / (n_ref + pseudo.sum())
 
+    def rng_for(*parts: int) -> np.random.Generator:
+        # one stream per simulation, so a result never depends on what ran before it
+        return np.random.default_rng([0 if seed is None else seed, *parts])
+
     def noise(sizes: tuple[int, int]) -> NDArray[np.float64]:
-        key = (
-            stat,
-            ref.tobytes(),
-            sizes if not scale_free else effective_size(*sizes),
-            replicates,
-            seed,
-        )
+        size_key = sizes if not scale_free else (effective_size(*sizes),)
+        key = (stat, p.tobytes(), ref.tobytes(), size_key, power, replicates, seed)
         if noise_cache is not None and key in noise_cache:
             return noise_cache[key]
+        rng = rng_for(*size_key)
         sample = _noise(stat, ref, p, sizes, replicates, rng, scale_free) ** power
         if noise_cache is not None:
             noise_cache[key] = sample
@@ -152,7 +151,7 @@ def null_threshold(
             expected = float(noise((n_ref - typical, typical)).mean())
             excess = np.maximum(observed - expected, 0.0)
             variation = float(excess.mean()) ** (1 / power)
-            null = null + excess[rng.integers(0, k, size=null.size)]
+            null = null + excess[rng_for(k, typical).integers(0, k, size=null.size)]
     value, tail = _quantile(null, alpha)
     return NullThreshold(
         threshold=value ** (1 / power),

@@ -7,7 +7,7 @@ Layout. ``categories`` are frozen from the reference (its most frequent values, 
 last cell are kept by value in ``extra`` while there are at most ``max_extra`` distinct ones;
 past that they move to an Apache DataSketches frequent-items sketch (``extra`` becomes
 ``None``), whose per-item error bound is ``sketch.get_epsilon() * weight``. The distinct count
-is an HLL sketch (relative error about 1.6 % at lg_k=12, 95 % confidence).
+is an HLL sketch (relative standard error about 1.04 / sqrt(2 ** lg_k), 1.6 % at lg_k = 12).
 
 Every part except the two sketches is exact and merges exactly: counts add, ``extra`` dicts
 add while the union stays under the cap.

@@ -38,6 +38,8 @@ DECISIONS = ("calibrated", "p_value", "threshold")
 NUMERIC_METHODS = ("ks", "wasserstein", "psi", "jensenshannon", "hellinger", "linf", "chisquare")
 CATEGORICAL_METHODS = ("chisquare", "jensenshannon", "psi", "hellinger", "linf")
 DEFAULT_METHODS = {"numeric": "ks", "categorical": "jensenshannon"}
+# the p-value decision needs a method that has one
+P_VALUE_METHODS = {"numeric": "ks", "categorical": "chisquare"}
 FIXED_THRESHOLDS = {
     "ks": 0.1,
     "wasserstein": 0.1,
@@ -89,6 +91,11 @@ def check_method(kind: str, method: str, decision: str) -> None:
         raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
     if decision == "p_value" and method not in ("ks", "chisquare"):
         raise ValueError(f"method {method!r} has no p-value; use 'ks' or 'chisquare' with it")
+
+
+def default_method(kind: str, decision: str) -> str:
+    """The method a column of ``kind`` gets when none is named."""
+    return (P_VALUE_METHODS if decision == "p_value" else DEFAULT_METHODS)[kind]
 
 
 def _coarse_groups(n_cells: int) -> NDArray[np.intp]:
