@@ -30,7 +30,7 @@ def _scores(table: pa.Table, names: Sequence[str] | None) -> np.ndarray[Any, Any
 
 
 def _classes(*arrays: np.ndarray[Any, Any] | None) -> list[str]:
-    from watchkeeper.stats.classification import label_strings, null_mask, sort_classes
+    from watchkeeper.stats.labels import label_strings, null_mask, sort_classes
 
     labels = [label_strings(a[~null_mask(a)]) for a in arrays if a is not None]
     return sort_classes(np.concatenate(labels)) if labels else []

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from watchkeeper.errors import InputError, ProfileMismatchError
 from watchkeeper.stats.classification import ClassificationAggregate as CA
-from watchkeeper.stats.classification import wilson_interval
+from watchkeeper.stats.intervals import wilson_interval
 
 sk = pytest.importorskip("sklearn.metrics")
 label_binarize = pytest.importorskip("sklearn.preprocessing").label_binarize

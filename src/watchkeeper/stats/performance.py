@@ -1,7 +1,8 @@
 """Model performance from mergeable aggregates: the public entry point.
 
-Classification lives in :mod:`watchkeeper.stats.classification` (the metric value shape and
-interval methods are documented there), regression in :mod:`watchkeeper.stats.regression`.
+Classification lives in :mod:`watchkeeper.stats.classification` (its interval methods are
+documented there), regression in :mod:`watchkeeper.stats.regression`; the metric value shape
+is documented in :mod:`watchkeeper.stats.intervals`.
 This module re-exports both and adds :func:`detect_task`.
 """
 
@@ -11,13 +12,9 @@ import numpy as np
 import numpy.typing as npt
 
 from watchkeeper.errors import InputError
-from watchkeeper.stats.classification import (
-    ClassificationAggregate,
-    Labels,
-    MetricValue,
-    label_strings,
-    null_mask,
-)
+from watchkeeper.stats.classification import ClassificationAggregate
+from watchkeeper.stats.intervals import MetricValue
+from watchkeeper.stats.labels import Labels, label_strings, null_mask
 from watchkeeper.stats.regression import RegressionAggregate
 
 __all__ = ["ClassificationAggregate", "MetricValue", "RegressionAggregate", "detect_task"]

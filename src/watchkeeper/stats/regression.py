@@ -14,7 +14,7 @@ The error is ``e = y_pred - y_true`` (so a positive ``mean_error`` means over-pr
 Merging recenters every centered sum on the merged mean by the binomial shift formula (the
 generalisation of Chan et al.'s pairwise update), so R^2 keeps full precision on targets with a
 large offset. Metric values use the shape documented in
-:mod:`watchkeeper.stats.classification` (``value``, ``ci_low``, ``ci_high``, ``ci_method``,
+:mod:`watchkeeper.stats.intervals` (``value``, ``ci_low``, ``ci_high``, ``ci_method``,
 ``reason``). Intervals are normal approximations from the sums (``ci_method="normal"``):
 
 * MAE, MAPE, mean_error: mean +- z * s / sqrt(n) with the sample standard deviation;
@@ -36,7 +36,8 @@ from typing import Any, Self
 import numpy as np
 
 from watchkeeper.errors import InputError
-from watchkeeper.stats.classification import Labels, MetricValue, metric_value, normal_quantile
+from watchkeeper.stats.intervals import MetricValue, metric_value, normal_quantile
+from watchkeeper.stats.labels import Labels
 
 __all__ = ["RegressionAggregate"]
 
@@ -217,7 +218,7 @@ class RegressionAggregate:
 
         Returns ``{"task": "regression", "n", "skipped_rows", "confidence",
         "mape_zero_targets", "mae", "rmse", "mape", "r2", "mean_error"}`` where the last five
-        are :class:`~watchkeeper.stats.classification.MetricValue` dicts.
+        are :class:`~watchkeeper.stats.intervals.MetricValue` dicts.
         """
         z = normal_quantile(confidence)
         n = self.n

@@ -1,0 +1,215 @@
+"""Schema inference: a :class:`~watchkeeper.schema.Schema` from a reference table.
+
+Inference rules of :func:`infer_schema` (explicit arguments always win, see below):
+
+* float / decimal / duration -> ``numeric``; boolean -> ``categorical``;
+  timestamp / date / time -> ``datetime``; all-null -> ``categorical``.
+* integer -> ``id`` if id-like (below); else ``categorical`` if it has at most
+  ``max_categorical_integer_cardinality`` distinct values and either at most 2 distinct values or
+  every value occurring on average at least 3 times (so a tiny reference of distinct ints stays
+  numeric); else ``numeric``.
+* string / dictionary of strings -> ``datetime`` if every sampled value is an ISO 8601 date or
+  date-time; ``id`` if id-like; ``text`` if free text; else ``categorical``. A dictionary of
+  non-string values -> ``categorical``; binary and nested types -> ``text``.
+* id-like: the name looks like an id (``id``, ``*_id``, ``*Id``, ``uuid``, ``guid``,
+  ``identifier``) and the column is high-cardinality (more than
+  ``max_categorical_integer_cardinality`` distinct values and distinct/non-null >= 0.5 or more
+  than 1000 distinct); or, with more than 50 non-null values, distinct/non-null >= 0.95 and - for
+  integers - the values span a near-consecutive range (max - min < 2 x distinct, as row numbers
+  and auto-increment keys do; unique integer measurements stay numeric). Id columns get role ``id``.
+* free text: strings with distinct/non-null >= 0.5, at least 20 distinct values, and on average
+  at least 2 spaces, or at least 40 characters and 1 space.
+  Long strings without spaces (hashes, tokens) are therefore ids, not text.
+* If no ``timestamp`` is named and exactly one column has type ``datetime``, it gets role
+  ``timestamp``.
+* ``nullable`` is true when the reference column has nulls (or NaN).
+* ``drift`` is true only for role ``feature`` or ``segment`` with type ``numeric`` or
+  ``categorical``: target, prediction, score, id and timestamp columns and datetime/id/text
+  columns are not drift features by default (set ``drift=True`` with
+  :meth:`~watchkeeper.schema.Schema.with_overrides` to monitor e.g. prediction drift).
+
+Explicit arguments: ``target``/``prediction``/``scores``/``id_columns``/``timestamp``/``segments``
+set roles (scores are numeric, timestamps datetime, segments categorical, id columns id; target and
+prediction are never typed id/text); ``categorical``/``numeric``/``text``/``datetime`` force types;
+``exclude`` turns drift off. Naming a column that does not exist raises
+:class:`~watchkeeper.errors.SchemaError`.
+
+Speed: distinct counts (``pyarrow.compute.count_distinct``), date and text checks run on a fixed
+random sample of ``sample_size`` non-null values (all when fewer; high-cardinality hash tables
+are what is slow); low integer cardinalities and the consecutive-range check are then exact.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from watchkeeper.errors import SchemaError
+from watchkeeper.io import ISO_DATETIME_RE, to_table
+from watchkeeper.schema import ColumnSchema, ColumnType, Role, Schema, _not_found, default_drift
+
+__all__ = ["infer_schema"]
+
+_SAMPLE_SIZE = 10_000
+_ID_NAME_TOKENS = frozenset({"id", "uuid", "guid", "identifier"})
+
+
+def _as_list(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _id_like_name(name: str) -> bool:
+    tokens = re.split(r"[^0-9a-z]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower())
+    return bool(tokens) and tokens[-1] in _ID_NAME_TOKENS
+
+
+def _is_text_type(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
+def _infer_type(name: str, col: pa.ChunkedArray, max_card: int, sample_size: int) -> ColumnType:
+    t = col.type
+    if pa.types.is_dictionary(t):
+        if not _is_text_type(t.value_type):
+            return ColumnType.CATEGORICAL
+    elif pa.types.is_floating(t) or pa.types.is_decimal(t) or pa.types.is_duration(t):
+        return ColumnType.NUMERIC
+    elif pa.types.is_boolean(t) or pa.types.is_null(t):
+        return ColumnType.CATEGORICAL
+    elif pa.types.is_temporal(t):
+        return ColumnType.DATETIME
+    elif not (pa.types.is_integer(t) or _is_text_type(t)):
+        return ColumnType.TEXT
+    non_null = len(col) - col.null_count
+    if non_null == 0:
+        return ColumnType.NUMERIC if pa.types.is_integer(t) else ColumnType.CATEGORICAL
+    values = col.drop_null() if col.null_count else col
+    if len(values) > sample_size:  # a fixed random sample of the non-null values
+        rng = np.random.default_rng(0)
+        values = values.take(np.sort(rng.choice(len(values), sample_size, replace=False)))
+    if pa.types.is_dictionary(t):
+        values = pc.cast(values, t.value_type)
+    distinct = pc.count_distinct(values).as_py()
+    ratio = distinct / max(len(values), 1)
+    named_id = _id_like_name(name) and distinct > max_card and (ratio >= 0.5 or distinct > 1000)
+    unique = non_null > 50 and ratio >= 0.95
+    if pa.types.is_integer(t):
+        if named_id or (unique and _dense_unique(col, non_null)):
+            return ColumnType.ID
+        if distinct <= max_card and len(values) < non_null:
+            distinct = pc.count_distinct(col).as_py()  # cheap: few distinct values
+        small = distinct <= max_card and (distinct <= 2 or non_null >= 3 * distinct)
+        return ColumnType.CATEGORICAL if small else ColumnType.NUMERIC
+    values = pc.cast(values, pa.large_string())
+    if len(values) and pc.all(pc.match_substring_regex(values, ISO_DATETIME_RE)).as_py():
+        return ColumnType.DATETIME
+    if named_id:
+        return ColumnType.ID
+    if ratio >= 0.5 and distinct >= 20:
+        length = pc.mean(pc.utf8_length(values)).as_py()
+        spaces = pc.mean(pc.count_substring(values, " ")).as_py()
+        if spaces >= 2 or (length >= 40 and spaces >= 1):
+            return ColumnType.TEXT
+    return ColumnType.ID if unique else ColumnType.CATEGORICAL
+
+
+def _dense_unique(col: pa.ChunkedArray, non_null: int) -> bool:
+    """Integers (nearly) all distinct within a range < 2 x count: row numbers, serial keys."""
+    lo, hi = (v.as_py() for v in pc.min_max(col).values())
+    if hi - lo >= 2 * non_null:
+        return False
+    ints = col.drop_null()
+    ints = ints if ints.type == pa.uint64() else pc.cast(ints, pa.int64())
+    offsets = pc.subtract(ints, pa.scalar(lo, ints.type)).to_numpy()
+    seen = np.zeros(hi - lo + 1, dtype=bool)
+    seen[offsets] = True  # exact distinct count of a narrow integer range, in O(n)
+    return int(seen.sum()) >= 0.95 * non_null
+
+
+def infer_schema(
+    table: pa.Table,
+    *,
+    target: str | None = None,
+    prediction: str | Sequence[str] | None = None,
+    scores: str | Sequence[str] | None = None,
+    id_columns: str | Sequence[str] = (),
+    timestamp: str | None = None,
+    segments: str | Sequence[str] = (),
+    categorical: str | Sequence[str] = (),
+    numeric: str | Sequence[str] = (),
+    text: str | Sequence[str] = (),
+    datetime: str | Sequence[str] = (),
+    exclude: str | Sequence[str] = (),
+    max_categorical_integer_cardinality: int = 20,
+    infer_ids: bool = True,
+    infer_timestamp: bool = True,
+    sample_size: int = _SAMPLE_SIZE,
+) -> Schema:
+    """Infer a :class:`Schema` from a reference table (see the module docstring for the rules).
+
+    ``table`` may be anything :func:`watchkeeper.io.to_table` accepts. ``infer_ids=False`` keeps
+    unnamed id-like columns as ordinary features; ``infer_timestamp=False`` leaves the timestamp
+    role to the ``timestamp`` argument.
+    """
+    if not isinstance(table, pa.Table):
+        table = to_table(table, name="reference")
+    available = table.column_names
+    roles: dict[str, Role] = {}
+    forced: dict[str, ColumnType] = {}
+    role_args: list[tuple[str, str | Sequence[str] | None, Role]] = [
+        ("target", target, Role.TARGET), ("prediction", prediction, Role.PREDICTION),
+        ("scores", scores, Role.SCORE), ("id_columns", id_columns, Role.ID),
+        ("timestamp", timestamp, Role.TIMESTAMP), ("segments", segments, Role.SEGMENT),
+    ]  # fmt: skip
+    type_args: list[tuple[str, str | Sequence[str], ColumnType]] = [
+        ("categorical", categorical, ColumnType.CATEGORICAL), ("text", text, ColumnType.TEXT),
+        ("numeric", numeric, ColumnType.NUMERIC), ("datetime", datetime, ColumnType.DATETIME),
+        ("id_columns", id_columns, ColumnType.ID),
+    ]  # fmt: skip
+    excluded = set(_as_list(exclude))
+    for name in sorted(excluded - set(available)):
+        raise SchemaError(f"exclude: {_not_found(name, available)}")
+    for arg, names, kind in [*role_args, *type_args]:
+        for name in _as_list(names):
+            if name not in available:
+                raise SchemaError(f"{arg}: {_not_found(name, available)}")
+            seen: dict[str, Any] = roles if isinstance(kind, Role) else forced
+            if seen.get(name, kind) != kind:
+                what = "roles" if isinstance(kind, Role) else "types"
+                raise SchemaError(f"column {name!r} is given two {what}: {seen[name]} and {kind}")
+            seen[name] = kind
+    columns: list[ColumnSchema] = []
+    for name in available:
+        col = table.column(name)
+        role = roles.get(name, Role.FEATURE)
+        ctype = forced.get(name) or _ROLE_TYPES.get(role)
+        if ctype is None:
+            ctype = _infer_type(name, col, max_categorical_integer_cardinality, sample_size)
+            if ctype == ColumnType.ID and role == Role.FEATURE and infer_ids:
+                role = Role.ID
+            elif (ctype in (ColumnType.ID, ColumnType.TEXT) and role != Role.FEATURE) or (
+                ctype == ColumnType.ID and not infer_ids
+            ):
+                ctype = ColumnType.CATEGORICAL
+        nulls = col.null_count
+        if pa.types.is_floating(col.type):
+            nulls += pc.sum(pc.is_nan(col)).as_py() or 0
+        drift = default_drift(ctype, role) and name not in excluded
+        columns.append(ColumnSchema(name, ctype, role, nulls > 0, drift, str(col.type)))
+    datetimes = [c for c in columns if c.type == ColumnType.DATETIME]
+    if timestamp is None and infer_timestamp and [c.role for c in datetimes] == [Role.FEATURE]:
+        datetimes[0].role = Role.TIMESTAMP
+    return Schema.from_columns(columns)
+
+
+_ROLE_TYPES = {
+    Role.SCORE: ColumnType.NUMERIC, Role.ID: ColumnType.ID,
+    Role.TIMESTAMP: ColumnType.DATETIME, Role.SEGMENT: ColumnType.CATEGORICAL,
+}  # fmt: skip
