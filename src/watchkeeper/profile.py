@@ -199,7 +199,15 @@ def _profile_column(
             sketch=False,
         )
         return spec, _Pending(prof, finite)
-    values, type_errors = coerce_column(table, col)
+    raw = table.column(col.name) if col.name in table.column_names else None
+    if (
+        raw is not None
+        and pa.types.is_dictionary(raw.type)
+        and pa.types.is_string(raw.type.value_type)
+    ):
+        values, type_errors = raw, 0  # fast path: count the dictionary codes, decode the keys
+    else:
+        values, type_errors = coerce_column(table, col)
     keys, counted, nulls = value_counts(values)
     if spec is None:
         cats = top_of_counts(keys, counted, max_categories)
@@ -218,8 +226,9 @@ def _profile_all(
     threads: int,
     bins: int = DEFAULT_BINS,
     max_categories: int = DEFAULT_MAX_CATEGORIES,
+    kll_k: int = DEFAULT_KLL_K,
 ) -> tuple[ProfileSpec, dict[str, ColumnProfile]]:
-    kll_k = spec.kll_k if spec is not None else DEFAULT_KLL_K
+    kll_k = spec.kll_k if spec is not None else kll_k
 
     def work(col: ColumnSchema) -> tuple[ColumnSpec, _Pending]:
         col_spec = None if spec is None else spec.columns[col.name]
@@ -241,8 +250,9 @@ def _profile_all(
                 while len(pending_work) < threads + 1 and (nxt := next(todo, None)) is not None:
                     pending_work.append(pool.submit(work, nxt))
                 col_spec, pending = pending_work.popleft().result()
-            if pending.finite is not None and pending.finite.size:
-                pending.profile.kll.update(pending.finite)  # type: ignore[union-attr]
+            kll = getattr(pending.profile, "kll", None)
+            if kll is not None and pending.finite is not None and pending.finite.size:
+                kll.update(pending.finite)
             pending.finite = None
             results.append((col_spec, pending))
             profiles[col.name] = pending.profile
@@ -251,7 +261,9 @@ def _profile_all(
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    frozen = spec or ProfileSpec({c.name: s for c, (s, _) in zip(columns, results, strict=True)})
+    frozen = spec or ProfileSpec(
+        {c.name: s for c, (s, _) in zip(columns, results, strict=True)}, kll_k=kll_k
+    )
     return frozen, profiles
 
 
@@ -277,15 +289,23 @@ def profile_reference(
     *,
     bins: int = DEFAULT_BINS,
     max_categories: int = DEFAULT_MAX_CATEGORIES,
+    kll_k: int = DEFAULT_KLL_K,
     on_column: Callable[[str], None] | None = None,
     threads: int = 2,
 ) -> DatasetProfile:
     """Freeze the bins from ``table`` (equal-mass quantile edges, the most frequent categories)
     and profile it on them, in one pass over each column. ``.spec`` of the result profiles
-    any later data on the same bins."""
+    any later data on the same bins (and sketch size: ``kll_k=0`` for no quantile sketch)."""
     columns = profiled_columns(schema)
     spec, profiles = _profile_all(
-        table, columns, None, on_column, threads, bins=bins, max_categories=max_categories
+        table,
+        columns,
+        None,
+        on_column,
+        threads,
+        bins=bins,
+        max_categories=max_categories,
+        kll_k=kll_k,
     )
     return DatasetProfile(table.num_rows, profiles, schema, spec, [])
 

@@ -125,3 +125,16 @@ def test_categorical_cap_moves_extra_values_into_a_sketch() -> None:
 
 def test_top_categories_by_frequency_then_value() -> None:
     assert top_categories(pa.array(["b", "a", "b", "c", "a", None]), 2) == ("a", "b")
+
+
+def test_profile_without_quantile_sketch() -> None:
+    x = np.random.default_rng(4).gamma(2.0, 2.0, 20_000)
+    edges = quantile_edges(np.sort(x), 100)
+    with_sketch = NumericProfile.build(x, edges)
+    bare = NumericProfile.build(x, edges, kll_k=0)
+    assert bare.kll is None and np.array_equal(bare.counts, with_sketch.counts)
+    widths = np.diff(edges).max()
+    for q in (0.1, 0.5, 0.9):  # from the histogram: within one cell of the exact quantile
+        assert abs(bare.quantile(q) - np.quantile(x, q)) <= widths
+    assert with_sketch.merge(bare).kll is None
+    assert NumericProfile.from_dict(bare.to_dict()).kll is None
