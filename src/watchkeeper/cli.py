@@ -305,3 +305,55 @@ def schema_infer(
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Settings file (.yaml/.json); env WATCHKEEPER_CONFIG.",
+)
+@click.option("--host", help="Address to bind (default 127.0.0.1; env WATCHKEEPER_HOST).")
+@click.option("--port", type=int, help="Port (default 8700; env WATCHKEEPER_PORT).")
+@click.option(
+    "--data-dir",
+    "data_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where the SQLite state and the Parquet lake live (env WATCHKEEPER_DATA_DIR).",
+)
+@click.option(
+    "--database",
+    "database_url",
+    help="postgresql://... to keep state in PostgreSQL (env WATCHKEEPER_DATABASE_URL).",
+)
+def serve(
+    config: Path | None,
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    database_url: str | None,
+) -> None:
+    """Run the monitoring service (ingest, query API, /metrics)."""
+    import uvicorn
+
+    from watchkeeper.server.app import create_app
+    from watchkeeper.settings import load_settings
+
+    settings = load_settings(
+        config, host=host, port=port, data_dir=data_dir, database_url=database_url
+    )
+    app = create_app(settings)
+    click.echo(
+        f"watchkeeper {settings.host}:{settings.port}"
+        f" · state {settings.sqlalchemy_url.split('@')[-1]}"
+        f" · lake {settings.lake_dir}",
+        err=True,
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,187 @@
+"""The background processor: logged batches → Parquet lake + time-bucketed profiles.
+
+Exactly once: a batch's Parquet file has a name fixed by the batch id (rewriting it is
+harmless), and its bucket profiles are merged and the batch marked processed in one
+transaction. After a crash, unprocessed batches are simply processed on start.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from watchkeeper.ingest.events import from_ipc
+from watchkeeper.ingest.service import segment_keys
+from watchkeeper.profile import DatasetProfile, profile_table
+from watchkeeper.schema import Schema
+from watchkeeper.settings import Settings
+from watchkeeper.store.state import Store
+
+log = logging.getLogger("watchkeeper.processor")
+
+LATENCY_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def operations(table: pa.Table) -> dict[str, Any]:
+    """Mergeable operational aggregates of a set of events: count, errors, latency histogram."""
+    n = table.num_rows
+    errors = np.zeros(n, dtype=bool)
+    if "status" in table.column_names:
+        status = pc.fill_null(pc.cast(table.column("status"), pa.string()), "")
+        errors |= np.asarray(
+            pc.equal(pc.utf8_lower(status), "error").to_numpy(zero_copy_only=False)
+        )
+    if "error" in table.column_names:
+        errors |= np.asarray(table.column("error").is_valid().to_numpy(zero_copy_only=False))
+    counts = [0] * (len(LATENCY_BOUNDS) + 1)
+    total, observed = 0.0, 0
+    if "latency_ms" in table.column_names:
+        ms = np.asarray(table.column("latency_ms").to_numpy(zero_copy_only=False), dtype=float)
+        seconds = ms[np.isfinite(ms)] / 1000.0
+        counts = np.bincount(
+            np.searchsorted(LATENCY_BOUNDS, seconds, side="left"), minlength=len(LATENCY_BOUNDS) + 1
+        ).tolist()
+        total, observed = float(seconds.sum()), int(seconds.size)
+    return {
+        "count": n,
+        "errors": int(errors.sum()),
+        "latency_counts": counts,
+        "latency_sum": total,
+        "latency_observed": observed,
+    }
+
+
+def merge_operations(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
+    if not a:
+        return b
+    return {
+        "count": a["count"] + b["count"],
+        "errors": a["errors"] + b["errors"],
+        "latency_counts": [
+            x + y for x, y in zip(a["latency_counts"], b["latency_counts"], strict=True)
+        ],
+        "latency_sum": a["latency_sum"] + b["latency_sum"],
+        "latency_observed": a["latency_observed"] + b["latency_observed"],
+    }
+
+
+class Processor:
+    """A daemon thread that processes the durable log; ``run_once`` for tests and tools."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store, self.settings = store, settings
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._refs: dict[tuple[str, str], tuple[Schema, Any]] = {}
+        self.batches_processed = 0
+        self.events_processed = 0
+        self.errors = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="wk-processor", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:  # keep the service up; the batch stays pending and is retried
+                self.errors += 1
+                log.exception("processing a batch failed")
+                busy = 0
+            if not busy:
+                self._stop.wait(0.2)
+
+    def _reference(self, model: str, version: str) -> tuple[Schema, Any]:
+        key = (model, version)
+        if key not in self._refs:
+            row = self.store.version(model, version)
+            ref = DatasetProfile.from_bytes(row["reference_profile"])
+            self._refs[key] = (Schema.from_dict(row["schema"]), ref.spec)
+        return self._refs[key]
+
+    def run_once(self, limit: int = 20) -> int:
+        """Process up to ``limit`` pending batches; return how many."""
+        batches = self.store.pending_batches(limit)
+        for batch in batches:
+            self._process(batch)
+        return len(batches)
+
+    def _lake_path(self, batch: dict[str, Any]) -> Path:
+        day = datetime.fromtimestamp(batch["received_at"], UTC).strftime("%Y-%m-%d")
+        return (
+            self.settings.lake_dir
+            / f"model={batch['model']}"
+            / f"version={batch['version']}"
+            / f"date={day}"
+            / f"batch-{batch['id']:012d}.parquet"
+        )
+
+    def _process(self, batch: dict[str, Any]) -> None:
+        table = from_ipc(batch["payload"])
+        model, version = batch["model"], batch["version"]
+        path = self._lake_path(batch)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        pq.write_table(table, tmp)
+        tmp.replace(path)
+        schema, spec = self._reference(model, version)
+        info = self.store.model(model)
+        window = info.window_seconds
+        times = table.column("event_time").to_numpy()
+
+        keys = np.array(segment_keys(table, info.segments), dtype=object)
+        groups: dict[tuple[str, int, int], np.ndarray[Any, Any]] = {}
+        for granularity in sorted({window, 86400}):
+            coarse = (np.floor(times / granularity) * granularity).astype(np.int64)
+            for seg in set(keys.tolist()) | {"*"} if info.segments else {""}:
+                seg_mask = np.ones(len(keys), bool) if seg in ("*", "") else keys == seg
+                for b in np.unique(coarse[seg_mask]):
+                    groups[(seg, granularity, int(b))] = seg_mask & (coarse == b)
+
+        def merge(read: Any) -> list[dict[str, Any]]:
+            rows = []
+            for (seg, granularity, bucket), mask in groups.items():
+                part = table.filter(pa.array(mask))
+                prof = profile_table(part, schema, spec, threads=1)
+                ops = operations(part)
+                key = {
+                    "model": model,
+                    "version": version,
+                    "segment": seg,
+                    "granularity": granularity,
+                    "bucket": bucket,
+                }
+                old = read(key)
+                if old is not None:
+                    prof = DatasetProfile.from_bytes(old["profile"]).merge(prof)
+                    ops = merge_operations(old["operations"], ops)
+                rows.append(
+                    {
+                        **key,
+                        "events": prof.rows,
+                        "profile": prof.to_bytes(),
+                        "operations": ops,
+                        "dirty": True,
+                    }
+                )
+            return rows
+
+        self.store.apply_batch(batch["id"], merge)
+        self.batches_processed += 1
+        self.events_processed += table.num_rows

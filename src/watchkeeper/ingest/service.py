@@ -1,0 +1,278 @@
+"""The ingest service: register models, accept prediction batches durably, join late labels.
+
+Flow of ``ingest``: back-pressure check → parse → validate per model version → rejected rows
+to quarantine (with reasons) → accepted rows written to the durable log in one transaction
+with their prediction-id index (duplicates of stored ids dropped: retries are idempotent) →
+the response. A background ``Processor`` later moves logged batches to the Parquet lake and
+into time-bucketed profiles.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from watchkeeper.errors import InputError, WatchkeeperError
+from watchkeeper.ingest.events import PayloadTooLarge, parse_batch, to_ipc
+from watchkeeper.ingest.validate import validate
+from watchkeeper.io import to_table
+from watchkeeper.profile import profile_reference
+from watchkeeper.schema import Role, Schema, infer_schema
+from watchkeeper.settings import Settings
+from watchkeeper.store.state import Store, check_name
+
+SAMPLE_ROWS = 5000
+
+
+class Overloaded(WatchkeeperError):
+    """Too many events wait to be processed: the client should retry later."""
+
+    http_status = 503
+    retry_after = 5
+
+
+@dataclass
+class IngestResult:
+    accepted: int
+    duplicates: int
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    ignored_fields: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": len(self.rejected),
+            "errors": [
+                {"index": r["index"], "prediction_id": r["prediction_id"], "reasons": r["reasons"]}
+                for r in self.rejected
+            ],
+            "ignored_fields": self.ignored_fields,
+        }
+
+
+def segment_keys(table: pa.Table, segments: list[str]) -> list[str]:
+    """One key per row, ``name=value|name=value`` in the model's segment order ('' if none)."""
+    if not segments:
+        return [""] * table.num_rows
+    parts = []
+    for name in segments:
+        values = (
+            pc.cast(table.column(name), pa.string()).to_pylist()
+            if name in table.column_names
+            else [None] * table.num_rows
+        )
+        parts.append([f"{name}={'' if v is None else v}" for v in values])
+    return ["|".join(p) for p in zip(*parts, strict=True)]
+
+
+class IngestService:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self._schemas: dict[tuple[str, str], Schema] = {}
+
+    # ---------------------------------------------------------------- registry
+    def register(
+        self,
+        model: str,
+        reference: object,
+        *,
+        version: str = "v1",
+        target: str | None = None,
+        prediction: str | None = None,
+        scores: list[str] | None = None,
+        segments: list[str] | None = None,
+        schema: Schema | None = None,
+        window_seconds: int | None = None,
+        label_horizon_days: float | None = None,
+        retention_days: float | None = None,
+        champion: bool = True,
+    ) -> dict[str, Any]:
+        """Register a model (if new) and a version with its training reference."""
+        check_name("model", model)
+        check_name("version", version)
+        table = to_table(reference, name="reference")
+        if schema is None:
+            schema = infer_schema(
+                table, target=target, prediction=prediction, scores=scores, segments=segments or ()
+            )
+        for name in segments or ():
+            if name not in schema.columns:
+                raise InputError(f"segment column {name!r} is not in the reference")
+        profile = profile_reference(table, schema)
+        sample = table.slice(0, 0)
+        if table.num_rows:
+            rng = np.random.default_rng(0)
+            take = np.sort(
+                rng.choice(table.num_rows, min(SAMPLE_ROWS, table.num_rows), replace=False)
+            )
+            sample = table.take(pa.array(take))
+        buf = io.BytesIO()
+        pq.write_table(sample, buf)
+        existing = {m.name for m in self.store.models()}
+        if model not in existing:
+            s = self.settings
+            self.store.create_model(
+                model,
+                window_seconds=window_seconds or s.window_seconds,
+                label_horizon_seconds=(label_horizon_days or s.label_horizon_days) * 86400,
+                retention_days=retention_days or s.retention_days,
+                segments=list(segments or schema_segments(schema)),
+            )
+        self.store.add_version(
+            model,
+            version,
+            schema=schema.to_dict(),
+            reference_profile=profile.to_bytes(),
+            reference_rows=table.num_rows,
+            reference_sample=buf.getvalue(),
+            champion=champion,
+        )
+        return {
+            "model": model,
+            "version": version,
+            "reference_rows": table.num_rows,
+            "schema": schema.to_dict(),
+        }
+
+    def schema(self, model: str, version: str) -> Schema:
+        key = (model, version)
+        if key not in self._schemas:
+            self._schemas[key] = Schema.from_dict(self.store.version(model, version)["schema"])
+        return self._schemas[key]
+
+    # ---------------------------------------------------------------- ingest
+    def ingest(self, model: str, body: bytes, content_type: str | None) -> IngestResult:
+        info = self.store.model(model)
+        if self.store.pending_events() > self.settings.max_pending_events:
+            raise Overloaded(
+                f"{self.settings.max_pending_events} events wait to be processed; retry later"
+            )
+        table = parse_batch(body, content_type)
+        if table.num_rows > self.settings.max_batch_events:
+            raise PayloadTooLarge(
+                f"batch of {table.num_rows} events; the limit is {self.settings.max_batch_events}"
+            )
+        if info.champion is None:
+            raise InputError(f"model {model!r} has no version yet: register one with a reference")
+        versions = {v["version"] for v in self.store.versions(model)}
+        if "version" in table.column_names:
+            given = pc.fill_null(pc.cast(table.column("version"), pa.string()), info.champion)
+        else:
+            given = pa.array([info.champion] * table.num_rows, pa.string())
+        table = table.drop_columns([c for c in ("version",) if c in table.column_names])
+        table = table.append_column("version", given)
+        result = IngestResult(0, 0)
+        for version in pc.unique(given).to_pylist():
+            mask = pc.equal(table.column("version"), version)
+            part = table.filter(mask)
+            positions = np.flatnonzero(np.asarray(mask.to_numpy(zero_copy_only=False)))
+            if version not in versions:
+                for local, row in enumerate(part.to_pylist()):
+                    result.rejected.append(
+                        {
+                            "index": int(positions[local]),
+                            "prediction_id": row.get("prediction_id"),
+                            "event": {
+                                k: (
+                                    v
+                                    if isinstance(v, str | int | float | bool) or v is None
+                                    else str(v)
+                                )
+                                for k, v in row.items()
+                            },
+                            "reasons": [
+                                {"field": "version", "problem": f"unknown version {version!r}"}
+                            ],
+                        }
+                    )
+                continue
+            checked = validate(part, self.schema(model, version))
+            for r in checked.rejected:
+                r["index"] = int(positions[r["index"]])
+            result.rejected.extend(checked.rejected)
+            result.ignored_fields = sorted(set(result.ignored_fields) | set(checked.ignored_fields))
+            stored, dupes = self._store(
+                model, info.window_seconds, info.segments, version, checked.accepted
+            )
+            result.accepted += stored
+            result.duplicates += len(dupes)
+        if result.rejected:
+            self.store.quarantine_add(model, result.rejected)
+        if result.duplicates:
+            self.store.bump(model, {"duplicates_total": result.duplicates})
+        result.rejected.sort(key=lambda r: r["index"])
+        return result
+
+    def _store(
+        self, model: str, window: int, segments: list[str], version: str, table: pa.Table
+    ) -> tuple[int, set[str]]:
+        if table.num_rows == 0:
+            return 0, set()
+        table = table.drop_columns(["version"]) if "version" in table.column_names else table
+        event_time = table.column("event_time").to_numpy()
+        buckets = (np.floor(event_time / window) * window).astype(np.int64)
+        keys = segment_keys(table, segments)
+        preds = (
+            table.column("prediction").to_pylist()
+            if "prediction" in table.column_names
+            else [None] * table.num_rows
+        )
+        rows = [
+            {
+                "prediction_id": pid,
+                "event_time": float(et),
+                "bucket": int(b),
+                "segment": seg,
+                "prediction": p,
+                "score": None,
+            }
+            for pid, et, b, seg, p in zip(
+                table.column("prediction_id").to_pylist(),
+                event_time,
+                buckets,
+                keys,
+                preds,
+                strict=True,
+            )
+        ]
+
+        def without(kept: set[str]) -> bytes:
+            mask = pc.is_in(table.column("prediction_id"), pa.array(sorted(kept), pa.string()))
+            return to_ipc(table.filter(mask))
+
+        return self.store.accept_batch(model, version, to_ipc(table), rows, make_payload=without)
+
+    def status(self, model: str) -> dict[str, Any]:
+        info = self.store.model(model)
+        counters = self.store.counters(model)
+        last = self.store.last_event_time(model)
+        return {
+            "model": info.name,
+            "champion": info.champion,
+            "versions": self.store.versions(model),
+            "segments": info.segments,
+            "window_seconds": info.window_seconds,
+            "events_total": counters.get("events_total", 0),
+            "quarantined_total": counters.get("quarantined_total", 0),
+            "duplicates_total": counters.get("duplicates_total", 0),
+            "actuals_total": counters.get("actuals_total", 0),
+            "actuals_unmatched_total": counters.get("actuals_unmatched_total", 0),
+            "actuals_late_total": counters.get("actuals_late_total", 0),
+            "events_pending": self.store.pending_events(),
+            "last_event_time": last,
+            "created_at": info.created_at,
+            "now": time.time(),
+        }
+
+
+def schema_segments(schema: Schema) -> list[str]:
+    return [c.name for c in schema.by_role(Role.SEGMENT)]

@@ -1,0 +1,183 @@
+"""Vectorised validation of an event table against a model version's schema.
+
+A row is rejected, with a reason per field, when its ``prediction_id`` is missing or repeats
+one earlier in the batch, its timestamp does not parse, a feature value has the wrong type or
+does not parse, or a required feature (``nullable: false`` in the schema) is missing or NaN.
+Everything else is accepted: an unseen category or an out-of-range value is data to monitor,
+not an error. Fields that are neither reserved nor in the schema are ignored and named in the
+response.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from watchkeeper.ingest.events import RESERVED
+from watchkeeper.io import ISO_DATETIME_RE, coerce_array
+from watchkeeper.schema import ColumnType, Role, Schema
+
+_MISSING_RE = r"^\s*(?:|nan|na|n/a|null|none)\s*$"
+CHECKED_ROLES = (Role.FEATURE, Role.SEGMENT)
+
+
+@dataclass
+class Validated:
+    """The accepted rows (normalised) and the rejected ones with their reasons."""
+
+    accepted: pa.Table
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    ignored_fields: list[str] = field(default_factory=list)
+
+
+def _text_missing(arr: pa.Array) -> pa.Array:
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        return pc.fill_null(pc.match_substring_regex(arr, _MISSING_RE, ignore_case=True), False)
+    if pa.types.is_floating(arr.type):
+        return pc.fill_null(pc.is_nan(arr), False)
+    return pa.array(np.zeros(len(arr), dtype=bool))
+
+
+def _column(table: pa.Table, name: str) -> pa.Array:
+    col = table.column(name)
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+
+def _times(table: pa.Table, now: float) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    n = table.num_rows
+    if "timestamp" not in table.column_names:
+        return np.full(n, now), np.zeros(n, dtype=bool)
+    raw = _column(table, "timestamp")
+    if pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type):
+        ok = pc.fill_null(pc.match_substring_regex(raw, ISO_DATETIME_RE), False)
+        numeric, _ = coerce_array(raw, "numeric")  # epoch seconds given as text
+        stamps, _ = coerce_array(pc.if_else(ok, raw, None), "datetime")
+        seconds = pc.divide(pc.cast(pc.cast(stamps, pa.int64()), pa.float64()), 1e6)
+        value = pc.coalesce(seconds, numeric).to_numpy(zero_copy_only=False)
+    else:
+        kind = "datetime" if pa.types.is_temporal(raw.type) else "numeric"
+        coerced, _ = coerce_array(raw, kind)
+        if kind == "datetime":
+            coerced = pc.divide(pc.cast(pc.cast(coerced, pa.int64()), pa.float64()), 1e6)
+        value = coerced.to_numpy(zero_copy_only=False)
+    value = np.asarray(value, dtype=np.float64)
+    given = np.asarray(raw.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    bad = given & ~np.isfinite(value)
+    return np.where(given & ~bad, value, now), bad
+
+
+def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Validated:
+    """Split ``table`` into normalised accepted rows and rejected rows with reasons."""
+    now = time.time() if now is None else now
+    n = table.num_rows
+    reasons: list[list[dict[str, str]]] = [[] for _ in range(n)]
+
+    def flag(mask: np.ndarray[Any, Any], fieldname: str, problem: Any) -> None:
+        for i in np.flatnonzero(mask):
+            text = problem(i) if callable(problem) else problem
+            reasons[i].append({"field": fieldname, "problem": text})
+
+    columns: dict[str, pa.Array] = {}
+    if "prediction_id" in table.column_names:
+        ids = pc.cast(_column(table, "prediction_id"), pa.string())
+        missing = np.asarray(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(ids), ""), True))
+    else:
+        ids = pa.nulls(n, pa.string())
+        missing = np.ones(n, dtype=bool)
+    flag(missing, "prediction_id", "missing")
+    id_list = ids.to_pylist()
+    seen: set[str] = set()
+    repeat = np.zeros(n, dtype=bool)
+    for i, value in enumerate(id_list):
+        if value is not None and value in seen:
+            repeat[i] = True
+        seen.add(value)
+    flag(repeat, "prediction_id", "repeats an earlier prediction_id in this batch")
+    columns["prediction_id"] = ids
+
+    event_time, bad_time = _times(table, now)
+    flag(bad_time, "timestamp", "not an ISO 8601 time or epoch seconds")
+    columns["event_time"] = pa.array(event_time)
+
+    for col in schema.columns.values():
+        if col.role not in CHECKED_ROLES or col.type not in (
+            ColumnType.NUMERIC,
+            ColumnType.CATEGORICAL,
+        ):
+            continue
+        if col.name not in table.column_names:
+            if not col.nullable:
+                flag(np.ones(n, dtype=bool), col.name, "missing required feature")
+            columns[col.name] = pa.nulls(
+                n, pa.float64() if col.type == ColumnType.NUMERIC else pa.string()
+            )
+            continue
+        raw = _column(table, col.name)
+        coerced, _ = coerce_array(raw, col.type.value)
+        given = np.asarray(raw.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        marker = np.asarray(_text_missing(raw).to_numpy(zero_copy_only=False), dtype=bool)
+        out_null = np.asarray(coerced.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        wrong = given & ~marker & out_null
+        if wrong.any():
+            shown = raw.to_pylist()
+            expected = "a number" if col.type == ColumnType.NUMERIC else "a category value"
+            flag(wrong, col.name, lambda i, s=shown, e=expected: f"expected {e}, got {s[i]!r}")
+        absent = out_null & ~wrong
+        if not col.nullable and absent.any():
+            flag(absent, col.name, "missing required feature (null or NaN)")
+        columns[col.name] = coerced
+
+    for name in ("prediction", "status", "error", "version"):
+        if name in table.column_names:
+            columns[name] = pc.cast(_column(table, name), pa.string())
+    if "latency_ms" in table.column_names:
+        latency, _ = coerce_array(_column(table, "latency_ms"), "numeric")
+        given = np.asarray(_column(table, "latency_ms").is_valid().to_numpy(zero_copy_only=False))
+        flag(
+            given & np.asarray(latency.is_null().to_numpy(zero_copy_only=False)),
+            "latency_ms",
+            "expected a number",
+        )
+        columns["latency_ms"] = latency
+    for name in table.column_names:
+        if name.startswith("score."):
+            columns[name], _ = coerce_array(_column(table, name), "numeric")
+
+    known = (
+        set(RESERVED)
+        | set(schema.columns)
+        | {c for c in table.column_names if c.startswith("score.")}
+    )
+    ignored = sorted(c for c in table.column_names if c not in known)
+    full = pa.table(columns)
+    bad = np.array([bool(r) for r in reasons], dtype=bool)
+    rejected = []
+    if bad.any():
+        rows = table.filter(pa.array(bad)).to_pylist()
+        for row, i in zip(rows, np.flatnonzero(bad).tolist(), strict=True):
+            rejected.append(
+                {
+                    "index": int(i),
+                    "prediction_id": id_list[i],
+                    "event": _jsonable(row),
+                    "reasons": reasons[i],
+                }
+            )
+    return Validated(full.filter(pa.array(~bad)), rejected, ignored)
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, float) and not np.isfinite(value):
+            out[key] = str(value)
+        elif isinstance(value, (str, int, float, bool)) or value is None:
+            out[key] = value
+        else:
+            out[key] = str(value)
+    return out

@@ -1,0 +1,1 @@
+"""The HTTP service: ingest and query API (FastAPI), built by ``create_app(settings)``."""

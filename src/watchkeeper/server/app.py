@@ -1,0 +1,163 @@
+"""``create_app(settings)``: the FastAPI application. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from watchkeeper import __version__
+from watchkeeper.errors import InputError, WatchkeeperError
+from watchkeeper.ingest.events import PayloadTooLarge
+from watchkeeper.ingest.processor import Processor
+from watchkeeper.ingest.service import IngestService, Overloaded
+from watchkeeper.settings import Settings
+from watchkeeper.store.state import Store
+
+TABLE_TYPES = {
+    "application/vnd.apache.parquet": ".parquet",
+    "application/x-parquet": ".parquet",
+    "application/vnd.apache.arrow.stream": ".arrows",
+    "application/vnd.apache.arrow.file": ".arrow",
+    "text/csv": ".csv",
+}
+
+
+def error_body(status: int, kind: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The one JSON error shape of the API."""
+    return {"error": {"status": status, "type": kind, "message": message, **extra}}
+
+
+def _error_response(exc: WatchkeeperError) -> JSONResponse:
+    status = exc.http_status
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Overloaded) else None
+    return JSONResponse(error_body(status, type(exc).__name__, str(exc)), status, headers=headers)
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes; the limit is {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _table_from_upload(body: bytes, content_type: str | None) -> Any:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+    from pyarrow import ipc
+
+    kind = (content_type or "").split(";")[0].strip().lower()
+    suffix = TABLE_TYPES.get(kind)
+    try:
+        if suffix == ".parquet":
+            return pq.read_table(io.BytesIO(body))
+        if suffix == ".csv":
+            return pcsv.read_csv(io.BytesIO(body))
+        if suffix == ".arrows":
+            return ipc.open_stream(pa.BufferReader(body)).read_all()
+        if suffix == ".arrow":
+            return ipc.open_file(pa.BufferReader(body)).read_all()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"reference body is not valid {suffix}: {exc}") from None
+    raise InputError(
+        f"reference upload: unsupported content type {kind!r}; use one of {sorted(TABLE_TYPES)}"
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.sqlalchemy_url)
+    service = IngestService(store, settings)
+    processor = Processor(store, settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        processor.start()
+        try:
+            yield
+        finally:
+            processor.stop()
+            store.close()
+
+    app = FastAPI(title="watchkeeper", version=__version__, lifespan=lifespan)
+    app.state.settings, app.state.store, app.state.service = settings, store, service
+    app.state.processor = processor
+
+    @app.exception_handler(WatchkeeperError)
+    async def _handle(_request: Request, exc: WatchkeeperError) -> JSONResponse:
+        return _error_response(exc)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/v1/models")
+    async def list_models() -> dict[str, Any]:
+        return {"models": [m.name for m in await run_in_threadpool(store.models)]}
+
+    @app.put("/v1/models/{model}/versions/{version}", status_code=201)
+    async def register(request: Request, model: str, version: str) -> dict[str, Any]:
+        """Register a model version; the body is its training reference (Parquet, CSV, Arrow)."""
+        body = await _body(request, settings.max_body_bytes)
+        q = request.query_params
+        table = _table_from_upload(body, request.headers.get("content-type"))
+
+        def split(name: str) -> list[str] | None:
+            value = q.get(name)
+            return [v for v in value.split(",") if v] if value else None
+
+        window = q.get("window_seconds")
+        return await run_in_threadpool(
+            service.register,
+            model,
+            table,
+            version=version,
+            target=q.get("target"),
+            prediction=q.get("prediction"),
+            scores=split("scores"),
+            segments=split("segments"),
+            window_seconds=int(window) if window and window.isdigit() else None,
+            champion=q.get("champion", "true").lower() != "false",
+        )
+
+    @app.get("/v1/models/{model}")
+    async def model_status(model: str) -> dict[str, Any]:
+        return await run_in_threadpool(service.status, model)
+
+    @app.post("/v1/models/{model}/predictions")
+    async def predictions(request: Request, model: str) -> JSONResponse:
+        body = await _body(request, settings.max_body_bytes)
+        result = await run_in_threadpool(
+            service.ingest, model, body, request.headers.get("content-type")
+        )
+        everything_rejected = result.rejected and not result.accepted and not result.duplicates
+        return JSONResponse(result.to_dict(), 422 if everything_rejected else 200)
+
+    @app.get("/v1/models/{model}/quarantine")
+    async def quarantine(model: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        store.model(model)
+        rows = await run_in_threadpool(
+            store.quarantine, model, limit=min(limit, 10_000), offset=offset
+        )
+        return {"model": model, "items": rows}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        from watchkeeper.server.metrics import render_metrics
+
+        body, content_type = await run_in_threadpool(render_metrics, store, processor)
+        return Response(body, media_type=content_type)
+
+    return app

@@ -1,0 +1,102 @@
+"""``/metrics`` in the Prometheus exposition format, following its naming rules.
+
+Series (label sets are bounded: models × versions × a fixed status set):
+
+* ``watchkeeper_predictions_total{model,version,status}`` — processed events, status ok/error;
+* ``watchkeeper_prediction_latency_seconds{model,version}`` — histogram of reported latency;
+* ``watchkeeper_ingest_events_total{model}``, ``watchkeeper_quarantined_events_total{model}``,
+  ``watchkeeper_duplicate_events_total{model}``, ``watchkeeper_actuals_total{model}``;
+* ``watchkeeper_ingest_pending_events`` — events acknowledged but not yet processed;
+* ``watchkeeper_processor_batches_total``, ``watchkeeper_processor_errors_total``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from watchkeeper.ingest.processor import LATENCY_BOUNDS, merge_operations
+from watchkeeper.store.state import Store
+
+COUNTERS = {
+    "events_total": ("watchkeeper_ingest_events", "Events acknowledged (stored durably)."),
+    "quarantined_total": ("watchkeeper_quarantined_events", "Events rejected by validation."),
+    "duplicates_total": (
+        "watchkeeper_duplicate_events",
+        "Events dropped as retries of stored ids.",
+    ),
+    "actuals_total": ("watchkeeper_actuals", "Ground-truth labels joined to a prediction."),
+}
+
+
+class _Collector:
+    def __init__(self, store: Store, processor: Any) -> None:
+        self.store, self.processor = store, processor
+
+    def collect(self) -> Iterator[Metric]:
+        predictions = CounterMetricFamily(
+            "watchkeeper_predictions",
+            "Processed prediction events.",
+            labels=["model", "version", "status"],
+        )
+        latency = HistogramMetricFamily(
+            "watchkeeper_prediction_latency_seconds",
+            "Prediction latency reported by the model service.",
+            labels=["model", "version"],
+        )
+        families = {
+            k: CounterMetricFamily(n, h, labels=["model"]) for k, (n, h) in COUNTERS.items()
+        }
+        for info in self.store.models():
+            counters = self.store.counters(info.name)
+            for key, family in families.items():
+                family.add_metric([info.name], counters.get(key, 0))
+            per_version: dict[str, dict[str, Any]] = {}
+            top = "*" if info.segments else ""
+            for row in self.store.bucket_profiles(info.name, granularity=86400, segment=top):
+                per_version[row["version"]] = merge_operations(
+                    per_version.get(row["version"]), row["operations"]
+                )
+            for version, ops in per_version.items():
+                predictions.add_metric([info.name, version, "ok"], ops["count"] - ops["errors"])
+                predictions.add_metric([info.name, version, "error"], ops["errors"])
+                cumulative, buckets = 0, []
+                for bound, count in zip(
+                    (*LATENCY_BOUNDS, float("inf")), ops["latency_counts"], strict=True
+                ):
+                    cumulative += count
+                    buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+                latency.add_metric([info.name, version], buckets, ops["latency_sum"])
+        yield predictions
+        yield latency
+        yield from families.values()
+        yield GaugeMetricFamily(
+            "watchkeeper_ingest_pending_events",
+            "Events acknowledged, not yet processed.",
+            value=self.store.pending_events(),
+        )
+        yield CounterMetricFamily(
+            "watchkeeper_processor_batches",
+            "Batches processed since start.",
+            value=self.processor.batches_processed,
+        )
+        yield CounterMetricFamily(
+            "watchkeeper_processor_errors",
+            "Batch processing failures since start.",
+            value=self.processor.errors,
+        )
+
+
+def render_metrics(store: Store, processor: Any) -> tuple[bytes, str]:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(store, processor))
+    return generate_latest(registry), CONTENT_TYPE_LATEST
