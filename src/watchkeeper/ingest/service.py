@@ -251,6 +251,24 @@ class IngestService:
 
         return self.store.accept_batch(model, version, to_ipc(table), rows, make_payload=without)
 
+    def actuals(self, model: str, body: bytes) -> dict[str, int]:
+        """Join ground-truth labels to their predictions (see ``store.labels``)."""
+        from watchkeeper.store.labels import accept_actuals
+
+        info = self.store.model(model)
+        items = parse_actuals(body)
+        if info.champion is None:
+            raise InputError(f"model {model!r} has no version yet")
+        task = _task_of(self.schema(model, info.champion))
+        return accept_actuals(
+            self.store,
+            model,
+            items,
+            horizon_seconds=info.label_horizon_seconds,
+            granularities=sorted({info.window_seconds, 86400}),
+            aggregate=performance_aggregator(task),
+        )
+
     def status(self, model: str) -> dict[str, Any]:
         info = self.store.model(model)
         counters = self.store.counters(model)
@@ -276,3 +294,63 @@ class IngestService:
 
 def schema_segments(schema: Schema) -> list[str]:
     return [c.name for c in schema.by_role(Role.SEGMENT)]
+
+
+def _task_of(schema: Schema) -> str:
+    targets = schema.by_role(Role.TARGET)
+    if targets and targets[0].type.value == "numeric":
+        return "regression"
+    return "classification"
+
+
+def performance_aggregator(task: str) -> Any:
+    """Merge (prediction, label) pairs into a stored performance aggregate (a dict)."""
+    from watchkeeper.stats.performance import ClassificationAggregate, RegressionAggregate
+
+    def merge(old: dict[str, Any] | None, pairs: list[tuple[str | None, str]]) -> dict[str, Any]:
+        preds = [p for p, _ in pairs]
+        labels = [lab for _, lab in pairs]
+        agg: Any
+        if task == "regression":
+            y = np.array([_num(v) for v in labels], dtype=float)
+            p = np.array([_num(v) for v in preds], dtype=float)
+            agg = RegressionAggregate.from_arrays(y, p)
+            if old is not None:
+                agg = RegressionAggregate.from_dict(old["aggregate"]).merge(agg)
+        else:
+            y_true = np.array(labels, dtype=object)
+            y_pred = np.array([None if v is None else str(v) for v in preds], dtype=object)
+            agg = ClassificationAggregate.from_arrays(y_true, y_pred)
+            if old is not None:
+                agg = ClassificationAggregate.from_dict(old["aggregate"]).merge(agg)
+        return {"task": task, "aggregate": agg.to_dict()}
+
+    return merge
+
+
+def _num(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def parse_actuals(body: bytes) -> list[dict[str, Any]]:
+    """``{"actuals": [{"prediction_id", "label", "timestamp"?}]}`` or a bare list."""
+    import json
+
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"body is not valid JSON: {exc}") from None
+    if isinstance(data, dict):
+        data = data.get("actuals")
+    if not isinstance(data, list):
+        raise InputError('expected {"actuals": [{"prediction_id": ..., "label": ...}, ...]}')
+    for i, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise InputError(f"actual {i}: expected an object")
+        missing = [k for k in ("prediction_id", "label") if item.get(k) in (None, "")]
+        if missing:
+            raise InputError(f"actual {i}: missing {', '.join(missing)}")
+    return data

@@ -145,6 +145,11 @@ def create_app(settings: Settings) -> FastAPI:
         everything_rejected = result.rejected and not result.accepted and not result.duplicates
         return JSONResponse(result.to_dict(), 422 if everything_rejected else 200)
 
+    @app.post("/v1/models/{model}/actuals")
+    async def actuals(request: Request, model: str) -> dict[str, int]:
+        body = await _body(request, settings.max_body_bytes)
+        return await run_in_threadpool(service.actuals, model, body)
+
     @app.get("/v1/models/{model}/quarantine")
     async def quarantine(model: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
         store.model(model)

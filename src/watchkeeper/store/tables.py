@@ -71,6 +71,21 @@ actuals = sa.Table(
     sa.Column("prediction_id", sa.String(200), primary_key=True),
     sa.Column("label", sa.String(400), nullable=False),
     sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # matched, unmatched or late
+)
+
+# Performance aggregates of the bucket the *prediction* belongs to, updated as labels arrive.
+bucket_performance = sa.Table(
+    "wk_bucket_performance",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("version", sa.String(200), primary_key=True),
+    sa.Column("segment", sa.String(400), primary_key=True),
+    sa.Column("granularity", sa.Integer, primary_key=True),
+    sa.Column("bucket", sa.Integer, primary_key=True),
+    sa.Column("labels", sa.Integer, nullable=False),
+    sa.Column("aggregate", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
 )
 
 counters = sa.Table(

@@ -1,0 +1,147 @@
+"""Joining late ground truth to the predictions it belongs to.
+
+A label joins by ``prediction_id``. It updates the performance aggregate of the bucket of the
+*prediction's* event time (per version, segment and granularity), so a window's performance
+fills in as its labels arrive. A label for an unknown prediction is ``unmatched``; one that
+arrives after the model's label horizon is ``late``; a second label for the same prediction
+is a ``duplicate``. Unmatched and late labels are stored and counted, never applied silently
+nor dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from watchkeeper.store import tables as t
+from watchkeeper.store.state import ID_CHUNK, Store
+
+Aggregator = Callable[[dict[str, Any] | None, list[tuple[str | None, str]]], dict[str, Any]]
+
+
+def accept_actuals(
+    store: Store,
+    model: str,
+    actuals: Sequence[dict[str, Any]],
+    *,
+    horizon_seconds: float,
+    granularities: Sequence[int],
+    aggregate: Aggregator,
+    now: float | None = None,
+) -> dict[str, int]:
+    """Store labels and fold matched ones into the performance of their prediction's bucket.
+
+    ``aggregate(old, pairs)`` merges ``(prediction, label)`` pairs into a stored aggregate
+    dict (None when the bucket has none yet) and returns the new one.
+    """
+    now = time.time() if now is None else now
+    ids = [str(a["prediction_id"]) for a in actuals]
+    result = {"matched": 0, "unmatched": 0, "late": 0, "duplicates": 0}
+    with store._write_lock, store.engine.begin() as conn:
+        known: dict[str, dict[str, Any]] = {}
+        labelled: set[str] = set()
+        p, a = t.predictions.c, t.actuals.c
+        for start in range(0, len(ids), ID_CHUNK):
+            chunk = ids[start : start + ID_CHUNK]
+            for row in conn.execute(
+                sa.select(t.predictions).where((p.model == model) & p.prediction_id.in_(chunk))
+            ).mappings():
+                known[row["prediction_id"]] = dict(row)
+            labelled.update(
+                conn.execute(
+                    sa.select(a.prediction_id).where(
+                        (a.model == model) & a.prediction_id.in_(chunk)
+                    )
+                ).scalars()
+            )
+        rows: list[dict[str, Any]] = []
+        pairs: dict[tuple[str, str, float], list[tuple[str | None, str]]] = {}
+        for item, pid in zip(actuals, ids, strict=True):
+            if pid in labelled:
+                result["duplicates"] += 1
+                continue
+            labelled.add(pid)
+            pred = known.get(pid)
+            if pred is None:
+                status = "unmatched"
+            elif now - pred["event_time"] > horizon_seconds:
+                status = "late"
+            else:
+                status = "matched"
+                key = (pred["version"], pred["segment"], pred["event_time"])
+                pairs.setdefault(key, []).append((pred["prediction"], str(item["label"])))
+            result[status] += 1
+            rows.append(
+                {
+                    "model": model,
+                    "prediction_id": pid,
+                    "label": str(item["label"]),
+                    "received_at": now,
+                    "status": status,
+                }
+            )
+        if rows:
+            conn.execute(t.actuals.insert(), rows)
+        grouped: dict[tuple[str, str, int, int], list[tuple[str | None, str]]] = {}
+        for (version, segment, event_time), items in pairs.items():
+            segs = [segment, "*"] if segment else [""]
+            for seg in segs:
+                for g in granularities:
+                    bucket = int(event_time // g * g)
+                    grouped.setdefault((version, seg, g, bucket), []).extend(items)
+        bp = t.bucket_performance.c
+        for (version, seg, g, bucket), items in grouped.items():
+            where = (
+                (bp.model == model)
+                & (bp.version == version)
+                & (bp.segment == seg)
+                & (bp.granularity == g)
+                & (bp.bucket == bucket)
+            )
+            old = conn.execute(sa.select(t.bucket_performance).where(where)).mappings().first()
+            agg = aggregate(None if old is None else old["aggregate"], items)
+            values = {
+                "labels": (0 if old is None else old["labels"]) + len(items),
+                "aggregate": agg,
+                "updated_at": now,
+            }
+            if old is None:
+                conn.execute(
+                    t.bucket_performance.insert().values(
+                        model=model,
+                        version=version,
+                        segment=seg,
+                        granularity=g,
+                        bucket=bucket,
+                        **values,
+                    )
+                )
+            else:
+                conn.execute(t.bucket_performance.update().where(where).values(**values))
+        store._bump(
+            conn,
+            model,
+            {
+                "actuals_total": result["matched"],
+                "actuals_unmatched_total": result["unmatched"],
+                "actuals_late_total": result["late"],
+                "actuals_duplicates_total": result["duplicates"],
+            },
+        )
+    return result
+
+
+def bucket_performance(
+    store: Store, model: str, *, granularity: int, start: int | None = None, end: int | None = None
+) -> list[dict[str, Any]]:
+    bp = t.bucket_performance.c
+    q = sa.select(t.bucket_performance).where((bp.model == model) & (bp.granularity == granularity))
+    if start is not None:
+        q = q.where(bp.bucket >= start)
+    if end is not None:
+        q = q.where(bp.bucket < end)
+    with store.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q.order_by(bp.bucket)).mappings()]
