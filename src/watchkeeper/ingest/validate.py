@@ -132,6 +132,10 @@ def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Va
             flag(absent, col.name, "missing required feature (null or NaN)")
         columns[col.name] = coerced
 
+    for col in schema.by_role(Role.PREDICTION):  # the event's prediction fills the model's column
+        if col.name not in table.column_names and "prediction" in table.column_names:
+            kind = col.type.value if col.type.value in ("numeric", "categorical") else "categorical"
+            columns[col.name], _ = coerce_array(_column(table, "prediction"), kind)
     for name in ("prediction", "status", "error", "version"):
         if name in table.column_names:
             columns[name] = pc.cast(_column(table, name), pa.string())

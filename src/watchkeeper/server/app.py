@@ -16,6 +16,7 @@ from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.ingest.events import PayloadTooLarge
 from watchkeeper.ingest.processor import Processor
 from watchkeeper.ingest.service import IngestService, Overloaded
+from watchkeeper.monitor.evaluate import Evaluator, latest, series
 from watchkeeper.settings import Settings
 from watchkeeper.store.state import Store
 
@@ -81,19 +82,22 @@ def create_app(settings: Settings) -> FastAPI:
     store = Store(settings.sqlalchemy_url)
     service = IngestService(store, settings)
     processor = Processor(store, settings)
+    evaluator = Evaluator(store)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         processor.start()
+        evaluator.start(settings.evaluation_interval_seconds)
         try:
             yield
         finally:
+            evaluator.stop()
             processor.stop()
             store.close()
 
     app = FastAPI(title="watchkeeper", version=__version__, lifespan=lifespan)
     app.state.settings, app.state.store, app.state.service = settings, store, service
-    app.state.processor = processor
+    app.state.processor, app.state.evaluator = processor, evaluator
 
     @app.exception_handler(WatchkeeperError)
     async def _handle(_request: Request, exc: WatchkeeperError) -> JSONResponse:
@@ -134,7 +138,35 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/models/{model}")
     async def model_status(model: str) -> dict[str, Any]:
-        return await run_in_threadpool(service.status, model)
+        status = await run_in_threadpool(service.status, model)
+        status["latest_window"] = await run_in_threadpool(latest, store, model)
+        return status
+
+    @app.get("/v1/models/{model}/metrics")
+    async def model_series(
+        model: str,
+        metric: str,
+        feature: str = "",
+        version: str | None = None,
+        segment: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> dict[str, Any]:
+        """A metric's time series: one point per evaluated window."""
+        store.model(model)
+        points = await run_in_threadpool(
+            lambda: series(
+                store,
+                model,
+                metric,
+                feature=feature,
+                version=version,
+                segment=segment,
+                start=start,
+                end=end,
+            )
+        )
+        return {"model": model, "metric": metric, "feature": feature, "points": points}
 
     @app.post("/v1/models/{model}/predictions")
     async def predictions(request: Request, model: str) -> JSONResponse:

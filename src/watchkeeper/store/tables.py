@@ -138,6 +138,17 @@ metric_points = sa.Table(
     sa.Index("ix_wk_points", "model", "metric", "window_start"),
 )
 
+evaluations = sa.Table(
+    "wk_evaluations",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("version", sa.String(200), primary_key=True),
+    sa.Column("segment", sa.String(400), primary_key=True),
+    sa.Column("window_start", sa.Integer, primary_key=True),
+    sa.Column("evaluated_at", sa.Float, nullable=False),
+    sa.Column("summary", sa.JSON, nullable=False),
+)
+
 tokens = sa.Table(
     "wk_tokens",
     metadata,

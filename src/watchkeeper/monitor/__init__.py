@@ -1,0 +1,1 @@
+"""Windows, their evaluation against the reference, and the metric points it produces."""

@@ -1,0 +1,366 @@
+"""Evaluate closed windows: drift, data quality, performance and operations → metric points.
+
+A window is a bucket of the model's ``window_seconds`` (per version and segment, ``*`` for
+all segments). It is evaluated once it has closed, and again whenever its profile changes
+(late events) or labels for its predictions arrive (late ground truth). Each evaluation
+replaces the window's metric points:
+
+* ``drift_statistic`` per drift feature (and the prediction column), with threshold, method
+  and decision in ``detail``; ``drifted_share`` over the drift features;
+* ``missing_share`` per feature;
+* ``count``, ``error_rate``, ``latency_p50`` / ``latency_p95`` / ``latency_p99`` (seconds,
+  interpolated in the latency histogram);
+* with labels: ``accuracy``, ``f1`` (binary: positive class; else macro), ``precision``,
+  ``recall`` or ``mae``, ``rmse``, ``r2``; and ``labels``, the labelled count.
+
+Drift uses the statistics core's calibrated decisions at the window's sample size.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from watchkeeper.ingest.processor import LATENCY_BOUNDS
+from watchkeeper.profile import DatasetProfile
+from watchkeeper.quality import column_quality
+from watchkeeper.schema import Role, Schema
+from watchkeeper.stats.drift import column_drift
+from watchkeeper.stats.performance import ClassificationAggregate, RegressionAggregate
+from watchkeeper.store import tables as t
+from watchkeeper.store.state import Store
+
+log = logging.getLogger("watchkeeper.evaluate")
+ALPHA = 0.01
+
+
+def latency_quantile(counts: list[int], q: float) -> float | None:
+    """Quantile of a latency histogram with LATENCY_BOUNDS, linear inside a bucket."""
+    total = sum(counts)
+    if total == 0:
+        return None
+    target, cumulative, lower = q * total, 0, 0.0
+    for bound, count in zip((*LATENCY_BOUNDS, LATENCY_BOUNDS[-1] * 2), counts, strict=True):
+        if count and cumulative + count >= target:
+            return lower + (bound - lower) * (target - cumulative) / count
+        cumulative += count
+        lower = bound
+    return LATENCY_BOUNDS[-1]
+
+
+def _value(metric: Any) -> float | None:
+    if isinstance(metric, dict):
+        v = metric.get("value")
+        return None if v is None else float(v)
+    return None
+
+
+def performance_points(entry: dict[str, Any]) -> dict[str, float | None]:
+    agg = entry["aggregate"]
+    if agg["task"] == "regression":
+        m = RegressionAggregate.from_dict(agg["aggregate"]).metrics()
+        return {k: _value(m[k]) for k in ("mae", "rmse", "r2")}
+    m = ClassificationAggregate.from_dict(agg["aggregate"]).metrics(n_bootstrap=0)
+    return {k: _value(m[k]) for k in ("accuracy", "f1", "precision", "recall")}
+
+
+class Evaluator:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._refs: dict[tuple[str, str], tuple[Schema, DatasetProfile]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.windows_evaluated = 0
+        self.errors = 0
+
+    def _reference(self, model: str, version: str) -> tuple[Schema, DatasetProfile]:
+        if (model, version) not in self._refs:
+            row = self.store.version(model, version)
+            self._refs[(model, version)] = (
+                Schema.from_dict(row["schema"]),
+                DatasetProfile.from_bytes(row["reference_profile"]),
+            )
+        return self._refs[(model, version)]
+
+    def start(self, interval: float) -> None:
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.run_once()
+                except Exception:
+                    self.errors += 1
+                    log.exception("evaluation failed")
+
+        self._thread = threading.Thread(target=loop, name="wk-evaluator", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _due(
+        self, conn: sa.Connection, model: str, window: int, now: float
+    ) -> list[dict[str, Any]]:
+        """Closed windows with a changed profile or new labels since their last evaluation."""
+        bp, ev, perf = t.bucket_profiles.c, t.evaluations.c, t.bucket_performance.c
+        rows = (
+            conn.execute(
+                sa.select(t.bucket_profiles).where(
+                    (bp.model == model) & (bp.granularity == window) & (bp.bucket + window <= now)
+                )
+            )
+            .mappings()
+            .all()
+        )
+        done = {
+            (r.version, r.segment, r.window_start): r.evaluated_at
+            for r in conn.execute(
+                sa.select(ev.version, ev.segment, ev.window_start, ev.evaluated_at).where(
+                    ev.model == model
+                )
+            )
+        }
+        labelled = {
+            (r.version, r.segment, r.bucket): (r.updated_at, r)
+            for r in conn.execute(
+                sa.select(t.bucket_performance).where(
+                    (perf.model == model) & (perf.granularity == window)
+                )
+            )
+        }
+        due = []
+        for row in rows:
+            key = (row["version"], row["segment"], row["bucket"])
+            last = done.get(key)
+            perf_row = labelled.get(key)
+            if last is None or row["dirty"] or (perf_row is not None and perf_row[0] > last):
+                due.append(
+                    {
+                        **dict(row),
+                        "performance_row": None if perf_row is None else dict(perf_row[1]._mapping),
+                    }
+                )
+        return due
+
+    def run_once(self, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        count = 0
+        for info in self.store.models():
+            with self.store.engine.connect() as conn:
+                due = self._due(conn, info.name, info.window_seconds, now)
+            for window in due:
+                self._evaluate(info.name, info.window_seconds, window, now)
+                count += 1
+        self.windows_evaluated += count
+        return count
+
+    def _evaluate(self, model: str, window_seconds: int, row: dict[str, Any], now: float) -> None:
+        schema, reference = self._reference(model, row["version"])
+        current = DatasetProfile.from_bytes(row["profile"])
+        points: list[dict[str, Any]] = []
+
+        def point(metric: str, feature: str, value: float | None, detail: Any = None) -> None:
+            points.append(
+                {
+                    "metric": metric,
+                    "feature": feature,
+                    "value": None if value is None or not np.isfinite(value) else float(value),
+                    "detail": detail,
+                }
+            )
+
+        drift_cols = [c.name for c in schema.drift_columns()]
+        drift_cols += [c.name for c in schema.by_role(Role.PREDICTION) if c.name not in drift_cols]
+        drifted = checked = 0
+        top: list[tuple[float, str]] = []
+        for name in drift_cols:
+            ref, cur = reference.columns.get(name), current.columns.get(name)
+            if ref is None or cur is None or cur.count == 0:
+                continue
+            d = column_drift(name, ref, cur, alpha=ALPHA)
+            if d.statistic is None:
+                continue
+            is_feature = schema.columns[name].role != Role.PREDICTION
+            metric = "drift_statistic" if is_feature else "prediction_drift"
+            point(
+                metric,
+                name,
+                d.statistic,
+                {
+                    "threshold": d.threshold,
+                    "drifted": d.drifted,
+                    "method": d.method,
+                    "effect_size": d.effect_size,
+                },
+            )
+            if is_feature:
+                checked += 1
+                drifted += d.drifted
+                top.append((d.effect_size or 0.0, name))
+        point(
+            "drifted_share",
+            "",
+            drifted / checked if checked else None,
+            {
+                "drifted": drifted,
+                "checked": checked,
+                "top": [n for _, n in sorted(top, reverse=True)[:5]],
+            },
+        )
+        for name, prof in current.columns.items():
+            point("missing_share", name, column_quality(prof)["missing_share"])
+        ops = row["operations"]
+        point("count", "", ops["count"])
+        point("error_rate", "", ops["errors"] / ops["count"] if ops["count"] else None)
+        for q in (0.5, 0.95, 0.99):
+            point(f"latency_p{round(q * 100)}", "", latency_quantile(ops["latency_counts"], q))
+        perf = row.get("performance_row")
+        if perf is not None and perf["labels"]:
+            point("labels", "", perf["labels"])
+            for name, value in performance_points(perf).items():
+                point(name, "", value)
+        key = {"model": model, "version": row["version"], "segment": row["segment"]}
+        summary = {
+            "drifted": drifted,
+            "checked": checked,
+            "events": ops["count"],
+            "labels": 0 if perf is None else perf["labels"],
+        }
+        mp, ev, bp = t.metric_points.c, t.evaluations.c, t.bucket_profiles.c
+        with self.store._write_lock, self.store.engine.begin() as conn:
+            conn.execute(
+                t.metric_points.delete().where(
+                    (mp.model == model)
+                    & (mp.version == row["version"])
+                    & (mp.segment == row["segment"])
+                    & (mp.window_start == row["bucket"])
+                    & (mp.window_seconds == window_seconds)
+                )
+            )
+            conn.execute(
+                t.metric_points.insert(),
+                [
+                    {**key, "window_start": row["bucket"], "window_seconds": window_seconds, **p}
+                    for p in points
+                ],
+            )
+            where = (
+                (ev.model == model)
+                & (ev.version == row["version"])
+                & (ev.segment == row["segment"])
+                & (ev.window_start == row["bucket"])
+            )
+            if not conn.execute(
+                t.evaluations.update().where(where).values(evaluated_at=now, summary=summary)
+            ).rowcount:
+                conn.execute(
+                    t.evaluations.insert().values(
+                        **key, window_start=row["bucket"], evaluated_at=now, summary=summary
+                    )
+                )
+            conn.execute(
+                t.bucket_profiles.update()
+                .where(
+                    (bp.model == model)
+                    & (bp.version == row["version"])
+                    & (bp.segment == row["segment"])
+                    & (bp.granularity == window_seconds)
+                    & (bp.bucket == row["bucket"])
+                )
+                .values(dirty=False)
+            )
+
+
+def series(
+    store: Store,
+    model: str,
+    metric: str,
+    *,
+    feature: str = "",
+    version: str | None = None,
+    segment: str | None = None,
+    start: float | None = None,
+    end: float | None = None,
+) -> list[dict[str, Any]]:
+    """Metric points of one metric over time, oldest first."""
+    mp = t.metric_points.c
+    q = sa.select(t.metric_points).where(
+        (mp.model == model) & (mp.metric == metric) & (mp.feature == feature)
+    )
+    if version is not None:
+        q = q.where(mp.version == version)
+    q = q.where(mp.segment == (segment if segment is not None else _default_segment(store, model)))
+    if start is not None:
+        q = q.where(mp.window_start >= start)
+    if end is not None:
+        q = q.where(mp.window_start < end)
+    with store.engine.connect() as conn:
+        return [
+            {
+                k: r[k]
+                for k in ("version", "segment", "window_start", "window_seconds", "value", "detail")
+            }
+            for r in conn.execute(q.order_by(mp.window_start)).mappings()
+        ]
+
+
+def _default_segment(store: Store, model: str) -> str:
+    return "*" if store.model(model).segments else ""
+
+
+def latest(store: Store, model: str) -> dict[str, Any] | None:
+    """The newest evaluated window of the model's champion (all segments) and its points."""
+    info = store.model(model)
+    seg = _default_segment(store, model)
+    ev, mp = t.evaluations.c, t.metric_points.c
+    with store.engine.connect() as conn:
+        row = (
+            conn.execute(
+                sa.select(t.evaluations)
+                .where(
+                    (ev.model == model)
+                    & (ev.segment == seg)
+                    & (ev.version == (info.champion or ""))
+                )
+                .order_by(ev.window_start.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        pts = (
+            conn.execute(
+                sa.select(t.metric_points).where(
+                    (mp.model == model)
+                    & (mp.version == row["version"])
+                    & (mp.segment == seg)
+                    & (mp.window_start == row["window_start"])
+                )
+            )
+            .mappings()
+            .all()
+        )
+    return {
+        "version": row["version"],
+        "window_start": row["window_start"],
+        "window_seconds": info.window_seconds,
+        "evaluated_at": row["evaluated_at"],
+        "summary": row["summary"],
+        "metrics": [
+            {
+                "metric": p["metric"],
+                "feature": p["feature"],
+                "value": p["value"],
+                "detail": p["detail"],
+            }
+            for p in pts
+        ],
+    }
