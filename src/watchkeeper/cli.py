@@ -357,3 +357,83 @@ def serve(
         log_level=settings.log_level,
         timeout_graceful_shutdown=10,
     )
+
+
+@main.group()
+def token() -> None:
+    """Create, list and revoke API tokens (stored hashed in the state store)."""
+
+
+def _store(config: Path | None, data_dir: Path | None, database_url: str | None) -> Any:
+    from watchkeeper.settings import load_settings
+    from watchkeeper.store.state import Store
+
+    settings = load_settings(config, data_dir=data_dir, database_url=database_url)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Store(settings.sqlalchemy_url)
+
+
+_STORE_OPTIONS = [
+    click.option(
+        "--config", type=click.Path(path_type=Path, dir_okay=False), help="Settings file."
+    ),
+    click.option(
+        "--data-dir",
+        "data_dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="The service's data directory.",
+    ),
+    click.option("--database", "database_url", help="postgresql://... state store."),
+]
+
+
+def _store_options(f: Any) -> Any:
+    for option in reversed(_STORE_OPTIONS):
+        f = option(f)
+    return f
+
+
+@token.command("create")
+@click.argument("name")
+@click.option(
+    "--scopes",
+    default="ingest,read",
+    show_default=True,
+    help="Comma-separated: ingest, read, admin.",
+)
+@_store_options
+def token_create(
+    name: str, scopes: str, config: Path | None, data_dir: Path | None, database_url: str | None
+) -> None:
+    """Create a token; it is printed once and stored only as a hash."""
+    from watchkeeper.store.tokens import create_token
+
+    value = create_token(
+        _store(config, data_dir, database_url),
+        name,
+        [s.strip() for s in scopes.split(",") if s.strip()],
+    )
+    click.echo(value)
+
+
+@token.command("list")
+@_store_options
+def token_list(config: Path | None, data_dir: Path | None, database_url: str | None) -> None:
+    """List tokens (ids, names, scopes; never the secrets)."""
+    from watchkeeper.store.tokens import list_tokens
+
+    for row in list_tokens(_store(config, data_dir, database_url)):
+        click.echo(f"{row['id']}  {row['name']}  {','.join(row['scopes'])}")
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@_store_options
+def token_revoke(
+    token_id: str, config: Path | None, data_dir: Path | None, database_url: str | None
+) -> None:
+    """Revoke a token by its id."""
+    from watchkeeper.store.tokens import revoke_token
+
+    revoke_token(_store(config, data_dir, database_url), token_id)
+    click.echo(f"revoked {token_id}")

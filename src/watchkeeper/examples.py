@@ -20,28 +20,39 @@ PLANS = ("basic", "plus", "pro")
 
 
 def _frame(
-    rng: np.random.Generator, n: int, start: datetime, *, drifted: bool, first_id: int
+    rng: np.random.Generator,
+    n: int,
+    start: datetime,
+    *,
+    drifted: bool | float,
+    first_id: int,
+    span_seconds: float = 7 * 86400,
+    concept: float | None = None,
 ) -> pa.Table:
+    """``drifted``: 0 (False) is the training distribution, 1 (True) the full documented drift,
+    anything between a partial one; ``concept`` (default: the same) scales the change of the
+    feature → churn relation."""
+    d = float(drifted)
+    c = d if concept is None else concept
     age = np.clip(rng.normal(41, 11, n), 18, 90).round()
-    income = rng.lognormal(10.4 + (0.14 if drifted else 0.0), 0.45, n)
+    income = rng.lognormal(10.4 + 0.14 * d, 0.45, n)
     tenure = rng.gamma(2.0, 14.0, n).round()
-    credit = rng.normal(650, 75 * (1.35 if drifted else 1.0), n).round()
+    credit = rng.normal(650, 75 * (1 + 0.35 * d), n).round()
     products = rng.choice([1, 2, 3, 4], n, p=[0.5, 0.3, 0.15, 0.05])
-    country_p = [0.3, 0.25, 0.12, 0.15, 0.1, 0.08]
-    if drifted:
-        country_p = [0.24, 0.22, 0.25, 0.13, 0.09, 0.07]
-    country = rng.choice(COUNTRIES, n, p=country_p)
-    plan_names = [*PLANS, "family"] if drifted else list(PLANS)
-    plan_p = [0.45, 0.3, 0.17, 0.08] if drifted else [0.5, 0.32, 0.18]
-    plan = rng.choice(plan_names, n, p=plan_p)
+    base_p = np.array([0.3, 0.25, 0.12, 0.15, 0.1, 0.08])
+    drift_p = np.array([0.24, 0.22, 0.25, 0.13, 0.09, 0.07])
+    country = rng.choice(COUNTRIES, n, p=(1 - d) * base_p + d * drift_p)
+    plan_names = [*PLANS, "family"]
+    plan_p = (1 - d) * np.array([0.5, 0.32, 0.18, 0.0]) + d * np.array([0.45, 0.3, 0.17, 0.08])
+    plan = rng.choice(plan_names, n, p=plan_p / plan_p.sum())
     active = rng.random(n) < 0.7
     balance = np.where(rng.random(n) < 0.25, 0.0, rng.normal(75_000, 30_000, n).clip(0))
     balance[rng.random(n) < 0.02] = np.nan  # some missing values, in both frames
     logit = -1.2 + 0.035 * (age - 41) - 0.03 * tenure / 10 - 0.9 * active + 0.25 * (products >= 3)
     score = 1 / (1 + np.exp(-logit))
-    true_logit = logit + (1.1 * active + 0.02 * (credit - 650) / 10 if drifted else 0.0)
+    true_logit = logit + c * (1.1 * active + 0.02 * (credit - 650) / 10)
     churn = rng.random(n) < 1 / (1 + np.exp(-true_logit))
-    seconds = np.sort(rng.uniform(0, 7 * 86400, n)).astype("timedelta64[s]")
+    seconds = np.sort(rng.uniform(0, span_seconds, n)).astype("timedelta64[s]")
     times = np.datetime64(start.replace(tzinfo=None), "s") + seconds
     return pa.table(
         {

@@ -99,6 +99,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings, app.state.store, app.state.service = settings, store, service
     app.state.processor, app.state.evaluator = processor, evaluator
 
+    if settings.tokens_required:
+        from watchkeeper.server.auth import auth_middleware
+
+        app.middleware("http")(auth_middleware(store, error_body))
+
     @app.exception_handler(WatchkeeperError)
     async def _handle(_request: Request, exc: WatchkeeperError) -> JSONResponse:
         return _error_response(exc)

@@ -1,0 +1,62 @@
+"""Bearer-token authentication with scopes: ingest (send events and labels), read (query),
+admin (register models and versions). Required whenever tokens are on (by default, when the
+server binds to a non-loopback address); ``/healthz`` is always open."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from watchkeeper.store.state import Store
+from watchkeeper.store.tokens import check_token
+
+OPEN_PATHS = ("/healthz", "/docs", "/openapi.json")
+
+
+def required_scope(method: str, path: str) -> str:
+    if path.endswith(("/predictions", "/actuals")) and method == "POST":
+        return "ingest"
+    if method in ("GET", "HEAD"):
+        return "read"
+    return "admin"
+
+
+def auth_middleware(
+    store: Store, error_body: Callable[..., dict[str, object]]
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    async def middleware(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        path = request.url.path
+        if path in OPEN_PATHS:
+            return await call_next(request)
+        header = request.headers.get("authorization", "")
+        if not header.lower().startswith("bearer "):
+            return JSONResponse(
+                error_body(
+                    401, "Unauthorized", "a bearer token is required: Authorization: Bearer wk_..."
+                ),
+                401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        scopes = await run_in_threadpool(check_token, store, header[7:].strip())
+        if scopes is None:
+            return JSONResponse(
+                error_body(401, "Unauthorized", "the token is not valid"),
+                401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        need = required_scope(request.method, path)
+        if need not in scopes and "admin" not in scopes:
+            return JSONResponse(
+                error_body(
+                    403, "Forbidden", f"this token lacks the {need!r} scope (it has {scopes})"
+                ),
+                403,
+            )
+        return await call_next(request)
+
+    return middleware
