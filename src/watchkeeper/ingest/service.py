@@ -269,6 +269,41 @@ class IngestService:
             aggregate=performance_aggregator(task),
         )
 
+    def cloudevent(
+        self, headers: dict[str, str], body: bytes, model: str | None, version: str | None
+    ) -> dict[str, Any]:
+        """Accept one CloudEvent (a request or a response half of a prediction)."""
+        import json
+
+        from watchkeeper.ingest.cloudevents import (
+            accept_half,
+            finish_pair,
+            pair_to_events,
+            read_event,
+        )
+
+        event = read_event(headers, body)
+        attrs = event["attrs"]
+        model = model or attrs.get("inferenceservicename") or attrs.get("modelid")
+        if not model:
+            raise InputError("no model: set ?model= or the inferenceservicename/modelid attribute")
+        info = self.store.model(str(model))
+        version = version or attrs.get("modelversion")
+        pair = accept_half(self.store, info.name, version, event)
+        if pair is None:
+            return {"status": "waiting", "id": attrs["join_id"], "kind": attrs["kind"]}
+        use = pair["version"] or info.champion
+        if use is None:
+            raise InputError(f"model {info.name!r} has no version yet")
+        events = pair_to_events(
+            pair["join_id"], pair["request"], pair["response"], self.schema(info.name, use)
+        )
+        for e in events:
+            e["version"] = use
+        result = self.ingest(info.name, json.dumps({"events": events}).encode(), "application/json")
+        finish_pair(self.store, info.name, pair["join_id"])
+        return {"status": "joined", "id": pair["join_id"], **result.to_dict()}
+
     def status(self, model: str) -> dict[str, Any]:
         info = self.store.model(model)
         counters = self.store.counters(model)

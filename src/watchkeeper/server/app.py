@@ -187,6 +187,15 @@ def create_app(settings: Settings) -> FastAPI:
         body = await _body(request, settings.max_body_bytes)
         return await run_in_threadpool(service.actuals, model, body)
 
+    @app.post("/v1/cloudevents")
+    async def cloudevents(
+        request: Request, model: str | None = None, version: str | None = None
+    ) -> dict[str, Any]:
+        """A KServe / Seldon request-logger target: request and response joined by event id."""
+        body = await _body(request, settings.max_body_bytes)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        return await run_in_threadpool(service.cloudevent, headers, body, model, version)
+
     @app.get("/v1/models/{model}/quarantine")
     async def quarantine(model: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
         store.model(model)

@@ -17,7 +17,9 @@ OPEN_PATHS = ("/healthz", "/docs", "/openapi.json")
 
 
 def required_scope(method: str, path: str) -> str:
-    if path.endswith(("/predictions", "/actuals")) and method == "POST":
+    if method == "POST" and (
+        path.endswith(("/predictions", "/actuals")) or path == "/v1/cloudevents"
+    ):
         return "ingest"
     if method in ("GET", "HEAD"):
         return "read"

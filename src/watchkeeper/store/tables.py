@@ -138,6 +138,19 @@ metric_points = sa.Table(
     sa.Index("ix_wk_points", "model", "metric", "window_start"),
 )
 
+# One half of a CloudEvents request/response pair, waiting for the other half.
+cloudevents_pending = sa.Table(
+    "wk_cloudevents_pending",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("event_id", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(10), primary_key=True),  # request or response
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("event_time", sa.Float),
+    sa.Column("version", sa.String(200)),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+)
+
 evaluations = sa.Table(
     "wk_evaluations",
     metadata,
