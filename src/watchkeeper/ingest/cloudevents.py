@@ -192,7 +192,7 @@ def accept_half(
         conn.execute(t.cloudevents_pending.insert().values(**row))
         if mate is None:
             return None
-    pair = {kind: row, other: dict(mate)}
+    pair: dict[str, Any] = {kind: row, other: dict(mate)}
     pair["version"] = version or mate["version"]
     pair["join_id"] = join_id
     return pair
