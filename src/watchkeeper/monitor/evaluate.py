@@ -87,10 +87,17 @@ class Evaluator:
             )
         return self._refs[(model, version)]
 
-    def start(self, interval: float) -> None:
+    def start(self, interval: float, maintenance: Any = None, every: float = 600.0) -> None:
+        """Evaluate due windows every ``interval`` seconds; run ``maintenance()`` (retention)
+        at start and every ``every`` seconds."""
+
         def loop() -> None:
+            last = 0.0
             while not self._stop.wait(interval):
                 try:
+                    if maintenance is not None and time.time() - last >= every:
+                        last = time.time()
+                        maintenance()
                     self.run_once()
                 except Exception:
                     self.errors += 1

@@ -17,6 +17,7 @@ from watchkeeper.ingest.events import PayloadTooLarge
 from watchkeeper.ingest.processor import Processor
 from watchkeeper.ingest.service import IngestService, Overloaded
 from watchkeeper.monitor.evaluate import Evaluator, latest, series
+from watchkeeper.monitor.retention import sweep
 from watchkeeper.settings import Settings
 from watchkeeper.store.state import Store
 
@@ -87,7 +88,10 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         processor.start()
-        evaluator.start(settings.evaluation_interval_seconds)
+        evaluator.start(
+            settings.evaluation_interval_seconds,
+            maintenance=lambda: sweep(store, settings.lake_dir),
+        )
         try:
             yield
         finally:
