@@ -7,7 +7,13 @@ Series (label sets are bounded: models × versions × a fixed status set):
 * ``watchkeeper_ingest_events_total{model}``, ``watchkeeper_quarantined_events_total{model}``,
   ``watchkeeper_duplicate_events_total{model}``, ``watchkeeper_actuals_total{model}``;
 * ``watchkeeper_ingest_pending_events`` — events acknowledged but not yet processed;
-* ``watchkeeper_processor_batches_total``, ``watchkeeper_processor_errors_total``.
+* ``watchkeeper_processor_batches_total``, ``watchkeeper_processor_errors_total``;
+* from the latest evaluated window of each model's champion:
+  ``watchkeeper_feature_drift_statistic{model,feature}`` and
+  ``watchkeeper_feature_drift_threshold{model,feature}`` (features of the schema: bounded),
+  ``watchkeeper_drifted_features_share{model}``, ``watchkeeper_model_metric{model,metric}``
+  (accuracy, f1, precision, recall, mae, rmse, r2, error_rate, latency quantiles in seconds),
+  ``watchkeeper_window_start_seconds{model}``.
 """
 
 from __future__ import annotations
@@ -25,8 +31,24 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from watchkeeper.ingest.processor import LATENCY_BOUNDS, merge_operations
+from watchkeeper.monitor.evaluate import latest
 from watchkeeper.store.state import Store
 
+MODEL_METRICS = {
+    "accuracy",
+    "f1",
+    "precision",
+    "recall",
+    "mae",
+    "rmse",
+    "r2",
+    "error_rate",
+    "latency_p50",
+    "latency_p95",
+    "latency_p99",
+    "count",
+    "labels",
+}
 COUNTERS = {
     "events_total": ("watchkeeper_ingest_events", "Events acknowledged (stored durably)."),
     "quarantined_total": ("watchkeeper_quarantined_events", "Events rejected by validation."),
@@ -56,6 +78,31 @@ class _Collector:
         families = {
             k: CounterMetricFamily(n, h, labels=["model"]) for k, (n, h) in COUNTERS.items()
         }
+        drift = GaugeMetricFamily(
+            "watchkeeper_feature_drift_statistic",
+            "Drift statistic of a feature in the latest window.",
+            labels=["model", "feature"],
+        )
+        drift_t = GaugeMetricFamily(
+            "watchkeeper_feature_drift_threshold",
+            "Calibrated drift threshold of a feature in the latest window.",
+            labels=["model", "feature"],
+        )
+        share = GaugeMetricFamily(
+            "watchkeeper_drifted_features_share",
+            "Share of drift features that drifted in the latest window.",
+            labels=["model"],
+        )
+        model_metric = GaugeMetricFamily(
+            "watchkeeper_model_metric",
+            "Model and operations metrics of the latest window.",
+            labels=["model", "metric"],
+        )
+        window = GaugeMetricFamily(
+            "watchkeeper_window_start_seconds",
+            "Start of the latest evaluated window (Unix time).",
+            labels=["model"],
+        )
         for info in self.store.models():
             counters = self.store.counters(info.name)
             for key, family in families.items():
@@ -66,6 +113,20 @@ class _Collector:
                 per_version[row["version"]] = merge_operations(
                     per_version.get(row["version"]), row["operations"]
                 )
+            last = latest(self.store, info.name)
+            if last is not None:
+                window.add_metric([info.name], last["window_start"])
+                for m in last["metrics"]:
+                    if m["value"] is None:
+                        continue
+                    if m["metric"] == "drift_statistic":
+                        drift.add_metric([info.name, m["feature"]], m["value"])
+                        if (m.get("detail") or {}).get("threshold") is not None:
+                            drift_t.add_metric([info.name, m["feature"]], m["detail"]["threshold"])
+                    elif m["metric"] == "drifted_share":
+                        share.add_metric([info.name], m["value"])
+                    elif m["metric"] in MODEL_METRICS:
+                        model_metric.add_metric([info.name, m["metric"]], m["value"])
             for version, ops in per_version.items():
                 predictions.add_metric([info.name, version, "ok"], ops["count"] - ops["errors"])
                 predictions.add_metric([info.name, version, "error"], ops["errors"])
@@ -79,6 +140,7 @@ class _Collector:
         yield predictions
         yield latency
         yield from families.values()
+        yield from (drift, drift_t, share, model_metric, window)
         yield GaugeMetricFamily(
             "watchkeeper_ingest_pending_events",
             "Events acknowledged, not yet processed.",
