@@ -303,10 +303,6 @@ def schema_infer(
         click.echo(f"schema written to {output}")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
 @main.command()
 @click.option(
     "--config",
@@ -437,3 +433,7 @@ def token_revoke(
 
     revoke_token(_store(config, data_dir, database_url), token_id)
     click.echo(f"revoked {token_id}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
