@@ -22,6 +22,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import ipc
@@ -73,6 +74,39 @@ def _rows_to_columns(events: list[Any]) -> dict[str, list[Any]]:
             else:
                 put(str(key), i, value)
     return columns
+
+
+def _rows_fast(events: list[Any]) -> pa.Table | None:
+    """Row events to the flat table in Arrow's C++ (nested objects become struct columns that
+    are flattened); None when the rows do not fit one Arrow type per field."""
+    try:
+        arr = pa.array(events)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return None
+    if not pa.types.is_struct(arr.type):
+        return None
+    table = pa.Table.from_struct_array(arr)
+    columns: dict[str, pa.ChunkedArray] = {}
+    for name in table.column_names:
+        col = table.column(name)
+        if name in NESTED or (name == "prediction" and pa.types.is_struct(col.type)):
+            if not pa.types.is_struct(col.type):
+                if col.null_count == len(col):
+                    continue
+                return None
+            group = (
+                "features" if name == "features" else "segments" if name == "segments" else "scores"
+            )
+            for i in range(col.type.num_fields):
+                child = col.type.field(i).name
+                columns[_flat_name(group, child)] = pa.chunked_array(
+                    [chunk.flatten()[i] for chunk in col.chunks], col.type.field(i).type
+                )
+        elif pa.types.is_struct(col.type) or pa.types.is_list(col.type):
+            return None
+        else:
+            columns[name] = col
+    return pa.table(columns) if columns else None
 
 
 def _columnar(body: Mapping[str, Any]) -> dict[str, list[Any]]:
@@ -127,13 +161,17 @@ def parse_batch(body: bytes, content_type: str | None) -> pa.Table:
             f"{ARROW_TYPES[0]} or {PARQUET_TYPES[0]}"
         )
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PayloadError(f"body is not valid JSON: {exc}") from None
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:  # Python's json writes NaN and Infinity, which strict JSON parsers refuse
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise PayloadError(f"body is not valid JSON: {exc}") from None
     if isinstance(data, Mapping) and "events" in data:
         data = data["events"]
     if isinstance(data, list):
-        return _table(_rows_to_columns(data))
+        fast = _rows_fast(data) if data else None
+        return fast if fast is not None else _table(_rows_to_columns(data))
     if isinstance(data, Mapping):
         return _table(_columnar(data))
     raise PayloadError('JSON body must be a list of events, {"events": [...]}, or columnar')
