@@ -435,5 +435,46 @@ def token_revoke(
     click.echo(f"revoked {token_id}")
 
 
+@main.command()
+@click.option(
+    "--data-dir",
+    "data_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("watchkeeper-demo"),
+    show_default=True,
+    help="Demo data directory (an earlier demo's is replaced).",
+)
+@click.option("--port", type=int, default=8700, show_default=True, help="Port of the demo service.")
+@click.option(
+    "--hours",
+    type=click.IntRange(min=8),
+    default=48,
+    show_default=True,
+    help="Hours of production traffic to replay.",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0.1),
+    default=4.0,
+    show_default=True,
+    help="Simulated hours replayed per second.",
+)
+@click.option("--exit", "exit_after", is_flag=True, help="Stop once the replay is evaluated.")
+def demo(data_dir: Path, port: int, hours: int, speed: float, exit_after: bool) -> None:
+    """Start the service on embedded defaults, register an example model and replay a
+    production stream with drift, a quality drop and late labels through the SDK."""
+    from watchkeeper.demo import DemoPlan, run_demo
+
+    status = run_demo(
+        data_dir,
+        port=port,
+        plan=DemoPlan(hours=hours),
+        hours_per_second=speed,
+        keep_serving=not exit_after,
+    )
+    if not status:
+        sys.exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -133,3 +133,150 @@ def hour_events(
             }
         )
     return events
+
+
+def _get(url: str) -> Any:
+    import json
+
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def run_demo(
+    data_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8700,
+    plan: DemoPlan | None = None,
+    hours_per_second: float = 4.0,
+    keep_serving: bool = True,
+) -> dict[str, Any]:
+    """Run the demo; returns the model's status once the replay has been evaluated."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from watchkeeper.sdk import Client
+    from watchkeeper.server.app import create_app
+    from watchkeeper.settings import load_settings
+
+    plan = plan or DemoPlan()
+    console = Console(stderr=True, highlight=False)
+    prepare_dir(data_dir)
+    settings = load_settings(
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        window_seconds=3600,
+        evaluation_interval_seconds=1.0,
+    )
+    server, thread = start_server(create_app(settings), host, port)
+    base = f"http://{host}:{port}"
+    console.print(f"[bold]watchkeeper demo[/] · service on {base} · data in {data_dir}")
+    register(base, reference_rows=20_000, window_seconds=3600)
+    console.print(f"registered model [bold]{MODEL}[/] v1 with a 20,000-row training reference")
+    client = Client(base, spool_dir=data_dir / "spool")
+    rng = np.random.default_rng(plan.seed)
+    first_hour = (int(time.time()) // 3600 - plan.hours) * 3600
+    waiting: dict[int, list[tuple[str, Any]]] = {}
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+    )
+    try:
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("replaying hours", total=plan.hours, note="")
+            for h in range(plan.hours):
+                events = hour_events(plan, h, first_hour + h * 3600, rng)
+                for e in events:
+                    client.log_prediction(
+                        MODEL,
+                        e["features"],
+                        e["prediction"],
+                        prediction_id=e["prediction_id"],
+                        timestamp=e["timestamp"],
+                        latency_ms=e["latency_ms"],
+                        status=e["status"],
+                        error=e["error"],
+                    )
+                waiting[h] = [
+                    (e["prediction_id"], e["label"]) for e in events if e["status"] == "ok"
+                ]
+                for pid, label in waiting.pop(h - plan.label_delay_hours, []):
+                    client.log_actual(MODEL, pid, label)
+                note = f"input drift {plan.drift(h):.0%}" + (
+                    " · concept drift" if plan.concept(h) else ""
+                )
+                progress.update(task, advance=1, note=note)
+                time.sleep(1 / hours_per_second)
+        client.flush(timeout=60)
+        console.print(
+            f"{plan.hours * plan.events_per_hour:,} predictions sent; labels arrived "
+            f"{plan.label_delay_hours} h late, so the last {plan.label_delay_hours} hours "
+            "have none yet"
+        )
+        status = _wait_evaluated(base, first_hour + (plan.hours - 1) * 3600, console)
+        _print_where_to_look(console, base, settings, status)
+        if keep_serving:
+            console.print("serving until Ctrl-C …")
+            while thread.is_alive():
+                thread.join(0.5)
+    except KeyboardInterrupt:
+        console.print("stopping …")
+    finally:
+        client.close(timeout=5)
+        server.should_exit = True
+        thread.join(timeout=30)
+    return status if "status" in locals() else {}
+
+
+def _wait_evaluated(
+    base: str, last_window: int, console: Any, timeout: float = 180
+) -> dict[str, Any]:
+    deadline = time.time() + timeout
+    with console.status("waiting for the last window to be evaluated"):
+        while time.time() < deadline:
+            status: dict[str, Any] = _get(f"{base}/v1/models/{MODEL}")
+            latest = status.get("latest_window") or {}
+            if status.get("events_pending") == 0 and latest.get("window_start", 0) >= last_window:
+                return status
+            time.sleep(0.5)
+    final: dict[str, Any] = _get(f"{base}/v1/models/{MODEL}")
+    return final
+
+
+def _print_where_to_look(console: Any, base: str, settings: Any, status: dict[str, Any]) -> None:
+    acc = _get(f"{base}/v1/models/{MODEL}/metrics?metric=accuracy")["points"]
+    share = _get(f"{base}/v1/models/{MODEL}/metrics?metric=drifted_share")["points"]
+    p95 = _get(f"{base}/v1/models/{MODEL}/metrics?metric=latency_p95")["points"]
+
+    def fmt(points: list[dict[str, Any]], i: int, pattern: str) -> str:
+        value = points[i]["value"] if points and points[i]["value"] is not None else None
+        return "—" if value is None else pattern.format(value)
+
+    console.print(
+        f"events stored {status['events_total']:,} · quarantined {status['quarantined_total']:,}"
+        f" · labels joined {status['actuals_total']:,}"
+    )
+    console.print(
+        f"drifted features: first window {fmt(share, 0, '{:.0%}')}"
+        f" → last {fmt(share, -1, '{:.0%}')}"
+    )
+    console.print(
+        f"accuracy: first labelled window {fmt(acc, 0, '{:.3f}')} → last {fmt(acc, -1, '{:.3f}')}"
+    )
+    console.print(f"latency p95: {fmt(p95, 0, '{:.3f}')} s → {fmt(p95, -1, '{:.3f}')} s")
+    console.print("[bold]where to look[/]")
+    for what, url in (
+        ("model status", f"{base}/v1/models/{MODEL}"),
+        ("accuracy over time", f"{base}/v1/models/{MODEL}/metrics?metric=accuracy"),
+        (
+            "drift of income",
+            f"{base}/v1/models/{MODEL}/metrics?metric=drift_statistic&feature=income",
+        ),
+        ("Prometheus metrics", f"{base}/metrics"),
+        ("API docs", f"{base}/docs"),
+    ):
+        console.print(f"  {what:<20} {url}")
+    console.print(f"  {'raw events (DuckDB)':<20} {settings.lake_dir}/model={MODEL}/**/*.parquet")
