@@ -129,3 +129,29 @@ def test_usage_errors_are_one_line(files: tuple[Path, Path]) -> None:
         assert (
             res.returncode == 2 and len(lines) == 1 and lines[0].startswith("watchkeeper: error:")
         )
+
+
+def test_demo_replays_and_evaluates(tmp_path: Path) -> None:
+    """The README's main command, shortened: the service starts, the stream is replayed
+    through the SDK, windows are evaluated, and the demo stops cleanly with --exit."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = run(
+        "demo",
+        "--data-dir",
+        tmp_path / "demo",
+        "--port",
+        str(port),
+        "--hours",
+        "8",
+        "--speed",
+        "50",
+        "--exit",
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "events stored 3,200" in res.stderr
+    assert "accuracy: first labelled window" in res.stderr
+    assert (tmp_path / "demo" / "lake" / "model=churn").is_dir()
