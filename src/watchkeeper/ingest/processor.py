@@ -8,6 +8,7 @@ transaction. After a crash, unprocessed batches are simply processed on start.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +74,24 @@ def merge_operations(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, A
     }
 
 
+def write_durably(table: pa.Table, path: Path) -> None:
+    """Write a Parquet file whole or not at all, and on disk before the batch is marked
+    processed (after that, retention may delete the batch: the lake is the events' only copy).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as fh:
+        pq.write_table(table, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself
+    finally:
+        os.close(directory)
+
+
 class Processor:
     """A daemon thread that processes the durable log; ``run_once`` for tests and tools."""
 
@@ -99,7 +118,7 @@ class Processor:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                busy = self.run_once()
+                busy = self.run_once(raise_errors=False)
             except Exception:  # keep the service up; the batch stays pending and is retried
                 self.errors += 1
                 log.exception("processing a batch failed")
@@ -115,12 +134,24 @@ class Processor:
             self._refs[key] = (Schema.from_dict(row["schema"]), ref.spec)
         return self._refs[key]
 
-    def run_once(self, limit: int = 20) -> int:
-        """Process up to ``limit`` pending batches; return how many."""
-        batches = self.store.pending_batches(limit)
-        for batch in batches:
-            self._process(batch)
-        return len(batches)
+    def run_once(self, limit: int = 20, *, raise_errors: bool = True) -> int:
+        """Process up to ``limit`` pending batches; return how many were processed.
+
+        With ``raise_errors=False`` (the loop) a batch that fails is logged, counted in
+        ``errors`` and left pending for the next run, and the batches after it are processed:
+        one batch that cannot be processed does not hold up the others."""
+        done = 0
+        for batch in self.store.pending_batches(limit):
+            try:
+                self._process(batch)
+            except Exception:
+                if raise_errors:
+                    raise
+                self.errors += 1
+                log.exception("processing batch %s of model %r failed", batch["id"], batch["model"])
+                continue
+            done += 1
+        return done
 
     def _lake_path(self, batch: dict[str, Any]) -> Path:
         day = datetime.fromtimestamp(batch["received_at"], UTC).strftime("%Y-%m-%d")
@@ -136,10 +167,7 @@ class Processor:
         table = from_ipc(batch["payload"])
         model, version = batch["model"], batch["version"]
         path = self._lake_path(batch)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        pq.write_table(table, tmp)
-        tmp.replace(path)
+        write_durably(table, path)
         schema, spec = self._reference(model, version)
         info = self.store.model(model)
         window = info.window_seconds

@@ -132,13 +132,25 @@ def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Va
             flag(absent, col.name, "missing required feature (null or NaN)")
         columns[col.name] = coerced
 
-    for col in schema.by_role(Role.PREDICTION):  # the event's prediction fills the model's column
-        if col.name not in table.column_names and "prediction" in table.column_names:
-            kind = col.type.value if col.type.value in ("numeric", "categorical") else "categorical"
-            columns[col.name], _ = coerce_array(_column(table, "prediction"), kind)
-    for name in ("prediction", "status", "error", "version"):
+    # The columns below are always there (null when not given), with fixed types: every
+    # batch of a model version has the same columns, so the lake reads as one table.
+    for col in schema.by_role(Role.PREDICTION):  # given by name, or from the event's prediction
+        if col.name == "prediction":  # the reserved field, kept as text below
+            continue
+        kind = col.type.value if col.type.value in ("numeric", "categorical") else "categorical"
+        source = col.name if col.name in table.column_names else "prediction"
+        if source in table.column_names:
+            columns[col.name], _ = coerce_array(_column(table, source), kind)
+        else:
+            columns[col.name] = pa.nulls(n, pa.float64() if kind == "numeric" else pa.string())
+    for name in ("prediction", "status", "error"):
         if name in table.column_names:
             columns[name] = pc.cast(_column(table, name), pa.string())
+        else:
+            columns[name] = pa.nulls(n, pa.string())
+    if "version" in table.column_names:
+        columns["version"] = pc.cast(_column(table, "version"), pa.string())
+    columns["latency_ms"] = pa.nulls(n, pa.float64())
     if "latency_ms" in table.column_names:
         latency, _ = coerce_array(_column(table, "latency_ms"), "numeric")
         given = np.asarray(_column(table, "latency_ms").is_valid().to_numpy(zero_copy_only=False))

@@ -3,22 +3,32 @@
 Durability: SQLite runs in WAL mode with ``synchronous=FULL``, so a committed transaction is
 on disk; PostgreSQL commits are durable by default. ``accept_batch`` writes the batch and the
 index of its prediction ids in one transaction: a 2xx is sent only after it commits.
+
+Several processes may share one database (replicas on PostgreSQL, a tool beside the server on
+SQLite): write transactions that read before they write (``Store.write``) lock what they read
+(SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: ``SELECT ... FOR UPDATE``) and run again when they
+lost a race on a unique key, so a batch is stored once and applied to the profiles once.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.store import tables as t
 
+_T = TypeVar("_T")
+
 ID_CHUNK = 500  # ids per IN (...) lookup
+WRITE_OPTION = "watchkeeper_write"  # execution option of a write transaction (see _begin)
+RETRIES = 3  # a write that lost a race with another process (unique key) is run again
 
 
 class NotFoundError(WatchkeeperError):
@@ -47,6 +57,15 @@ def create_engine(url: str) -> sa.Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn: sa.Connection) -> None:
+            # A write transaction (Store.write) takes the database's write lock at its start,
+            # so what it reads (stored ids, a batch's state, a profile) stays true until it
+            # commits, also against other processes. Otherwise the driver begins a transaction
+            # only at the first INSERT/UPDATE/DELETE: the reads before it see no lock.
+            if conn.get_execution_options().get(WRITE_OPTION):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
 
@@ -74,6 +93,15 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    @contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """One write transaction: one writer at a time in this process and, on SQLite, in the
+        database from the transaction's start (``BEGIN IMMEDIATE``)."""
+        with self._write_lock, self.engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
     # ------------------------------------------------------------------ models
     def create_model(
         self,
@@ -93,7 +121,7 @@ class Store:
             "retention_days": float(retention_days),
             "segments": list(segments),
         }
-        with self._write_lock, self.engine.begin() as conn:
+        with self.write() as conn:
             if conn.execute(sa.select(t.models.c.name).where(t.models.c.name == name)).first():
                 raise ConflictError(f"model {name!r} exists already")
             conn.execute(t.models.insert().values(**row))
@@ -125,7 +153,7 @@ class Store:
         champion: bool = True,
     ) -> None:
         self.model(model)
-        with self._write_lock, self.engine.begin() as conn:
+        with self.write() as conn:
             exists = conn.execute(
                 sa.select(t.versions.c.version).where(
                     (t.versions.c.model == model) & (t.versions.c.version == version)
@@ -198,8 +226,18 @@ class Store:
         ``make_payload(kept_ids)``, when given, rebuilds the payload without duplicates.
         Returns (events stored, duplicate ids). Idempotent: a retried batch stores nothing.
         """
+        return _retrying(self._accept_batch, model, version, payload, index_rows, make_payload)
+
+    def _accept_batch(
+        self,
+        model: str,
+        version: str,
+        payload: bytes,
+        index_rows: list[dict[str, Any]],
+        make_payload: Any,
+    ) -> tuple[int, set[str]]:
         ids = [r["prediction_id"] for r in index_rows]
-        with self._write_lock, self.engine.begin() as conn:
+        with self.write() as conn:
             duplicates = self._existing_ids(conn, model, ids)
             keep = [r for r in index_rows if r["prediction_id"] not in duplicates]
             if not keep:
@@ -240,10 +278,14 @@ class Store:
             )
             return int(conn.execute(q).scalar() or 0)
 
-    def bucket_profile(self, conn: sa.Connection, key: Mapping[str, Any]) -> dict[str, Any] | None:
+    def bucket_profile(
+        self, conn: sa.Connection, key: Mapping[str, Any], *, lock: bool = False
+    ) -> dict[str, Any] | None:
+        """The row of a bucket key; ``lock``: held until the transaction ends (PostgreSQL)."""
         bp = t.bucket_profiles.c
         where = sa.and_(*(getattr(bp, k) == v for k, v in key.items()))
-        row = conn.execute(sa.select(t.bucket_profiles).where(where)).mappings().first()
+        q = sa.select(t.bucket_profiles).where(where)
+        row = conn.execute(q.with_for_update() if lock else q).mappings().first()
         return None if row is None else dict(row)
 
     def apply_batch(self, batch_id: int, merge: Any) -> None:
@@ -251,13 +293,17 @@ class Store:
 
         ``merge(read)`` gets a function reading the current row of a bucket key and returns
         the rows to write (each a full bucket_profiles row)."""
-        with self._write_lock, self.engine.begin() as conn:
+        _retrying(self._apply_batch, batch_id, merge)
+
+    def _apply_batch(self, batch_id: int, merge: Any) -> None:
+        with self.write() as conn:
+            # locked: another process applying the same batch waits here, then sees it done
             done = conn.execute(
-                sa.select(t.batches.c.processed).where(t.batches.c.id == batch_id)
+                sa.select(t.batches.c.processed).where(t.batches.c.id == batch_id).with_for_update()
             ).scalar()
-            if done:
+            if done is None or done:  # processed, or processed and swept by retention
                 return
-            for row in merge(lambda key: self.bucket_profile(conn, key)):
+            for row in merge(lambda key: self.bucket_profile(conn, key, lock=True)):
                 key = {k: row[k] for k in ("model", "version", "segment", "granularity", "bucket")}
                 bp = t.bucket_profiles.c
                 where = sa.and_(*(getattr(bp, k) == v for k, v in key.items()))
@@ -309,7 +355,7 @@ class Store:
         ]
         if not items:
             return 0
-        with self._write_lock, self.engine.begin() as conn:
+        with self.write() as conn:
             conn.execute(t.quarantine.insert(), items)
             self._bump(conn, model, {"quarantined_total": len(items)})
         return len(items)
@@ -336,7 +382,7 @@ class Store:
                 conn.execute(t.counters.insert().values(model=model, name=name, value=delta))
 
     def bump(self, model: str, deltas: Mapping[str, int]) -> None:
-        with self._write_lock, self.engine.begin() as conn:
+        with self.write() as conn:
             self._bump(conn, model, deltas)
 
     def counters(self, model: str) -> dict[str, int]:
@@ -354,6 +400,24 @@ class Store:
                 )
             ).scalar()
         return None if value is None else float(value)
+
+
+_RETRY_SQLSTATES = ("40001", "40P01")  # serialization failure, deadlock (PostgreSQL)
+
+
+def _retrying(fn: Callable[..., _T], *args: Any) -> _T:
+    """Run a write transaction again when it lost a race with another process: a unique key
+    taken meanwhile (the rerun sees the row and treats it as stored), or a deadlock."""
+    for attempt in range(RETRIES):
+        try:
+            return fn(*args)
+        except sa.exc.DBAPIError as exc:
+            lost = isinstance(exc, sa.exc.IntegrityError) or (
+                getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES
+            )
+            if not lost or attempt == RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def check_name(kind: str, name: str) -> str:
