@@ -174,7 +174,7 @@ def accept_half(
         "version": version,
         "body": event["data"],
     }
-    with store._write_lock, store.engine.begin() as conn:
+    with store.write() as conn:
         mate = (
             conn.execute(
                 sa.select(t.cloudevents_pending).where(
@@ -200,7 +200,7 @@ def accept_half(
 
 def finish_pair(store: Store, model: str, join_id: str) -> None:
     c = t.cloudevents_pending.c
-    with store._write_lock, store.engine.begin() as conn:
+    with store.write() as conn:
         conn.execute(
             t.cloudevents_pending.delete().where((c.model == model) & (c.event_id == join_id))
         )

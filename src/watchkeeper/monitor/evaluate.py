@@ -240,7 +240,7 @@ class Evaluator:
             "labels": 0 if perf is None else perf["labels"],
         }
         mp, ev, bp = t.metric_points.c, t.evaluations.c, t.bucket_profiles.c
-        with self.store._write_lock, self.store.engine.begin() as conn:
+        with self.store.write() as conn:
             conn.execute(
                 t.metric_points.delete().where(
                     (mp.model == model)

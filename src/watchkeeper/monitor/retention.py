@@ -33,14 +33,14 @@ def sweep(store: Store, lake_dir: Path, *, now: float | None = None) -> dict[str
         "window_profiles": 0,
         "metric_points": 0,
     }
-    with store._write_lock, store.engine.begin() as conn:
+    with store.write() as conn:
         removed["batches"] = conn.execute(
             t.batches.delete().where(t.batches.c.processed.is_(True))
         ).rowcount
     for info in store.models():
         cutoff = now - info.retention_days * DAY
         index_cutoff = now - max(info.retention_days * DAY, info.label_horizon_seconds)
-        with store._write_lock, store.engine.begin() as conn:
+        with store.write() as conn:
             p, bp, mp, ev = t.predictions.c, t.bucket_profiles.c, t.metric_points.c, t.evaluations.c
             removed["index_rows"] += conn.execute(
                 t.predictions.delete().where((p.model == info.name) & (p.event_time < index_cutoff))

@@ -40,7 +40,7 @@ def accept_actuals(
     now = time.time() if now is None else now
     ids = [str(a["prediction_id"]) for a in actuals]
     result = {"matched": 0, "unmatched": 0, "late": 0, "duplicates": 0}
-    with store._write_lock, store.engine.begin() as conn:
+    with store.write() as conn:
         known: dict[str, dict[str, Any]] = {}
         labelled: set[str] = set()
         p, a = t.predictions.c, t.actuals.c

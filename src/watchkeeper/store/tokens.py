@@ -33,7 +33,7 @@ def create_token(store: Store, name: str, scopes: list[str]) -> str:
             f"token scopes {unknown or scopes}: use one or more of {', '.join(SCOPES)}"
         )
     token_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
-    with store._write_lock, store.engine.begin() as conn:
+    with store.write() as conn:
         conn.execute(
             t.tokens.insert().values(
                 id=token_id,
@@ -68,7 +68,7 @@ def list_tokens(store: Store) -> list[dict[str, Any]]:
 
 
 def revoke_token(store: Store, token_id: str) -> None:
-    with store._write_lock, store.engine.begin() as conn:
+    with store.write() as conn:
         if not conn.execute(t.tokens.delete().where(t.tokens.c.id == token_id)).rowcount:
             raise NotFoundError(f"no token with id {token_id!r}")
 
