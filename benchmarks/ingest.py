@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
+from pyarrow import ipc
 from rich.console import Console
 from rich.table import Table
 
@@ -50,15 +50,27 @@ def make_table(rows: int, seed: int, offset: int) -> pa.Table:
 
 
 def bodies(table: pa.Table) -> dict[str, tuple[bytes, str]]:
-    feats = [c for c in table.column_names if c not in ("prediction_id", "prediction", "latency_ms")]
+    feats = [
+        c for c in table.column_names if c not in ("prediction_id", "prediction", "latency_ms")
+    ]
     rows = table.to_pylist()
-    row_json = {"events": [
-        {"prediction_id": r["prediction_id"], "features": {k: r[k] for k in feats},
-         "prediction": r["prediction"], "latency_ms": r["latency_ms"]} for r in rows]}
-    columnar = {"prediction_id": table["prediction_id"].to_pylist(),
-                "features": {k: table[k].to_pylist() for k in feats},
-                "prediction": table["prediction"].to_pylist(),
-                "latency_ms": table["latency_ms"].to_pylist()}
+    row_json = {
+        "events": [
+            {
+                "prediction_id": r["prediction_id"],
+                "features": {k: r[k] for k in feats},
+                "prediction": r["prediction"],
+                "latency_ms": r["latency_ms"],
+            }
+            for r in rows
+        ]
+    }
+    columnar = {
+        "prediction_id": table["prediction_id"].to_pylist(),
+        "features": {k: table[k].to_pylist() for k in feats},
+        "prediction": table["prediction"].to_pylist(),
+        "latency_ms": table["latency_ms"].to_pylist(),
+    }
     sink = pa.BufferOutputStream()
     with ipc.new_stream(sink, table.schema) as w:
         w.write_table(table)
@@ -74,13 +86,26 @@ def floor_seconds(body: bytes, kind: str) -> float:
     start = time.perf_counter()
     if kind == "row JSON":
         events = json.loads(body)["events"]
-        flat = [{"prediction_id": e["prediction_id"], **e["features"], "prediction": e["prediction"],
-                 "latency_ms": e["latency_ms"]} for e in events]
+        flat = [
+            {
+                "prediction_id": e["prediction_id"],
+                **e["features"],
+                "prediction": e["prediction"],
+                "latency_ms": e["latency_ms"],
+            }
+            for e in events
+        ]
         table = pa.Table.from_pylist(flat)
     elif kind == "columnar JSON":
         data = json.loads(body)
-        table = pa.table({"prediction_id": data["prediction_id"], **data["features"],
-                          "prediction": data["prediction"], "latency_ms": data["latency_ms"]})
+        table = pa.table(
+            {
+                "prediction_id": data["prediction_id"],
+                **data["features"],
+                "prediction": data["prediction"],
+                "latency_ms": data["latency_ms"],
+            }
+        )
     else:
         table = ipc.open_stream(pa.BufferReader(body)).read_all()
     pq.write_table(table, io.BytesIO())
@@ -113,7 +138,11 @@ def main() -> None:
     cmd += ["serve", "--port", str(port), "--data-dir", str(data_dir)]
     if args.database:
         cmd += ["--database", args.database]
-    env = {**os.environ, "WATCHKEEPER_MAX_PENDING_EVENTS": str(10**9), "WATCHKEEPER_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "WATCHKEEPER_MAX_PENDING_EVENTS": str(10**9),
+        "WATCHKEEPER_LOG_LEVEL": "warning",
+    }
     server = subprocess.Popen(cmd, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -126,9 +155,12 @@ def main() -> None:
         ref = make_table(20_000, 0, 0).drop_columns(["prediction_id", "latency_ms"])
         buf = io.BytesIO()
         pq.write_table(ref, buf)
-        req = urllib.request.Request(f"{base}/v1/models/bench/versions/v1?prediction=prediction",
-                                     data=buf.getvalue(), method="PUT",
-                                     headers={"content-type": "application/vnd.apache.parquet"})
+        req = urllib.request.Request(
+            f"{base}/v1/models/bench/versions/v1?prediction=prediction",
+            data=buf.getvalue(),
+            method="PUT",
+            headers={"content-type": "application/vnd.apache.parquet"},
+        )
         urllib.request.urlopen(req, timeout=120).read()
         results = []
         offset = 0
@@ -148,32 +180,54 @@ def main() -> None:
                     acks.append(time.perf_counter() - t0)
             wall = time.perf_counter() - start
             events = args.batch * args.batches
-            results.append({
-                "format": kind, "events": events, "accepted": accepted,
-                "events_per_s": events / wall,
-                "ack_p50_ms": float(np.percentile(acks, 50) * 1000),
-                "ack_p99_ms": float(np.percentile(acks, 99) * 1000),
-                "floor_events_per_s": events / sum(floors),
-                "ratio_to_floor": (events / sum(floors)) / (events / wall),
-                "body_mb": len(payloads[0][0]) / 1e6,
-            })
+            results.append(
+                {
+                    "format": kind,
+                    "events": events,
+                    "accepted": accepted,
+                    "events_per_s": events / wall,
+                    "ack_p50_ms": float(np.percentile(acks, 50) * 1000),
+                    "ack_p99_ms": float(np.percentile(acks, 99) * 1000),
+                    "floor_events_per_s": events / sum(floors),
+                    "ratio_to_floor": (events / sum(floors)) / (events / wall),
+                    "body_mb": len(payloads[0][0]) / 1e6,
+                }
+            )
     finally:
         server.terminate()
         server.wait(timeout=30)
         shutil.rmtree(data_dir, ignore_errors=True)
-    table = Table("format", "events/s", "ack p50 ms", "ack p99 ms", "floor events/s", "× floor",
-                  title=f"ingest, {args.batch} events × 25 features per request, 2 cores")
+    table = Table(
+        "format",
+        "events/s",
+        "ack p50 ms",
+        "ack p99 ms",
+        "floor events/s",
+        "× floor",
+        title=f"ingest, {args.batch} events × 25 features per request, 2 cores",
+    )
     for r in results:
-        table.add_row(r["format"], f"{r['events_per_s']:,.0f}", f"{r['ack_p50_ms']:.1f}",
-                      f"{r['ack_p99_ms']:.1f}", f"{r['floor_events_per_s']:,.0f}", f"{r['ratio_to_floor']:.1f}")
+        table.add_row(
+            r["format"],
+            f"{r['events_per_s']:,.0f}",
+            f"{r['ack_p50_ms']:.1f}",
+            f"{r['ack_p99_ms']:.1f}",
+            f"{r['floor_events_per_s']:,.0f}",
+            f"{r['ratio_to_floor']:.1f}",
+        )
     console.print(table)
     RESULTS.mkdir(exist_ok=True)
     store = "PostgreSQL" if args.database else "SQLite"
     (RESULTS / f"ingest-{store.lower()}.json").write_text(json.dumps(results, indent=2))
-    lines = [f"| format ({store}) | events/s | ack p50 ms | ack p99 ms | floor events/s | × floor |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {r['format']} | {r['events_per_s']:,.0f} | {r['ack_p50_ms']:.1f} | {r['ack_p99_ms']:.1f} | "
-              f"{r['floor_events_per_s']:,.0f} | {r['ratio_to_floor']:.1f} |" for r in results]
+    lines = [
+        f"| format ({store}) | events/s | ack p50 ms | ack p99 ms | floor events/s | × floor |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['format']} | {r['events_per_s']:,.0f} | {r['ack_p50_ms']:.1f} | "
+        f"{r['ack_p99_ms']:.1f} | {r['floor_events_per_s']:,.0f} | {r['ratio_to_floor']:.1f} |"
+        for r in results
+    ]
     (RESULTS / f"ingest-{store.lower()}.md").write_text("\n".join(lines) + "\n")
 
 
