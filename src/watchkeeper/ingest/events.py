@@ -44,7 +44,14 @@ class PayloadTooLarge(InputError):
 
 
 def _flat_name(group: str, key: str) -> str:
-    return f"score.{key}" if group == "scores" else key
+    if group == "scores":
+        return f"score.{key}"
+    if key in RESERVED:
+        raise PayloadError(
+            f"{group} name {key!r} is a reserved event field ({', '.join(RESERVED)}); "
+            "rename it in the model's schema and events"
+        )
+    return key
 
 
 def _rows_to_columns(events: list[Any]) -> dict[str, list[Any]]:

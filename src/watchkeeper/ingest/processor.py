@@ -1,8 +1,10 @@
 """The background processor: logged batches → Parquet lake + time-bucketed profiles.
 
-Exactly once: a batch's Parquet file has a name fixed by the batch id (rewriting it is
+Exactly once: a batch's Parquet file has a name fixed by the batch (rewriting it is
 harmless), and its bucket profiles are merged and the batch marked processed in one
-transaction. After a crash, unprocessed batches are simply processed on start.
+transaction. After a crash, unprocessed batches are simply processed on start. The name holds
+the batch's receive time as well as its id: once retention has emptied the log, SQLite hands
+out the same ids again.
 """
 
 from __future__ import annotations
@@ -160,7 +162,7 @@ class Processor:
             / f"model={batch['model']}"
             / f"version={batch['version']}"
             / f"date={day}"
-            / f"batch-{batch['id']:012d}.parquet"
+            / f"batch-{batch['id']:012d}-{round(batch['received_at'] * 1e6)}.parquet"
         )
 
     def _process(self, batch: dict[str, Any]) -> None:

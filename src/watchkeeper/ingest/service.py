@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from watchkeeper.errors import InputError, WatchkeeperError
-from watchkeeper.ingest.events import PayloadTooLarge, parse_batch, to_ipc
-from watchkeeper.ingest.validate import validate
+from watchkeeper.ingest.events import RESERVED, PayloadTooLarge, parse_batch, to_ipc
+from watchkeeper.ingest.validate import as_text, validate
 from watchkeeper.io import to_table
 from watchkeeper.profile import profile_reference
 from watchkeeper.schema import Role, Schema, infer_schema
@@ -107,6 +107,15 @@ class IngestService:
         for name in segments or ():
             if name not in schema.columns:
                 raise InputError(f"segment column {name!r} is not in the reference")
+        clash = [
+            c.name
+            for c in schema.columns.values()
+            if c.name in RESERVED and c.role in (Role.FEATURE, Role.SEGMENT)
+        ]
+        if clash:
+            raise InputError(
+                f"reference column(s) {clash} have reserved event field names; rename them"
+            )
         profile = profile_reference(table, schema)
         sample = table.slice(0, 0)
         if table.num_rows:
@@ -165,7 +174,8 @@ class IngestService:
             raise InputError(f"model {model!r} has no version yet: register one with a reference")
         versions = {v["version"] for v in self.store.versions(model)}
         if "version" in table.column_names:
-            given = pc.fill_null(pc.cast(table.column("version"), pa.string()), info.champion)
+            raw = table.column("version").combine_chunks()
+            given = pc.fill_null(as_text(raw), info.champion)
         else:
             given = pa.array([info.champion] * table.num_rows, pa.string())
         table = table.drop_columns([c for c in ("version",) if c in table.column_names])
@@ -251,16 +261,16 @@ class IngestService:
 
         return self.store.accept_batch(model, version, to_ipc(table), rows, make_payload=without)
 
-    def actuals(self, model: str, body: bytes) -> dict[str, int]:
+    def actuals(self, model: str, body: bytes) -> dict[str, Any]:
         """Join ground-truth labels to their predictions (see ``store.labels``)."""
         from watchkeeper.store.labels import accept_actuals
 
         info = self.store.model(model)
-        items = parse_actuals(body)
+        items, rejected = check_actuals(parse_actuals(body))
         if info.champion is None:
             raise InputError(f"model {model!r} has no version yet")
         task = _task_of(self.schema(model, info.champion))
-        return accept_actuals(
+        result: dict[str, Any] = accept_actuals(
             self.store,
             model,
             items,
@@ -268,6 +278,11 @@ class IngestService:
             granularities=sorted({info.window_seconds, 86400}),
             aggregate=performance_aggregator(task),
         )
+        if rejected:
+            self.store.bump(model, {"actuals_rejected_total": len(rejected)})
+        result["rejected"] = len(rejected)
+        result["errors"] = rejected
+        return result
 
     def cloudevent(
         self, headers: dict[str, str], body: bytes, model: str | None, version: str | None
@@ -382,10 +397,22 @@ def parse_actuals(body: bytes) -> list[dict[str, Any]]:
         data = data.get("actuals")
     if not isinstance(data, list):
         raise InputError('expected {"actuals": [{"prediction_id": ..., "label": ...}, ...]}')
+    return data
+
+
+def check_actuals(data: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(valid actuals, rejected ones with a reason each): one bad label rejects only itself."""
+    good, bad = [], []
     for i, item in enumerate(data):
         if not isinstance(item, dict):
-            raise InputError(f"actual {i}: expected an object")
+            bad.append({"index": i, "reasons": [{"field": "", "problem": "expected an object"}]})
+            continue
         missing = [k for k in ("prediction_id", "label") if item.get(k) in (None, "")]
-        if missing:
-            raise InputError(f"actual {i}: missing {', '.join(missing)}")
-    return data
+        nested = [k for k in ("prediction_id", "label") if isinstance(item.get(k), dict | list)]
+        if missing or nested:
+            reasons = [{"field": k, "problem": "missing"} for k in missing]
+            reasons += [{"field": k, "problem": "expected a single value"} for k in nested]
+            bad.append({"index": i, "prediction_id": item.get("prediction_id"), "reasons": reasons})
+            continue
+        good.append(item)
+    return good, bad

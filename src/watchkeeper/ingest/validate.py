@@ -43,6 +43,29 @@ def _text_missing(arr: pa.Array) -> pa.Array:
     return pa.array(np.zeros(len(arr), dtype=bool))
 
 
+def as_text(arr: pa.Array) -> pa.Array:
+    """A column as text; values Arrow cannot cast (lists, objects) as their JSON text."""
+    try:
+        return pc.cast(arr, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        import json
+
+        return pa.array(
+            [None if v is None else json.dumps(v, default=str) for v in arr.to_pylist()],
+            pa.string(),
+        )
+
+
+def _failed(table: pa.Table, n: int) -> np.ndarray[Any, Any]:
+    failed = np.zeros(n, dtype=bool)
+    if "status" in table.column_names:
+        status = pc.utf8_lower(pc.fill_null(as_text(_column(table, "status")), ""))
+        failed |= np.asarray(pc.equal(status, "error").to_numpy(zero_copy_only=False), dtype=bool)
+    if "error" in table.column_names:
+        failed |= np.asarray(_column(table, "error").is_valid().to_numpy(zero_copy_only=False))
+    return failed
+
+
 def _column(table: pa.Table, name: str) -> pa.Array:
     col = table.column(name)
     return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
@@ -84,7 +107,7 @@ def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Va
 
     columns: dict[str, pa.Array] = {}
     if "prediction_id" in table.column_names:
-        ids = pc.cast(_column(table, "prediction_id"), pa.string())
+        ids = as_text(_column(table, "prediction_id"))
         missing = np.asarray(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(ids), ""), True))
     else:
         ids = pa.nulls(n, pa.string())
@@ -104,6 +127,9 @@ def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Va
     flag(bad_time, "timestamp", "not an ISO 8601 time or epoch seconds")
     columns["event_time"] = pa.array(event_time)
 
+    # A failed request may carry no usable input: it is kept for the error rate, not rejected
+    # for missing features.
+    failed = _failed(table, n)
     for col in schema.columns.values():
         if col.role not in CHECKED_ROLES or col.type not in (
             ColumnType.NUMERIC,
@@ -112,7 +138,7 @@ def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Va
             continue
         if col.name not in table.column_names:
             if not col.nullable:
-                flag(np.ones(n, dtype=bool), col.name, "missing required feature")
+                flag(~failed, col.name, "missing required feature")
             columns[col.name] = pa.nulls(
                 n, pa.float64() if col.type == ColumnType.NUMERIC else pa.string()
             )
@@ -128,8 +154,8 @@ def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Va
             expected = "a number" if col.type == ColumnType.NUMERIC else "a category value"
             flag(wrong, col.name, lambda i, s=shown, e=expected: f"expected {e}, got {s[i]!r}")
         absent = out_null & ~wrong
-        if not col.nullable and absent.any():
-            flag(absent, col.name, "missing required feature (null or NaN)")
+        if not col.nullable and (absent & ~failed).any():
+            flag(absent & ~failed, col.name, "missing required feature (null or NaN)")
         columns[col.name] = coerced
 
     # The columns below are always there (null when not given), with fixed types: every
@@ -145,11 +171,11 @@ def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Va
             columns[col.name] = pa.nulls(n, pa.float64() if kind == "numeric" else pa.string())
     for name in ("prediction", "status", "error"):
         if name in table.column_names:
-            columns[name] = pc.cast(_column(table, name), pa.string())
+            columns[name] = as_text(_column(table, name))
         else:
             columns[name] = pa.nulls(n, pa.string())
     if "version" in table.column_names:
-        columns["version"] = pc.cast(_column(table, "version"), pa.string())
+        columns["version"] = as_text(_column(table, "version"))
     columns["latency_ms"] = pa.nulls(n, pa.float64())
     if "latency_ms" in table.column_names:
         latency, _ = coerce_array(_column(table, "latency_ms"), "numeric")
