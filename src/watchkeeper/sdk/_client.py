@@ -1,0 +1,264 @@
+"""``Client``: log predictions and ground truth from a model service without waiting for the
+network. See ``docs/sdk.md`` for the guarantees and every parameter."""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import datetime as dt
+import os
+import re
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from watchkeeper.sdk._events import ACTUAL, PREDICTION
+from watchkeeper.sdk._http import Transport
+from watchkeeper.sdk._monitor import Monitor
+from watchkeeper.sdk._sender import Marker, Sender
+from watchkeeper.sdk._spool import Spool
+from watchkeeper.sdk._stats import ClientStats, Counters
+
+_urandom = os.urandom
+_now = time.time
+
+
+def default_spool_dir(url: str) -> Path:
+    """``$XDG_CACHE_HOME/watchkeeper/spool/<host_port>`` (``~/.cache`` when unset): one
+    directory per server, so two clients of two servers never resend each other's events."""
+    cache = os.environ.get("XDG_CACHE_HOME")
+    if not cache:
+        try:
+            cache = str(Path.home() / ".cache")
+        except (RuntimeError, KeyError):  # no home directory (some containers)
+            cache = tempfile.gettempdir()
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", url.split("://", 1)[-1]).strip("_") or "default"
+    return Path(cache) / "watchkeeper" / "spool" / slug
+
+
+class Client:
+    """Logs predictions and actuals to a watchkeeper server in the background.
+
+    ``log_prediction`` and ``log_actual`` append to an in-memory buffer and return; a daemon
+    thread batches, sends, retries and spools. Events survive a server outage and a client
+    restart through the spool directory. Use one client per process (it is thread-safe).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        batch_size: int = 500,
+        flush_interval: float = 0.5,
+        max_buffer: int = 10_000,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_after: int = 3,
+        spool_max_bytes: int = 1 << 30,
+        timeout: float = 10.0,
+        backoff_base: float = 0.5,
+        max_backoff: float = 30.0,
+        exit_timeout: float = 2.0,
+    ) -> None:
+        _check(batch_size >= 1, "batch_size", batch_size, "at least 1")
+        _check(flush_interval > 0, "flush_interval", flush_interval, "positive")
+        _check(max_buffer >= batch_size, "max_buffer", max_buffer, "at least batch_size")
+        _check(spool_after >= 1, "spool_after", spool_after, "at least 1")
+        _check(spool_max_bytes > 0, "spool_max_bytes", spool_max_bytes, "positive")
+        _check(timeout > 0, "timeout", timeout, "positive")
+        _check(backoff_base > 0, "backoff_base", backoff_base, "positive")
+        _check(max_backoff >= backoff_base, "max_backoff", max_backoff, "at least backoff_base")
+        _check(exit_timeout >= 0, "exit_timeout", exit_timeout, "zero or more")
+        self.url = url
+        self.spool_dir = Path(spool_dir) if spool_dir is not None else default_spool_dir(url)
+        self.exit_timeout = exit_timeout
+        self._transport_args = (url, token, timeout)
+        self._sender_args: dict[str, Any] = {
+            "batch_size": batch_size,
+            "flush_interval": flush_interval,
+            "max_buffer": max_buffer,
+            "spool_after": spool_after,
+            "backoff_base": backoff_base,
+            "max_backoff": max_backoff,
+        }
+        self._spool_max_bytes = spool_max_bytes
+        self._buffer: collections.deque[Any] = collections.deque()
+        self._max_buffer = max_buffer
+        self._batch_size = batch_size
+        self._wake_at = batch_size  # from this length on, a log call wakes the sender
+        self._closed = False
+        self._start()
+        atexit.register(self._at_exit)
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        self._counters = Counters()
+        self._spool = Spool(self.spool_dir, max_bytes=self._spool_max_bytes)
+        self._sender = Sender(
+            buffer=self._buffer,
+            transport=Transport(*self._transport_args),
+            spool=self._spool,
+            counters=self._counters,
+            **self._sender_args,
+        )
+        try:
+            self._sender.start()
+        except RuntimeError as exc:  # a forked child at interpreter shutdown: spool only
+            self._counters.add(error=f"sender not started: {exc}")
+
+    # ------------------------------------------------------------ the hot path
+    def log_prediction(
+        self,
+        model: str,
+        features: Mapping[str, Any] | None,
+        prediction: Any,
+        *,
+        prediction_id: str | None = None,
+        version: str | None = None,
+        timestamp: float | str | dt.datetime | None = None,
+        latency_ms: float | None = None,
+        scores: Mapping[str, float] | None = None,
+        segments: Mapping[str, Any] | None = None,
+        status: str = "ok",
+        error: str | BaseException | None = None,
+    ) -> str:
+        """Buffer one prediction and return its id (generated when not given).
+
+        Never waits for the network; ``features`` is copied (shallowly), so the caller may
+        reuse the dict. ``timestamp`` defaults to now (epoch seconds; a datetime or an ISO
+        8601 string also work). ``error`` may be an exception (its type and message are sent).
+        """
+        if prediction_id is None:
+            raw = bytearray(_urandom(16))  # new_prediction_id(), inlined: a call costs ~80 ns
+            raw[6] = raw[6] & 0x0F | 0x40
+            raw[8] = raw[8] & 0x3F | 0x80
+            prediction_id = raw.hex()
+        buffer = self._buffer
+        buffer.append(
+            (
+                PREDICTION,
+                model,
+                prediction_id,
+                _now() if timestamp is None else timestamp,
+                {} if features is None else dict(features),
+                prediction,
+                version,
+                latency_ms,
+                scores,
+                segments,
+                status,
+                error,
+            )
+        )
+        if len(buffer) >= self._wake_at:
+            self._pressure()
+        return prediction_id
+
+    def log_actual(
+        self,
+        model: str,
+        prediction_id: str,
+        label: Any,
+        *,
+        timestamp: float | str | dt.datetime | None = None,
+    ) -> None:
+        """Buffer the ground truth of an earlier prediction (joined on ``prediction_id``)."""
+        if not prediction_id or label is None:
+            raise ValueError("log_actual needs a prediction_id and a label (not None)")
+        self._buffer.append(
+            (ACTUAL, model, prediction_id, label, _now() if timestamp is None else timestamp)
+        )
+        if len(self._buffer) >= self._wake_at:
+            self._pressure()
+
+    def _pressure(self) -> None:
+        """A log call found ``batch_size`` events waiting (or the client closed)."""
+        if os.getpid() != self._pid:
+            self._after_fork()
+        if self._closed:  # logged after close(): straight to the spool, released at once
+            self._sender.spill()
+            self._spool.close()
+            return
+        size = len(self._buffer)
+        if size > self._max_buffer:  # the sender is stuck (a slow request): spill here, but
+            # wait for the spool lock only past twice the bound (the sender may be fsyncing)
+            hard = size > 2 * self._max_buffer
+            self._sender.spill_oldest(self._batch_size, sync=False, wait=hard)
+        self._sender.wake()
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's thread is gone and its locks may be held. Start
+        afresh on the same buffer (events copied from the parent may be sent twice: the server
+        counts them as duplicates) with a segment of our own."""
+        self._spool.abandon()
+        self._start()
+
+    # ------------------------------------------------------------ control
+    def monitor(
+        self, model: str, version: str | None = None, *, segments: Mapping[str, Any] | None = None
+    ) -> Monitor:
+        """A decorator and context manager that times a prediction and logs it (see Monitor)."""
+        return Monitor(self, model, version=version, segments=segments)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything logged so far is acknowledged by the server: True.
+
+        After ``timeout`` seconds (None: no limit) what is still unacknowledged goes to the
+        spool, to be resent in the background, and the call returns False.
+        """
+        if os.getpid() != self._pid:
+            self._after_fork()
+        marker = Marker()
+        self._buffer.append(marker)
+        self._sender.request_flush()
+        if self._closed:
+            self._sender.spill()
+            return False
+        if marker.wait(timeout):
+            return True
+        self._sender.spill()
+        return False
+
+    def close(self, timeout: float | None = 5.0) -> bool:
+        """Flush (up to ``timeout``), stop the sender, keep the rest in the spool.
+
+        Returns whether everything was acknowledged. Later log calls go to the spool, to be
+        sent by the next client that uses the same ``spool_dir``.
+        """
+        if self._closed:
+            return True
+        done = self.flush(timeout)
+        self._closed = True
+        self._wake_at = 0
+        self._sender.stop(timeout=1.0)
+        self._sender.spill()
+        self._spool.close()
+        atexit.unregister(self._at_exit)
+        return done
+
+    def _at_exit(self) -> None:
+        self.close(self.exit_timeout)
+
+    @property
+    def stats(self) -> ClientStats:
+        """Counters since the client started (see ClientStats)."""
+        return self._counters.snapshot(sum(1 for i in list(self._buffer) if type(i) is tuple))
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r}, spool_dir={str(self.spool_dir)!r})"
+
+
+def _check(ok: bool, name: str, value: object, allowed: str) -> None:
+    if not ok:
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")

@@ -1,0 +1,357 @@
+"""The background sender: drains the buffer in batches, retries with backoff, spools.
+
+One daemon thread per client. Each cycle (every ``flush_interval``, or sooner when
+``batch_size`` events wait or ``flush()`` asks): resend the spool first, then the batches in
+flight, then the buffer, one batch per model and kind. A network error, a 408, 429 or 5xx
+backs off exponentially with jitter (``Retry-After`` honoured); after ``spool_after``
+failures in a row everything in memory goes to the spool and keeps going there until the
+server answers again. A 413 splits the batch; any other 4xx drops it, counted as rejected.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import random
+import threading
+import time
+from typing import Any
+
+from watchkeeper.sdk._events import (
+    ACTUAL,
+    Batch,
+    Item,
+    Record,
+    encode_body,
+    group,
+    parse_spool_line,
+    spool_line,
+    to_record,
+)
+from watchkeeper.sdk._http import NETWORK_ERRORS, Response, Transport
+from watchkeeper.sdk._spool import Spool
+from watchkeeper.sdk._stats import Counters
+
+log = logging.getLogger("watchkeeper.sdk")
+MAX_RETRY_AFTER = 300.0
+
+
+class Marker(threading.Event):
+    """Put in the buffer by ``flush()``; set once everything before it is acknowledged."""
+
+
+class Sender:
+    def __init__(
+        self,
+        *,
+        buffer: collections.deque[Any],
+        transport: Transport,
+        spool: Spool,
+        counters: Counters,
+        batch_size: int,
+        flush_interval: float,
+        max_buffer: int,
+        spool_after: int,
+        backoff_base: float,
+        max_backoff: float,
+    ) -> None:
+        self.buffer, self.transport, self.spool, self.counters = buffer, transport, spool, counters
+        self.batch_size, self.flush_interval, self.max_buffer = (
+            batch_size,
+            flush_interval,
+            max_buffer,
+        )
+        self.spool_after, self.backoff_base, self.max_backoff = (
+            spool_after,
+            backoff_base,
+            max_backoff,
+        )
+        self._lock = threading.Lock()  # guards _pending and _markers
+        self._pending: list[Batch] = []  # taken from the buffer, not yet acknowledged
+        self._markers: list[Marker] = []
+        self._failures = 0
+        self._retry_at = 0.0
+        self._urgent = False
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="watchkeeper-sdk", daemon=True)
+
+    # ------------------------------------------------------------ called by the client
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def request_flush(self) -> None:
+        """Try now, even while backing off."""
+        self._urgent = True
+        self._wake.set()
+
+    def stop(self, timeout: float) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        self.transport.close()
+
+    def spill(self) -> None:
+        """Move everything in memory (batches in flight, the buffer) to the spool."""
+        with self._lock:
+            batches, self._pending = self._pending, []
+        items = self._take(len(self.buffer) + 1, stop_at_marker=False)
+        more, repeats = group(to_record(i) for i in items)
+        self.counters.add(duplicates=repeats)
+        batches += more
+        if not batches:
+            return
+        lines, bad = _lines([r for b in batches for r in b.records()])
+        self.counters.add(dropped=bad)
+        try:
+            self.spool.append(lines)
+        except OSError as exc:
+            self._keep_in_memory(batches, f"spool: {exc}")
+            return
+        self.counters.add(spooled=len(lines))
+
+    def spill_oldest(self, n: int, *, sync: bool, wait: bool = True) -> None:
+        """Write the oldest ``n`` buffered items to the spool: by a caller that found the buffer
+        full (``sync=False``: no fsync on the caller's thread; ``wait=False``: not at all while
+        the sender is writing the spool), or by the sender shedding load when the server is
+        slower than the logging."""
+        if not wait and self.spool.busy():
+            return
+        lines, bad = _lines([to_record(i) for i in self._take(n, stop_at_marker=False)])
+        try:
+            self.spool.append(lines, sync=sync)
+        except OSError as exc:
+            self.counters.add(dropped=len(lines) + bad, error=f"buffer full and spool: {exc}")
+            log.error("watchkeeper: dropped %d events: buffer full and spool: %s", len(lines), exc)
+            return
+        self.counters.add(spooled=len(lines), dropped=bad)
+
+    # ------------------------------------------------------------ the thread
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            wait = self.flush_interval
+            if self._failures and not self._urgent:
+                wait = min(wait, max(0.01, self._retry_at - time.monotonic()))
+            self._wake.wait(wait)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self._cycle()
+            except Exception as exc:  # the sender must outlive any bug: report, back off
+                log.exception("watchkeeper: sender cycle failed")
+                self.counters.add(error=f"sender: {exc!r}")
+                self._failed(None, repr(exc))
+
+    def _cycle(self) -> None:
+        if self._failures and time.monotonic() < self._retry_at and not self._urgent:
+            if self._failures >= self.spool_after:
+                self.spill()  # the server is down: keep memory small and events durable
+            return
+        self._urgent = False
+        if not self._send_spool() or not self._send_pending():
+            return
+        while not self._stop.is_set():
+            backlog = len(self.buffer) - self.max_buffer // 4
+            if backlog > self.max_buffer // 2:  # the server is slower than the logging: shed to
+                self.spill_oldest(backlog, sync=True)  # disk here, not on the caller's thread
+            items = self._take(self.batch_size, stop_at_marker=True)
+            if items:
+                batches, repeats = group(to_record(i) for i in items)
+                self.counters.add(duplicates=repeats)
+                with self._lock:
+                    self._pending.extend(batches)
+                if not self._send_pending():
+                    return
+            elif not self.buffer:
+                break
+            self._resolve_markers()
+        self._resolve_markers()
+
+    def _take(self, n: int, *, stop_at_marker: bool) -> list[Item]:
+        items: list[Item] = []
+        popleft = self.buffer.popleft
+        while len(items) < n:
+            try:
+                item = popleft()
+            except IndexError:
+                break
+            if type(item) is tuple:
+                items.append(item)
+                continue
+            with self._lock:
+                self._markers.append(item)
+            if stop_at_marker:
+                break
+        return items
+
+    def _resolve_markers(self) -> None:
+        with self._lock:
+            if not self._markers or self._pending:
+                return
+        if self.spool.has_data():
+            return
+        with self._lock:
+            markers, self._markers = self._markers, []
+        for marker in markers:
+            marker.set()
+
+    # ------------------------------------------------------------ sending
+    def _send_pending(self) -> bool:
+        while True:
+            with self._lock:
+                if not self._pending:
+                    return True
+                batch = self._pending[0]
+            left = self._deliver(batch)
+            with self._lock:
+                if self._pending and self._pending[0] is batch:  # else spilled meanwhile
+                    self._pending[0:1] = left
+            if left:
+                return False
+
+    def _send_spool(self) -> bool:
+        for segment in self.spool.sendable():
+            while True:
+                lines, end, torn = self.spool.read(segment, self.batch_size)
+                records = [r for r in map(parse_spool_line, lines) if r is not None]
+                unreadable = torn + len(lines) - len(records)
+                if unreadable:
+                    msg = f"spool: {unreadable} unreadable line(s) in {segment.path.name}"
+                    self.counters.add(dropped=unreadable, error=msg)
+                    log.warning("watchkeeper: %s (a crash mid-write?)", msg)
+                if not lines:
+                    self.spool.remove(segment)
+                    break
+                batches, repeats = group(records)
+                self.counters.add(duplicates=repeats)
+                for batch in batches:
+                    if self._deliver(batch):
+                        return False
+                segment.offset = end
+                self.counters.add(resent=len(records))
+        return True
+
+    def _deliver(self, batch: Batch) -> list[Batch]:
+        """Send a batch (splitting it on 413); returns what is left to retry later."""
+        stack = [batch]
+        while stack:
+            part = stack.pop()
+            outcome = self._post(part)
+            if outcome is None:
+                continue
+            if isinstance(outcome, str):  # "split"
+                stack.extend(reversed(part.halves()))
+                continue
+            reason = f"HTTP {outcome.status}" if outcome.status else outcome.text
+            self._failed(outcome.retry_after, reason)
+            return [part, *reversed(stack)]
+        if self._failures:
+            log.warning(
+                "watchkeeper: %s reachable again after %d failures",
+                self.transport.url,
+                self._failures,
+            )
+        self._failures = 0
+        return []
+
+    def _post(self, batch: Batch) -> Response | str | None:
+        """None when the batch is settled, "split" on 413, the Response when to retry."""
+        body, bad = encode_body(batch)
+        if bad:
+            self.counters.add(dropped=len(bad), error="an event JSON cannot encode was dropped")
+        n = len(batch.events)
+        if not n:
+            return None
+        self.counters.add(sent=n)
+        try:
+            resp = self.transport.post(batch.path, body)
+        except NETWORK_ERRORS as exc:
+            self.counters.add(error=f"{batch.path}: {type(exc).__name__}: {exc}")
+            return Response(0, None, str(exc), None)
+        status = resp.status
+        if 200 <= status < 300 or (status == 422 and isinstance(resp.body, dict)):
+            self._account(batch, resp)
+            return None
+        if status == 413 and n > 1:
+            return "split"
+        if status in (408, 429) or status >= 500:
+            self.counters.add(error=f"{batch.path}: HTTP {status}: {resp.text}")
+            return resp
+        msg = f"{batch.path}: HTTP {status}: {resp.text}"
+        self.counters.add(rejected=n, error=msg)
+        log.error("watchkeeper: %d events dropped, not retried: %s", n, msg)
+        return None
+
+    def _account(self, batch: Batch, resp: Response) -> None:
+        body: dict[str, Any] = resp.body if isinstance(resp.body, dict) else {}
+        n = len(batch.events)
+
+        def count(*keys: str) -> int:
+            return sum(v for k in keys if isinstance(v := body.get(k), int))
+
+        known = "matched" in body if batch.kind == ACTUAL else "accepted" in body
+        if not known:  # not the ingest answer (a proxy, a framework error): all or nothing
+            acked, rejected = (0, n) if resp.status == 422 else (n, 0)
+        elif batch.kind == ACTUAL:
+            acked, rejected = count("matched", "unmatched", "late"), 0
+        else:
+            acked, rejected = count("accepted"), count("rejected")
+        error = None
+        if rejected:
+            first = (body.get("errors") or [body.get("detail") or resp.text])[0]
+            error = f"{batch.path}: {rejected} events rejected, e.g. {first}"
+            log.warning("watchkeeper: %s", error)
+        self.counters.add(
+            acknowledged=acked, duplicates=count("duplicates"), rejected=rejected, error=error
+        )
+
+    def _failed(self, retry_after: float | None, reason: str) -> None:
+        self._failures += 1
+        self.counters.add(retries=1)
+        delay = min(self.max_backoff, self.backoff_base * 2 ** min(self._failures - 1, 30))
+        delay *= random.uniform(0.5, 1.0)
+        if retry_after:
+            delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+        self._retry_at = time.monotonic() + delay
+        if self._failures == 1:
+            log.warning(
+                "watchkeeper: cannot deliver events to %s (%s); retrying in the background,"
+                " spooling to %s after %d failures",
+                self.transport.url,
+                reason,
+                self.spool.directory,
+                self.spool_after,
+            )
+        if self._failures >= self.spool_after:
+            self.spill()
+
+    def _keep_in_memory(self, batches: list[Batch], error: str) -> None:
+        """The spool failed: keep up to ``max_buffer`` events in memory, drop the oldest."""
+        total, keep = 0, []
+        for batch in reversed(batches):
+            total += len(batch.events)
+            if total > self.max_buffer:
+                break
+            keep.append(batch)
+        dropped = sum(len(b.events) for b in batches) - sum(len(b.events) for b in keep)
+        with self._lock:
+            self._pending[0:0] = reversed(keep)
+        self.counters.add(dropped=dropped, error=error)
+        if dropped:
+            log.error("watchkeeper: dropped %d events: %s", dropped, error)
+
+
+def _lines(records: list[Record]) -> tuple[list[bytes], int]:
+    lines, bad = [], 0
+    for record in records:
+        try:
+            lines.append(spool_line(record))
+        except (TypeError, ValueError):
+            bad += 1
+    return lines, bad
