@@ -4,20 +4,35 @@ The library in two lines::
 
     report = watchkeeper.compare(reference_df, current_df)
     report.save_html("drift.html")
+
+Names are imported on first use, so ``import watchkeeper.sdk`` in a model service loads no
+numpy, pyarrow or scipy.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from watchkeeper.errors import InputError, SchemaError, WatchkeeperError
-from watchkeeper.profile import (
-    DatasetProfile,
-    ProfileSpec,
-    profile,
-    profile_reference,
-    profile_table,
-)
-from watchkeeper.report import Report, compare
-from watchkeeper.schema import ColumnSchema, ColumnType, Role, Schema, infer_schema
+_EXPORTS = {
+    "InputError": "watchkeeper.errors",
+    "SchemaError": "watchkeeper.errors",
+    "WatchkeeperError": "watchkeeper.errors",
+    "DatasetProfile": "watchkeeper.profile",
+    "ProfileSpec": "watchkeeper.profile",
+    "profile": "watchkeeper.profile",
+    "profile_reference": "watchkeeper.profile",
+    "profile_table": "watchkeeper.profile",
+    "Report": "watchkeeper.report",
+    "compare": "watchkeeper.report",
+    "ColumnSchema": "watchkeeper.schema",
+    "ColumnType": "watchkeeper.schema",
+    "Role": "watchkeeper.schema",
+    "Schema": "watchkeeper.schema",
+    "infer_schema": "watchkeeper.schema",
+}
 
 __all__ = [
     "ColumnSchema",
@@ -37,3 +52,24 @@ __all__ = [
     "profile_reference",
     "profile_table",
 ]
+
+if TYPE_CHECKING:
+    from watchkeeper.errors import InputError, SchemaError, WatchkeeperError
+    from watchkeeper.profile import (
+        DatasetProfile,
+        ProfileSpec,
+        profile,
+        profile_reference,
+        profile_table,
+    )
+    from watchkeeper.report import Report, compare
+    from watchkeeper.schema import ColumnSchema, ColumnType, Role, Schema, infer_schema
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'watchkeeper' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
