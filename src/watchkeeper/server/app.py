@@ -187,7 +187,7 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse(result.to_dict(), 422 if everything_rejected else 200)
 
     @app.post("/v1/models/{model}/actuals")
-    async def actuals(request: Request, model: str) -> dict[str, int]:
+    async def actuals(request: Request, model: str) -> dict[str, Any]:
         body = await _body(request, settings.max_body_bytes)
         return await run_in_threadpool(service.actuals, model, body)
 

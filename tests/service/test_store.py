@@ -1,0 +1,373 @@
+"""The state store's contract, on SQLite and on PostgreSQL: the same calls, the same answers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+
+from watchkeeper.ingest.events import from_ipc, to_ipc
+from watchkeeper.store import tables as t
+from watchkeeper.store.state import ConflictError, NotFoundError, Store
+
+SCHEMA = {"version": 1, "columns": [{"name": "age", "type": "numeric", "role": "feature"}]}
+
+
+@pytest.fixture
+def store(database_url: str, open_store: Callable[[str], Store]) -> Store:
+    return open_store(database_url)
+
+
+def new_model(store: Store, name: str = "churn", *, version: str | None = "v1") -> str:
+    store.create_model(name, window_seconds=3600, label_horizon_seconds=86400, retention_days=30)
+    if version is not None:
+        store.add_version(
+            name,
+            version,
+            schema=SCHEMA,
+            reference_profile=b"\x00profile\xff",
+            reference_rows=10,
+            reference_sample=None,
+        )
+    return name
+
+
+def rows(ids: list[str], *, t0: float = 1_714_557_600.0) -> list[dict[str, Any]]:
+    return [
+        {
+            "prediction_id": pid,
+            "event_time": t0 + i,
+            "bucket": int((t0 + i) // 3600 * 3600),
+            "segment": "",
+            "prediction": "yes",
+            "score": None,
+        }
+        for i, pid in enumerate(ids)
+    ]
+
+
+def payload(ids: list[str] | set[str]) -> bytes:
+    return to_ipc(pa.table({"prediction_id": pa.array(sorted(ids), pa.string())}))
+
+
+def stored_ids(store: Store, model: str) -> list[str]:
+    with store.engine.connect() as conn:
+        q = sa.select(t.predictions.c.prediction_id).where(t.predictions.c.model == model)
+        return sorted(conn.execute(q).scalars())
+
+
+def batch_count(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(t.batches)).scalar_one())
+
+
+# ------------------------------------------------------------------------------ migrations
+def test_migrations_are_idempotent_and_state_survives_reopening(
+    database_url: str, open_store: Callable[[str], Store]
+) -> None:
+    first = open_store(database_url)
+    new_model(first)
+    first.close()
+    second = open_store(database_url)
+    assert second.schema_version == first.schema_version == len(t.MIGRATIONS)
+    with second.engine.connect() as conn:
+        applied = conn.execute(sa.select(t.schema_version.c.version)).scalars().all()
+    assert sorted(applied) == list(range(1, len(t.MIGRATIONS) + 1))  # each step once
+    assert second.model("churn").champion == "v1"
+    assert set(t.metadata.tables) <= set(sa.inspect(second.engine).get_table_names())
+
+
+# ------------------------------------------------------------------------------ models
+def test_create_model_then_conflict_and_not_found(store: Store) -> None:
+    info = store.create_model(
+        "churn", window_seconds=600, label_horizon_seconds=7200.0, retention_days=7.5,
+        segments=["region", "plan"],
+    )  # fmt: skip
+    assert store.model("churn") == info
+    assert info.segments == ["region", "plan"] and info.champion is None
+    with pytest.raises(ConflictError, match="exists already") as exc:
+        store.create_model("churn", window_seconds=1, label_horizon_seconds=1, retention_days=1)
+    assert exc.value.http_status == 409
+    with pytest.raises(NotFoundError, match="'fraud' is not registered") as missing:
+        store.model("fraud")
+    assert missing.value.http_status == 404
+    new_model(store, "aardvark", version=None)
+    assert [m.name for m in store.models()] == ["aardvark", "churn"]
+
+
+def test_add_version_sets_champion_unless_told_not_to(store: Store) -> None:
+    new_model(store)
+    assert store.model("churn").champion == "v1"
+    common: dict[str, Any] = {"schema": SCHEMA, "reference_profile": b"p", "reference_rows": 3}
+    store.add_version("churn", "v2", reference_sample=b"PAR1", champion=False, **common)
+    assert store.model("churn").champion == "v1"
+    store.add_version("churn", "v3", reference_sample=None, **common)
+    assert store.model("churn").champion == "v3"
+    assert [v["version"] for v in store.versions("churn")] == ["v1", "v2", "v3"]
+
+    v1 = store.version("churn", "v1")
+    assert v1["schema"] == SCHEMA and v1["reference_rows"] == 10
+    assert bytes(v1["reference_profile"]) == b"\x00profile\xff"  # binary round trip
+    assert bytes(store.version("churn", "v2")["reference_sample"]) == b"PAR1"
+    with pytest.raises(ConflictError, match="version 'v1' already"):
+        store.add_version("churn", "v1", reference_sample=None, **common)
+    with pytest.raises(NotFoundError):
+        store.add_version("fraud", "v1", reference_sample=None, **common)
+    with pytest.raises(NotFoundError, match="no version 'v9'"):
+        store.version("churn", "v9")
+
+
+# ------------------------------------------------------------------------------ ingest
+def test_accept_batch_stores_and_a_retry_stores_nothing(store: Store) -> None:
+    model = new_model(store)
+    ids = [f"p{i}" for i in range(7)]
+    assert store.accept_batch(model, "v1", payload(ids), rows(ids)) == (7, set())
+    assert stored_ids(store, model) == sorted(ids)
+    assert store.counters(model)["events_total"] == 7
+    [batch] = store.pending_batches()
+    assert batch["events"] == 7 and not batch["processed"]
+    assert from_ipc(bytes(batch["payload"])).column("prediction_id").to_pylist() == sorted(ids)
+
+    assert store.accept_batch(model, "v1", payload(ids), rows(ids)) == (0, set(ids))
+    assert batch_count(store) == 1 and store.counters(model)["events_total"] == 7
+    assert store.pending_events() == 7
+
+
+def test_mixed_batch_stores_only_new_ids_with_a_rebuilt_payload(store: Store) -> None:
+    model = new_model(store)
+    store.accept_batch(model, "v1", payload(["a", "b"]), rows(["a", "b"]))
+    asked: list[set[str]] = []
+
+    def rebuild(kept: set[str]) -> bytes:
+        asked.append(kept)
+        return payload(kept)
+
+    mixed = ["a", "c", "b", "d"]
+    stored, dupes = store.accept_batch(model, "v1", payload(mixed), rows(mixed), rebuild)
+    assert (stored, dupes) == (2, {"a", "b"})
+    assert asked == [{"c", "d"}]
+    assert stored_ids(store, model) == ["a", "b", "c", "d"]
+    second = store.pending_batches()[1]
+    assert second["events"] == 2
+    assert from_ipc(bytes(second["payload"])).column("prediction_id").to_pylist() == ["c", "d"]
+    assert store.counters(model)["events_total"] == store.pending_events() == 4
+
+
+def test_prediction_ids_are_scoped_per_model(store: Store) -> None:
+    new_model(store, "churn")
+    new_model(store, "fraud")
+    assert store.accept_batch("churn", "v1", payload(["x"]), rows(["x"]))[0] == 1
+    assert store.accept_batch("fraud", "v1", payload(["x"]), rows(["x"]))[0] == 1
+    assert store.counters("churn") == {"events_total": 1}
+
+
+def test_concurrent_retries_of_one_batch_store_it_once(store: Store) -> None:
+    model = new_model(store)
+    ids = [f"c{i}" for i in range(300)]
+    results: list[tuple[int, set[str]]] = []
+
+    def send() -> None:
+        results.append(store.accept_batch(model, "v1", payload(ids), rows(ids), payload))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(r[0] for r in results) == [0, 0, 0, 300]
+    assert stored_ids(store, model) == sorted(ids) and batch_count(store) == 1
+
+
+def test_two_stores_on_one_database_store_overlapping_batches_once(
+    database_url: str, open_store: Callable[[str], Store]
+) -> None:
+    """Two processes (e.g. two replicas) on one database: overlapping retries race."""
+    a, b = open_store(database_url), open_store(database_url)
+    model = new_model(a)
+    errors: list[BaseException] = []
+    accepted: list[int] = []
+
+    def send(store: Store, start: int) -> None:
+        try:
+            for k in range(start, start + 20):
+                ids = [f"o{k}-{i}" for i in range(50)] + [f"o{k + 1}-{i}" for i in range(50)]
+                accepted.append(store.accept_batch(model, "v1", payload(ids), rows(ids))[0])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(s, 0)) for s in (a, b)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors
+    assert sum(accepted) == len(stored_ids(a, model)) == 21 * 50
+    assert a.counters(model)["events_total"] == 21 * 50
+
+
+# ------------------------------------------------------------------------------ quarantine
+def test_quarantine_add_list_and_page(store: Store) -> None:
+    new_model(store, "churn")
+    new_model(store, "fraud")
+    items = [
+        {
+            "prediction_id": f"q{i}" if i else None,
+            "event": {"prediction_id": f"q{i}" if i else None, "age": "x", "nan": "nan"},
+            "reasons": [{"field": "age", "problem": "expected a number, got 'x'"}],
+        }
+        for i in range(5)
+    ]
+    assert store.quarantine_add("churn", items) == 5
+    assert store.quarantine_add("fraud", items[:1]) == 1
+    assert store.quarantine_add("churn", []) == 0
+    listed = store.quarantine("churn")
+    assert [q["prediction_id"] for q in listed] == [None, "q1", "q2", "q3", "q4"]
+    assert listed[1]["event"] == items[1]["event"] and listed[1]["reasons"] == items[1]["reasons"]
+    assert {q["model"] for q in listed} == {"churn"}
+    page = store.quarantine("churn", limit=2, offset=2)
+    assert [q["prediction_id"] for q in page] == ["q2", "q3"]
+    assert store.quarantine("churn", limit=10, offset=5) == []
+    assert store.counters("churn") == {"quarantined_total": 5}
+    assert store.counters("fraud") == {"quarantined_total": 1}
+
+
+# ------------------------------------------------------------------------------ counters
+def test_counters_accumulate_per_model_and_hold_64_bit_values(store: Store) -> None:
+    new_model(store, "churn")
+    store.bump("churn", {"duplicates_total": 2, "actuals_total": 1})
+    store.bump("churn", {"duplicates_total": 3})
+    store.bump("fraud", {"duplicates_total": 2**40})
+    assert store.counters("churn") == {"duplicates_total": 5, "actuals_total": 1}
+    assert store.counters("fraud") == {"duplicates_total": 2**40}
+    assert store.counters("nobody") == {}
+
+
+# ------------------------------------------------------------------------------ processing
+def _merge_adding(n: int, calls: list[int], bucket: int = 7200) -> Callable[..., Any]:
+    key = {"model": "churn", "version": "v1", "segment": "", "granularity": 3600, "bucket": bucket}
+
+    def merge(read: Callable[[dict[str, Any]], dict[str, Any] | None]) -> list[dict[str, Any]]:
+        calls.append(n)
+        old = read(key)
+        events = n + (old["events"] if old else 0)
+        ops = {"count": events}
+        return [{**key, "events": events, "profile": b"p" * events, "operations": ops}]
+
+    return merge
+
+
+def test_apply_batch_marks_processed_exactly_once(store: Store) -> None:
+    model = new_model(store)
+    store.accept_batch(model, "v1", payload(["a", "b", "c"]), rows(["a", "b", "c"]))
+    store.accept_batch(model, "v1", payload(["d", "e"]), rows(["d", "e"]))
+    first, second = store.pending_batches()
+    assert first["id"] < second["id"] and store.pending_events() == 5
+    assert [b["id"] for b in store.pending_batches(limit=1)] == [first["id"]]
+
+    calls: list[int] = []
+    store.apply_batch(first["id"], _merge_adding(3, calls))
+    store.apply_batch(first["id"], _merge_adding(3, calls))  # a second run: no effect
+    assert calls == [3]
+    assert [b["id"] for b in store.pending_batches()] == [second["id"]]
+    assert store.pending_events() == 2
+
+    store.apply_batch(second["id"], _merge_adding(2, calls))  # merges into the same bucket
+    store.apply_batch(second["id"], _merge_adding(2, calls))
+    assert calls == [3, 2]
+    [row] = store.bucket_profiles(model, granularity=3600)
+    assert row["events"] == 5 and row["operations"] == {"count": 5}
+    assert bytes(row["profile"]) == b"ppppp"
+    assert store.pending_batches() == [] and store.pending_events() == 0
+
+    with store.write() as conn:  # the retention sweep deletes processed batches
+        conn.execute(t.batches.delete().where(t.batches.c.id == first["id"]))
+    store.apply_batch(first["id"], _merge_adding(3, calls))  # a stale processor: no effect
+    assert calls == [3, 2] and store.bucket_profiles(model, granularity=3600)[0]["events"] == 5
+
+
+def test_two_processors_on_one_database_count_every_batch_once(
+    database_url: str, open_store: Callable[[str], Store]
+) -> None:
+    """Two processes work through the same log: no batch is lost or applied twice."""
+    a, b = open_store(database_url), open_store(database_url)
+    model = new_model(a)
+    for k in range(30):
+        ids = [f"b{k}-{i}" for i in range(k % 3 + 1)]
+        a.accept_batch(model, "v1", payload(ids), rows(ids))
+    batches = a.pending_batches(limit=100)
+    calls: list[int] = []
+    errors: list[BaseException] = []
+
+    def process(store: Store) -> None:
+        for batch in batches:  # both walk the whole log, as two processors would
+            for _attempt in range(20):  # a failed transaction is retried, as the loop does
+                try:
+                    store.apply_batch(batch["id"], _merge_adding(batch["events"], calls))
+                    break
+                except sa.exc.DBAPIError as exc:
+                    errors.append(exc)
+
+    threads = [threading.Thread(target=process, args=(s,)) for s in (a, b)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    [row] = a.bucket_profiles(model, granularity=3600)
+    assert row["events"] == sum(b["events"] for b in batches) == 60, errors
+    assert a.pending_events() == 0
+
+
+def test_apply_batch_rolls_back_when_merge_fails(store: Store) -> None:
+    model = new_model(store)
+    store.accept_batch(model, "v1", payload(["a"]), rows(["a"]))
+    [batch] = store.pending_batches()
+
+    def broken(read: Callable[..., Any]) -> list[dict[str, Any]]:
+        raise RuntimeError("profile failed")
+
+    with pytest.raises(RuntimeError):
+        store.apply_batch(batch["id"], broken)
+    assert store.pending_events() == 1  # still pending: retried later
+    calls: list[int] = []
+    store.apply_batch(batch["id"], _merge_adding(1, calls))
+    assert calls == [1] and store.pending_events() == 0
+
+
+def test_bucket_profiles_filters_and_orders(store: Store) -> None:
+    model = new_model(store)
+    store.add_version(
+        model, "v2", schema=SCHEMA, reference_profile=b"", reference_rows=0, reference_sample=None
+    )
+    base = {"model": model, "events": 1, "profile": b"x", "operations": {}}
+    wanted = [
+        {**base, "version": v, "segment": s, "granularity": g, "bucket": b}
+        for v in ("v1", "v2")
+        for s in ("*", "region=eu")
+        for g, b in ((3600, 10800), (3600, 0), (3600, 3600), (86400, 0))
+    ]
+    store.accept_batch(model, "v1", payload(["a"]), rows(["a"]))
+    [batch] = store.pending_batches()
+    store.apply_batch(batch["id"], lambda read: wanted)
+
+    def keys(**kw: Any) -> list[tuple[str, str, int]]:
+        found = store.bucket_profiles(model, **kw)
+        return [(r["version"], r["segment"], r["bucket"]) for r in found]
+
+    hourly = store.bucket_profiles(model, granularity=3600)
+    assert len(hourly) == 12 and [r["bucket"] for r in hourly] == sorted(
+        r["bucket"] for r in hourly
+    )
+    assert len(store.bucket_profiles(model, granularity=86400)) == 4
+    assert keys(granularity=3600, version="v2", segment="*") == [
+        ("v2", "*", 0), ("v2", "*", 3600), ("v2", "*", 10800),
+    ]  # fmt: skip
+    assert keys(granularity=3600, start=3600, end=10800, segment="region=eu", version="v1") == [
+        ("v1", "region=eu", 3600)
+    ]
+    assert store.bucket_profiles("fraud", granularity=3600) == []
+    assert store.last_event_time(model) == 1_714_557_600.0
+    assert store.last_event_time("fraud") is None
