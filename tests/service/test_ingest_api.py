@@ -352,12 +352,6 @@ def test_unknown_model_is_404_with_the_error_shape(client: httpx.Client) -> None
     assert_error(client.get("/v1/models/nobody/quarantine"), 404, "NotFoundError", "nobody")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/app.py: FastAPI's own errors (no route, bad query parameter) answer "
-    '{"detail": ...}, not the one error shape; add handlers for HTTPException and '
-    "RequestValidationError built with error_body()",
-)
 def test_framework_errors_use_the_error_shape_too(client: httpx.Client) -> None:
     assert_error(client.get("/v1/no-such-route"), 404, "NotFound")
     r = client.get("/v1/models/x/quarantine", params={"limit": "many"})

@@ -161,9 +161,11 @@ class IngestService:
     # ---------------------------------------------------------------- ingest
     def ingest(self, model: str, body: bytes, content_type: str | None) -> IngestResult:
         info = self.store.model(model)
-        if self.store.pending_events() > self.settings.max_pending_events:
+        pending = self.store.pending_events()
+        if pending > self.settings.max_pending_events:
             raise Overloaded(
-                f"{self.settings.max_pending_events} events wait to be processed; retry later"
+                f"{pending} events wait to be processed (the limit is "
+                f"{self.settings.max_pending_events}); retry later"
             )
         table = parse_batch(body, content_type)
         if table.num_rows > self.settings.max_batch_events:

@@ -4,8 +4,9 @@ are kept longer, downsampled.
 * the Parquet lake: day partitions older than ``retention_days`` are deleted;
 * the durable log: processed batches are deleted once they are in the lake (their events live
   on in the lake and in the profiles);
-* the prediction-id index: entries older than the label horizon *and* the retention are
-  deleted (a label that late could no longer join anyway);
+* the prediction-id index: entries received longer ago than the label horizon *and* the
+  retention are deleted (by receive time, so a retried backfill of old events is still
+  recognised as a retry for that long);
 * window-level profiles, evaluations and metric points older than ``retention_days`` are
   deleted; the daily profiles are kept (the roll-up: hour → day).
 """
@@ -43,7 +44,9 @@ def sweep(store: Store, lake_dir: Path, *, now: float | None = None) -> dict[str
         with store.write() as conn:
             p, bp, mp, ev = t.predictions.c, t.bucket_profiles.c, t.metric_points.c, t.evaluations.c
             removed["index_rows"] += conn.execute(
-                t.predictions.delete().where((p.model == info.name) & (p.event_time < index_cutoff))
+                t.predictions.delete().where(
+                    (p.model == info.name) & (p.received_at < index_cutoff)
+                )
             ).rowcount
             removed["window_profiles"] += conn.execute(
                 t.bucket_profiles.delete().where(

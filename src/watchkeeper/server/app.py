@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from watchkeeper import __version__
 from watchkeeper.errors import InputError, WatchkeeperError
@@ -112,6 +115,19 @@ def create_app(settings: Settings) -> FastAPI:
     async def _handle(_request: Request, exc: WatchkeeperError) -> JSONResponse:
         return _error_response(exc)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = HTTPStatus(exc.status_code).phrase.replace(" ", "").replace("-", "")
+        return JSONResponse(error_body(exc.status_code, kind, str(exc.detail)), exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+            for e in exc.errors()
+        )
+        return JSONResponse(error_body(422, "ValidationError", problems), 422)
+
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "version": __version__}
@@ -162,7 +178,7 @@ def create_app(settings: Settings) -> FastAPI:
         end: float | None = None,
     ) -> dict[str, Any]:
         """A metric's time series: one point per evaluated window."""
-        store.model(model)
+        await run_in_threadpool(store.model, model)
         points = await run_in_threadpool(
             lambda: series(
                 store,
@@ -202,7 +218,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/models/{model}/quarantine")
     async def quarantine(model: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
-        store.model(model)
+        await run_in_threadpool(store.model, model)
         rows = await run_in_threadpool(
             store.quarantine, model, limit=min(limit, 10_000), offset=offset
         )

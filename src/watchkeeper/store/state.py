@@ -46,6 +46,8 @@ class ConflictError(WatchkeeperError):
 
 
 def create_engine(url: str) -> sa.Engine:
+    if url.startswith("postgresql://"):  # psycopg 3 is the driver we ship (extra "postgres")
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -244,11 +246,12 @@ class Store:
                 return 0, duplicates
             if duplicates and make_payload is not None:
                 payload = make_payload({r["prediction_id"] for r in keep})
+            received = time.time()
             batch_id = conn.execute(
                 t.batches.insert().values(
                     model=model,
                     version=version,
-                    received_at=time.time(),
+                    received_at=received,
                     events=len(keep),
                     payload=payload,
                     processed=False,
@@ -256,7 +259,16 @@ class Store:
             ).inserted_primary_key[0]  # type: ignore[index]
             conn.execute(
                 t.predictions.insert(),
-                [{**r, "model": model, "version": version, "batch_id": batch_id} for r in keep],
+                [
+                    {
+                        **r,
+                        "model": model,
+                        "version": version,
+                        "batch_id": batch_id,
+                        "received_at": received,
+                    }
+                    for r in keep
+                ],
             )
             self._bump(conn, model, {"events_total": len(keep)})
         return len(keep), duplicates

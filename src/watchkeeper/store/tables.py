@@ -62,6 +62,7 @@ predictions = sa.Table(
     sa.Column("prediction", sa.String(400)),
     sa.Column("score", sa.Float),
     sa.Column("batch_id", sa.Integer, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),  # retention prunes by this
 )
 
 actuals = sa.Table(
