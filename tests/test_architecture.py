@@ -82,3 +82,10 @@ def test_the_sdk_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_lazy_top_level_names_are_the_functions() -> None:
+    import watchkeeper.profiles  # a submodule import must not shadow the function
+
+    assert callable(watchkeeper.profile) and watchkeeper.profile is watchkeeper.profiles.profile
+    assert callable(watchkeeper.compare)

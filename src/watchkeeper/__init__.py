@@ -20,11 +20,11 @@ _EXPORTS = {
     "InputError": "watchkeeper.errors",
     "SchemaError": "watchkeeper.errors",
     "WatchkeeperError": "watchkeeper.errors",
-    "DatasetProfile": "watchkeeper.profile",
-    "ProfileSpec": "watchkeeper.profile",
-    "profile": "watchkeeper.profile",
-    "profile_reference": "watchkeeper.profile",
-    "profile_table": "watchkeeper.profile",
+    "DatasetProfile": "watchkeeper.profiles",
+    "ProfileSpec": "watchkeeper.profiles",
+    "profile": "watchkeeper.profiles",
+    "profile_reference": "watchkeeper.profiles",
+    "profile_table": "watchkeeper.profiles",
     "Report": "watchkeeper.report",
     "compare": "watchkeeper.report",
     "ColumnSchema": "watchkeeper.schema",
@@ -55,7 +55,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from watchkeeper.errors import InputError, SchemaError, WatchkeeperError
-    from watchkeeper.profile import (
+    from watchkeeper.profiles import (
         DatasetProfile,
         ProfileSpec,
         profile,

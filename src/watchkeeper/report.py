@@ -29,7 +29,7 @@ import pyarrow as pa
 from watchkeeper import __version__
 from watchkeeper.errors import InputError
 from watchkeeper.io import to_table
-from watchkeeper.profile import DatasetProfile, profile_reference, profile_table
+from watchkeeper.profiles import DatasetProfile, profile_reference, profile_table
 from watchkeeper.progress import Progress
 from watchkeeper.quality import Finding, compare_quality
 from watchkeeper.schema import ColumnType, Role, Schema, infer_schema

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from watchkeeper.ingest.events import from_ipc
 from watchkeeper.ingest.service import segment_keys
-from watchkeeper.profile import DatasetProfile, profile_table
+from watchkeeper.profiles import DatasetProfile, profile_table
 from watchkeeper.schema import Schema
 from watchkeeper.settings import Settings
 from watchkeeper.store.state import Store

@@ -23,7 +23,7 @@ from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.ingest.events import RESERVED, PayloadTooLarge, parse_batch, to_ipc
 from watchkeeper.ingest.validate import as_text, validate
 from watchkeeper.io import to_table
-from watchkeeper.profile import profile_reference
+from watchkeeper.profiles import profile_reference
 from watchkeeper.schema import Role, Schema, infer_schema
 from watchkeeper.settings import Settings
 from watchkeeper.store.state import Store, check_name

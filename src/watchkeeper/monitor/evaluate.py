@@ -27,7 +27,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from watchkeeper.ingest.processor import LATENCY_BOUNDS
-from watchkeeper.profile import DatasetProfile
+from watchkeeper.profiles import DatasetProfile
 from watchkeeper.quality import column_quality
 from watchkeeper.schema import Role, Schema
 from watchkeeper.stats.drift import column_drift
