@@ -1,0 +1,177 @@
+"""Shared measurement harness for one tool in one fresh interpreter.
+
+Every ``bench_<tool>.py`` script runs in the tool's own virtual environment, so this
+module depends on the standard library only (plus pyarrow, which every venv has).
+
+Protocol: ``python bench_<tool>.py --reference R.parquet --current C.parquet
+--mode drift|profile`` prints, as its LAST stdout line, one JSON object::
+
+    {"tool": ..., "mode": ..., "seconds": ..., "extra_peak_mb": ..., "flagged": [...],
+     "rows": ..., "version": ..., "details": {...}, "error": null}
+
+Measurement:
+* ``load`` runs first, untimed: it reads the parquet files into the tool's natural
+  input (pyarrow Table or pandas DataFrame).
+* After loading, ``gc.collect()`` and the kernel's peak-RSS high-water mark is reset
+  (``/proc/self/clear_refs`` = 5), so the peak that follows belongs to detection only.
+  Where that reset is unavailable, ``ru_maxrss`` is used and load peaks may dominate.
+* ``seconds`` is wall time of ``run`` only; ``extra_peak_mb`` is the peak RSS during
+  ``run`` minus the RSS right after loading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import resource
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MB = 1024 * 1024
+
+
+@dataclass
+class Outcome:
+    """What a tool's detection step returns."""
+
+    flagged: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Inputs:
+    reference_path: Path
+    current_path: Path
+    mode: str
+
+
+def _proc_status_kb(key: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _rss_mb() -> float:
+    kb = _proc_status_kb("VmRSS")
+    if kb is None:  # no procfs: best effort
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return kb / 1024
+
+
+def _peak_mb(reset_ok: bool) -> float:
+    kb = _proc_status_kb("VmHWM") if reset_ok else None
+    if kb is None:
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return kb / 1024
+
+
+def categorical_columns(schema: Any) -> list[str]:
+    """Columns of a pyarrow schema that hold strings or dictionary-encoded values."""
+    import pyarrow as pa
+
+    out = []
+    for f in schema:
+        t = f.type
+        if pa.types.is_dictionary(t) or pa.types.is_string(t) or pa.types.is_large_string(t):
+            out.append(f.name)
+    return out
+
+
+def read_pandas(path: Path) -> Any:
+    """Parquet -> pandas DataFrame (dictionary columns become ``category`` dtype)."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pandas()
+
+
+def _parse(argv: list[str] | None) -> Inputs:
+    p = argparse.ArgumentParser()
+    p.add_argument("--reference", type=Path, required=True)
+    p.add_argument("--current", type=Path, required=True)
+    p.add_argument("--mode", choices=["drift", "profile"], default="drift")
+    a = p.parse_args(argv)
+    return Inputs(a.reference, a.current, a.mode)
+
+
+def emit(payload: dict[str, Any]) -> None:
+    sys.stdout.flush()
+    print("\n" + json.dumps(payload, default=str), flush=True)
+
+
+def main(
+    tool: str,
+    version: Callable[[], str],
+    load: Callable[[Inputs], Any],
+    detect: Callable[[Any], Outcome] | None,
+    *,
+    profile: Callable[[Any], int] | None = None,
+    argv: list[str] | None = None,
+) -> None:
+    """Load untimed, run ``detect`` (drift) or ``profile`` (returns rows) timed, report.
+
+    Never raises: any failure becomes ``"error"`` in the JSON line (exit code 0), so the
+    orchestrator can keep going and show the message.
+    """
+    inputs = _parse(argv)
+    payload: dict[str, Any] = {
+        "tool": tool,
+        "mode": inputs.mode,
+        "seconds": None,
+        "extra_peak_mb": None,
+        "flagged": [],
+        "rows": None,
+        "version": None,
+        "python": platform.python_version(),
+        "details": {},
+        "error": None,
+    }
+    try:
+        payload["version"] = version()
+        step = detect if inputs.mode == "drift" else profile
+        if step is None:
+            raise NotImplementedError(f"{tool} has no {inputs.mode} mode")
+        data = load(inputs)
+        gc.collect()
+        reset_ok = _reset_peak()
+        rss_after_load = _rss_mb()
+        start = time.perf_counter()
+        result = step(data)
+        seconds = time.perf_counter() - start
+        peak = _peak_mb(reset_ok)
+        payload.update(
+            seconds=seconds,
+            rss_after_load_mb=round(rss_after_load, 1),
+            peak_rss_mb=round(peak, 1),
+            extra_peak_mb=round(max(0.0, peak - rss_after_load), 1),
+            peak_reset=reset_ok,
+        )
+        if isinstance(result, Outcome):
+            payload["flagged"] = sorted(result.flagged)
+            payload["details"] = result.details
+        else:
+            payload["rows"] = int(result)
+            payload["rows_per_s"] = result / seconds if seconds > 0 else None
+    except BaseException as exc:  # report everything, incl. SystemExit from deep inside a tool
+        tb = traceback.format_exc(limit=6)
+        payload["error"] = f"{type(exc).__name__}: {exc}".strip()[:2000]
+        payload["traceback"] = tb[-4000:]
+    emit(payload)
