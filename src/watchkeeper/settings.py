@@ -42,11 +42,8 @@ class Settings:
 
     @property
     def sqlalchemy_url(self) -> str:
-        if self.database_url:
-            url = self.database_url
-            if url.startswith("postgresql://"):  # psycopg 3 is the driver we ship
-                url = "postgresql+psycopg://" + url[len("postgresql://") :]
-            return url
+        if self.database_url:  # store.state.create_engine picks the driver
+            return self.database_url
         return f"sqlite:///{(self.data_dir / 'state.db').resolve()}"
 
     @property
