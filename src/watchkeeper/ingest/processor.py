@@ -24,7 +24,6 @@ import pyarrow.parquet as pq
 from watchkeeper.ingest.events import from_ipc
 from watchkeeper.ingest.service import segment_keys
 from watchkeeper.profiles import DatasetProfile, profile_table
-from watchkeeper.schema import Schema
 from watchkeeper.settings import Settings
 from watchkeeper.store.state import Store
 
@@ -101,7 +100,6 @@ class Processor:
         self.store, self.settings = store, settings
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._refs: dict[tuple[str, str], tuple[Schema, Any]] = {}
         self.batches_processed = 0
         self.events_processed = 0
         self.errors = 0
@@ -127,14 +125,6 @@ class Processor:
                 busy = 0
             if not busy:
                 self._stop.wait(0.2)
-
-    def _reference(self, model: str, version: str) -> tuple[Schema, Any]:
-        key = (model, version)
-        if key not in self._refs:
-            row = self.store.version(model, version)
-            ref = DatasetProfile.from_bytes(row["reference_profile"])
-            self._refs[key] = (Schema.from_dict(row["schema"]), ref.spec)
-        return self._refs[key]
 
     def run_once(self, limit: int = 20, *, raise_errors: bool = True) -> int:
         """Process up to ``limit`` pending batches; return how many were processed.
@@ -170,7 +160,8 @@ class Processor:
         model, version = batch["model"], batch["version"]
         path = self._lake_path(batch)
         write_durably(table, path)
-        schema, spec = self._reference(model, version)
+        schema, reference = self.store.reference(model, version)
+        spec = reference.spec
         info = self.store.model(model)
         window = info.window_seconds
         times = table.column("event_time").to_numpy()

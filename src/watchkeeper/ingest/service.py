@@ -77,7 +77,6 @@ class IngestService:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
-        self._schemas: dict[tuple[str, str], Schema] = {}
 
     # ---------------------------------------------------------------- registry
     def register(
@@ -153,10 +152,8 @@ class IngestService:
         }
 
     def schema(self, model: str, version: str) -> Schema:
-        key = (model, version)
-        if key not in self._schemas:
-            self._schemas[key] = Schema.from_dict(self.store.version(model, version)["schema"])
-        return self._schemas[key]
+        schema: Schema = self.store.reference(model, version)[0]
+        return schema
 
     # ---------------------------------------------------------------- ingest
     def ingest(self, model: str, body: bytes, content_type: str | None) -> IngestResult:

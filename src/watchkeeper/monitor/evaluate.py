@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from watchkeeper.ingest.processor import LATENCY_BOUNDS
 from watchkeeper.profiles import DatasetProfile
 from watchkeeper.quality import column_quality
-from watchkeeper.schema import Role, Schema
+from watchkeeper.schema import Role
 from watchkeeper.stats.drift import column_drift
 from watchkeeper.stats.performance import ClassificationAggregate, RegressionAggregate
 from watchkeeper.store import tables as t
@@ -72,20 +72,10 @@ def performance_points(entry: dict[str, Any]) -> dict[str, float | None]:
 class Evaluator:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._refs: dict[tuple[str, str], tuple[Schema, DatasetProfile]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.windows_evaluated = 0
         self.errors = 0
-
-    def _reference(self, model: str, version: str) -> tuple[Schema, DatasetProfile]:
-        if (model, version) not in self._refs:
-            row = self.store.version(model, version)
-            self._refs[(model, version)] = (
-                Schema.from_dict(row["schema"]),
-                DatasetProfile.from_bytes(row["reference_profile"]),
-            )
-        return self._refs[(model, version)]
 
     def start(self, interval: float, maintenance: Any = None, every: float = 600.0) -> None:
         """Evaluate due windows every ``interval`` seconds; run ``maintenance()`` (retention)
@@ -168,7 +158,7 @@ class Evaluator:
         return count
 
     def _evaluate(self, model: str, window_seconds: int, row: dict[str, Any], now: float) -> None:
-        schema, reference = self._reference(model, row["version"])
+        schema, reference = self.store.reference(model, row["version"])
         current = DatasetProfile.from_bytes(row["profile"])
         points: list[dict[str, Any]] = []
 

@@ -90,7 +90,10 @@ class Store:
         self.url = url
         self.engine = create_engine(url)
         self.schema_version = t.migrate(self.engine)
-        self._write_lock = threading.Lock()  # one writer at a time: SQLite allows no more
+        self._write_lock = threading.Lock()
+        self._references: dict[
+            tuple[str, str], tuple[Any, Any]
+        ] = {}  # one writer at a time: SQLite allows no more
 
     def close(self) -> None:
         self.engine.dispose()
@@ -178,6 +181,21 @@ class Store:
                 conn.execute(
                     t.models.update().where(t.models.c.name == model).values(champion=version)
                 )
+
+    def reference(self, model: str, version: str) -> tuple[Any, Any]:
+        """(Schema, reference DatasetProfile) of a version, decoded once: versions never
+        change after they are added."""
+        from watchkeeper.profiles import DatasetProfile
+        from watchkeeper.schema import Schema
+
+        key = (model, version)
+        if key not in self._references:
+            row = self.version(model, version)
+            self._references[key] = (
+                Schema.from_dict(row["schema"]),
+                DatasetProfile.from_bytes(row["reference_profile"]),
+            )
+        return self._references[key]
 
     def versions(self, model: str) -> list[dict[str, Any]]:
         cols = [t.versions.c.version, t.versions.c.created_at, t.versions.c.reference_rows]
