@@ -108,6 +108,11 @@ def test_acknowledged_events_survive_sigkill_and_in_flight_retries_store_once(
         srv.restart()
 
     with srv.client() as client:
+        wait_for(  # the restarted processor indexes what the killed one left in the log
+            lambda: client.get(f"/v1/models/{model}").json()["events_pending"] == 0,
+            "the processor to catch up after the restart",
+            timeout=60,
+        )
         status = client.get(f"/v1/models/{model}").json()
     store = open_store(database_url)
     stored = stored_ids(store, model)
@@ -121,12 +126,6 @@ def test_acknowledged_events_survive_sigkill_and_in_flight_retries_store_once(
     assert set(stored) == expected
     assert status["events_total"] == len(acknowledged) + BATCH * len(committed)
 
-    with srv.client() as client:
-        wait_for(
-            lambda: client.get(f"/v1/models/{model}").json()["events_pending"] == 0,
-            "the processor to catch up after the restart",
-            timeout=60,
-        )
     counts = lake_counts(srv, model)
     assert set(counts) == expected and set(counts.values()) == {1}  # each id exactly once
     daily = store.bucket_profiles(model, granularity=86400, segment="*")

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from watchkeeper.ingest.events import from_ipc, to_ipc
 from watchkeeper.store import tables as t
-from watchkeeper.store.state import ConflictError, NotFoundError, Store
+from watchkeeper.store.state import ConflictError, IndexRows, NotFoundError, Store
 
 SCHEMA = {"version": 1, "columns": [{"name": "age", "type": "numeric", "role": "feature"}]}
 
@@ -52,6 +52,19 @@ def rows(ids: list[str], *, t0: float = 1_714_557_600.0) -> list[dict[str, Any]]
 
 def payload(ids: list[str] | set[str]) -> bytes:
     return to_ipc(pa.table({"prediction_id": pa.array(sorted(ids), pa.string())}))
+
+
+def describe(_model: str, _version: str, data: bytes) -> IndexRows:
+    ids = from_ipc(data).column("prediction_id").to_pylist()
+    return IndexRows(
+        ids, [tuple(r.values()) for r in rows(ids)], lambda drop: payload(set(ids) - drop)
+    )
+
+
+def index_all(store: Store) -> None:
+    """What the processor does first with each logged batch."""
+    for batch in store.pending_batches(limit=1000):
+        store.index_batch(batch["id"], describe)
 
 
 def stored_ids(store: Store, model: str) -> list[str]:
@@ -122,24 +135,30 @@ def test_add_version_sets_champion_unless_told_not_to(store: Store) -> None:
 
 
 # ------------------------------------------------------------------------------ ingest
-def test_accept_batch_stores_and_a_retry_stores_nothing(store: Store) -> None:
+def test_accept_batch_stores_and_a_retry_stores_nothing(
+    store: Store, database_url: str, open_store: Callable[[str], Store]
+) -> None:
     model = new_model(store)
     ids = [f"p{i}" for i in range(7)]
-    assert store.accept_batch(model, "v1", payload(ids), rows(ids)) == (7, set())
-    assert stored_ids(store, model) == sorted(ids)
+    assert store.accept_batch(model, "v1", payload(ids), ids) == (7, set())
     assert store.counters(model)["events_total"] == 7
     [batch] = store.pending_batches()
     assert batch["events"] == 7 and not batch["processed"]
     assert from_ipc(bytes(batch["payload"])).column("prediction_id").to_pylist() == sorted(ids)
-
-    assert store.accept_batch(model, "v1", payload(ids), rows(ids)) == (0, set(ids))
+    # a retry before the batch is indexed, after, and seen by a process that starts later
+    assert store.accept_batch(model, "v1", payload(ids), ids) == (0, set(ids))
+    index_all(store)
+    assert stored_ids(store, model) == sorted(ids)
+    assert store.accept_batch(model, "v1", payload(ids), ids) == (0, set(ids))
+    later = open_store(database_url)
+    assert later.accept_batch(model, "v1", payload(ids[:3]), ids[:3]) == (0, set(ids[:3]))
     assert batch_count(store) == 1 and store.counters(model)["events_total"] == 7
     assert store.pending_events() == 7
 
 
 def test_mixed_batch_stores_only_new_ids_with_a_rebuilt_payload(store: Store) -> None:
     model = new_model(store)
-    store.accept_batch(model, "v1", payload(["a", "b"]), rows(["a", "b"]))
+    store.accept_batch(model, "v1", payload(["a", "b"]), ["a", "b"])
     asked: list[set[str]] = []
 
     def rebuild(kept: set[str]) -> bytes:
@@ -147,9 +166,10 @@ def test_mixed_batch_stores_only_new_ids_with_a_rebuilt_payload(store: Store) ->
         return payload(kept)
 
     mixed = ["a", "c", "b", "d"]
-    stored, dupes = store.accept_batch(model, "v1", payload(mixed), rows(mixed), rebuild)
+    stored, dupes = store.accept_batch(model, "v1", payload(mixed), mixed, rebuild)
     assert (stored, dupes) == (2, {"a", "b"})
     assert asked == [{"c", "d"}]
+    index_all(store)
     assert stored_ids(store, model) == ["a", "b", "c", "d"]
     second = store.pending_batches()[1]
     assert second["events"] == 2
@@ -160,8 +180,10 @@ def test_mixed_batch_stores_only_new_ids_with_a_rebuilt_payload(store: Store) ->
 def test_prediction_ids_are_scoped_per_model(store: Store) -> None:
     new_model(store, "churn")
     new_model(store, "fraud")
-    assert store.accept_batch("churn", "v1", payload(["x"]), rows(["x"]))[0] == 1
-    assert store.accept_batch("fraud", "v1", payload(["x"]), rows(["x"]))[0] == 1
+    assert store.accept_batch("churn", "v1", payload(["x"]), ["x"])[0] == 1
+    assert store.accept_batch("fraud", "v1", payload(["x"]), ["x"])[0] == 1
+    index_all(store)
+    assert stored_ids(store, "churn") == stored_ids(store, "fraud") == ["x"]
     assert store.counters("churn") == {"events_total": 1}
 
 
@@ -171,7 +193,7 @@ def test_concurrent_retries_of_one_batch_store_it_once(store: Store) -> None:
     results: list[tuple[int, set[str]]] = []
 
     def send() -> None:
-        results.append(store.accept_batch(model, "v1", payload(ids), rows(ids), payload))
+        results.append(store.accept_batch(model, "v1", payload(ids), ids, payload))
 
     threads = [threading.Thread(target=send) for _ in range(4)]
     for th in threads:
@@ -179,13 +201,43 @@ def test_concurrent_retries_of_one_batch_store_it_once(store: Store) -> None:
     for th in threads:
         th.join()
     assert sorted(r[0] for r in results) == [0, 0, 0, 300]
+    index_all(store)
     assert stored_ids(store, model) == sorted(ids) and batch_count(store) == 1
+
+
+def test_indexing_drops_ids_another_process_stored_first(
+    database_url: str, open_store: Callable[[str], Store]
+) -> None:
+    """Each process knows the ids it has seen; an overlap between two replicas is found
+    when the later batch is indexed, and moved from events_total to duplicates_total."""
+    a, b = open_store(database_url), open_store(database_url)
+    model = new_model(a)
+    assert b.accept_batch(model, "v1", payload(["z"]), ["z"])[0] == 1  # b is running
+    assert a.accept_batch(model, "v1", payload(["a", "b", "c"]), ["a", "b", "c"])[0] == 3
+    assert b.accept_batch(model, "v1", payload(["b", "c", "d"]), ["b", "c", "d"])[0] == 3
+    zero, first, second = a.pending_batches()
+    for batch in (zero, first):
+        assert a.index_batch(batch["id"], describe) is not None
+    rewritten = b.index_batch(second["id"], describe)
+    assert rewritten is not None
+    assert from_ipc(rewritten).column("prediction_id").to_pylist() == ["d"]
+    assert a.pending_batches()[2]["events"] == 1
+    assert a.counters(model) == {"events_total": 5, "duplicates_total": 2}
+    # again, by either process (a processor that crashed after the commit): no change
+    assert from_ipc(a.index_batch(second["id"], describe) or b"").num_rows == 1
+    assert b.index_batch(second["id"], describe) is not None
+    assert a.counters(model) == {"events_total": 5, "duplicates_total": 2}
+    assert stored_ids(a, model) == ["a", "b", "c", "d", "z"]
+    # indexed batches are known to a store that starts later
+    c = open_store(database_url)
+    assert c.accept_batch(model, "v1", payload(["d", "e"]), ["d", "e"], payload) == (1, {"d"})
 
 
 def test_two_stores_on_one_database_store_overlapping_batches_once(
     database_url: str, open_store: Callable[[str], Store]
 ) -> None:
-    """Two processes (e.g. two replicas) on one database: overlapping retries race."""
+    """Two processes (e.g. two replicas) on one database: overlapping retries race. What
+    each accepts may overlap; once the log is indexed, every id is stored and counted once."""
     a, b = open_store(database_url), open_store(database_url)
     model = new_model(a)
     errors: list[BaseException] = []
@@ -195,18 +247,35 @@ def test_two_stores_on_one_database_store_overlapping_batches_once(
         try:
             for k in range(start, start + 20):
                 ids = [f"o{k}-{i}" for i in range(50)] + [f"o{k + 1}-{i}" for i in range(50)]
-                accepted.append(store.accept_batch(model, "v1", payload(ids), rows(ids))[0])
+                accepted.append(store.accept_batch(model, "v1", payload(ids), ids, payload)[0])
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=send, args=(s, 0)) for s in (a, b)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    def index(store: Store) -> None:
+        try:
+            for batch in a.pending_batches(limit=1000):
+                store.index_batch(batch["id"], describe)
+        except BaseException as exc:
+            errors.append(exc)
+
+    for work in (send, index):
+        threads = [threading.Thread(target=work, args=(s, 0)[: 2 if work is send else 1])
+                   for s in (a, b)]  # fmt: skip
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
     assert not errors, errors
-    assert sum(accepted) == len(stored_ids(a, model)) == 21 * 50
-    assert a.counters(model)["events_total"] == 21 * 50
+    assert len(stored_ids(a, model)) == 21 * 50
+    counters = a.counters(model)
+    assert counters["events_total"] == 21 * 50 == a.pending_events()
+    assert counters.get("duplicates_total", 0) == sum(accepted) - 21 * 50
+    logged = [
+        pid
+        for batch in a.pending_batches(limit=1000)
+        for pid in from_ipc(bytes(batch["payload"])).column("prediction_id").to_pylist()
+    ]
+    assert sorted(logged) == stored_ids(a, model)  # each id in exactly one batch
 
 
 # ------------------------------------------------------------------------------ quarantine
@@ -262,8 +331,8 @@ def _merge_adding(n: int, calls: list[int], bucket: int = 7200) -> Callable[...,
 
 def test_apply_batch_marks_processed_exactly_once(store: Store) -> None:
     model = new_model(store)
-    store.accept_batch(model, "v1", payload(["a", "b", "c"]), rows(["a", "b", "c"]))
-    store.accept_batch(model, "v1", payload(["d", "e"]), rows(["d", "e"]))
+    store.accept_batch(model, "v1", payload(["a", "b", "c"]), ["a", "b", "c"])
+    store.accept_batch(model, "v1", payload(["d", "e"]), ["d", "e"])
     first, second = store.pending_batches()
     assert first["id"] < second["id"] and store.pending_events() == 5
     assert [b["id"] for b in store.pending_batches(limit=1)] == [first["id"]]
@@ -297,7 +366,7 @@ def test_two_processors_on_one_database_count_every_batch_once(
     model = new_model(a)
     for k in range(30):
         ids = [f"b{k}-{i}" for i in range(k % 3 + 1)]
-        a.accept_batch(model, "v1", payload(ids), rows(ids))
+        a.accept_batch(model, "v1", payload(ids), ids)
     batches = a.pending_batches(limit=100)
     calls: list[int] = []
     errors: list[BaseException] = []
@@ -323,7 +392,7 @@ def test_two_processors_on_one_database_count_every_batch_once(
 
 def test_apply_batch_rolls_back_when_merge_fails(store: Store) -> None:
     model = new_model(store)
-    store.accept_batch(model, "v1", payload(["a"]), rows(["a"]))
+    store.accept_batch(model, "v1", payload(["a"]), ["a"])
     [batch] = store.pending_batches()
 
     def broken(read: Callable[..., Any]) -> list[dict[str, Any]]:
@@ -349,7 +418,7 @@ def test_bucket_profiles_filters_and_orders(store: Store) -> None:
         for s in ("*", "region=eu")
         for g, b in ((3600, 10800), (3600, 0), (3600, 3600), (86400, 0))
     ]
-    store.accept_batch(model, "v1", payload(["a"]), rows(["a"]))
+    store.accept_batch(model, "v1", payload(["a"]), ["a"])
     [batch] = store.pending_batches()
     store.apply_batch(batch["id"], lambda read: wanted)
 
@@ -369,5 +438,8 @@ def test_bucket_profiles_filters_and_orders(store: Store) -> None:
         ("v1", "region=eu", 3600)
     ]
     assert store.bucket_profiles("fraud", granularity=3600) == []
+    assert store.last_event_time(model) is None  # known once the batch is indexed
+    store.accept_batch(model, "v1", payload(["b"]), ["b"])
+    index_all(store)
     assert store.last_event_time(model) == 1_714_557_600.0
     assert store.last_event_time("fraud") is None

@@ -1,4 +1,5 @@
-"""The background processor: logged batches → Parquet lake + time-bucketed profiles.
+"""The background processor: logged batches → prediction index, Parquet lake and
+time-bucketed profiles.
 
 Exactly once: a batch's Parquet file has a name fixed by the batch (rewriting it is
 harmless), and its bucket profiles are merged and the batch marked processed in one
@@ -22,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from watchkeeper.ingest.events import from_ipc
-from watchkeeper.ingest.service import segment_keys
+from watchkeeper.ingest.service import index_rows, segment_keys
 from watchkeeper.profiles import DatasetProfile, profile_table
 from watchkeeper.settings import Settings
 from watchkeeper.store.state import Store
@@ -129,20 +130,33 @@ class Processor:
     def run_once(self, limit: int = 20, *, raise_errors: bool = True) -> int:
         """Process up to ``limit`` pending batches; return how many were processed.
 
+        Consecutive batches of one model version are processed together (up to
+        ``GROUP_EVENTS`` events): one profile per bucket and one profile write for all of them,
+        so a backlog is worked off faster than batches arrive one by one.
+
         With ``raise_errors=False`` (the loop) a batch that fails is logged, counted in
         ``errors`` and left pending for the next run, and the batches after it are processed:
         one batch that cannot be processed does not hold up the others."""
         done = 0
-        for batch in self.store.pending_batches(limit):
+        for group in _groups(self.store.pending_batches(limit)):
             try:
-                self._process(batch)
-            except Exception:
-                if raise_errors:
-                    raise
-                self.errors += 1
-                log.exception("processing batch %s of model %r failed", batch["id"], batch["model"])
+                done += self._process_group(group)
                 continue
-            done += 1
+            except Exception:
+                if raise_errors and len(group) == 1:
+                    raise
+                if len(group) == 1:
+                    self.errors += 1
+                    log.exception("processing batch %s of model %r failed", *_who(group[0]))
+                    continue
+            for batch in group:  # the group failed: each batch on its own
+                try:
+                    done += self._process_group([batch])
+                except Exception:
+                    if raise_errors:
+                        raise
+                    self.errors += 1
+                    log.exception("processing batch %s of model %r failed", *_who(batch))
         return done
 
     def _lake_path(self, batch: dict[str, Any]) -> Path:
@@ -155,32 +169,56 @@ class Processor:
             / f"batch-{batch['id']:012d}-{round(batch['received_at'] * 1e6)}.parquet"
         )
 
-    def _process(self, batch: dict[str, Any]) -> None:
-        table = from_ipc(batch["payload"])
-        model, version = batch["model"], batch["version"]
-        path = self._lake_path(batch)
-        write_durably(table, path)
+    def _process_group(self, group: list[dict[str, Any]]) -> int:
+        """Index, write to the lake and profile batches of one model version; return how many
+        were processed (0 when another processor got there first)."""
+        tables, ids = [], []
+        for batch in group:
+            payload = self.store.index_batch(batch["id"], index_rows(self.store))
+            if payload is None:  # processed meanwhile (another processor)
+                continue
+            table = from_ipc(payload)
+            write_durably(table, self._lake_path(batch))
+            tables.append(table)
+            ids.append(batch["id"])
+        if not tables:
+            return 0
+        table = (
+            tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
+        )
+        model, version = group[0]["model"], group[0]["version"]
         schema, reference = self.store.reference(model, version)
         spec = reference.spec
         info = self.store.model(model)
         window = info.window_seconds
         times = table.column("event_time").to_numpy()
-
         keys = np.array(segment_keys(table, info.segments), dtype=object)
-        groups: dict[tuple[str, int, int], np.ndarray[Any, Any]] = {}
-        for granularity in sorted({window, 86400}):
+        segments = set(keys.tolist()) | {"*"} if info.segments else {""}
+
+        # Profile each (segment, window) once; a day's profile is the merge of its windows'
+        # when windows tile the day, else it is profiled on its own.
+        partial: dict[tuple[str, int, int], tuple[DatasetProfile, dict[str, Any]]] = {}
+        granularities = [window] if 86400 % window == 0 else sorted({window, 86400})
+        for granularity in granularities:
             coarse = (np.floor(times / granularity) * granularity).astype(np.int64)
-            for seg in set(keys.tolist()) | {"*"} if info.segments else {""}:
+            for seg in segments:
                 seg_mask = np.ones(len(keys), bool) if seg in ("*", "") else keys == seg
                 for b in np.unique(coarse[seg_mask]):
-                    groups[(seg, granularity, int(b))] = seg_mask & (coarse == b)
+                    part = table.filter(pa.array(seg_mask & (coarse == b)))
+                    prof = profile_table(part, schema, spec, threads=1)
+                    partial[(seg, granularity, int(b))] = (prof, operations(part))
+        if 86400 % window == 0 and window != 86400:
+            for (seg, _, b), (prof, ops) in list(partial.items()):
+                day = (seg, 86400, b // 86400 * 86400)
+                if day in partial:
+                    old_prof, old_ops = partial[day]
+                    partial[day] = (old_prof.merge(prof), merge_operations(old_ops, ops))
+                else:
+                    partial[day] = (prof, ops)
 
         def merge(read: Any) -> list[dict[str, Any]]:
             rows = []
-            for (seg, granularity, bucket), mask in groups.items():
-                part = table.filter(pa.array(mask))
-                prof = profile_table(part, schema, spec, threads=1)
-                ops = operations(part)
+            for (seg, granularity, bucket), (new, new_ops) in partial.items():
                 key = {
                     "model": model,
                     "version": version,
@@ -189,9 +227,10 @@ class Processor:
                     "bucket": bucket,
                 }
                 old = read(key)
+                prof, ops = new, new_ops
                 if old is not None:
-                    prof = DatasetProfile.from_bytes(old["profile"]).merge(prof)
-                    ops = merge_operations(old["operations"], ops)
+                    prof = DatasetProfile.from_bytes(old["profile"]).merge(new)
+                    ops = merge_operations(old["operations"], new_ops)
                 rows.append(
                     {
                         **key,
@@ -203,6 +242,31 @@ class Processor:
                 )
             return rows
 
-        self.store.apply_batch(batch["id"], merge)
-        self.batches_processed += 1
+        if not self.store.apply_batches(ids, merge):
+            return 0  # another processor applied one of them: the rest stay pending
+        self.batches_processed += len(ids)
         self.events_processed += table.num_rows
+        return len(ids)
+
+
+GROUP_EVENTS = 50_000
+
+
+def _groups(batches: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Runs of consecutive batches of one model version, up to GROUP_EVENTS events each."""
+    groups: list[list[dict[str, Any]]] = []
+    for batch in batches:
+        last = groups[-1] if groups else None
+        if (
+            last is not None
+            and (last[0]["model"], last[0]["version"]) == (batch["model"], batch["version"])
+            and sum(b["events"] for b in last) + batch["events"] <= GROUP_EVENTS
+        ):
+            last.append(batch)
+        else:
+            groups.append([batch])
+    return groups
+
+
+def _who(batch: dict[str, Any]) -> tuple[Any, Any]:
+    return batch["id"], batch["model"]

@@ -2,15 +2,16 @@
 
 Flow of ``ingest``: back-pressure check → parse → validate per model version → rejected rows
 to quarantine (with reasons) → accepted rows written to the durable log in one transaction
-with their prediction-id index (duplicates of stored ids dropped: retries are idempotent) →
-the response. A background ``Processor`` later moves logged batches to the Parquet lake and
-into time-bucketed profiles.
+(ids seen already dropped: retries are idempotent) → the response. A background ``Processor``
+later indexes the logged batches' prediction ids (for label joins and exact deduplication) and
+moves them to the Parquet lake and into time-bucketed profiles.
 """
 
 from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,13 +21,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from watchkeeper.errors import InputError, WatchkeeperError
-from watchkeeper.ingest.events import RESERVED, PayloadTooLarge, parse_batch, to_ipc
+from watchkeeper.ingest.events import RESERVED, PayloadTooLarge, from_ipc, parse_batch, to_ipc
 from watchkeeper.ingest.validate import as_text, validate
 from watchkeeper.io import to_table
 from watchkeeper.profiles import profile_reference
 from watchkeeper.schema import Role, Schema, infer_schema
 from watchkeeper.settings import Settings
-from watchkeeper.store.state import Store, check_name
+from watchkeeper.store.state import IndexRows, Store, check_name
 
 SAMPLE_ROWS = 5000
 
@@ -71,6 +72,44 @@ def segment_keys(table: pa.Table, segments: list[str]) -> list[str]:
         )
         parts.append([f"{name}={'' if v is None else v}" for v in values])
     return ["|".join(p) for p in zip(*parts, strict=True)]
+
+
+def index_rows(store: Store) -> Callable[[str, str, bytes], IndexRows]:
+    """``describe`` for ``Store.index_batch``: a logged payload → its prediction-index rows
+    (id, event time, the bucket of the model's window, segment key, prediction, score)."""
+
+    def describe(model: str, version: str, payload: bytes) -> IndexRows:
+        info = store.model(model)
+        table = from_ipc(payload)
+        n = table.num_rows
+        event_time = table.column("event_time").to_numpy()
+        window = info.window_seconds
+        buckets = (np.floor(event_time / window) * window).astype(np.int64).tolist()
+        ids = table.column("prediction_id").to_pylist()
+        preds = (
+            table.column("prediction").to_pylist()
+            if "prediction" in table.column_names
+            else [None] * n
+        )
+        rows = list(
+            zip(
+                ids,
+                event_time.tolist(),
+                buckets,
+                segment_keys(table, info.segments),
+                preds,
+                [None] * n,
+                strict=True,
+            )
+        )
+
+        def without(drop: set[str]) -> bytes:
+            mask = pc.invert(pc.is_in(table.column("prediction_id"), pa.array(sorted(drop))))
+            return to_ipc(table.filter(mask))
+
+        return IndexRows(ids, rows, without)
+
+    return describe
 
 
 class IngestService:
@@ -209,9 +248,7 @@ class IngestService:
                 r["index"] = int(positions[r["index"]])
             result.rejected.extend(checked.rejected)
             result.ignored_fields = sorted(set(result.ignored_fields) | set(checked.ignored_fields))
-            stored, dupes = self._store(
-                model, info.window_seconds, info.segments, version, checked.accepted
-            )
+            stored, dupes = self._store(model, version, checked.accepted)
             result.accepted += stored
             result.duplicates += len(dupes)
         if result.rejected:
@@ -221,44 +258,24 @@ class IngestService:
         result.rejected.sort(key=lambda r: r["index"])
         return result
 
-    def _store(
-        self, model: str, window: int, segments: list[str], version: str, table: pa.Table
-    ) -> tuple[int, set[str]]:
+    def _store(self, model: str, version: str, table: pa.Table) -> tuple[int, set[str]]:
         if table.num_rows == 0:
             return 0, set()
         table = table.drop_columns(["version"]) if "version" in table.column_names else table
-        event_time = table.column("event_time").to_numpy()
-        buckets = (np.floor(event_time / window) * window).astype(np.int64)
-        keys = segment_keys(table, segments)
-        preds = (
-            table.column("prediction").to_pylist()
-            if "prediction" in table.column_names
-            else [None] * table.num_rows
-        )
-        rows = [
-            {
-                "prediction_id": pid,
-                "event_time": float(et),
-                "bucket": int(b),
-                "segment": seg,
-                "prediction": p,
-                "score": None,
-            }
-            for pid, et, b, seg, p in zip(
-                table.column("prediction_id").to_pylist(),
-                event_time,
-                buckets,
-                keys,
-                preds,
-                strict=True,
-            )
-        ]
+        ids = table.column("prediction_id")
 
         def without(kept: set[str]) -> bytes:
-            mask = pc.is_in(table.column("prediction_id"), pa.array(sorted(kept), pa.string()))
-            return to_ipc(table.filter(mask))
+            return to_ipc(table.filter(pc.is_in(ids, pa.array(sorted(kept), pa.string()))))
 
-        return self.store.accept_batch(model, version, to_ipc(table), rows, make_payload=without)
+        return self.store.accept_batch(model, version, to_ipc(table), ids.to_pylist(), without)
+
+    def index_pending(self, model: str) -> int:
+        """Index the model's logged batches the processor has not reached yet (a label join
+        needs its predictions in the index); return how many were indexed."""
+        batches = self.store.unindexed_batches(model)
+        for batch_id in batches:
+            self.store.index_batch(batch_id, index_rows(self.store))
+        return len(batches)
 
     def actuals(self, model: str, body: bytes) -> dict[str, Any]:
         """Join ground-truth labels to their predictions (see ``store.labels``)."""
@@ -268,6 +285,7 @@ class IngestService:
         items, rejected = check_actuals(parse_actuals(body))
         if info.champion is None:
             raise InputError(f"model {model!r} has no version yet")
+        self.index_pending(model)
         task = _task_of(self.schema(model, info.champion))
         result: dict[str, Any] = accept_actuals(
             self.store,

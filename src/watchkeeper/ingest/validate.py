@@ -98,12 +98,12 @@ def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Va
     """Split ``table`` into normalised accepted rows and rejected rows with reasons."""
     now = time.time() if now is None else now
     n = table.num_rows
-    reasons: list[list[dict[str, str]]] = [[] for _ in range(n)]
+    # (mask, field, problem) per check; a row's reasons are built only when it is rejected
+    flags: list[tuple[np.ndarray[Any, Any], str, Any]] = []
 
     def flag(mask: np.ndarray[Any, Any], fieldname: str, problem: Any) -> None:
-        for i in np.flatnonzero(mask):
-            text = problem(i) if callable(problem) else problem
-            reasons[i].append({"field": fieldname, "problem": text})
+        if mask.any():
+            flags.append((mask, fieldname, problem))
 
     columns: dict[str, pa.Array] = {}
     if "prediction_id" in table.column_names:
@@ -113,14 +113,7 @@ def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Va
         ids = pa.nulls(n, pa.string())
         missing = np.ones(n, dtype=bool)
     flag(missing, "prediction_id", "missing")
-    id_list = ids.to_pylist()
-    seen: set[str] = set()
-    repeat = np.zeros(n, dtype=bool)
-    for i, value in enumerate(id_list):
-        if value is not None and value in seen:
-            repeat[i] = True
-        seen.add(value)
-    flag(repeat, "prediction_id", "repeats an earlier prediction_id in this batch")
+    flag(_repeats(ids), "prediction_id", "repeats an earlier prediction_id in this batch")
     columns["prediction_id"] = ids
 
     event_time, bad_time = _times(table, now)
@@ -146,9 +139,11 @@ def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Va
         raw = _column(table, col.name)
         coerced, _ = coerce_array(raw, col.type.value)
         given = np.asarray(raw.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-        marker = np.asarray(_text_missing(raw).to_numpy(zero_copy_only=False), dtype=bool)
         out_null = np.asarray(coerced.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-        wrong = given & ~marker & out_null
+        wrong = given & out_null
+        if wrong.any():  # a value given but not kept: a missing marker ("NA", NaN) or wrong
+            marker = np.asarray(_text_missing(raw).to_numpy(zero_copy_only=False), dtype=bool)
+            wrong &= ~marker
         if wrong.any():
             shown = raw.to_pylist()
             expected = "a number" if col.type == ColumnType.NUMERIC else "a category value"
@@ -197,20 +192,35 @@ def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Va
     )
     ignored = sorted(c for c in table.column_names if c not in known)
     full = pa.table(columns)
-    bad = np.array([bool(r) for r in reasons], dtype=bool)
+    bad = np.zeros(n, dtype=bool)
+    for mask, _, _ in flags:
+        bad |= mask
     rejected = []
     if bad.any():
+        reasons: dict[int, list[dict[str, str]]] = {int(i): [] for i in np.flatnonzero(bad)}
+        for mask, fieldname, problem in flags:
+            for i in np.flatnonzero(mask).tolist():
+                text = problem(i) if callable(problem) else problem
+                reasons[i].append({"field": fieldname, "problem": text})
         rows = table.filter(pa.array(bad)).to_pylist()
-        for row, i in zip(rows, np.flatnonzero(bad).tolist(), strict=True):
+        shown_ids = ids.filter(pa.array(bad)).to_pylist()
+        for row, pid, i in zip(rows, shown_ids, reasons, strict=True):
             rejected.append(
-                {
-                    "index": int(i),
-                    "prediction_id": id_list[i],
-                    "event": _jsonable(row),
-                    "reasons": reasons[i],
-                }
+                {"index": i, "prediction_id": pid, "event": _jsonable(row), "reasons": reasons[i]}
             )
-    return Validated(full.filter(pa.array(~bad)), rejected, ignored)
+    return Validated(full.filter(pa.array(~bad)) if rejected else full, rejected, ignored)
+
+
+def _repeats(ids: pa.Array) -> np.ndarray[Any, Any]:
+    """Rows whose (non-null) id appeared earlier in the batch. Dictionary codes are handed
+    out in order of first appearance, so a row is a first appearance exactly when its code
+    is above every code before it."""
+    if len(ids) == 0:
+        return np.zeros(0, dtype=bool)
+    codes = pc.fill_null(ids.dictionary_encode().indices, -1).to_numpy(zero_copy_only=False)
+    codes = np.asarray(codes, dtype=np.int64)
+    before = np.maximum.accumulate(np.concatenate(([-1], codes[:-1])))
+    return (codes >= 0) & (codes <= before)
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:

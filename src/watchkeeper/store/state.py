@@ -1,8 +1,17 @@
 """The state store: one class over SQLAlchemy, the same code on SQLite and PostgreSQL.
 
 Durability: SQLite runs in WAL mode with ``synchronous=FULL``, so a committed transaction is
-on disk; PostgreSQL commits are durable by default. ``accept_batch`` writes the batch and the
-index of its prediction ids in one transaction: a 2xx is sent only after it commits.
+on disk; PostgreSQL commits are durable by default. ``accept_batch`` writes the batch to the
+durable log in one transaction: a 2xx is sent only after it commits.
+
+Idempotency in two steps. On accept, the batch's prediction ids are checked against the ids
+this process has seen (an in-memory filter, see ``idfilter``; exact lookups only for the few it
+may have seen), so a retried batch is answered "duplicates" at once and stored nothing.
+``index_batch`` later (the processor, or a label join that needs it first) writes the
+batch's rows to the prediction index under its unique key; an id stored meanwhile by another
+process is found there, dropped from the batch and moved from ``events_total`` to
+``duplicates_total`` in the same transaction. Accepting thus costs no per-event index write on
+the request path, and the counters are exact once the log is indexed.
 
 Several processes may share one database (replicas on PostgreSQL, a tool beside the server on
 SQLite): write transactions that read before they write (``Store.write``) lock what they read
@@ -19,10 +28,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import numpy as np
 import sqlalchemy as sa
 
 from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.store import tables as t
+from watchkeeper.store.idfilter import IdFilter
 
 _T = TypeVar("_T")
 
@@ -90,10 +101,12 @@ class Store:
         self.url = url
         self.engine = create_engine(url)
         self.schema_version = t.migrate(self.engine)
-        self._write_lock = threading.Lock()
-        self._references: dict[
-            tuple[str, str], tuple[Any, Any]
-        ] = {}  # one writer at a time: SQLite allows no more
+        self._write_lock = threading.RLock()  # one writer at a time: SQLite allows no more
+        self._references: dict[tuple[str, str], tuple[Any, Any]] = {}
+        # prediction ids this process has seen, per model; ids of batches not indexed yet
+        self._seen: dict[str, IdFilter] = {}
+        self._unindexed: dict[str, dict[int, set[str]]] = {}
+        self._indexed: set[int] = set()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -232,64 +245,167 @@ class Store:
             found.update(conn.execute(q).scalars())
         return found
 
+    def _filter(self, conn: sa.Connection, model: str) -> IdFilter:
+        """The model's id filter, filled on first use from the index and the unindexed log."""
+        seen = self._seen.get(model)
+        if seen is not None:
+            return seen
+        stored = conn.execute(
+            sa.select(sa.func.count()).where(t.predictions.c.model == model)
+        ).scalar()
+        seen = IdFilter(capacity=max(1 << 20, 2 * int(stored or 0)))
+        result = conn.execute(
+            sa.select(t.predictions.c.prediction_id)
+            .where(t.predictions.c.model == model)
+            .execution_options(yield_per=50_000)
+        )
+        for chunk in result.scalars().partitions():
+            seen.add(chunk)
+        unindexed = self._unindexed.setdefault(model, {})
+        b = t.batches.c
+        for batch_id, payload in conn.execute(
+            sa.select(b.id, b.payload).where((b.model == model) & b.processed.is_(False))
+        ):
+            ids = _payload_ids(bytes(payload))
+            seen.add(ids)
+            unindexed[int(batch_id)] = set(ids)
+        self._seen[model] = seen
+        return seen
+
+    def _known(self, conn: sa.Connection, model: str, ids: Sequence[str]) -> set[str]:
+        """The ids of ``ids`` stored already (in this process's view, see the module doc)."""
+        maybe = self._filter(conn, model).may_contain(ids)
+        if not maybe.any():
+            return set()
+        candidates = [ids[i] for i in np.flatnonzero(maybe).tolist()]
+        pending = self._unindexed.get(model, {})
+        found = {c for c in candidates if any(c in batch for batch in pending.values())}
+        return found | self._existing_ids(conn, model, [c for c in candidates if c not in found])
+
     def accept_batch(
         self,
         model: str,
         version: str,
         payload: bytes,
-        index_rows: list[dict[str, Any]],
-        make_payload: Any = None,
+        ids: Sequence[str],
+        make_payload: Callable[[set[str]], bytes] | None = None,
     ) -> tuple[int, set[str]]:
-        """Store a batch durably; rows whose prediction_id is stored already are dropped.
+        """Store a batch durably; rows whose prediction_id is known already are dropped.
 
-        ``index_rows`` carry prediction_id, event_time, bucket, segment, prediction, score.
-        ``make_payload(kept_ids)``, when given, rebuilds the payload without duplicates.
-        Returns (events stored, duplicate ids). Idempotent: a retried batch stores nothing.
+        ``ids`` are the batch's prediction ids; ``make_payload(kept_ids)``, when given,
+        rebuilds the payload without the duplicates. Returns (events stored, duplicate ids).
+        Idempotent: a retried batch stores nothing.
         """
-        return _retrying(self._accept_batch, model, version, payload, index_rows, make_payload)
+        return _retrying(self._accept_batch, model, version, payload, ids, make_payload)
 
     def _accept_batch(
         self,
         model: str,
         version: str,
         payload: bytes,
-        index_rows: list[dict[str, Any]],
-        make_payload: Any,
+        ids: Sequence[str],
+        make_payload: Callable[[set[str]], bytes] | None,
     ) -> tuple[int, set[str]]:
-        ids = [r["prediction_id"] for r in index_rows]
-        with self.write() as conn:
-            duplicates = self._existing_ids(conn, model, ids)
-            keep = [r for r in index_rows if r["prediction_id"] not in duplicates]
-            if not keep:
-                return 0, duplicates
-            if duplicates and make_payload is not None:
-                payload = make_payload({r["prediction_id"] for r in keep})
-            received = time.time()
-            batch_id = conn.execute(
-                t.batches.insert().values(
-                    model=model,
-                    version=version,
-                    received_at=received,
-                    events=len(keep),
-                    payload=payload,
-                    processed=False,
-                )
-            ).inserted_primary_key[0]  # type: ignore[index]
-            conn.execute(
-                t.predictions.insert(),
-                [
-                    {
-                        **r,
-                        "model": model,
-                        "version": version,
-                        "batch_id": batch_id,
-                        "received_at": received,
-                    }
-                    for r in keep
-                ],
-            )
-            self._bump(conn, model, {"events_total": len(keep)})
+        with self._write_lock:
+            with self.write() as conn:
+                duplicates = self._known(conn, model, ids)
+                keep = [i for i in ids if i not in duplicates] if duplicates else list(ids)
+                if not keep:
+                    return 0, duplicates
+                if duplicates and make_payload is not None:
+                    payload = make_payload(set(keep))
+                batch_id = conn.execute(
+                    t.batches.insert().values(
+                        model=model,
+                        version=version,
+                        received_at=time.time(),
+                        events=len(keep),
+                        payload=payload,
+                        processed=False,
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+                self._bump(conn, model, {"events_total": len(keep)})
+            # committed: remember the ids before the next writer checks its own
+            self._seen[model].add(keep)
+            self._unindexed.setdefault(model, {})[int(batch_id)] = set(keep)
         return len(keep), duplicates
+
+    def index_batch(
+        self, batch_id: int, describe: Callable[[str, str, bytes], IndexRows]
+    ) -> bytes | None:
+        """Write a logged batch's rows to the prediction index; return its payload then.
+
+        ``describe(model, version, payload)`` gives the rows. Ids another process stored first
+        are dropped from the batch (its payload rewritten) and counted as duplicates, in the
+        same transaction, so running this again, or after a crash, changes nothing. Returns
+        None when the batch is processed (or swept) already.
+        """
+        return _retrying(self._index_batch, batch_id, describe)
+
+    def _index_batch(
+        self, batch_id: int, describe: Callable[[str, str, bytes], IndexRows]
+    ) -> bytes | None:
+        b = t.batches.c
+        with self._write_lock:
+            with self.write() as conn:
+                row = conn.execute(
+                    sa.select(b.model, b.version, b.payload, b.processed)
+                    .where(b.id == batch_id)
+                    .with_for_update()
+                ).first()
+                if row is None or row.processed:
+                    return None
+                model, version, payload = row.model, row.version, bytes(row.payload)
+                if batch_id in self._indexed:
+                    return payload
+                index = describe(model, version, payload)
+                received = time.time()
+                inserted = _insert_ignoring_conflicts(
+                    conn,
+                    [(model, version, batch_id, received, *r) for r in index.rows],
+                )
+                if inserted < len(index.rows):
+                    taken = self._owned_elsewhere(conn, model, batch_id, index.ids)
+                    if taken:
+                        payload = index.without(taken)
+                        conn.execute(
+                            t.batches.update()
+                            .where(b.id == batch_id)
+                            .values(payload=payload, events=len(index.ids) - len(taken))
+                        )
+                        self._bump(
+                            conn,
+                            model,
+                            {"events_total": -len(taken), "duplicates_total": len(taken)},
+                        )
+            self._indexed.add(batch_id)
+            self._unindexed.get(model, {}).pop(batch_id, None)
+        return payload
+
+    def _owned_elsewhere(
+        self, conn: sa.Connection, model: str, batch_id: int, ids: Sequence[str]
+    ) -> set[str]:
+        p = t.predictions.c
+        found: set[str] = set()
+        for start in range(0, len(ids), ID_CHUNK):
+            chunk = list(ids[start : start + ID_CHUNK])
+            found.update(
+                conn.execute(
+                    sa.select(p.prediction_id).where(
+                        (p.model == model) & p.prediction_id.in_(chunk) & (p.batch_id != batch_id)
+                    )
+                ).scalars()
+            )
+        return found
+
+    def unindexed_batches(self, model: str) -> list[int]:
+        """Ids of the model's logged batches not processed yet, oldest first."""
+        b = t.batches.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(b.id).where((b.model == model) & b.processed.is_(False)).order_by(b.id)
+            ).scalars()
+            return [int(i) for i in rows if int(i) not in self._indexed]
 
     def pending_batches(self, limit: int = 20) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -323,16 +439,24 @@ class Store:
 
         ``merge(read)`` gets a function reading the current row of a bucket key and returns
         the rows to write (each a full bucket_profiles row)."""
-        _retrying(self._apply_batch, batch_id, merge)
+        self.apply_batches([batch_id], merge)
 
-    def _apply_batch(self, batch_id: int, merge: Any) -> None:
+    def apply_batches(self, batch_ids: Sequence[int], merge: Any) -> bool:
+        """``apply_batch`` for several batches whose profiles ``merge`` holds together: all
+        are applied, or none (False) when any of them is processed or swept already."""
+        return _retrying(self._apply_batches, list(batch_ids), merge)
+
+    def _apply_batches(self, batch_ids: list[int], merge: Any) -> bool:
+        b = t.batches.c
         with self.write() as conn:
-            # locked: another process applying the same batch waits here, then sees it done
-            done = conn.execute(
-                sa.select(t.batches.c.processed).where(t.batches.c.id == batch_id).with_for_update()
-            ).scalar()
-            if done is None or done:  # processed, or processed and swept by retention
-                return
+            # locked: another process applying the same batches waits here, then sees them done
+            pending = conn.execute(
+                sa.select(b.id)
+                .where(b.id.in_(batch_ids) & b.processed.is_(False))
+                .with_for_update()
+            ).scalars()
+            if len(set(pending)) != len(set(batch_ids)):  # processed, or processed and swept
+                return False
             for row in merge(lambda key: self.bucket_profile(conn, key, lock=True)):
                 key = {k: row[k] for k in ("model", "version", "segment", "granularity", "bucket")}
                 bp = t.bucket_profiles.c
@@ -342,9 +466,8 @@ class Store:
                     t.bucket_profiles.update().where(where).values(**values)
                 ).rowcount:
                     conn.execute(t.bucket_profiles.insert().values(**row))
-            conn.execute(
-                t.batches.update().where(t.batches.c.id == batch_id).values(processed=True)
-            )
+            conn.execute(t.batches.update().where(b.id.in_(batch_ids)).values(processed=True))
+        return True
 
     def bucket_profiles(
         self,
@@ -430,6 +553,57 @@ class Store:
                 )
             ).scalar()
         return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class IndexRows:
+    """A batch's rows for the prediction index: ``rows`` are tuples of (prediction_id,
+    event_time, bucket, segment, prediction, score) in ``ids`` order; ``without(ids)`` is the
+    payload without those ids."""
+
+    ids: list[str]
+    rows: list[tuple[Any, ...]]
+    without: Callable[[set[str]], bytes]
+
+
+_INDEX_COLUMNS = (
+    "model, version, batch_id, received_at, prediction_id, event_time, bucket, segment, "
+    "prediction, score"
+)
+
+
+def _insert_ignoring_conflicts(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> int:
+    """Insert index rows, skipping ids stored already; return how many were inserted.
+
+    Straight to the driver: SQLAlchemy's per-row parameter handling would cost more than the
+    insert itself."""
+    if not rows:
+        return 0
+    if conn.dialect.name == "sqlite":
+        sql = (
+            f"INSERT OR IGNORE INTO wk_predictions ({_INDEX_COLUMNS}) "
+            f"VALUES ({', '.join('?' * 10)})"
+        )
+    else:
+        sql = (
+            f"INSERT INTO wk_predictions ({_INDEX_COLUMNS}) VALUES ({', '.join(['%s'] * 10)}) "
+            "ON CONFLICT DO NOTHING"
+        )
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, rows)
+        return int(cursor.rowcount)  # summed over the rows by both drivers; skipped ones: 0
+    finally:
+        cursor.close()
+
+
+def _payload_ids(payload: bytes) -> list[str]:
+    import pyarrow as pa
+    from pyarrow import ipc
+
+    reader = ipc.open_stream(pa.BufferReader(payload))
+    ids: list[str] = reader.read_all().column("prediction_id").to_pylist()
+    return ids
 
 
 _RETRY_SQLSTATES = ("40001", "40P01")  # serialization failure, deadlock (PostgreSQL)

@@ -1,0 +1,129 @@
+"""The processor's bucket profiles equal profiles computed directly from the events of each
+bucket — whether batches are processed one by one or together, and for days built by merging
+their windows' profiles."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from pyarrow import ipc
+
+from watchkeeper.ingest.processor import GROUP_EVENTS, Processor, _groups
+from watchkeeper.ingest.service import IngestService
+from watchkeeper.profiles import DatasetProfile, profile_table
+from watchkeeper.settings import load_settings
+from watchkeeper.stats.categorical import CategoricalProfile
+from watchkeeper.stats.numeric import NumericProfile
+from watchkeeper.store.state import Store
+
+DAY = 86400
+START = 1_714_600_000.0  # 2024-05-01 21:46 UTC: the events cross midnight
+
+
+def events(batch: int, n: int, rng: np.random.Generator) -> pa.Table:
+    """Row events over six hours (two days), two regions, some nulls and an unseen plan."""
+    return pa.table(
+        {
+            "prediction_id": [f"b{batch}-{i}" for i in range(n)],
+            "timestamp": START + rng.uniform(0, 6 * 3600, n),
+            "age": rng.normal(40, 10, n),
+            "income": pa.array(rng.normal(5e4, 1e4, n), mask=rng.random(n) < 0.2),
+            "plan": rng.choice(["basic", "plus", "pro", "gold"], n),
+            "region": rng.choice(["eu", "us"], n),
+            "pred": rng.choice(["yes", "no"], n),
+            "latency_ms": rng.lognormal(3, 0.5, n),
+        }
+    )
+
+
+def assert_same(a: DatasetProfile, b: DatasetProfile) -> None:
+    """Every exact part equal (the quantile sketch: the same count)."""
+    assert a.rows == b.rows and set(a.columns) == set(b.columns)
+    for name, col in a.columns.items():
+        other = b.columns[name]
+        assert (col.count, col.nulls) == (other.count, other.nulls), name
+        if isinstance(col, NumericProfile):
+            assert isinstance(other, NumericProfile)
+            assert np.array_equal(col.counts, other.counts), name
+            assert np.allclose(col.sums, other.sums, rtol=1e-9), name
+            assert (col.type_errors, col.non_finite) == (other.type_errors, other.non_finite)
+            assert (col.minimum, col.maximum) == (other.minimum, other.maximum), name
+            assert col.mean == pytest.approx(other.mean, rel=1e-9), name
+            assert col.m2 == pytest.approx(other.m2, rel=1e-7), name
+            assert col.kll.n == other.kll.n, name
+        else:
+            assert isinstance(col, CategoricalProfile) and isinstance(other, CategoricalProfile)
+            assert col.counts.tolist() == other.counts.tolist(), name
+            assert col.extra == other.extra, name
+
+
+@pytest.mark.parametrize("window", [3600, 5400, 7 * 3600])  # tiles a day, or not
+@pytest.mark.parametrize("together", [True, False])
+def test_bucket_profiles_equal_the_unmerged_computation(
+    database_url: str,
+    open_store: Callable[[str], Store],
+    reference: pa.Table,
+    tmp_path: Path,
+    window: int,
+    together: bool,
+) -> None:
+    settings = load_settings(data_dir=tmp_path / "data")
+    store = open_store(database_url)
+    service = IngestService(store, settings)
+    service.register("m", reference, prediction="pred", segments=["region"], window_seconds=window)
+    rng = np.random.default_rng(3)
+    sent = [events(b, 300, rng) for b in range(5)]
+    for table in sent:
+        sink = io.BytesIO()
+        with ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        result = service.ingest("m", sink.getvalue(), "application/vnd.apache.arrow.stream")
+        assert result.accepted == 300
+    processor = Processor(store, settings)
+    if together:
+        assert processor.run_once() == 5
+    else:
+        while processor.run_once(limit=1):
+            pass
+    assert processor.batches_processed == 5 and store.pending_events() == 0
+
+    everything = pa.concat_tables(sent)
+    times = everything.column("timestamp").to_numpy()
+    region = np.asarray(everything.column("region").to_pylist(), dtype=object)
+    schema, reference = store.reference("m", "v1")
+    for granularity in (window, DAY):
+        rows = store.bucket_profiles("m", granularity=granularity)
+        buckets = np.floor(times / granularity) * granularity
+        expected_keys = {
+            (seg, int(b))
+            for seg in ("*", "region=eu", "region=us")
+            for b in np.unique(buckets[(region == seg[7:]) if seg != "*" else slice(None)])
+        }
+        assert {(r["segment"], r["bucket"]) for r in rows} == expected_keys
+        for row in rows:
+            mask = buckets == row["bucket"]
+            if row["segment"] != "*":
+                mask &= region == row["segment"].split("=")[1]
+            part = everything.filter(pa.array(mask))
+            direct = profile_table(
+                part.rename_columns(["prediction_id", "event_time", *part.column_names[2:]]),
+                schema,
+                reference.spec,
+            )
+            stored = DatasetProfile.from_bytes(row["profile"])
+            assert_same(stored, direct)
+            assert row["events"] == part.num_rows == row["operations"]["count"]
+
+
+def test_groups_are_runs_of_one_version_capped_in_events() -> None:
+    def b(i: int, model: str = "m", version: str = "v1", events: int = 10) -> dict[str, Any]:
+        return {"id": i, "model": model, "version": version, "events": events}
+
+    batches = [b(1), b(2), b(3, version="v2"), b(4), b(5, events=GROUP_EVENTS), b(6)]
+    assert [[x["id"] for x in g] for g in _groups(batches)] == [[1, 2], [3], [4], [5], [6]]
