@@ -343,6 +343,19 @@ def test_retries_are_idempotent(
     assert (info["events_total"], info["duplicates_total"]) == (40, 50)
     assert lake_ids(server, model) == sorted(f"r{i}" for i in range(40))  # each exactly once
 
+    # a retried batch with rejected rows: its bad rows are quarantined (and counted) once
+    bad = make_events(["q0", "q1", "q2"], seed=3)
+    bad[0]["features"]["age"] = "old"
+    bad[1]["prediction_id"] = ""
+    for attempt in range(2):
+        result = post_json(client, model, bad).json()
+        assert (result["accepted"], result["rejected"]) == ((1, 2) if attempt == 0 else (0, 2))
+    info = caught_up(client, model, wait_for)
+    assert (info["quarantined_total"], info["events_total"]) == (3, 41)  # the id-less row twice
+    assert [
+        q["prediction_id"] for q in client.get(f"/v1/models/{model}/quarantine").json()["items"]
+    ] == ["q0", "", ""]
+
 
 # ---------------------------------------------------------------------------- errors
 def test_unknown_model_is_404_with_the_error_shape(client: httpx.Client) -> None:

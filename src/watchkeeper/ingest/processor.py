@@ -249,6 +249,111 @@ class Processor:
         return len(ids)
 
 
+class ProcessorProcess:
+    """The processor in a child process (``processor: process``, the default of ``serve``).
+
+    Profiling is CPU work in Python and numpy; in the server's process it would take the
+    interpreter lock from the request handlers for as long as it runs. In a process of its
+    own it works the log on the other core while the server only parses, validates and logs.
+    Both share the database; a batch is processed exactly once whoever does it, so stopping or
+    killing either at any moment loses nothing. The child dies with the server (Linux's
+    parent-death signal, and a check of its parent on every loop) and is restarted when it
+    dies alone.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        import multiprocessing as mp
+
+        self.settings = settings
+        self._ctx = mp.get_context("spawn")
+        self._counts = self._ctx.Array("q", 3)  # batches, events, errors
+        self._stop = self._ctx.Event()
+        self._child: Any = None
+        self._watch: threading.Thread | None = None
+        self.restarts = 0
+
+    @property
+    def batches_processed(self) -> int:
+        return int(self._counts[0])
+
+    @property
+    def events_processed(self) -> int:
+        return int(self._counts[1])
+
+    @property
+    def errors(self) -> int:
+        return int(self._counts[2])
+
+    def _spawn(self) -> None:
+        self._child = self._ctx.Process(
+            target=_child_main,
+            args=(self.settings, self._stop, self._counts, os.getpid()),
+            name="watchkeeper-processor",
+            daemon=True,
+        )
+        self._child.start()
+
+    def start(self) -> None:
+        self._spawn()
+
+        def watch() -> None:
+            while not self._stop.wait(1.0):
+                if self._child is not None and not self._child.is_alive():
+                    log.error(
+                        "the processor process exited (%s); restarting it", self._child.exitcode
+                    )
+                    self.restarts += 1
+                    self._spawn()
+
+        self._watch = threading.Thread(target=watch, name="wk-processor-watch", daemon=True)
+        self._watch.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watch is not None:
+            self._watch.join(timeout=5)
+        if self._child is not None:
+            self._child.join(timeout=30)
+            if self._child.is_alive():
+                self._child.kill()
+                self._child.join(timeout=5)
+
+
+def _child_main(settings: Settings, stop: Any, counts: Any, parent: int) -> None:
+    _die_with_parent()
+    store = Store(settings.sqlalchemy_url)
+    processor = Processor(store, settings)
+    try:
+        while not stop.is_set() and os.getppid() == parent:
+            try:
+                busy = processor.run_once(raise_errors=False)
+            except Exception:  # e.g. the database away for a moment: try again
+                processor.errors += 1
+                log.exception("processing failed")
+                busy = 0
+            counts[0], counts[1], counts[2] = (
+                processor.batches_processed,
+                processor.events_processed,
+                processor.errors,
+            )
+            if not busy:
+                stop.wait(0.2)
+    finally:
+        store.close()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (a SIGKILLed server)."""
+    import contextlib
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):  # else the loop's parent check still ends it
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 GROUP_EVENTS = 50_000
 
 

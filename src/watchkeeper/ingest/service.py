@@ -253,8 +253,6 @@ class IngestService:
             result.duplicates += len(dupes)
         if result.rejected:
             self.store.quarantine_add(model, result.rejected)
-        if result.duplicates:
-            self.store.bump(model, {"duplicates_total": result.duplicates})
         result.rejected.sort(key=lambda r: r["index"])
         return result
 

@@ -21,6 +21,7 @@ lost a race on a unique key, so a batch is stored once and applied to the profil
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -310,6 +311,8 @@ class Store:
             with self.write() as conn:
                 duplicates = self._known(conn, model, ids)
                 keep = [i for i in ids if i not in duplicates] if duplicates else list(ids)
+                if duplicates:
+                    self._bump(conn, model, {"duplicates_total": len(duplicates)})
                 if not keep:
                     return 0, duplicates
                 if duplicates and make_payload is not None:
@@ -495,6 +498,9 @@ class Store:
             return [dict(r) for r in conn.execute(q.order_by(bp.bucket)).mappings()]
 
     def quarantine_add(self, model: str, rows: Iterable[dict[str, Any]]) -> int:
+        """Keep rejected events with their reasons; return how many were added. A retried
+        batch brings its rejected rows again: one whose prediction_id is quarantined already
+        with the same reasons is not added (nor counted) twice."""
         now = time.time()
         items = [
             {
@@ -509,9 +515,29 @@ class Store:
         if not items:
             return 0
         with self.write() as conn:
-            conn.execute(t.quarantine.insert(), items)
-            self._bump(conn, model, {"quarantined_total": len(items)})
-        return len(items)
+            ids = [str(i["prediction_id"]) for i in items if i["prediction_id"]]
+            q = t.quarantine.c
+            seen: set[tuple[str, str]] = set()
+            for start in range(0, len(ids), ID_CHUNK):
+                chunk = ids[start : start + ID_CHUNK]
+                seen.update(
+                    (pid, json.dumps(reasons, sort_keys=True))
+                    for pid, reasons in conn.execute(
+                        sa.select(q.prediction_id, q.reasons).where(
+                            (q.model == model) & q.prediction_id.in_(chunk)
+                        )
+                    )
+                )
+            fresh = []
+            for item in items:
+                key = (str(item["prediction_id"]), json.dumps(item["reasons"], sort_keys=True))
+                if not item["prediction_id"] or key not in seen:  # no id: no retry to know
+                    fresh.append(item)
+                    seen.add(key)
+            if fresh:
+                conn.execute(t.quarantine.insert(), fresh)
+                self._bump(conn, model, {"quarantined_total": len(fresh)})
+        return len(fresh)
 
     def quarantine(self, model: str, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
