@@ -1,0 +1,1 @@
+"""Alerts: monitors, the alert lifecycle, and the notifiers that deliver alerts."""
