@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from watchkeeper.ingest.events import from_ipc, to_ipc
 from watchkeeper.store import tables as t
+from watchkeeper.errors import InputError
 from watchkeeper.store.state import ConflictError, IndexRows, NotFoundError, Store
 
 SCHEMA = {"version": 1, "columns": [{"name": "age", "type": "numeric", "role": "feature"}]}
@@ -92,6 +93,27 @@ def test_migrations_are_idempotent_and_state_survives_reopening(
     assert sorted(applied) == list(range(1, len(t.MIGRATIONS) + 1))  # each step once
     assert second.model("churn").champion == "v1"
     assert set(t.metadata.tables) <= set(sa.inspect(second.engine).get_table_names())
+
+
+def test_migration_3_adds_the_drift_reference_to_an_older_database(
+    database_url: str, open_store: Callable[[str], Store]
+) -> None:
+    first = open_store(database_url)
+    new_model(first)
+    with first.engine.begin() as conn:  # back to what migration 2 left
+        conn.execute(sa.text("ALTER TABLE wk_models DROP COLUMN drift_reference"))
+        conn.execute(sa.text("DROP INDEX ix_wk_quarantine_id"))
+        conn.execute(t.schema_version.delete().where(t.schema_version.c.version == 3))
+    first.close()
+    second = open_store(database_url)
+    assert second.schema_version == 3 and second.model("churn").drift_reference == "training"
+    inspector = sa.inspect(second.engine)
+    assert "ix_wk_quarantine_id" in {i["name"] for i in inspector.get_indexes("wk_quarantine")}
+    with pytest.raises(InputError, match="drift_reference 'rolling'"):
+        second.create_model(
+            "x", window_seconds=60, label_horizon_seconds=1, retention_days=1,
+            drift_reference="rolling",
+        )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ models

@@ -133,6 +133,7 @@ class IngestService:
         label_horizon_days: float | None = None,
         retention_days: float | None = None,
         champion: bool = True,
+        drift_reference: str | None = None,
     ) -> dict[str, Any]:
         """Register a model (if new) and a version with its training reference."""
         check_name("model", model)
@@ -173,6 +174,7 @@ class IngestService:
                 label_horizon_seconds=(label_horizon_days or s.label_horizon_days) * 86400,
                 retention_days=retention_days or s.retention_days,
                 segments=list(segments or schema_segments(schema)),
+                drift_reference=drift_reference or "training",
             )
         self.store.add_version(
             model,
@@ -344,6 +346,7 @@ class IngestService:
             "versions": self.store.versions(model),
             "segments": info.segments,
             "window_seconds": info.window_seconds,
+            "drift_reference": info.drift_reference,
             "events_total": counters.get("events_total", 0),
             "quarantined_total": counters.get("quarantined_total", 0),
             "duplicates_total": counters.get("duplicates_total", 0),

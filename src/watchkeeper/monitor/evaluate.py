@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -76,6 +77,8 @@ class Evaluator:
         self._thread: threading.Thread | None = None
         self.windows_evaluated = 0
         self.errors = 0
+        # called after every pass (the alert engine): each reads what the pass wrote
+        self.after_pass: list[Callable[[], None]] = []
 
     def start(self, interval: float, maintenance: Any = None, every: float = 600.0) -> None:
         """Evaluate due windows every ``interval`` seconds; run ``maintenance()`` (retention)
@@ -102,7 +105,7 @@ class Evaluator:
             self._thread.join(timeout=30)
 
     def _due(
-        self, conn: sa.Connection, model: str, window: int, now: float
+        self, conn: sa.Connection, model: str, window: int, now: float, rolling: bool = False
     ) -> list[dict[str, Any]]:
         """Closed windows with a changed profile or new labels since their last evaluation."""
         bp, ev, perf = t.bucket_profiles.c, t.evaluations.c, t.bucket_performance.c
@@ -131,6 +134,7 @@ class Evaluator:
                 )
             )
         }
+        by_key = {(r["version"], r["segment"], r["bucket"]): r for r in rows} if rolling else {}
         due = []
         for row in rows:
             key = (row["version"], row["segment"], row["bucket"])
@@ -141,6 +145,10 @@ class Evaluator:
                     {
                         **dict(row),
                         "performance_row": None if perf_row is None else dict(perf_row[1]._mapping),
+                        # a rolling reference: the window before (none for the first one)
+                        "reference_row": by_key.get(
+                            (row["version"], row["segment"], row["bucket"] - window)
+                        ),
                     }
                 )
         return due
@@ -150,103 +158,37 @@ class Evaluator:
         count = 0
         for info in self.store.models():
             with self.store.engine.connect() as conn:
-                due = self._due(conn, info.name, info.window_seconds, now)
+                due = self._due(
+                    conn,
+                    info.name,
+                    info.window_seconds,
+                    now,
+                    rolling=info.drift_reference == "previous_window",
+                )
             for window in due:
                 self._evaluate(info.name, info.window_seconds, window, now)
                 count += 1
         self.windows_evaluated += count
+        for hook in self.after_pass:
+            hook()
         return count
 
     def _evaluate(self, model: str, window_seconds: int, row: dict[str, Any], now: float) -> None:
-        schema, reference = self.store.reference(model, row["version"])
-        current = DatasetProfile.from_bytes(row["profile"])
-        points: list[dict[str, Any]] = []
+        points, summary = window_points(self.store, model, row)
+        write_points(self.store, model, window_seconds, row, points)
+        self._mark_evaluated(model, window_seconds, row, summary, now)
 
-        def point(metric: str, feature: str, value: float | None, detail: Any = None) -> None:
-            points.append(
-                {
-                    "metric": metric,
-                    "feature": feature,
-                    "value": None if value is None or not np.isfinite(value) else float(value),
-                    "detail": detail,
-                }
-            )
-
-        drift_cols = [c.name for c in schema.drift_columns()]
-        drift_cols += [c.name for c in schema.by_role(Role.PREDICTION) if c.name not in drift_cols]
-        drifted = checked = 0
-        top: list[tuple[float, str]] = []
-        for name in drift_cols:
-            ref, cur = reference.columns.get(name), current.columns.get(name)
-            if ref is None or cur is None or cur.count == 0:
-                continue
-            d = column_drift(name, ref, cur, alpha=ALPHA)
-            if d.statistic is None:
-                continue
-            is_feature = schema.columns[name].role != Role.PREDICTION
-            metric = "drift_statistic" if is_feature else "prediction_drift"
-            point(
-                metric,
-                name,
-                d.statistic,
-                {
-                    "threshold": d.threshold,
-                    "drifted": d.drifted,
-                    "method": d.method,
-                    "effect_size": d.effect_size,
-                },
-            )
-            if is_feature:
-                checked += 1
-                drifted += d.drifted
-                top.append((d.effect_size or 0.0, name))
-        point(
-            "drifted_share",
-            "",
-            drifted / checked if checked else None,
-            {
-                "drifted": drifted,
-                "checked": checked,
-                "top": [n for _, n in sorted(top, reverse=True)[:5]],
-            },
-        )
-        for name, prof in current.columns.items():
-            point("missing_share", name, column_quality(prof)["missing_share"])
-        ops = row["operations"]
-        point("count", "", ops["count"])
-        point("error_rate", "", ops["errors"] / ops["count"] if ops["count"] else None)
-        for q in (0.5, 0.95, 0.99):
-            point(f"latency_p{round(q * 100)}", "", latency_quantile(ops["latency_counts"], q))
-        perf = row.get("performance_row")
-        if perf is not None and perf["labels"]:
-            point("labels", "", perf["labels"])
-            for name, value in performance_points(perf).items():
-                point(name, "", value)
+    def _mark_evaluated(
+        self,
+        model: str,
+        window_seconds: int,
+        row: dict[str, Any],
+        summary: dict[str, Any],
+        now: float,
+    ) -> None:
         key = {"model": model, "version": row["version"], "segment": row["segment"]}
-        summary = {
-            "drifted": drifted,
-            "checked": checked,
-            "events": ops["count"],
-            "labels": 0 if perf is None else perf["labels"],
-        }
-        mp, ev, bp = t.metric_points.c, t.evaluations.c, t.bucket_profiles.c
+        ev, bp = t.evaluations.c, t.bucket_profiles.c
         with self.store.write() as conn:
-            conn.execute(
-                t.metric_points.delete().where(
-                    (mp.model == model)
-                    & (mp.version == row["version"])
-                    & (mp.segment == row["segment"])
-                    & (mp.window_start == row["bucket"])
-                    & (mp.window_seconds == window_seconds)
-                )
-            )
-            conn.execute(
-                t.metric_points.insert(),
-                [
-                    {**key, "window_start": row["bucket"], "window_seconds": window_seconds, **p}
-                    for p in points
-                ],
-            )
             where = (
                 (ev.model == model)
                 & (ev.version == row["version"])
@@ -272,6 +214,124 @@ class Evaluator:
                 )
                 .values(dirty=False)
             )
+
+
+def window_points(
+    store: Store, model: str, row: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The metric points of one bucket-profile row (a window, or a day), and a summary.
+
+    ``row`` may carry ``performance_row`` (the bucket's labels) and ``reference_row`` (the
+    bucket profile to compare with instead of the training reference: the previous window,
+    for models that drift against a rolling reference)."""
+    schema, reference = store.reference(model, row["version"])
+    if row.get("reference_row") is not None:
+        reference = DatasetProfile.from_bytes(row["reference_row"]["profile"])
+    current = DatasetProfile.from_bytes(row["profile"])
+    points: list[dict[str, Any]] = []
+
+    def point(metric: str, feature: str, value: float | None, detail: Any = None) -> None:
+        points.append(
+            {
+                "metric": metric,
+                "feature": feature,
+                "value": None if value is None or not np.isfinite(value) else float(value),
+                "detail": detail,
+            }
+        )
+
+    drift_cols = [c.name for c in schema.drift_columns()]
+    drift_cols += [c.name for c in schema.by_role(Role.PREDICTION) if c.name not in drift_cols]
+    drifted = checked = 0
+    top: list[tuple[float, str]] = []
+    for name in drift_cols:
+        ref, cur = reference.columns.get(name), current.columns.get(name)
+        if ref is None or cur is None or cur.count == 0:
+            continue
+        d = column_drift(name, ref, cur, alpha=ALPHA)
+        if d.statistic is None:
+            continue
+        is_feature = schema.columns[name].role != Role.PREDICTION
+        metric = "drift_statistic" if is_feature else "prediction_drift"
+        point(
+            metric,
+            name,
+            d.statistic,
+            {
+                "threshold": d.threshold,
+                "drifted": d.drifted,
+                "method": d.method,
+                "effect_size": d.effect_size,
+                **reference_of(row),
+            },
+        )
+        if is_feature:
+            checked += 1
+            drifted += d.drifted
+            top.append((d.effect_size or 0.0, name))
+    point(
+        "drifted_share",
+        "",
+        drifted / checked if checked else None,
+        {
+            "drifted": drifted,
+            "checked": checked,
+            "top": [n for _, n in sorted(top, reverse=True)[:5]],
+        },
+    )
+    for name, prof in current.columns.items():
+        point("missing_share", name, column_quality(prof)["missing_share"])
+    ops = row["operations"]
+    point("count", "", ops["count"])
+    point("error_rate", "", ops["errors"] / ops["count"] if ops["count"] else None)
+    for q in (0.5, 0.95, 0.99):
+        point(f"latency_p{round(q * 100)}", "", latency_quantile(ops["latency_counts"], q))
+    perf = row.get("performance_row")
+    if perf is not None and perf["labels"]:
+        point("labels", "", perf["labels"])
+        for name, value in performance_points(perf).items():
+            point(name, "", value)
+    summary = {
+        "drifted": drifted,
+        "checked": checked,
+        "events": ops["count"],
+        "labels": 0 if perf is None else perf["labels"],
+        **reference_of(row),
+    }
+    return points, summary
+
+
+def reference_of(row: dict[str, Any]) -> dict[str, Any]:
+    """What a bucket's drift was measured against, for the points' detail."""
+    ref = row.get("reference_row")
+    if ref is None:
+        return {"reference": "training"}
+    return {"reference": "previous_window", "reference_window_start": ref["bucket"]}
+
+
+def write_points(
+    store: Store, model: str, window_seconds: int, row: dict[str, Any], points: list[dict[str, Any]]
+) -> None:
+    """Replace the metric points of one bucket (per version, segment and bucket length)."""
+    key = {"model": model, "version": row["version"], "segment": row["segment"]}
+    mp = t.metric_points.c
+    with store.write() as conn:
+        conn.execute(
+            t.metric_points.delete().where(
+                (mp.model == model)
+                & (mp.version == row["version"])
+                & (mp.segment == row["segment"])
+                & (mp.window_start == row["bucket"])
+                & (mp.window_seconds == window_seconds)
+            )
+        )
+        conn.execute(
+            t.metric_points.insert(),
+            [
+                {**key, "window_start": row["bucket"], "window_seconds": window_seconds, **p}
+                for p in points
+            ],
+        )
 
 
 def series(

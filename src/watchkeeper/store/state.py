@@ -39,6 +39,7 @@ from watchkeeper.store.idfilter import IdFilter
 _T = TypeVar("_T")
 
 ID_CHUNK = 500  # ids per IN (...) lookup
+DRIFT_REFERENCES = ("training", "previous_window")
 WRITE_OPTION = "watchkeeper_write"  # execution option of a write transaction (see _begin)
 RETRIES = 3  # a write that lost a race with another process (unique key) is run again
 
@@ -93,6 +94,7 @@ class ModelInfo:
     label_horizon_seconds: float
     retention_days: float
     segments: list[str]
+    drift_reference: str = "training"  # or "previous_window": each window against the one before
 
 
 class Store:
@@ -130,7 +132,12 @@ class Store:
         label_horizon_seconds: float,
         retention_days: float,
         segments: Sequence[str] = (),
+        drift_reference: str = "training",
     ) -> ModelInfo:
+        if drift_reference not in DRIFT_REFERENCES:
+            raise InputError(
+                f"drift_reference {drift_reference!r}: use one of {', '.join(DRIFT_REFERENCES)}"
+            )
         row = {
             "name": name,
             "created_at": time.time(),
@@ -139,6 +146,7 @@ class Store:
             "label_horizon_seconds": float(label_horizon_seconds),
             "retention_days": float(retention_days),
             "segments": list(segments),
+            "drift_reference": drift_reference,
         }
         with self.write() as conn:
             if conn.execute(sa.select(t.models.c.name).where(t.models.c.name == name)).first():
