@@ -74,6 +74,20 @@ def segment_keys(table: pa.Table, segments: list[str]) -> list[str]:
     return ["|".join(p) for p in zip(*parts, strict=True)]
 
 
+def predictions(table: pa.Table, schema: Schema) -> list[str | None]:
+    """Each event's prediction as text, for the label join: the reserved ``prediction`` field,
+    or else the column the schema names as the prediction (e.g. ``pred``)."""
+    out = pa.nulls(table.num_rows, pa.string())
+    if "prediction" in table.column_names:
+        out = as_text(table.column("prediction").combine_chunks())
+    for col in schema.by_role(Role.PREDICTION):
+        if col.name in table.column_names and col.name != "prediction":
+            out = pc.coalesce(out, as_text(table.column(col.name).combine_chunks()))
+            break
+    values: list[str | None] = out.to_pylist()
+    return values
+
+
 def index_rows(store: Store) -> Callable[[str, str, bytes], IndexRows]:
     """``describe`` for ``Store.index_batch``: a logged payload → its prediction-index rows
     (id, event time, the bucket of the model's window, segment key, prediction, score)."""
@@ -86,18 +100,13 @@ def index_rows(store: Store) -> Callable[[str, str, bytes], IndexRows]:
         window = info.window_seconds
         buckets = (np.floor(event_time / window) * window).astype(np.int64).tolist()
         ids = table.column("prediction_id").to_pylist()
-        preds = (
-            table.column("prediction").to_pylist()
-            if "prediction" in table.column_names
-            else [None] * n
-        )
         rows = list(
             zip(
                 ids,
                 event_time.tolist(),
                 buckets,
                 segment_keys(table, info.segments),
-                preds,
+                predictions(table, store.reference(model, version)[0]),
                 [None] * n,
                 strict=True,
             )

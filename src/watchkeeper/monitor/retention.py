@@ -8,7 +8,9 @@ are kept longer, downsampled.
   retention are deleted (by receive time, so a retried backfill of old events is still
   recognised as a retry for that long);
 * window-level profiles, evaluations and metric points older than ``retention_days`` are
-  deleted; the daily profiles are kept (the roll-up: hour → day).
+  deleted; the daily profiles are kept (the roll-up: hour → day), and before a day's window
+  points go, the day is evaluated from its daily profile and labels: its metric points
+  (``window_seconds`` 86400) stay, so every series goes on as daily points.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import Store
@@ -33,6 +37,7 @@ def sweep(store: Store, lake_dir: Path, *, now: float | None = None) -> dict[str
         "index_rows": 0,
         "window_profiles": 0,
         "metric_points": 0,
+        "days_downsampled": 0,
     }
     with store.write() as conn:
         removed["batches"] = conn.execute(
@@ -41,6 +46,8 @@ def sweep(store: Store, lake_dir: Path, *, now: float | None = None) -> dict[str
     for info in store.models():
         cutoff = now - info.retention_days * DAY
         index_cutoff = now - max(info.retention_days * DAY, info.label_horizon_seconds)
+        if info.window_seconds < DAY:
+            removed["days_downsampled"] += downsample(store, info.name, before=cutoff)
         with store.write() as conn:
             p, bp, mp, ev = t.predictions.c, t.bucket_profiles.c, t.metric_points.c, t.evaluations.c
             removed["index_rows"] += conn.execute(
@@ -54,7 +61,9 @@ def sweep(store: Store, lake_dir: Path, *, now: float | None = None) -> dict[str
                 )
             ).rowcount
             removed["metric_points"] += conn.execute(
-                t.metric_points.delete().where((mp.model == info.name) & (mp.window_start < cutoff))
+                t.metric_points.delete().where(
+                    (mp.model == info.name) & (mp.window_seconds < DAY) & (mp.window_start < cutoff)
+                )
             ).rowcount
             conn.execute(
                 t.evaluations.delete().where((ev.model == info.name) & (ev.window_start < cutoff))
@@ -74,3 +83,55 @@ def sweep(store: Store, lake_dir: Path, *, now: float | None = None) -> dict[str
                 removed["lake_partitions"] += 1
 
     return removed
+
+
+def downsample(store: Store, model: str, *, before: float) -> int:
+    """Evaluate each whole day before ``before`` that has window points but no daily points
+    yet, from its daily profile and labels; return how many days were evaluated."""
+    from watchkeeper.monitor.evaluate import window_points, write_points
+
+    bp, mp, perf = t.bucket_profiles.c, t.metric_points.c, t.bucket_performance.c
+    with store.engine.connect() as conn:
+        have = {
+            (r.version, r.segment, r.window_start)
+            for r in conn.execute(
+                sa.select(mp.version, mp.segment, mp.window_start)
+                .where((mp.model == model) & (mp.window_seconds == DAY))
+                .distinct()
+            )
+        }
+        windowed = {
+            (r.version, r.segment, r.window_start // DAY * DAY)
+            for r in conn.execute(
+                sa.select(mp.version, mp.segment, mp.window_start)
+                .where((mp.model == model) & (mp.window_seconds < DAY) & (mp.window_start < before))
+                .distinct()
+            )
+        }
+        days = (
+            conn.execute(
+                sa.select(t.bucket_profiles).where(
+                    (bp.model == model) & (bp.granularity == DAY) & (bp.bucket + DAY <= before)
+                )
+            )
+            .mappings()
+            .all()
+        )
+        labels = {
+            (r["version"], r["segment"], r["bucket"]): dict(r)
+            for r in conn.execute(
+                sa.select(t.bucket_performance).where(
+                    (perf.model == model) & (perf.granularity == DAY) & (perf.bucket < before)
+                )
+            ).mappings()
+        }
+    done = 0
+    for day in days:
+        key = (day["version"], day["segment"], day["bucket"])
+        if key in have or key not in windowed:
+            continue
+        row = {**dict(day), "performance_row": labels.get(key)}
+        points, _ = window_points(store, model, row)
+        write_points(store, model, DAY, row, points)
+        done += 1
+    return done
