@@ -435,6 +435,34 @@ def test_a_torn_spool_line_is_skipped_and_counted(
     assert not list(spool.glob("*.jsonl"))
 
 
+def test_register_from_a_file_or_a_frame_and_clear_errors(
+    server: Server, tmp_path: Path, make_client: Callable[..., Client]
+) -> None:
+    from watchkeeper.sdk import RequestError
+
+    client = make_client(server.url)
+    name = f"reg-{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "train.parquet"
+    pq.write_table(reference(), path)
+    answer = client.register(
+        name, path, target="label", segments=["color"], drift_reference="previous_window"
+    )
+    assert answer["reference_rows"] == 400 and answer["version"] == "v1"
+    status = server.status(name)
+    assert status["segments"] == ["color"] and status["drift_reference"] == "previous_window"
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.DataFrame(reference().to_pydict())
+    assert client.register(name, frame, version="v2", champion=False)["version"] == "v2"
+    assert server.status(name)["champion"] == "v1"
+    with pytest.raises(RequestError, match="HTTP 409: .*v2") as err:
+        client.register(name, frame, version="v2")
+    assert err.value.status == 409
+    with pytest.raises(ValueError, match=r"expected a \.parquet, \.csv or \.arrow file"):
+        client.register(name, tmp_path / "train.xlsx")
+    with pytest.raises(RequestError, match="HTTP 4"):
+        client.register(name, path, version="v3", drift_reference="sometimes")
+
+
 def test_the_bearer_token_is_sent(tmp_path: Path, make_client: Callable[..., Client]) -> None:
     srv = Server(tmp_path / "data", {"WATCHKEEPER_REQUIRE_TOKENS": "true"})
     srv.token = prepare(srv.data_dir, token=True)

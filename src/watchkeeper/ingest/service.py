@@ -27,7 +27,7 @@ from watchkeeper.io import to_table
 from watchkeeper.profiles import profile_reference
 from watchkeeper.schema import Role, Schema, infer_schema
 from watchkeeper.settings import Settings
-from watchkeeper.store.state import IndexRows, Store, check_name
+from watchkeeper.store.state import DRIFT_REFERENCES, IndexRows, Store, check_name
 
 SAMPLE_ROWS = 5000
 
@@ -147,6 +147,10 @@ class IngestService:
         """Register a model (if new) and a version with its training reference."""
         check_name("model", model)
         check_name("version", version)
+        if drift_reference is not None and drift_reference not in DRIFT_REFERENCES:
+            raise InputError(
+                f"drift_reference {drift_reference!r}: use one of {', '.join(DRIFT_REFERENCES)}"
+            )
         table = to_table(reference, name="reference")
         if schema is None:
             schema = infer_schema(

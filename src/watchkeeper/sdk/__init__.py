@@ -5,6 +5,7 @@ Standard library only, and nothing here waits for the network::
     from watchkeeper.sdk import Client
 
     client = Client("http://localhost:8700", token=None)
+    client.register("churn", "train.parquet", target="churned", prediction="pred")  # once
     pid = client.log_prediction("churn", {"age": 41, "plan": "pro"}, "stay")
     client.log_actual("churn", pid, "left")  # when the truth is known
 
@@ -16,7 +17,7 @@ restarts. ``flush()`` waits for the server's acknowledgement; the client flushes
 The full guide is ``docs/sdk.md``.
 """
 
-from watchkeeper.sdk._client import Client, default_spool_dir
+from watchkeeper.sdk._client import Client, RequestError, default_spool_dir
 from watchkeeper.sdk._events import new_prediction_id
 from watchkeeper.sdk._monitor import Monitor, Observation
 from watchkeeper.sdk._stats import ClientStats
@@ -27,6 +28,7 @@ __all__ = [
     "ClientStats",
     "Monitor",
     "Observation",
+    "RequestError",
     "WatchkeeperMiddleware",
     "default_spool_dir",
     "new_prediction_id",

@@ -53,11 +53,20 @@ class Transport:
 
     def post(self, path: str, body: bytes) -> Response:
         """POST ``body``; raises one of NETWORK_ERRORS when no HTTP response came back."""
+        return self.request("POST", path, body)
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
+    ) -> Response:
+        """One request; raises one of NETWORK_ERRORS when no HTTP response came back."""
+        headers = self.headers if content_type is None else {
+            **self.headers, "Content-Type": content_type
+        }  # fmt: skip
         for attempt in (1, 2):
             reused = self._conn is not None
             conn = self._conn or self._connect()
             try:
-                conn.request("POST", self.prefix + path, body, self.headers)
+                conn.request(method, self.prefix + path, body, headers)
                 resp = conn.getresponse()
                 data = resp.read()
             except NETWORK_ERRORS:
