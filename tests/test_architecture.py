@@ -38,7 +38,11 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("path", sorted((SRC / "stats").glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    sorted((SRC / "stats").rglob("*.py")),
+    ids=lambda p: str(p.relative_to(SRC / "stats")),
+)
 def test_statistics_core_is_pure(path: Path) -> None:
     for name in _imports(path):
         top = name.split(".")[0]
