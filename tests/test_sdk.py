@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
@@ -454,13 +455,39 @@ def test_register_from_a_file_or_a_frame_and_clear_errors(
     frame = pandas.DataFrame(reference().to_pydict())
     assert client.register(name, frame, version="v2", champion=False)["version"] == "v2"
     assert server.status(name)["champion"] == "v1"
-    with pytest.raises(RequestError, match="HTTP 409: .*v2") as err:
+    with pytest.raises(RequestError, match=r"HTTP 409: .*v2") as err:
         client.register(name, frame, version="v2")
     assert err.value.status == 409
     with pytest.raises(ValueError, match=r"expected a \.parquet, \.csv or \.arrow file"):
         client.register(name, tmp_path / "train.xlsx")
     with pytest.raises(RequestError, match="HTTP 4"):
         client.register(name, path, version="v3", drift_reference="sometimes")
+
+
+def test_the_register_command(server: Server, tmp_path: Path) -> None:
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "train.csv"
+    pcsv.write_csv(reference(), path)
+    env = {**os.environ, "WATCHKEEPER_URL": server.url}
+
+    def register(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*_watchkeeper(), "register", *args],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )  # fmt: skip
+
+    done = register(name, str(path), "--target", "label", "--segments", "color")
+    assert done.returncode == 0, done.stderr
+    assert f"registered {name} v1 with a 400-row reference (champion)" in done.stdout
+    assert "target: label" in done.stdout and "segment: color" in done.stdout
+    assert server.status(name)["segments"] == ["color"]
+    again = register(name, str(path))
+    assert again.returncode == 2
+    [line] = again.stderr.strip().splitlines()
+    assert line.startswith("watchkeeper: error: 409 ConflictError: ") and "'v1'" in line, line
+    missing = register(name, str(tmp_path / "nope.parquet"), "--version", "v2")
+    assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1
+    assert "nope.parquet: no such file" in missing.stderr
 
 
 def test_the_bearer_token_is_sent(tmp_path: Path, make_client: Callable[..., Client]) -> None:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from watchkeeper.errors import WatchkeeperError
+from watchkeeper.errors import InputError, WatchkeeperError
 
 FAIL_ON = ("drift", "dataset-drift", "quality", "performance")
 
@@ -474,6 +474,375 @@ def demo(data_dir: Path, port: int, hours: int, speed: float, exit_after: bool) 
     )
     if not status:
         sys.exit(1)
+
+
+# ------------------------------------------------------------------ alerts (over the HTTP API)
+DEFAULT_URL = "http://127.0.0.1:8700"
+
+
+class ApiError(WatchkeeperError):
+    """The server answered with an error, or could not be reached."""
+
+    exit_code = 2
+
+
+def _api(
+    url: str,
+    token: str | None,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    upload: tuple[bytes, str] | None = None,
+) -> Any:
+    """One request to the service (a JSON ``body``, or an ``upload``: bytes and their content
+    type); an error becomes :class:`ApiError` with its message."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    if upload is not None:
+        data = upload[0]
+    request = urllib.request.Request(url.rstrip("/") + path, data=data, method=method)
+    request.add_header("Accept", "application/json")
+    if data is not None:
+        request.add_header("Content-Type", "application/json" if upload is None else upload[1])
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw = response.read()
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode(errors="replace")
+        try:
+            err = json.loads(text)["error"]
+            message = f"{err['status']} {err['type']}: {err['message']}"
+        except (ValueError, KeyError, TypeError):
+            message = f"HTTP {exc.code}: {' '.join(text.split())[:200]}"
+        raise ApiError(message) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ApiError(f"cannot reach the service at {url}: {reason}") from None
+    return json.loads(raw) if raw else None
+
+
+_API_OPTIONS = [
+    click.option(
+        "--url",
+        envvar="WATCHKEEPER_URL",
+        default=DEFAULT_URL,
+        show_default=True,
+        help="The service (env WATCHKEEPER_URL).",
+    ),
+    click.option("--token", envvar="WATCHKEEPER_TOKEN", help="API token (env WATCHKEEPER_TOKEN)."),
+]
+
+
+def _api_options(f: Any) -> Any:
+    for option in reversed(_API_OPTIONS):
+        f = option(f)
+    return f
+
+
+def _as_json(data: Any) -> None:
+    import json
+
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _time(value: float | None) -> str:
+    from datetime import UTC, datetime
+
+    if value is None:
+        return "—"
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+@main.command()
+@click.argument("model")
+@click.argument("reference", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--version", "version", default="v1", show_default=True, help="Version name.")
+@click.option("--target", help="The ground-truth column of the reference.")
+@click.option("--prediction", help="The prediction column of the reference.")
+@click.option("--scores", help="Score (probability) columns, comma-separated.")
+@click.option("--segments", help="Segment columns, comma-separated (a new model only).")
+@click.option(
+    "--window-seconds", type=int, help="Evaluation window (a new model only; default 3600)."
+)
+@click.option(
+    "--drift-reference",
+    type=click.Choice(["training", "previous_window"]),
+    help="What windows drift against (a new model only; default training).",
+)
+@click.option("--challenger", is_flag=True, help="Register without making it the champion.")
+@_api_options
+def register(
+    model: str,
+    reference: Path,
+    version: str,
+    target: str | None,
+    prediction: str | None,
+    scores: str | None,
+    segments: str | None,
+    window_seconds: int | None,
+    drift_reference: str | None,
+    challenger: bool,
+    url: str,
+    token: str | None,
+) -> None:
+    """Register MODEL (if new) and a version with its training REFERENCE (.parquet, .csv or
+    .arrow) on a running service."""
+    from urllib.parse import quote, urlencode
+
+    from watchkeeper.sdk._client import _REFERENCE_TYPES
+
+    kind = _REFERENCE_TYPES.get(reference.suffix.lower())
+    if kind is None:
+        raise InputError(f"reference {reference}: expected a .parquet, .csv or .arrow file")
+    if not reference.is_file():
+        raise InputError(f"reference {reference}: no such file")
+    query = {
+        k: v
+        for k, v in {
+            "target": target,
+            "prediction": prediction,
+            "scores": scores,
+            "segments": segments,
+            "window_seconds": None if window_seconds is None else str(window_seconds),
+            "drift_reference": drift_reference,
+            "champion": "false" if challenger else "true",
+        }.items()
+        if v is not None
+    }
+    path = f"/v1/models/{quote(model, safe='')}/versions/{quote(version, safe='')}"
+    answer = _api(
+        url, token, "PUT", f"{path}?{urlencode(query)}", upload=(reference.read_bytes(), kind)
+    )
+    roles: dict[str, list[str]] = {}
+    for col in answer["schema"]["columns"]:
+        roles.setdefault(col["role"], []).append(col["name"])
+    click.echo(
+        f"registered {model} {version} with a {answer['reference_rows']:,}-row reference"
+        + ("" if challenger else " (champion)")
+    )
+    for role, names in sorted(roles.items()):
+        click.echo(f"  {role}: {', '.join(names)}")
+
+
+@main.group()
+def monitors() -> None:
+    """List, add and delete monitors on a running service."""
+
+
+@monitors.command("list")
+@_api_options
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON the service answered.")
+def monitors_list(url: str, token: str | None, as_json: bool) -> None:
+    """List monitors (settings file and API) with the state of each target."""
+    data = _api(url, token, "GET", "/v1/monitors")
+    if as_json:
+        _as_json(data)
+        return
+    table = Table("monitor", "source", "model", "metric", "kind", "targets", "open alerts")
+    for m in data["monitors"]:
+        spec = m["spec"]
+        open_alerts = [
+            f"{t['alert']['id']} {t['alert']['state']}" for t in m["targets"] if t.get("alert")
+        ]
+        table.add_row(
+            escape(m["name"]),
+            m["source"],
+            escape(spec["model"]),
+            escape(spec["metric"]),
+            m["kind"],
+            str(len(m["targets"])),
+            ", ".join(open_alerts) or "—",
+        )
+    Console(highlight=False).print(table)
+
+
+@monitors.command("add")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@_api_options
+def monitors_add(file: Path, url: str, token: str | None) -> None:
+    """Create the monitor(s) of FILE (YAML or JSON: one monitor, a list, or `monitors:`)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise click.UsageError(f"{file}: cannot parse: {exc}") from None
+    if isinstance(data, dict) and "monitors" in data:
+        data = data["monitors"]
+    for spec in data if isinstance(data, list) else [data]:
+        created = _api(url, token, "POST", "/v1/monitors", spec)
+        click.echo(f"created monitor {created['name']}")
+
+
+@monitors.command("delete")
+@click.argument("name")
+@_api_options
+def monitors_delete(name: str, url: str, token: str | None) -> None:
+    """Delete monitor NAME (API monitors only); its open alerts resolve."""
+    from urllib.parse import quote
+
+    _api(url, token, "DELETE", f"/v1/monitors/{quote(name, safe='')}")
+    click.echo(f"deleted monitor {name}")
+
+
+@main.group()
+def alerts() -> None:
+    """List alerts and show one with its history."""
+
+
+@alerts.command("list")
+@_api_options
+@click.option("--model", help="Only this model's alerts.")
+@click.option(
+    "--state",
+    type=click.Choice(["open", "pending", "firing", "resolved", "cancelled"]),
+    help="Only alerts in this state (open: pending or firing).",
+)
+@click.option("--monitor", help="Only this monitor's alerts.")
+@click.option("--severity", type=click.Choice(["warning", "critical"]), help="Only this severity.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON the service answered.")
+def alerts_list(
+    url: str,
+    token: str | None,
+    model: str | None,
+    state: str | None,
+    monitor: str | None,
+    severity: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Alerts, newest first."""
+    from urllib.parse import urlencode
+
+    query = {"model": model, "state": state, "monitor": monitor, "severity": severity}
+    params = urlencode({k: v for k, v in {**query, "limit": limit}.items() if v is not None})
+    data = _api(url, token, "GET", f"/v1/alerts?{params}")
+    if as_json:
+        _as_json(data)
+        return
+    table = Table("id", "state", "severity", "started", "summary")
+    for a in data["alerts"]:
+        table.add_row(
+            str(a["id"]), a["state"], a["severity"], _time(a["started_at"]), escape(a["summary"])
+        )
+    Console(highlight=False).print(table)
+
+
+@alerts.command("show")
+@click.argument("alert_id", type=int)
+@_api_options
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON the service answered.")
+def alerts_show(alert_id: int, url: str, token: str | None, as_json: bool) -> None:
+    """One alert: what it says, its history, deliveries and actions."""
+    a = _api(url, token, "GET", f"/v1/alerts/{alert_id}")
+    if as_json:
+        _as_json(a)
+        return
+    console = Console(highlight=False)
+    console.print(f"[bold]alert {a['id']}[/] {a['state']} {a['severity']}: {escape(a['summary'])}")
+    for f in a["top_features"][:5]:
+        console.print(
+            f"  {escape(str(f['feature']))}: {f['statistic']} (threshold {f['threshold']})"
+        )
+    for h in a["history"]:
+        console.print(f"  {_time(h['at'])} {h['state']}: {escape(h['message'])}")
+    for d in a["deliveries"]:
+        error = f" — {escape(d['last_error'])}" if d["last_error"] else ""
+        console.print(
+            f"  delivery {d['transition']} → {escape(d['notifier'])}: {d['status']}"
+            f" after {d['attempts']} attempt(s){error}"
+        )
+    for j in a["jobs"]:
+        console.print(f"  {j['kind']} job {j['id']}: {j['status']}")
+
+
+@main.group()
+def silence() -> None:
+    """Silence the notifications of matching alerts until an expiry."""
+
+
+@silence.command("add")
+@_api_options
+@click.option("--monitor", help="Match this monitor (shell patterns work).")
+@click.option("--model", help="Match this model (shell patterns work).")
+@click.option("--version", "model_version", help="Match this model version.")
+@click.option("--segment", help="Match this segment.")
+@click.option("--target", help="Match this target (feature).")
+@click.option("--severity", type=click.Choice(["warning", "critical"]), help="Match this severity.")
+@click.option("--duration", required=True, help="How long: seconds or 30m, 2h, 1d.")
+@click.option("--comment", default="", help="Why (kept with the silence).")
+@click.option("--created-by", "created_by", default="", help="Who (kept with the silence).")
+def silence_add(
+    url: str,
+    token: str | None,
+    monitor: str | None,
+    model: str | None,
+    model_version: str | None,
+    segment: str | None,
+    target: str | None,
+    severity: str | None,
+    duration: str,
+    comment: str,
+    created_by: str,
+) -> None:
+    """Create a silence; at least one matcher is needed."""
+    given = {
+        "monitor": monitor,
+        "model": model,
+        "version": model_version,
+        "segment": segment,
+        "target": target,
+        "severity": severity,
+    }
+    matchers = {k: v for k, v in given.items() if v is not None}
+    if not matchers:
+        raise click.UsageError("give at least one matcher: --monitor, --model, --severity, ...")
+    body = {
+        "matchers": matchers,
+        "duration": duration,
+        "comment": comment,
+        "created_by": created_by,
+    }
+    s = _api(url, token, "POST", "/v1/silences", body)
+    click.echo(f"silence {s['id']} until {_time(s['expires_at'])} UTC")
+
+
+@silence.command("list")
+@_api_options
+@click.option("--all", "show_all", is_flag=True, help="Expired silences too.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON the service answered.")
+def silence_list(url: str, token: str | None, show_all: bool, as_json: bool) -> None:
+    """Active silences (with --all, expired ones too)."""
+    data = _api(url, token, "GET", "/v1/silences" + ("" if show_all else "?active=true"))
+    if as_json:
+        _as_json(data)
+        return
+    table = Table("id", "active", "matchers", "expires", "comment")
+    for s in data["silences"]:
+        table.add_row(
+            str(s["id"]),
+            "yes" if s["active"] else "no",
+            escape(", ".join(f"{k}={v}" for k, v in s["matchers"].items())),
+            _time(s["expires_at"]),
+            escape(s["comment"]),
+        )
+    Console(highlight=False).print(table)
+
+
+@silence.command("expire")
+@click.argument("silence_id", type=int)
+@_api_options
+def silence_expire(silence_id: int, url: str, token: str | None) -> None:
+    """End silence SILENCE_ID now."""
+    _api(url, token, "DELETE", f"/v1/silences/{silence_id}")
+    click.echo(f"expired silence {silence_id}")
 
 
 if __name__ == "__main__":  # pragma: no cover

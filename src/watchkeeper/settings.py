@@ -38,6 +38,13 @@ class Settings:
     retention_days: float = 30.0
     require_tokens: bool | None = None  # None: required when binding to a non-loopback host
     log_level: str = "info"
+    processor: str = "process"  # process: a child process works the log; thread: in the server
+    public_url: str = ""  # base URL of links in alerts, e.g. https://wk.example.com
+    monitors: list[Any] = field(default_factory=list)  # alerts.monitors.Monitor, validated
+    notifiers: dict[str, dict[str, Any]] = field(default_factory=dict)  # name → its config
+    delivery_attempts: int = 8
+    delivery_backoff_seconds: float = 1.0
+    delivery_timeout_seconds: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -101,7 +108,7 @@ def load_settings(
             raise InputError(f"settings file {p}: cannot parse: {exc}") from None
         if not isinstance(data, dict):
             raise InputError(f"settings file {p}: expected a mapping at the top level")
-        unknown = sorted(set(data) - set(known) - {"monitors", "notifiers"})
+        unknown = sorted(set(data) - set(known))
         if unknown:
             raise InputError(f"settings file {p}: unknown setting(s) {unknown}")
         values.update({k: v for k, v in data.items() if k in known})
@@ -113,10 +120,52 @@ def load_settings(
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise InputError(f"unknown setting(s) {unknown}")
-    converted = {k: _coerce(k, known[k].type, v) for k, v in values.items()}
+    converted = {
+        k: _structured(k, v) if k in STRUCTURED else _coerce(k, known[k].type, v)
+        for k, v in values.items()
+    }
     settings = dataclasses.replace(Settings(), **converted)  # type: ignore[arg-type]
     _check(settings)
+    _check_alerting(settings)
     return settings
+
+
+STRUCTURED = ("monitors", "notifiers")  # YAML/JSON structures; from the environment: JSON text
+
+
+def _structured(name: str, raw: object) -> object:
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw) if raw.strip() else None
+        except ValueError as exc:
+            raise InputError(f"setting {name}: expected JSON ({exc})") from None
+    if raw is None:
+        return [] if name == "monitors" else {}
+    return raw
+
+
+def _check_alerting(s: Settings) -> None:
+    """Notifiers are built once to check them (no network); monitors are parsed, their
+    ``notify`` names checked against the notifiers."""
+    from watchkeeper.alerts.monitors import Monitor, parse_monitors
+    from watchkeeper.alerts.notifiers import build_notifiers
+
+    if not isinstance(s.notifiers, dict):
+        raise InputError(
+            f"setting notifiers: expected a mapping of name: {{type: ..., ...}}, "
+            f"got {type(s.notifiers).__name__}"
+        )
+    names = list(build_notifiers(s.notifiers))
+    if not isinstance(s.monitors, list) or not all(isinstance(m, Monitor) for m in s.monitors):
+        s.monitors = parse_monitors(s.monitors, notifiers=names, source="config")
+    for name in ("delivery_attempts",):
+        if getattr(s, name) <= 0:
+            raise InputError(f"setting {name}: must be positive, got {getattr(s, name)}")
+    for name in ("delivery_backoff_seconds", "delivery_timeout_seconds"):
+        if getattr(s, name) <= 0:
+            raise InputError(f"setting {name}: must be positive, got {getattr(s, name)}")
+    if s.public_url and not s.public_url.startswith(("http://", "https://")):
+        raise InputError(f"setting public_url: expected an http(s) URL, got {s.public_url!r}")
 
 
 def _check(s: Settings) -> None:
@@ -130,6 +179,8 @@ def _check(s: Settings) -> None:
         value = getattr(s, name)
         if value <= 0:
             raise InputError(f"setting {name}: must be positive, got {value}")
+    if s.processor not in ("process", "thread"):
+        raise InputError(f"setting processor: expected process or thread, got {s.processor!r}")
     if s.label_horizon_days <= 0 or s.retention_days <= 0:
         raise InputError("settings label_horizon_days and retention_days must be positive")
     if s.database_url and not s.database_url.startswith(("sqlite", "postgresql")):

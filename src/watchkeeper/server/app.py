@@ -15,12 +15,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from watchkeeper import __version__
+from watchkeeper.alerts.service import Alerting
 from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.ingest.events import PayloadTooLarge
-from watchkeeper.ingest.processor import Processor
+from watchkeeper.ingest.processor import Processor, ProcessorProcess
 from watchkeeper.ingest.service import IngestService, Overloaded
 from watchkeeper.monitor.evaluate import Evaluator, latest, series
 from watchkeeper.monitor.retention import sweep
+from watchkeeper.server.alerts_api import add_alert_routes
 from watchkeeper.settings import Settings
 from watchkeeper.store.state import Store
 
@@ -85,12 +87,19 @@ def create_app(settings: Settings) -> FastAPI:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.sqlalchemy_url)
     service = IngestService(store, settings)
-    processor = Processor(store, settings)
+    processor: Processor | ProcessorProcess = (
+        ProcessorProcess(settings)
+        if settings.processor == "process"
+        else Processor(store, settings)
+    )
     evaluator = Evaluator(store)
+    alerting = Alerting(store, settings)
+    evaluator.after_pass.append(alerting.engine.run_once)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         processor.start()
+        alerting.start()
         evaluator.start(
             settings.evaluation_interval_seconds,
             maintenance=lambda: sweep(store, settings.lake_dir),
@@ -99,12 +108,15 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             evaluator.stop()
+            alerting.stop()
             processor.stop()
             store.close()
 
     app = FastAPI(title="watchkeeper", version=__version__, lifespan=lifespan)
     app.state.settings, app.state.store, app.state.service = settings, store, service
     app.state.processor, app.state.evaluator = processor, evaluator
+    app.state.alerting = alerting
+    add_alert_routes(app, store, alerting.catalog, public_url=settings.public_url)
 
     if settings.tokens_required:
         from watchkeeper.server.auth import auth_middleware
@@ -159,6 +171,7 @@ def create_app(settings: Settings) -> FastAPI:
             segments=split("segments"),
             window_seconds=int(window) if window and window.isdigit() else None,
             champion=q.get("champion", "true").lower() != "false",
+            drift_reference=q.get("drift_reference"),
         )
 
     @app.get("/v1/models/{model}")

@@ -13,7 +13,9 @@ Series (label sets are bounded: models × versions × a fixed status set):
   ``watchkeeper_feature_drift_threshold{model,feature}`` (features of the schema: bounded),
   ``watchkeeper_drifted_features_share{model}``, ``watchkeeper_model_metric{model,metric}``
   (accuracy, f1, precision, recall, mae, rmse, r2, error_rate, latency quantiles in seconds),
-  ``watchkeeper_window_start_seconds{model}``.
+  ``watchkeeper_window_start_seconds{model}``;
+* alerts: ``watchkeeper_alerts_firing{model,severity}`` and
+  ``watchkeeper_alert_delivery_failures_total{notifier}`` (failed attempts, from the outbox).
 """
 
 from __future__ import annotations
@@ -156,6 +158,28 @@ class _Collector:
             "Batch processing failures since start.",
             value=self.processor.errors,
         )
+        yield from _alert_families(self.store)
+
+
+def _alert_families(store: Store) -> Iterator[Metric]:
+    from watchkeeper.alerts.queries import delivery_failures, firing_counts
+
+    firing = GaugeMetricFamily(
+        "watchkeeper_alerts_firing",
+        "Alerts firing now.",
+        labels=["model", "severity"],
+    )
+    for (model, severity), count in sorted(firing_counts(store).items()):
+        firing.add_metric([model, severity], count)
+    failures = CounterMetricFamily(
+        "watchkeeper_alert_delivery_failures",
+        "Failed attempts to deliver an alert notice, per notifier.",
+        labels=["notifier"],
+    )
+    for notifier, count in sorted(delivery_failures(store).items()):
+        failures.add_metric([notifier], count)
+    yield firing
+    yield failures
 
 
 def render_metrics(store: Store, processor: Any) -> tuple[bytes, str]:

@@ -1,0 +1,54 @@
+"""``Alerting``: the alert parts of a running service, built from its settings.
+
+The monitor catalog, the engine (run by the evaluator after each pass), the delivery outbox
+loop and the job runner. ``create_app`` builds one and starts/stops it with the server.
+"""
+
+from __future__ import annotations
+
+from watchkeeper.alerts.catalog import Catalog
+from watchkeeper.alerts.engine import AlertEngine
+from watchkeeper.alerts.monitors import Monitor, parse_monitors
+from watchkeeper.alerts.outbox import Outbox
+from watchkeeper.alerts.retrain import JobRunner
+from watchkeeper.settings import Settings
+from watchkeeper.store.state import Store
+
+
+class Alerting:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        from watchkeeper.alerts.notifiers import build_notifiers
+
+        self.notifiers = build_notifiers(settings.notifiers)
+        monitors = settings.monitors
+        if not all(isinstance(m, Monitor) for m in monitors):  # Settings built without loading
+            monitors = parse_monitors(monitors, notifiers=list(self.notifiers))
+        self.catalog = Catalog(store, monitors, self.notifiers)
+        self.outbox = Outbox(
+            store,
+            self.notifiers,
+            max_attempts=settings.delivery_attempts,
+            backoff=settings.delivery_backoff_seconds,
+            timeout=settings.delivery_timeout_seconds,
+        )
+        self.jobs = JobRunner(store, settings.data_dir, settings.lake_dir)
+        self.engine = AlertEngine(
+            store,
+            self.catalog,
+            self.notifiers,
+            public_url=settings.public_url,
+            on_enqueue=self._wake,
+        )
+        self._interval = min(1.0, settings.evaluation_interval_seconds)
+
+    def _wake(self) -> None:
+        self.outbox.wake()
+        self.jobs.wake()
+
+    def start(self) -> None:
+        self.outbox.start(self._interval)
+        self.jobs.start(self._interval)
+
+    def stop(self) -> None:
+        self.jobs.stop()
+        self.outbox.stop()
