@@ -10,9 +10,9 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
+from watchkeeper.errors import InputError
 from watchkeeper.ingest.events import from_ipc, to_ipc
 from watchkeeper.store import tables as t
-from watchkeeper.errors import InputError
 from watchkeeper.store.state import ConflictError, IndexRows, NotFoundError, Store
 
 SCHEMA = {"version": 1, "columns": [{"name": "age", "type": "numeric", "role": "feature"}]}
