@@ -39,6 +39,7 @@ WINDOW_METRICS = {
     "f1": "labels",
     "precision": "labels",
     "recall": "labels",
+    "roc_auc": "labels",
     "mae": "labels",
     "rmse": "labels",
     "r2": "labels",

@@ -88,6 +88,17 @@ def predictions(table: pa.Table, schema: Schema) -> list[str | None]:
     return values
 
 
+def scores(table: pa.Table, schema: Schema) -> list[float | None]:
+    """Each event's score (the positive class's probability), for ROC AUC once labels come:
+    the first column the schema names as a score, when the event has it."""
+    for col in schema.by_role(Role.SCORE):
+        if col.name in table.column_names:
+            values = pc.cast(table.column(col.name), pa.float64(), safe=False)
+            out: list[float | None] = values.to_pylist()
+            return out
+    return [None] * table.num_rows
+
+
 def index_rows(store: Store) -> Callable[[str, str, bytes], IndexRows]:
     """``describe`` for ``Store.index_batch``: a logged payload → its prediction-index rows
     (id, event time, the bucket of the model's window, segment key, prediction, score)."""
@@ -95,7 +106,7 @@ def index_rows(store: Store) -> Callable[[str, str, bytes], IndexRows]:
     def describe(model: str, version: str, payload: bytes) -> IndexRows:
         info = store.model(model)
         table = from_ipc(payload)
-        n = table.num_rows
+        schema = store.reference(model, version)[0]
         event_time = table.column("event_time").to_numpy()
         window = info.window_seconds
         buckets = (np.floor(event_time / window) * window).astype(np.int64).tolist()
@@ -106,8 +117,8 @@ def index_rows(store: Store) -> Callable[[str, str, bytes], IndexRows]:
                 event_time.tolist(),
                 buckets,
                 segment_keys(table, info.segments),
-                predictions(table, store.reference(model, version)[0]),
-                [None] * n,
+                predictions(table, schema),
+                scores(table, schema),
                 strict=True,
             )
         )
@@ -299,14 +310,15 @@ class IngestService:
         if info.champion is None:
             raise InputError(f"model {model!r} has no version yet")
         self.index_pending(model)
-        task = _task_of(self.schema(model, info.champion))
+        schema, reference = self.store.reference(model, info.champion)
+        task = _task_of(schema)
         result: dict[str, Any] = accept_actuals(
             self.store,
             model,
             items,
             horizon_seconds=info.label_horizon_seconds,
             granularities=sorted({info.window_seconds, 86400}),
-            aggregate=performance_aggregator(task),
+            aggregate=performance_aggregator(task, binary_classes(schema, reference)),
         )
         if rejected:
             self.store.bump(model, {"actuals_rejected_total": len(rejected)})
@@ -384,13 +396,21 @@ def _task_of(schema: Schema) -> str:
     return "classification"
 
 
-def performance_aggregator(task: str) -> Any:
-    """Merge (prediction, label) pairs into a stored performance aggregate (a dict)."""
+def performance_aggregator(task: str, classes: list[str] | None = None) -> Any:
+    """Merge (prediction, label, score) triples into a stored performance aggregate (a dict).
+
+    Classification keeps the labels' aggregate and, for a binary target whose two classes the
+    reference names (``classes``), a second one over the labelled predictions that carry a
+    score: the ROC AUC of the window comes from it. Predictions without a score still count
+    in accuracy, F1 and the rest."""
+    from watchkeeper.errors import ProfileMismatchError
     from watchkeeper.stats.performance import ClassificationAggregate, RegressionAggregate
 
-    def merge(old: dict[str, Any] | None, pairs: list[tuple[str | None, str]]) -> dict[str, Any]:
-        preds = [p for p, _ in pairs]
-        labels = [lab for _, lab in pairs]
+    def merge(
+        old: dict[str, Any] | None, items: list[tuple[str | None, str, float | None]]
+    ) -> dict[str, Any]:
+        preds = [item[0] for item in items]
+        labels = [item[1] for item in items]
         agg: Any
         if task == "regression":
             y = np.array([_num(v) for v in labels], dtype=float)
@@ -398,15 +418,56 @@ def performance_aggregator(task: str) -> Any:
             agg = RegressionAggregate.from_arrays(y, p)
             if old is not None:
                 agg = RegressionAggregate.from_dict(old["aggregate"]).merge(agg)
-        else:
-            y_true = np.array(labels, dtype=object)
-            y_pred = np.array([None if v is None else str(v) for v in preds], dtype=object)
-            agg = ClassificationAggregate.from_arrays(y_true, y_pred)
-            if old is not None:
-                agg = ClassificationAggregate.from_dict(old["aggregate"]).merge(agg)
-        return {"task": task, "aggregate": agg.to_dict()}
+            return {"task": task, "aggregate": agg.to_dict()}
+        y_true = np.array(labels, dtype=object)
+        y_pred = np.array([None if v is None else str(v) for v in preds], dtype=object)
+        agg = ClassificationAggregate.from_arrays(y_true, y_pred)
+        if old is not None:
+            agg = ClassificationAggregate.from_dict(old["aggregate"]).merge(agg)
+        out: dict[str, Any] = {"task": task, "aggregate": agg.to_dict()}
+        scored = None if old is None else old.get("scored")
+        if classes is not None and len(classes) == 2:
+            keep = [
+                i
+                for i, (pred, label, score) in enumerate(items)
+                if score is not None
+                and np.isfinite(score)
+                and 0.0 <= score <= 1.0
+                and label in classes
+                and pred in classes
+            ]
+            if keep:
+                part = ClassificationAggregate.from_arrays(
+                    y_true[keep],
+                    y_pred[keep],
+                    np.array([items[i][2] for i in keep], dtype=float),
+                    classes=np.array(classes, dtype=object),
+                )
+                try:
+                    scored = (
+                        part
+                        if scored is None
+                        else ClassificationAggregate.from_dict(scored).merge(part)
+                    ).to_dict()
+                except ProfileMismatchError:  # e.g. an old aggregate of other classes
+                    scored = part.to_dict()
+        if scored is not None:
+            out["scored"] = scored
+        return out
 
     return merge
+
+
+def binary_classes(schema: Schema, reference: Any) -> list[str] | None:
+    """The two classes of a binary target, from the reference profile (None otherwise)."""
+    targets = schema.by_role(Role.TARGET)
+    if not targets:
+        return None
+    column = reference.columns.get(targets[0].name)
+    categories = getattr(column, "categories", None)
+    if categories is None or len(categories) != 2:
+        return None
+    return [str(c) for c in categories]
 
 
 def _num(value: object) -> float:

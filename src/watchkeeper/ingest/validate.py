@@ -164,6 +164,11 @@ def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Va
             columns[col.name], _ = coerce_array(_column(table, source), kind)
         else:
             columns[col.name] = pa.nulls(n, pa.float64() if kind == "numeric" else pa.string())
+    for col in schema.by_role(Role.SCORE):  # probabilities: kept for ROC AUC once labels come
+        if col.name in table.column_names:
+            columns[col.name], _ = coerce_array(_column(table, col.name), "numeric")
+        else:
+            columns[col.name] = pa.nulls(n, pa.float64())
     for name in ("prediction", "status", "error"):
         if name in table.column_names:
             columns[name] = as_text(_column(table, name))

@@ -11,7 +11,8 @@ replaces the window's metric points:
 * ``count``, ``error_rate``, ``latency_p50`` / ``latency_p95`` / ``latency_p99`` (seconds,
   interpolated in the latency histogram);
 * with labels: ``accuracy``, ``f1`` (binary: positive class; else macro), ``precision``,
-  ``recall`` or ``mae``, ``rmse``, ``r2``; and ``labels``, the labelled count.
+  ``recall`` or ``mae``, ``rmse``, ``r2``; and ``labels``, the labelled count; ``roc_auc``
+  for a binary model whose events carry a score (its schema's first score column).
 
 Drift uses the statistics core's calibrated decisions at the window's sample size.
 """
@@ -67,7 +68,11 @@ def performance_points(entry: dict[str, Any]) -> dict[str, float | None]:
         m = RegressionAggregate.from_dict(agg["aggregate"]).metrics()
         return {k: _value(m[k]) for k in ("mae", "rmse", "r2")}
     m = ClassificationAggregate.from_dict(agg["aggregate"]).metrics(n_bootstrap=0)
-    return {k: _value(m[k]) for k in ("accuracy", "f1", "precision", "recall")}
+    out = {k: _value(m[k]) for k in ("accuracy", "f1", "precision", "recall")}
+    if agg.get("scored"):  # the labelled predictions that carried a score
+        scored = ClassificationAggregate.from_dict(agg["scored"]).metrics(n_bootstrap=0)
+        out["roc_auc"] = _value(scored.get("roc_auc"))
+    return out
 
 
 class Evaluator:

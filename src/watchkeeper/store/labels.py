@@ -19,7 +19,10 @@ import sqlalchemy as sa
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import ID_CHUNK, Store
 
-Aggregator = Callable[[dict[str, Any] | None, list[tuple[str | None, str]]], dict[str, Any]]
+# (old aggregate or None, [(prediction, label, score)]) → the new aggregate
+Aggregator = Callable[
+    [dict[str, Any] | None, list[tuple[str | None, str, float | None]]], dict[str, Any]
+]
 
 
 def accept_actuals(
@@ -34,7 +37,7 @@ def accept_actuals(
 ) -> dict[str, int]:
     """Store labels and fold matched ones into the performance of their prediction's bucket.
 
-    ``aggregate(old, pairs)`` merges ``(prediction, label)`` pairs into a stored aggregate
+    ``aggregate(old, items)`` merges ``(prediction, label, score)`` items into a stored aggregate
     dict (None when the bucket has none yet) and returns the new one.
     """
     now = time.time() if now is None else now
@@ -58,7 +61,7 @@ def accept_actuals(
                 ).scalars()
             )
         rows: list[dict[str, Any]] = []
-        pairs: dict[tuple[str, str, float], list[tuple[str | None, str]]] = {}
+        pairs: dict[tuple[str, str, float], list[tuple[str | None, str, float | None]]] = {}
         for item, pid in zip(actuals, ids, strict=True):
             if pid in labelled:
                 result["duplicates"] += 1
@@ -72,7 +75,9 @@ def accept_actuals(
             else:
                 status = "matched"
                 key = (pred["version"], pred["segment"], pred["event_time"])
-                pairs.setdefault(key, []).append((pred["prediction"], str(item["label"])))
+                pairs.setdefault(key, []).append(
+                    (pred["prediction"], str(item["label"]), pred["score"])
+                )
             result[status] += 1
             rows.append(
                 {
@@ -85,7 +90,7 @@ def accept_actuals(
             )
         if rows:
             conn.execute(t.actuals.insert(), rows)
-        grouped: dict[tuple[str, str, int, int], list[tuple[str | None, str]]] = {}
+        grouped: dict[tuple[str, str, int, int], list[tuple[str | None, str, float | None]]] = {}
         for (version, segment, event_time), items in pairs.items():
             segs = [segment, "*"] if segment else [""]
             for seg in segs:
