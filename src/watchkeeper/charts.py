@@ -15,8 +15,10 @@ from typing import Any
 import plotly.graph_objects as go
 
 __all__ = [
+    "ALERT_COLOR",
     "CURRENT_COLOR",
     "REFERENCE_COLOR",
+    "TEMPLATE",
     "categorical_distribution_figure",
     "confusion_matrix_figure",
     "distribution_figure",
@@ -26,13 +28,13 @@ __all__ = [
 
 REFERENCE_COLOR = "#94a3b8"
 CURRENT_COLOR = "#2563eb"
-_ALERT_COLOR = "#b91c1c"
+ALERT_COLOR = "#b91c1c"
 _FONT = (
     'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", sans-serif'
 )
 
 # A deliberately small template: plotly's default template adds ~7 kB of JSON to every figure.
-_TEMPLATE = go.layout.Template(
+TEMPLATE = go.layout.Template(
     layout={
         "font": {"family": _FONT, "size": 12, "color": "#1e293b"},
         "paper_bgcolor": "#ffffff",
@@ -106,7 +108,7 @@ def _pct(share: float) -> str:
 
 
 def _base_layout(height: int, hovermode: str = "x unified") -> dict[str, Any]:
-    return {"template": _TEMPLATE, "height": height, "hovermode": hovermode, "bargap": 0.0}
+    return {"template": TEMPLATE, "height": height, "hovermode": hovermode, "bargap": 0.0}
 
 
 def _seq(values: object) -> list[Any]:
@@ -208,7 +210,7 @@ def _outer_annotations(
         if ref[index] == 0 and cur[index] == 0:
             continue
         ref_share, cur_share = _share(ref[index], n_ref), _share(cur[index], n_cur)
-        color = _ALERT_COLOR if cur_share > ref_share else "#475569"
+        color = ALERT_COLOR if cur_share > ref_share else "#475569"
         fig.add_annotation(
             text=f"{label}: ref {_pct(ref_share)} · cur <b>{_pct(cur_share)}</b>",
             xref="paper",
@@ -321,7 +323,7 @@ def confusion_matrix_figure(
             xgap=1,
             ygap=1,
         ),
-        layout={"template": _TEMPLATE, "height": 150 + 56 * min(size, 12)},
+        layout={"template": TEMPLATE, "height": 150 + 56 * min(size, 12)},
     )
     fig.update_layout(
         title={

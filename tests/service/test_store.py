@@ -95,7 +95,7 @@ def test_migrations_are_idempotent_and_state_survives_reopening(
     assert set(t.metadata.tables) <= set(sa.inspect(second.engine).get_table_names())
 
 
-def test_migration_3_adds_the_drift_reference_to_an_older_database(
+def test_migrations_3_and_4_bring_an_older_database_up_to_date(
     database_url: str, open_store: Callable[[str], Store]
 ) -> None:
     first = open_store(database_url)
@@ -103,12 +103,15 @@ def test_migration_3_adds_the_drift_reference_to_an_older_database(
     with first.engine.begin() as conn:  # back to what migration 2 left
         conn.execute(sa.text("ALTER TABLE wk_models DROP COLUMN drift_reference"))
         conn.execute(sa.text("DROP INDEX ix_wk_quarantine_id"))
-        conn.execute(t.schema_version.delete().where(t.schema_version.c.version == 3))
+        conn.execute(sa.text("DROP INDEX ix_wk_points_scope"))
+        conn.execute(t.schema_version.delete().where(t.schema_version.c.version > 2))
     first.close()
     second = open_store(database_url)
-    assert second.schema_version == 3 and second.model("churn").drift_reference == "training"
+    assert second.schema_version == len(t.MIGRATIONS)
+    assert second.model("churn").drift_reference == "training"
     inspector = sa.inspect(second.engine)
     assert "ix_wk_quarantine_id" in {i["name"] for i in inspector.get_indexes("wk_quarantine")}
+    assert "ix_wk_points_scope" in {i["name"] for i in inspector.get_indexes("wk_metric_points")}
     with pytest.raises(InputError, match="drift_reference 'rolling'"):
         second.create_model(
             "x", window_seconds=60, label_horizon_seconds=1, retention_days=1,

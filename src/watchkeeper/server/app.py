@@ -244,4 +244,7 @@ def create_app(settings: Settings) -> FastAPI:
         body, content_type = await run_in_threadpool(render_metrics, store, processor)
         return Response(body, media_type=content_type)
 
+    from watchkeeper.server.dashboard import add_dashboard_routes
+
+    add_dashboard_routes(app)  # the web dashboard: / and /ui/ (docs/dashboard.md)
     return app

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from watchkeeper.server.dashboard.session import is_dashboard_path
 from watchkeeper.store.state import Store
 from watchkeeper.store.tokens import check_token
 
@@ -33,7 +34,7 @@ def auth_middleware(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         path = request.url.path
-        if path in OPEN_PATHS:
+        if path in OPEN_PATHS or is_dashboard_path(path):  # the dashboard checks its cookie
             return await call_next(request)
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("bearer "):
