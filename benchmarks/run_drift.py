@@ -35,6 +35,7 @@ from rich.table import Table
 import data
 import report
 import tools
+from docs_section import replace_section
 
 RESULTS_DIR = tools.BENCH_DIR / "results"
 RAW_DIR = RESULTS_DIR / "raw"
@@ -335,15 +336,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def update_docs(markdown: str) -> None:
-    """Put the results (headings one level down, title dropped) between the doc's markers."""
-    body = markdown.split("\n", 1)[1].lstrip("\n")
-    body = "\n".join("#" + line if line.startswith("## ") else line for line in body.splitlines())
-    text = DOCS_PAGE.read_text()
-    head, sep, rest = text.partition(DOCS_START)
-    _, sep2, tail = rest.partition(DOCS_END)
-    if not (sep and sep2):
-        raise SystemExit(f"{DOCS_PAGE.name}: markers {DOCS_START} / {DOCS_END} not found")
-    DOCS_PAGE.write_text(f"{head}{DOCS_START}\n{body.rstrip()}\n{DOCS_END}{tail}")
+    replace_section(DOCS_PAGE, DOCS_START, DOCS_END, markdown)
 
 
 if __name__ == "__main__":
