@@ -130,6 +130,7 @@ def hour_events(
                 "status": "error" if fail else "ok",
                 "error": "TimeoutError: feature store did not answer" if fail else None,
                 "label": row["churned"],
+                "scores": None if fail else {"1": float(row["churn_score"])},
             }
         )
     return events
@@ -199,6 +200,7 @@ def run_demo(
                         latency_ms=e["latency_ms"],
                         status=e["status"],
                         error=e["error"],
+                        scores=e["scores"],
                     )
                 waiting[h] = [
                     (e["prediction_id"], e["label"]) for e in events if e["status"] == "ok"
@@ -269,6 +271,7 @@ def _print_where_to_look(console: Any, base: str, settings: Any, status: dict[st
     console.print(f"latency p95: {fmt(p95, 0, '{:.3f}')} s → {fmt(p95, -1, '{:.3f}')} s")
     console.print("[bold]where to look[/]")
     for what, url in (
+        ("dashboard", f"{base}/ui/models/{MODEL}"),
         ("model status", f"{base}/v1/models/{MODEL}"),
         ("accuracy over time", f"{base}/v1/models/{MODEL}/metrics?metric=accuracy"),
         (

@@ -75,3 +75,37 @@ def test_accuracy_and_roc_auc_of_a_window(
     # 1000 score bins: within the aggregate's documented bound of the exact value
     assert abs(auc["value"] - expected) < 2e-3, (auc["value"], expected)
     assert auc["value"] != accuracy["value"]
+
+
+def test_labels_that_come_before_their_predictions_join_them_later(
+    database_url: str, open_store: Callable[[str], Store], tmp_path: Path
+) -> None:
+    store = open_store(database_url)
+    settings = load_settings(data_dir=tmp_path / "data", label_horizon_days=9999)
+    service = IngestService(store, settings)
+    rng = np.random.default_rng(9)
+    reference = pa.table({"x": rng.normal(0, 1, 500), "pred": rng.choice(["no", "yes"], 500),
+                          "y": rng.choice(["no", "yes"], 500)})  # fmt: skip
+    service.register("m", reference, prediction="pred", target="y")
+    n = 600
+    ids = [f"e{i}" for i in range(n)]
+    preds, labels = rng.choice(["no", "yes"], n), rng.choice(["no", "yes"], n)
+    early = {
+        "actuals": [{"prediction_id": i, "label": str(y)} for i, y in zip(ids, labels, strict=True)]
+    }
+    assert service.actuals("m", json.dumps(early).encode())["unmatched"] == n
+    table = pa.table(
+        {"prediction_id": ids, "timestamp": T0 + rng.uniform(0, HOUR - 1, n),
+         "x": rng.normal(0, 1, n), "pred": preds}
+    )  # fmt: skip
+    sink = io.BytesIO()
+    with ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    service.ingest("m", sink.getvalue(), "application/vnd.apache.arrow.stream")
+    Processor(store, settings).run_once()
+    Processor(store, settings).run_once()  # a second pass (a restart) changes nothing
+    status = service.status("m")
+    assert (status["actuals_total"], status["actuals_unmatched_total"]) == (n, 0)
+    assert Evaluator(store).run_once(now=T0 + 2 * HOUR) == 1
+    [accuracy] = series(store, "m", "accuracy")
+    assert accuracy["value"] == accuracy_score(labels, preds)

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from watchkeeper.ingest.events import from_ipc
-from watchkeeper.ingest.service import index_rows, segment_keys
+from watchkeeper.ingest.service import index_batch, segment_keys
 from watchkeeper.profiles import DatasetProfile, profile_table
 from watchkeeper.settings import Settings
 from watchkeeper.store.state import Store
@@ -174,7 +174,7 @@ class Processor:
         were processed (0 when another processor got there first)."""
         tables, ids = [], []
         for batch in group:
-            payload = self.store.index_batch(batch["id"], index_rows(self.store))
+            payload = index_batch(self.store, batch["id"], batch["model"])
             if payload is None:  # processed meanwhile (another processor)
                 continue
             table = from_ipc(payload)

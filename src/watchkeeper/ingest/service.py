@@ -88,15 +88,56 @@ def predictions(table: pa.Table, schema: Schema) -> list[str | None]:
     return values
 
 
-def scores(table: pa.Table, schema: Schema) -> list[float | None]:
+def scores(table: pa.Table, schema: Schema, reference: Any = None) -> list[float | None]:
     """Each event's score (the positive class's probability), for ROC AUC once labels come:
-    the first column the schema names as a score, when the event has it."""
-    for col in schema.by_role(Role.SCORE):
-        if col.name in table.column_names:
-            values = pc.cast(table.column(col.name), pa.float64(), safe=False)
-            out: list[float | None] = values.to_pylist()
-            return out
-    return [None] * table.num_rows
+    the first column the schema names as a score that the event has; else, for a binary
+    target, the event's ``scores`` entry of the positive class (``score.<class>``, the class
+    that sorts last, as in the performance aggregate)."""
+    names = [col.name for col in schema.by_role(Role.SCORE)]
+    classes = binary_classes(schema, reference) if reference is not None else None
+    if classes is not None:
+        names.append(f"score.{classes[-1]}")
+    present = [
+        pc.cast(table.column(name), pa.float64(), safe=False)
+        for name in names
+        if name in table.column_names
+    ]
+    if not present:
+        return [None] * table.num_rows
+    out: list[float | None] = (
+        present[0] if len(present) == 1 else pc.coalesce(*present)
+    ).to_pylist()  # per event, the first of them it has
+    return out
+
+
+def index_batch(store: Store, batch_id: int, model: str) -> bytes | None:
+    """Index a logged batch of ``model`` (``Store.index_batch``), then join the labels that
+    came before its predictions; return the batch's payload (None when processed already)."""
+    payload = store.index_batch(batch_id, index_rows(store))
+    if payload is not None:
+        ids = from_ipc(payload).column("prediction_id").to_pylist()
+        rematch_labels(store, model, ids)
+    return payload
+
+
+def rematch_labels(store: Store, model: str, ids: list[str]) -> int:
+    """Join the model's unmatched labels of ``ids`` (their predictions are indexed now)."""
+    from watchkeeper.store.labels import rematch
+
+    if not store.counters(model).get("actuals_unmatched_total"):
+        return 0  # the common case: no label ever came before its prediction
+    info = store.model(model)
+    if info.champion is None:
+        return 0
+    schema, reference = store.reference(model, info.champion)
+    return rematch(
+        store,
+        model,
+        ids,
+        horizon_seconds=info.label_horizon_seconds,
+        granularities=sorted({info.window_seconds, 86400}),
+        aggregate=performance_aggregator(_task_of(schema), binary_classes(schema, reference)),
+    )
 
 
 def index_rows(store: Store) -> Callable[[str, str, bytes], IndexRows]:
@@ -106,7 +147,7 @@ def index_rows(store: Store) -> Callable[[str, str, bytes], IndexRows]:
     def describe(model: str, version: str, payload: bytes) -> IndexRows:
         info = store.model(model)
         table = from_ipc(payload)
-        schema = store.reference(model, version)[0]
+        schema, reference = store.reference(model, version)
         event_time = table.column("event_time").to_numpy()
         window = info.window_seconds
         buckets = (np.floor(event_time / window) * window).astype(np.int64).tolist()
@@ -118,7 +159,7 @@ def index_rows(store: Store) -> Callable[[str, str, bytes], IndexRows]:
                 buckets,
                 segment_keys(table, info.segments),
                 predictions(table, schema),
-                scores(table, schema),
+                scores(table, schema, reference),
                 strict=True,
             )
         )
@@ -298,7 +339,7 @@ class IngestService:
         needs its predictions in the index); return how many were indexed."""
         batches = self.store.unindexed_batches(model)
         for batch_id in batches:
-            self.store.index_batch(batch_id, index_rows(self.store))
+            index_batch(self.store, batch_id, model)
         return len(batches)
 
     def actuals(self, model: str, body: bytes) -> dict[str, Any]:
@@ -467,7 +508,9 @@ def binary_classes(schema: Schema, reference: Any) -> list[str] | None:
     categories = getattr(column, "categories", None)
     if categories is None or len(categories) != 2:
         return None
-    return [str(c) for c in categories]
+    from watchkeeper.stats.labels import sort_classes
+
+    return [str(c) for c in sort_classes([str(c) for c in categories])]
 
 
 def _num(value: object) -> float:

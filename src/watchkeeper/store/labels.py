@@ -90,42 +90,7 @@ def accept_actuals(
             )
         if rows:
             conn.execute(t.actuals.insert(), rows)
-        grouped: dict[tuple[str, str, int, int], list[tuple[str | None, str, float | None]]] = {}
-        for (version, segment, event_time), items in pairs.items():
-            segs = [segment, "*"] if segment else [""]
-            for seg in segs:
-                for g in granularities:
-                    bucket = int(event_time // g * g)
-                    grouped.setdefault((version, seg, g, bucket), []).extend(items)
-        bp = t.bucket_performance.c
-        for (version, seg, g, bucket), items in grouped.items():
-            where = (
-                (bp.model == model)
-                & (bp.version == version)
-                & (bp.segment == seg)
-                & (bp.granularity == g)
-                & (bp.bucket == bucket)
-            )
-            old = conn.execute(sa.select(t.bucket_performance).where(where)).mappings().first()
-            agg = aggregate(None if old is None else old["aggregate"], items)
-            values = {
-                "labels": (0 if old is None else old["labels"]) + len(items),
-                "aggregate": agg,
-                "updated_at": now,
-            }
-            if old is None:
-                conn.execute(
-                    t.bucket_performance.insert().values(
-                        model=model,
-                        version=version,
-                        segment=seg,
-                        granularity=g,
-                        bucket=bucket,
-                        **values,
-                    )
-                )
-            else:
-                conn.execute(t.bucket_performance.update().where(where).values(**values))
+        _fold(conn, model, pairs, granularities, aggregate, now)
         store._bump(
             conn,
             model,
@@ -137,6 +102,116 @@ def accept_actuals(
             },
         )
     return result
+
+
+def _fold(
+    conn: sa.Connection,
+    model: str,
+    pairs: dict[tuple[str, str, float], list[tuple[str | None, str, float | None]]],
+    granularities: Sequence[int],
+    aggregate: Aggregator,
+    now: float,
+) -> None:
+    """Fold matched (prediction, label, score) items, keyed by (version, segment, event
+    time), into the performance aggregate of each bucket they belong to."""
+    grouped: dict[tuple[str, str, int, int], list[tuple[str | None, str, float | None]]] = {}
+    for (version, segment, event_time), items in pairs.items():
+        segs = [segment, "*"] if segment else [""]
+        for seg in segs:
+            for g in granularities:
+                bucket = int(event_time // g * g)
+                grouped.setdefault((version, seg, g, bucket), []).extend(items)
+    bp = t.bucket_performance.c
+    for (version, seg, g, bucket), items in grouped.items():
+        where = (
+            (bp.model == model)
+            & (bp.version == version)
+            & (bp.segment == seg)
+            & (bp.granularity == g)
+            & (bp.bucket == bucket)
+        )
+        old = conn.execute(sa.select(t.bucket_performance).where(where)).mappings().first()
+        agg = aggregate(None if old is None else old["aggregate"], items)
+        values = {
+            "labels": (0 if old is None else old["labels"]) + len(items),
+            "aggregate": agg,
+            "updated_at": now,
+        }
+        if old is None:
+            conn.execute(
+                t.bucket_performance.insert().values(
+                    model=model,
+                    version=version,
+                    segment=seg,
+                    granularity=g,
+                    bucket=bucket,
+                    **values,
+                )
+            )
+        else:
+            conn.execute(t.bucket_performance.update().where(where).values(**values))
+
+
+def rematch(
+    store: Store,
+    model: str,
+    ids: Sequence[str],
+    *,
+    horizon_seconds: float,
+    granularities: Sequence[int],
+    aggregate: Aggregator,
+) -> int:
+    """Join labels that came before their prediction: once the predictions of ``ids`` are in
+    the index, their ``unmatched`` labels become ``matched`` (folded into the performance of
+    their bucket) or ``late`` (the label came after the horizon counted from the prediction's
+    event time). Returns how many were joined. Idempotent: only unmatched labels move."""
+    a, p = t.actuals.c, t.predictions.c
+    pairs: dict[tuple[str, str, float], list[tuple[str | None, str, float | None]]] = {}
+    moved = {"matched": 0, "late": 0}
+    now = time.time()
+    with store.write() as conn:
+        waiting: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), ID_CHUNK):
+            chunk = list(ids[start : start + ID_CHUNK])
+            for row in conn.execute(
+                sa.select(t.actuals).where(
+                    (a.model == model) & a.prediction_id.in_(chunk) & (a.status == "unmatched")
+                )
+            ).mappings():
+                waiting[row["prediction_id"]] = dict(row)
+        if not waiting:
+            return 0
+        found = list(waiting)
+        for start in range(0, len(found), ID_CHUNK):
+            chunk = found[start : start + ID_CHUNK]
+            for pred in conn.execute(
+                sa.select(t.predictions).where((p.model == model) & p.prediction_id.in_(chunk))
+            ).mappings():
+                label = waiting[pred["prediction_id"]]
+                late = label["received_at"] - pred["event_time"] > horizon_seconds
+                status = "late" if late else "matched"
+                moved[status] += 1
+                conn.execute(
+                    t.actuals.update()
+                    .where((a.model == model) & (a.prediction_id == pred["prediction_id"]))
+                    .values(status=status)
+                )
+                if not late:
+                    key = (pred["version"], pred["segment"], pred["event_time"])
+                    pairs.setdefault(key, []).append(
+                        (pred["prediction"], label["label"], pred["score"])
+                    )
+        _fold(conn, model, pairs, granularities, aggregate, now)
+        store._bump(
+            conn,
+            model,
+            {
+                "actuals_unmatched_total": -(moved["matched"] + moved["late"]),
+                "actuals_total": moved["matched"],
+                "actuals_late_total": moved["late"],
+            },
+        )
+    return moved["matched"] + moved["late"]
 
 
 def bucket_performance(
