@@ -469,3 +469,36 @@ def test_bucket_profiles_filters_and_orders(store: Store) -> None:
     index_all(store)
     assert store.last_event_time(model) == 1_714_557_600.0
     assert store.last_event_time("fraud") is None
+
+
+def test_a_batch_id_reused_after_retention_is_indexed_again(
+    database_url: str, open_store: Callable[[str], Store]
+) -> None:
+    """Once retention empties the log, SQLite hands out the same batch ids again: the new
+    batch must be indexed, not taken for the old one."""
+    store = open_store(database_url)
+    model = new_model(store)
+    calls: list[int] = []
+    for n, ids in enumerate((["a", "b"], ["c", "d"])):
+        store.accept_batch(model, "v1", payload(ids), ids)
+        [batch] = store.pending_batches()
+        assert store.index_batch(batch["id"], describe) is not None
+        store.apply_batch(batch["id"], _merge_adding(2, calls, bucket=7200 * (n + 1)))
+        with store.write() as conn:  # the retention sweep
+            conn.execute(t.batches.delete().where(t.batches.c.processed.is_(True)))
+    assert stored_ids(store, model) == ["a", "b", "c", "d"]
+
+
+def test_the_ids_of_batches_another_process_indexed_are_forgotten(
+    database_url: str, open_store: Callable[[str], Store]
+) -> None:
+    server, processor = open_store(database_url), open_store(database_url)
+    model = new_model(server)
+    for k in range(100):
+        ids = [f"f{k}-{i}" for i in range(3)]
+        server.accept_batch(model, "v1", payload(ids), ids)
+        for batch in processor.pending_batches():
+            processor.index_batch(batch["id"], describe)
+            processor.apply_batch(batch["id"], _merge_adding(3, []))
+    assert len(server._unindexed[model]) <= 65  # bounded, not one entry per batch ever
+    assert server.accept_batch(model, "v1", payload(["f5-1"]), ["f5-1"]) == (0, {"f5-1"})

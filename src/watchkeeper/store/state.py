@@ -40,6 +40,7 @@ _T = TypeVar("_T")
 
 ID_CHUNK = 500  # ids per IN (...) lookup
 DRIFT_REFERENCES = ("training", "previous_window")
+UNINDEXED_CHECK = 64  # remembered batches before the processed ones are forgotten
 WRITE_OPTION = "watchkeeper_write"  # execution option of a write transaction (see _begin)
 RETRIES = 3  # a write that lost a race with another process (unique key) is run again
 
@@ -109,7 +110,9 @@ class Store:
         # prediction ids this process has seen, per model; ids of batches not indexed yet
         self._seen: dict[str, IdFilter] = {}
         self._unindexed: dict[str, dict[int, set[str]]] = {}
-        self._indexed: set[int] = set()
+        # batches this process has indexed, by (id, received_at): once retention has emptied
+        # the log, SQLite hands out the same ids again
+        self._indexed: set[tuple[int, float]] = set()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -287,6 +290,7 @@ class Store:
         if not maybe.any():
             return set()
         candidates = [ids[i] for i in np.flatnonzero(maybe).tolist()]
+        self._forget_processed(conn, model)
         pending = self._unindexed.get(model, {})
         found = {c for c in candidates if any(c in batch for batch in pending.values())}
         return found | self._existing_ids(conn, model, [c for c in candidates if c not in found])
@@ -338,8 +342,26 @@ class Store:
                 self._bump(conn, model, {"events_total": len(keep)})
             # committed: remember the ids before the next writer checks its own
             self._seen[model].add(keep)
-            self._unindexed.setdefault(model, {})[int(batch_id)] = set(keep)
+            unindexed = self._unindexed.setdefault(model, {})
+            unindexed[int(batch_id)] = set(keep)
+            if len(unindexed) > UNINDEXED_CHECK:  # the processor may be another process
+                with self.engine.connect() as conn:
+                    self._forget_processed(conn, model)
         return len(keep), duplicates
+
+    def _forget_processed(self, conn: sa.Connection, model: str) -> None:
+        """Drop the remembered ids of batches processed meanwhile (by any process)."""
+        unindexed = self._unindexed.get(model)
+        if not unindexed:
+            return
+        b = t.batches.c
+        pending = set(
+            conn.execute(
+                sa.select(b.id).where((b.model == model) & b.processed.is_(False))
+            ).scalars()
+        )
+        for batch_id in [i for i in unindexed if i not in pending]:
+            del unindexed[batch_id]
 
     def index_batch(
         self, batch_id: int, describe: Callable[[str, str, bytes], IndexRows]
@@ -360,14 +382,15 @@ class Store:
         with self._write_lock:
             with self.write() as conn:
                 row = conn.execute(
-                    sa.select(b.model, b.version, b.payload, b.processed)
+                    sa.select(b.model, b.version, b.payload, b.processed, b.received_at)
                     .where(b.id == batch_id)
                     .with_for_update()
                 ).first()
                 if row is None or row.processed:
                     return None
                 model, version, payload = row.model, row.version, bytes(row.payload)
-                if batch_id in self._indexed:
+                done = (batch_id, float(row.received_at))
+                if done in self._indexed:
                     return payload
                 index = describe(model, version, payload)
                 received = time.time()
@@ -389,7 +412,7 @@ class Store:
                             model,
                             {"events_total": -len(taken), "duplicates_total": len(taken)},
                         )
-            self._indexed.add(batch_id)
+            self._indexed.add(done)
             self._unindexed.get(model, {}).pop(batch_id, None)
         return payload
 
@@ -414,9 +437,11 @@ class Store:
         b = t.batches.c
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(b.id).where((b.model == model) & b.processed.is_(False)).order_by(b.id)
-            ).scalars()
-            return [int(i) for i in rows if int(i) not in self._indexed]
+                sa.select(b.id, b.received_at)
+                .where((b.model == model) & b.processed.is_(False))
+                .order_by(b.id)
+            )
+            return [int(i) for i, at in rows if (int(i), float(at)) not in self._indexed]
 
     def pending_batches(self, limit: int = 20) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -478,6 +503,8 @@ class Store:
                 ).rowcount:
                     conn.execute(t.bucket_profiles.insert().values(**row))
             conn.execute(t.batches.update().where(b.id.in_(batch_ids)).values(processed=True))
+        applied = set(batch_ids)
+        self._indexed = {key for key in self._indexed if key[0] not in applied}
         return True
 
     def bucket_profiles(
