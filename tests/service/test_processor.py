@@ -127,3 +127,51 @@ def test_groups_are_runs_of_one_version_capped_in_events() -> None:
 
     batches = [b(1), b(2), b(3, version="v2"), b(4), b(5, events=GROUP_EVENTS), b(6)]
     assert [[x["id"] for x in g] for g in _groups(batches)] == [[1, 2], [3], [4], [5], [6]]
+
+
+def test_the_processor_process_works_the_log_and_is_restarted_when_killed(
+    database_url: str, open_store: Callable[[str], Store], reference: pa.Table, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import time
+
+    from watchkeeper.ingest.processor import ProcessorProcess
+
+    settings = load_settings(data_dir=tmp_path / "data", database_url=database_url)
+    store = open_store(database_url)
+    service = IngestService(store, settings)
+    service.register("m", reference, prediction="pred", segments=["region"])
+    worker = ProcessorProcess(settings)
+    worker.start()
+    rng = np.random.default_rng(1)
+
+    def send(batch: int) -> None:
+        sink = io.BytesIO()
+        table = events(batch, 200, rng)
+        with ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        service.ingest("m", sink.getvalue(), "application/vnd.apache.arrow.stream")
+
+    def drained(expected: int) -> None:
+        deadline = time.monotonic() + 60
+        while store.pending_events() or worker.events_processed < expected:
+            assert time.monotonic() < deadline, (store.pending_events(), worker.events_processed)
+            time.sleep(0.1)
+
+    try:
+        send(0)
+        drained(200)
+        os.kill(worker._child.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while worker.restarts == 0:
+            assert time.monotonic() < deadline, "the processor process was not restarted"
+            time.sleep(0.1)
+        send(1)
+        drained(200)  # the new child counts from zero
+        assert worker.errors == 0
+        daily = store.bucket_profiles("m", granularity=86400, segment="*")
+        assert sum(row["events"] for row in daily) == 400
+    finally:
+        worker.stop()
+    assert not worker._child.is_alive()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -266,8 +267,9 @@ class ProcessorProcess:
 
         self.settings = settings
         self._ctx = mp.get_context("spawn")
-        self._counts = self._ctx.Array("q", 3)  # batches, events, errors
-        self._stop = self._ctx.Event()
+        # shared memory without locks (no semaphores to leak): batches, events, errors, stop
+        self._counts = self._ctx.RawArray("q", 4)
+        self._stop = threading.Event()
         self._child: Any = None
         self._watch: threading.Thread | None = None
         self.restarts = 0
@@ -287,7 +289,7 @@ class ProcessorProcess:
     def _spawn(self) -> None:
         self._child = self._ctx.Process(
             target=_child_main,
-            args=(self.settings, self._stop, self._counts, os.getpid()),
+            args=(self.settings, self._counts, os.getpid()),
             name="watchkeeper-processor",
             daemon=True,
         )
@@ -310,6 +312,7 @@ class ProcessorProcess:
 
     def stop(self) -> None:
         self._stop.set()
+        self._counts[3] = 1  # the child's stop flag
         if self._watch is not None:
             self._watch.join(timeout=5)
         if self._child is not None:
@@ -319,12 +322,12 @@ class ProcessorProcess:
                 self._child.join(timeout=5)
 
 
-def _child_main(settings: Settings, stop: Any, counts: Any, parent: int) -> None:
+def _child_main(settings: Settings, counts: Any, parent: int) -> None:
     _die_with_parent()
     store = Store(settings.sqlalchemy_url)
     processor = Processor(store, settings)
     try:
-        while not stop.is_set() and os.getppid() == parent:
+        while not counts[3] and os.getppid() == parent:
             try:
                 busy = processor.run_once(raise_errors=False)
             except Exception:  # e.g. the database away for a moment: try again
@@ -337,7 +340,7 @@ def _child_main(settings: Settings, stop: Any, counts: Any, parent: int) -> None
                 processor.errors,
             )
             if not busy:
-                stop.wait(0.2)
+                time.sleep(0.2)
     finally:
         store.close()
 
