@@ -498,11 +498,16 @@ def test_the_bearer_token_is_sent(tmp_path: Path, make_client: Callable[..., Cli
         with_token = make_client(srv.url, token=srv.token)
         with_token.log_prediction("m", features(0), "yes")
         assert with_token.flush(timeout=30)
-        without = make_client(srv.url, spool_dir=tmp_path / "other")
+        # without a token nothing is lost: the event waits in the spool for a working token
+        without = make_client(srv.url, spool_dir=tmp_path / "other", spool_after=1)
         without.log_prediction("m", features(1), "yes")
-        assert without.flush(timeout=30)
+        assert not without.flush(timeout=3)
         assert srv.status("m")["events_total"] == 1
-        assert without.stats.rejected == 1 and "HTTP 401" in (without.stats.last_error or "")
+        assert without.stats.rejected == 0 and "HTTP 401" in (without.stats.last_error or "")
+        assert without.close(timeout=5) is False  # still not delivered: it stays spooled
+        fixed = make_client(srv.url, token=srv.token, spool_dir=tmp_path / "other")
+        assert fixed.flush(timeout=30)
+        assert srv.status("m")["events_total"] == 2
     finally:
         srv.stop()
 

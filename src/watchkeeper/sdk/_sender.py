@@ -283,6 +283,10 @@ class Sender:
         if status in (408, 429) or status >= 500:
             self.counters.add(error=f"{batch.path}: HTTP {status}: {resp.text}")
             return resp
+        if status in (401, 403):  # a token to fix, not bad events: keep them (the spool)
+            msg = f"{batch.path}: HTTP {status}: {resp.text} (events kept until a token works)"
+            self.counters.add(error=msg)
+            return resp
         msg = f"{batch.path}: HTTP {status}: {resp.text}"
         self.counters.add(rejected=n, error=msg)
         log.error("watchkeeper: %d events dropped, not retried: %s", n, msg)
