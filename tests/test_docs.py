@@ -198,3 +198,17 @@ def test_docs_hold_no_absolute_paths_of_a_machine() -> None:
     for name in ("architecture.md", "statistics.md", "cli.md", "python-api.md"):
         text = _read(name)
         assert not re.search(r"(?<![\w./])/(home|Users|tmp|work|root)/", text), name
+
+
+def test_the_readme_settings_file_example_loads(tmp_path: Path) -> None:
+    """The YAML of the README's alerts section is a valid settings file (monitors checked
+    against notifiers, fields validated)."""
+    from watchkeeper.settings import load_settings
+
+    text = (ROOT / "README.md").read_text()
+    [block] = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "monitors:" in b]
+    path = tmp_path / "watchkeeper.yaml"
+    path.write_text(block)
+    settings = load_settings(path, environ={})
+    assert [m.name for m in settings.monitors] == ["accuracy-floor"]
+    assert list(settings.notifiers) == ["ops"]
