@@ -115,17 +115,17 @@ def index_batch(store: Store, batch_id: int, model: str) -> bytes | None:
     came before its predictions; return the batch's payload (None when processed already)."""
     payload = store.index_batch(batch_id, index_rows(store))
     if payload is not None:
-        ids = from_ipc(payload).column("prediction_id").to_pylist()
-        rematch_labels(store, model, ids)
+        rematch_labels(store, model, payload)
     return payload
 
 
-def rematch_labels(store: Store, model: str, ids: list[str]) -> int:
-    """Join the model's unmatched labels of ``ids`` (their predictions are indexed now)."""
+def rematch_labels(store: Store, model: str, payload: bytes) -> int:
+    """Join the model's unmatched labels of a logged payload's predictions (indexed now)."""
     from watchkeeper.store.labels import rematch
 
     if not store.counters(model).get("actuals_unmatched_total"):
-        return 0  # the common case: no label ever came before its prediction
+        return 0  # the common case, and the payload is not decoded for nothing
+    ids = from_ipc(payload).column("prediction_id").to_pylist()
     info = store.model(model)
     if info.champion is None:
         return 0

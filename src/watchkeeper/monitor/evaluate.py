@@ -179,21 +179,12 @@ class Evaluator:
         return count
 
     def _evaluate(self, model: str, window_seconds: int, row: dict[str, Any], now: float) -> None:
+        """A window's points, its evaluation record and its clean flag: one transaction."""
         points, summary = window_points(self.store, model, row)
-        write_points(self.store, model, window_seconds, row, points)
-        self._mark_evaluated(model, window_seconds, row, summary, now)
-
-    def _mark_evaluated(
-        self,
-        model: str,
-        window_seconds: int,
-        row: dict[str, Any],
-        summary: dict[str, Any],
-        now: float,
-    ) -> None:
         key = {"model": model, "version": row["version"], "segment": row["segment"]}
         ev, bp = t.evaluations.c, t.bucket_profiles.c
         with self.store.write() as conn:
+            write_points(conn, model, window_seconds, row, points)
             where = (
                 (ev.model == model)
                 & (ev.version == row["version"])
@@ -315,28 +306,32 @@ def reference_of(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_points(
-    store: Store, model: str, window_seconds: int, row: dict[str, Any], points: list[dict[str, Any]]
+    conn: sa.Connection,
+    model: str,
+    window_seconds: int,
+    row: dict[str, Any],
+    points: list[dict[str, Any]],
 ) -> None:
-    """Replace the metric points of one bucket (per version, segment and bucket length)."""
+    """Replace the metric points of one bucket (per version, segment and bucket length), in
+    the caller's write transaction."""
     key = {"model": model, "version": row["version"], "segment": row["segment"]}
     mp = t.metric_points.c
-    with store.write() as conn:
-        conn.execute(
-            t.metric_points.delete().where(
-                (mp.model == model)
-                & (mp.version == row["version"])
-                & (mp.segment == row["segment"])
-                & (mp.window_start == row["bucket"])
-                & (mp.window_seconds == window_seconds)
-            )
+    conn.execute(
+        t.metric_points.delete().where(
+            (mp.model == model)
+            & (mp.version == row["version"])
+            & (mp.segment == row["segment"])
+            & (mp.window_start == row["bucket"])
+            & (mp.window_seconds == window_seconds)
         )
-        conn.execute(
-            t.metric_points.insert(),
-            [
-                {**key, "window_start": row["bucket"], "window_seconds": window_seconds, **p}
-                for p in points
-            ],
-        )
+    )
+    conn.execute(
+        t.metric_points.insert(),
+        [
+            {**key, "window_start": row["bucket"], "window_seconds": window_seconds, **p}
+            for p in points
+        ],
+    )
 
 
 def series(

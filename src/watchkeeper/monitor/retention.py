@@ -132,6 +132,7 @@ def downsample(store: Store, model: str, *, before: float) -> int:
             continue
         row = {**dict(day), "performance_row": labels.get(key)}
         points, _ = window_points(store, model, row)
-        write_points(store, model, DAY, row, points)
+        with store.write() as conn:
+            write_points(conn, model, DAY, row, points)
         done += 1
     return done

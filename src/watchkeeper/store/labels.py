@@ -11,7 +11,7 @@ nor dropped.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +20,8 @@ from watchkeeper.store import tables as t
 from watchkeeper.store.state import ID_CHUNK, Store
 
 # (old aggregate or None, [(prediction, label, score)]) → the new aggregate
+# (version, segment, event time) → the matched (prediction, label, score) items there
+Pairs = dict[tuple[str, str, float], list[tuple[str | None, str, float | None]]]
 Aggregator = Callable[
     [dict[str, Any] | None, list[tuple[str | None, str, float | None]]], dict[str, Any]
 ]
@@ -44,24 +46,10 @@ def accept_actuals(
     ids = [str(a["prediction_id"]) for a in actuals]
     result = {"matched": 0, "unmatched": 0, "late": 0, "duplicates": 0}
     with store.write() as conn:
-        known: dict[str, dict[str, Any]] = {}
-        labelled: set[str] = set()
-        p, a = t.predictions.c, t.actuals.c
-        for start in range(0, len(ids), ID_CHUNK):
-            chunk = ids[start : start + ID_CHUNK]
-            for row in conn.execute(
-                sa.select(t.predictions).where((p.model == model) & p.prediction_id.in_(chunk))
-            ).mappings():
-                known[row["prediction_id"]] = dict(row)
-            labelled.update(
-                conn.execute(
-                    sa.select(a.prediction_id).where(
-                        (a.model == model) & a.prediction_id.in_(chunk)
-                    )
-                ).scalars()
-            )
+        known = _rows_by_id(conn, t.predictions, model, ids)
+        labelled = set(_rows_by_id(conn, t.actuals, model, ids))
         rows: list[dict[str, Any]] = []
-        pairs: dict[tuple[str, str, float], list[tuple[str | None, str, float | None]]] = {}
+        pairs: Pairs = {}
         for item, pid in zip(actuals, ids, strict=True):
             if pid in labelled:
                 result["duplicates"] += 1
@@ -74,10 +62,7 @@ def accept_actuals(
                 status = "late"
             else:
                 status = "matched"
-                key = (pred["version"], pred["segment"], pred["event_time"])
-                pairs.setdefault(key, []).append(
-                    (pred["prediction"], str(item["label"]), pred["score"])
-                )
+                _add_pair(pairs, pred, str(item["label"]))
             result[status] += 1
             rows.append(
                 {
@@ -104,10 +89,30 @@ def accept_actuals(
     return result
 
 
+def _rows_by_id(
+    conn: sa.Connection, table: sa.Table, model: str, ids: Sequence[str], *where: Any
+) -> dict[str, dict[str, Any]]:
+    """The rows of ``table`` (predictions or actuals) for these prediction ids, by id."""
+    c = table.c
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = list(ids[start : start + ID_CHUNK])
+        query = sa.select(table).where((c.model == model) & c.prediction_id.in_(chunk), *where)
+        for row in conn.execute(query).mappings():
+            found[row["prediction_id"]] = dict(row)
+    return found
+
+
+def _add_pair(pairs: Pairs, prediction: Mapping[str, Any], label: str) -> None:
+    """A matched label, keyed by its prediction's version, segment and event time."""
+    key = (prediction["version"], prediction["segment"], prediction["event_time"])
+    pairs.setdefault(key, []).append((prediction["prediction"], label, prediction["score"]))
+
+
 def _fold(
     conn: sa.Connection,
     model: str,
-    pairs: dict[tuple[str, str, float], list[tuple[str | None, str, float | None]]],
+    pairs: Pairs,
     granularities: Sequence[int],
     aggregate: Aggregator,
     now: float,
@@ -165,42 +170,26 @@ def rematch(
     the index, their ``unmatched`` labels become ``matched`` (folded into the performance of
     their bucket) or ``late`` (the label came after the horizon counted from the prediction's
     event time). Returns how many were joined. Idempotent: only unmatched labels move."""
-    a, p = t.actuals.c, t.predictions.c
-    pairs: dict[tuple[str, str, float], list[tuple[str | None, str, float | None]]] = {}
+    a = t.actuals.c
+    pairs: Pairs = {}
     moved = {"matched": 0, "late": 0}
     now = time.time()
     with store.write() as conn:
-        waiting: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), ID_CHUNK):
-            chunk = list(ids[start : start + ID_CHUNK])
-            for row in conn.execute(
-                sa.select(t.actuals).where(
-                    (a.model == model) & a.prediction_id.in_(chunk) & (a.status == "unmatched")
-                )
-            ).mappings():
-                waiting[row["prediction_id"]] = dict(row)
+        waiting = _rows_by_id(conn, t.actuals, model, ids, t.actuals.c.status == "unmatched")
         if not waiting:
             return 0
-        found = list(waiting)
-        for start in range(0, len(found), ID_CHUNK):
-            chunk = found[start : start + ID_CHUNK]
-            for pred in conn.execute(
-                sa.select(t.predictions).where((p.model == model) & p.prediction_id.in_(chunk))
-            ).mappings():
-                label = waiting[pred["prediction_id"]]
-                late = label["received_at"] - pred["event_time"] > horizon_seconds
-                status = "late" if late else "matched"
-                moved[status] += 1
-                conn.execute(
-                    t.actuals.update()
-                    .where((a.model == model) & (a.prediction_id == pred["prediction_id"]))
-                    .values(status=status)
-                )
-                if not late:
-                    key = (pred["version"], pred["segment"], pred["event_time"])
-                    pairs.setdefault(key, []).append(
-                        (pred["prediction"], label["label"], pred["score"])
-                    )
+        for pred in _rows_by_id(conn, t.predictions, model, list(waiting)).values():
+            label = waiting[pred["prediction_id"]]
+            late = label["received_at"] - pred["event_time"] > horizon_seconds
+            status = "late" if late else "matched"
+            moved[status] += 1
+            conn.execute(
+                t.actuals.update()
+                .where((a.model == model) & (a.prediction_id == pred["prediction_id"]))
+                .values(status=status)
+            )
+            if not late:
+                _add_pair(pairs, pred, label["label"])
         _fold(conn, model, pairs, granularities, aggregate, now)
         store._bump(
             conn,

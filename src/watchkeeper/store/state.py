@@ -248,13 +248,23 @@ class Store:
         return dict(row)
 
     # ------------------------------------------------------------------ ingest
-    def _existing_ids(self, conn: sa.Connection, model: str, ids: Sequence[str]) -> set[str]:
+    def _existing_ids(
+        self,
+        conn: sa.Connection,
+        model: str,
+        ids: Sequence[str],
+        *,
+        other_than: int | None = None,
+    ) -> set[str]:
+        """The ids of ``ids`` in the prediction index (``other_than``: of another batch)."""
+        p = t.predictions.c
         found: set[str] = set()
-        col = t.predictions.c.prediction_id
         for start in range(0, len(ids), ID_CHUNK):
             chunk = list(ids[start : start + ID_CHUNK])
-            q = sa.select(col).where((t.predictions.c.model == model) & col.in_(chunk))
-            found.update(conn.execute(q).scalars())
+            where = (p.model == model) & p.prediction_id.in_(chunk)
+            if other_than is not None:
+                where &= p.batch_id != other_than
+            found.update(conn.execute(sa.select(p.prediction_id).where(where)).scalars())
         return found
 
     def _filter(self, conn: sa.Connection, model: str) -> IdFilter:
@@ -399,7 +409,7 @@ class Store:
                     [(model, version, batch_id, received, *r) for r in index.rows],
                 )
                 if inserted < len(index.rows):
-                    taken = self._owned_elsewhere(conn, model, batch_id, index.ids)
+                    taken = self._existing_ids(conn, model, index.ids, other_than=batch_id)
                     if taken:
                         payload = index.without(taken)
                         conn.execute(
@@ -415,22 +425,6 @@ class Store:
             self._indexed.add(done)
             self._unindexed.get(model, {}).pop(batch_id, None)
         return payload
-
-    def _owned_elsewhere(
-        self, conn: sa.Connection, model: str, batch_id: int, ids: Sequence[str]
-    ) -> set[str]:
-        p = t.predictions.c
-        found: set[str] = set()
-        for start in range(0, len(ids), ID_CHUNK):
-            chunk = list(ids[start : start + ID_CHUNK])
-            found.update(
-                conn.execute(
-                    sa.select(p.prediction_id).where(
-                        (p.model == model) & p.prediction_id.in_(chunk) & (p.batch_id != batch_id)
-                    )
-                ).scalars()
-            )
-        return found
 
     def unindexed_batches(self, model: str) -> list[int]:
         """Ids of the model's logged batches not processed yet, oldest first."""
