@@ -13,7 +13,7 @@ import httpx
 import pyarrow as pa
 import sqlalchemy as sa
 
-from watchkeeper.monitor.retention import sweep
+from watchkeeper.evaluation.retention import sweep
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import Store
 

@@ -15,8 +15,8 @@ from sklearn.metrics import accuracy_score
 
 from watchkeeper.ingest.processor import Processor
 from watchkeeper.ingest.service import IngestService
-from watchkeeper.monitor.evaluate import Evaluator, series
-from watchkeeper.monitor.retention import sweep
+from watchkeeper.evaluation.evaluate import Evaluator, series
+from watchkeeper.evaluation.retention import sweep
 from watchkeeper.settings import load_settings
 from watchkeeper.store.state import Store
 

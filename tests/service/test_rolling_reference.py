@@ -14,7 +14,7 @@ from pyarrow import ipc
 
 from watchkeeper.ingest.processor import Processor
 from watchkeeper.ingest.service import IngestService
-from watchkeeper.monitor.evaluate import Evaluator, series
+from watchkeeper.evaluation.evaluate import Evaluator, series
 from watchkeeper.profiles import DatasetProfile
 from watchkeeper.settings import load_settings
 from watchkeeper.stats.drift import column_drift

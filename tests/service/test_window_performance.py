@@ -15,7 +15,7 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 
 from watchkeeper.ingest.processor import Processor
 from watchkeeper.ingest.service import IngestService
-from watchkeeper.monitor.evaluate import Evaluator, series
+from watchkeeper.evaluation.evaluate import Evaluator, series
 from watchkeeper.settings import load_settings
 from watchkeeper.store.state import Store
 

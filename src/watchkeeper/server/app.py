@@ -20,8 +20,8 @@ from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.ingest.events import PayloadTooLarge
 from watchkeeper.ingest.processor import Processor, ProcessorProcess
 from watchkeeper.ingest.service import IngestService, Overloaded
-from watchkeeper.monitor.evaluate import Evaluator, latest, series
-from watchkeeper.monitor.retention import sweep
+from watchkeeper.evaluation.evaluate import Evaluator, latest, series
+from watchkeeper.evaluation.retention import sweep
 from watchkeeper.server.alerts_api import add_alert_routes
 from watchkeeper.settings import Settings
 from watchkeeper.store.state import Store

@@ -88,7 +88,7 @@ def sweep(store: Store, lake_dir: Path, *, now: float | None = None) -> dict[str
 def downsample(store: Store, model: str, *, before: float) -> int:
     """Evaluate each whole day before ``before`` that has window points but no daily points
     yet, from its daily profile and labels; return how many days were evaluated."""
-    from watchkeeper.monitor.evaluate import window_points, write_points
+    from watchkeeper.evaluation.evaluate import window_points, write_points
 
     bp, mp, perf = t.bucket_profiles.c, t.metric_points.c, t.bucket_performance.c
     with store.engine.connect() as conn:
