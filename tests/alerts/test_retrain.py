@@ -26,9 +26,9 @@ from watchkeeper.alerts.export import export_window
 from watchkeeper.alerts.monitors import parse_monitor
 from watchkeeper.alerts.queries import get_job, list_alerts, list_jobs
 from watchkeeper.alerts.retrain import JobRunner
+from watchkeeper.evaluation.evaluate import Evaluator
 from watchkeeper.ingest.processor import Processor
 from watchkeeper.ingest.service import IngestService
-from watchkeeper.evaluation.evaluate import Evaluator
 from watchkeeper.settings import Settings
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import Store

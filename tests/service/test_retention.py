@@ -13,10 +13,10 @@ import pyarrow as pa
 from pyarrow import ipc
 from sklearn.metrics import accuracy_score
 
-from watchkeeper.ingest.processor import Processor
-from watchkeeper.ingest.service import IngestService
 from watchkeeper.evaluation.evaluate import Evaluator, series
 from watchkeeper.evaluation.retention import sweep
+from watchkeeper.ingest.processor import Processor
+from watchkeeper.ingest.service import IngestService
 from watchkeeper.settings import load_settings
 from watchkeeper.store.state import Store
 

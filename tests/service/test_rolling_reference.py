@@ -12,9 +12,9 @@ import pyarrow as pa
 import pytest
 from pyarrow import ipc
 
+from watchkeeper.evaluation.evaluate import Evaluator, series
 from watchkeeper.ingest.processor import Processor
 from watchkeeper.ingest.service import IngestService
-from watchkeeper.evaluation.evaluate import Evaluator, series
 from watchkeeper.profiles import DatasetProfile
 from watchkeeper.settings import load_settings
 from watchkeeper.stats.drift import column_drift

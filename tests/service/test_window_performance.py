@@ -13,9 +13,9 @@ import pyarrow as pa
 from pyarrow import ipc
 from sklearn.metrics import accuracy_score, roc_auc_score
 
+from watchkeeper.evaluation.evaluate import Evaluator, series
 from watchkeeper.ingest.processor import Processor
 from watchkeeper.ingest.service import IngestService
-from watchkeeper.evaluation.evaluate import Evaluator, series
 from watchkeeper.settings import load_settings
 from watchkeeper.store.state import Store
 

@@ -17,11 +17,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from watchkeeper import __version__
 from watchkeeper.alerts.service import Alerting
 from watchkeeper.errors import InputError, WatchkeeperError
+from watchkeeper.evaluation.evaluate import Evaluator, latest, series
+from watchkeeper.evaluation.retention import sweep
 from watchkeeper.ingest.events import PayloadTooLarge
 from watchkeeper.ingest.processor import Processor, ProcessorProcess
 from watchkeeper.ingest.service import IngestService, Overloaded
-from watchkeeper.evaluation.evaluate import Evaluator, latest, series
-from watchkeeper.evaluation.retention import sweep
 from watchkeeper.server.alerts_api import add_alert_routes
 from watchkeeper.settings import Settings
 from watchkeeper.store.state import Store

@@ -32,8 +32,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from watchkeeper.ingest.processor import LATENCY_BOUNDS, merge_operations
 from watchkeeper.evaluation.evaluate import latest
+from watchkeeper.ingest.processor import LATENCY_BOUNDS, merge_operations
 from watchkeeper.store.state import Store
 
 MODEL_METRICS = {
