@@ -334,11 +334,17 @@ def serve(
     import uvicorn
 
     from watchkeeper.server.app import create_app
+    from watchkeeper.server.launch import DataDirLock, listen
     from watchkeeper.settings import load_settings
 
     settings = load_settings(
         config, host=host, port=port, data_dir=data_dir, database_url=database_url
     )
+    # the port and the data directory are claimed before anything is written
+    sock = listen(settings.host, settings.port)
+    lock = DataDirLock(
+        settings.data_dir, owner=f"watchkeeper serve on {settings.host}:{settings.port}"
+    ).acquire()
     app = create_app(settings)
     click.echo(
         f"watchkeeper {settings.host}:{settings.port}"
@@ -346,13 +352,19 @@ def serve(
         f" · lake {settings.lake_dir}",
         err=True,
     )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=10,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=10,
+        )
     )
+    try:
+        server.run(sockets=[sock])
+    finally:
+        lock.release()
 
 
 @main.group()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import socket
 import threading
 import time
 import urllib.request
@@ -23,6 +24,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from watchkeeper.examples import _frame, churn_example
+from watchkeeper.server.launch import LOCK_NAME, DataDirLock, listen
 
 MODEL = "churn"
 MARKER = ".watchkeeper-demo"
@@ -56,23 +58,36 @@ class DemoPlan:
         return 1.0 if h / max(self.hours - 1, 1) >= self.concept_start else 0.0
 
 
-def prepare_dir(path: Path) -> None:
-    """A fresh demo directory; only a directory made by an earlier demo is ever wiped."""
-    if path.exists():
-        if not (path / MARKER).exists():
-            raise FileExistsError(
-                f"{path} exists and was not made by `watchkeeper demo`; pick another --data-dir"
-            )
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
+def prepare_dir(path: Path) -> DataDirLock:
+    """A fresh demo directory, claimed for this process; only a directory made by an earlier
+    demo is ever wiped, and never while another process (a running demo or ``serve``) holds it.
+    """
+    if path.exists() and not (path / MARKER).exists():
+        raise FileExistsError(
+            f"{path} exists and was not made by `watchkeeper demo`; pick another --data-dir"
+        )
+    lock = DataDirLock(path, owner="watchkeeper demo").acquire()
+    for entry in path.iterdir():
+        if entry.name == LOCK_NAME:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
     (path / MARKER).write_text("made by watchkeeper demo\n")
+    return lock
 
 
-def start_server(app: Any, host: str, port: int) -> tuple[Any, threading.Thread]:
+def start_server(
+    app: Any, host: str, port: int, sock: socket.socket | None = None
+) -> tuple[Any, threading.Thread]:
     import uvicorn
 
+    sock = sock or listen(host, port)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="wk-demo-server", daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="wk-demo-server", daemon=True
+    )
     thread.start()
     url = f"http://{host}:{port}/healthz"
     for _ in range(200):
@@ -162,7 +177,12 @@ def run_demo(
 
     plan = plan or DemoPlan()
     console = Console(stderr=True, highlight=False)
-    prepare_dir(data_dir)
+    sock = listen(host, port)  # before anything is written: a taken port changes nothing
+    try:
+        lock = prepare_dir(data_dir)
+    except BaseException:
+        sock.close()
+        raise
     settings = load_settings(
         data_dir=data_dir,
         host=host,
@@ -170,7 +190,7 @@ def run_demo(
         window_seconds=3600,
         evaluation_interval_seconds=1.0,
     )
-    server, thread = start_server(create_app(settings), host, port)
+    server, thread = start_server(create_app(settings), host, port, sock)
     base = f"http://{host}:{port}"
     console.print(f"[bold]watchkeeper demo[/] · service on {base} · data in {data_dir}")
     register(base, reference_rows=20_000, window_seconds=3600)
@@ -230,6 +250,7 @@ def run_demo(
         client.close(timeout=5)
         server.should_exit = True
         thread.join(timeout=30)
+        lock.release()
     return status if "status" in locals() else {}
 
 
