@@ -4,6 +4,7 @@ process owns gives one line and exit code 3, and nothing is written or wiped."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -155,3 +156,59 @@ def test_lock_and_listen_in_process(tmp_path: Path) -> None:
             listen("127.0.0.1", port)
     finally:
         sock.close()
+
+
+def _group(pgid: int) -> list[str]:
+    """The command lines of the processes in a process group (Linux /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[2]) == pgid:
+                out.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_ctrl_c_stops_serve_and_its_processor_without_a_traceback(tmp_path: Path) -> None:
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*_command(), "serve", "--port", str(port), "--data-dir", str(tmp_path / "d")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**_env(), "WATCHKEEPER_LOG_LEVEL": "info"},
+            start_new_session=True,  # its own process group, as a terminal gives it
+        )
+    try:
+        deadline = time.monotonic() + 90
+        # the processor child (and multiprocessing's helper) must be up and past start-up
+        while time.monotonic() < deadline:
+            group = _group(proc.pid)
+            if any("spawn_main" in c for c in group) and any(
+                "resource_tracker" in c for c in group
+            ):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"no processor process appeared:\n{log.read_text()}")
+        time.sleep(0.5)  # the child may still be importing: it must not be killed then either
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        assert proc.wait(timeout=60) == 0, log.read_text()
+        deadline = time.monotonic() + 30
+        while _group(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _group(proc.pid) == [], "a process of the service outlived Ctrl-C"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    text = log.read_text()
+    assert "Shutting down" in text
+    for bad in ("Traceback", "KeyboardInterrupt", "leak"):
+        assert bad not in text, text

@@ -363,6 +363,8 @@ def serve(
     )
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down cleanly
+        pass
     finally:
         lock.release()
 

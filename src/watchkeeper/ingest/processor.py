@@ -287,13 +287,27 @@ class ProcessorProcess:
         return int(self._counts[2])
 
     def _spawn(self) -> None:
+        import signal
+
         self._child = self._ctx.Process(
             target=_child_main,
             args=(self.settings, self._counts, os.getpid()),
             name="watchkeeper-processor",
             daemon=True,
         )
-        self._child.start()
+        # Ctrl-C reaches the whole process group, but the server stops this child through its
+        # stop flag once the work in hand is done. An ignored signal stays ignored across exec,
+        # so the child starts deaf to SIGINT and an interrupt during its start-up imports
+        # cannot kill it with a traceback. (Only the main thread may change a handler; a
+        # restart from the watch thread relies on the child's own SIG_IGN in _child_main.)
+        if threading.current_thread() is not threading.main_thread():
+            self._child.start()
+            return
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            self._child.start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def start(self) -> None:
         self._spawn()
@@ -323,6 +337,9 @@ class ProcessorProcess:
 
 
 def _child_main(settings: Settings, counts: Any, parent: int) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # see ProcessorProcess._spawn
     _die_with_parent()
     store = Store(settings.sqlalchemy_url)
     processor = Processor(store, settings)
