@@ -238,6 +238,11 @@ def window_points(
 
     drift_cols = [c.name for c in schema.drift_columns()]
     drift_cols += [c.name for c in schema.by_role(Role.PREDICTION) if c.name not in drift_cols]
+    if row["segment"] not in ("", "*"):
+        # a segment's view fixes every segment column (the key names them all): their values
+        # differ from the whole reference's by construction, which is not drift
+        fixed = set(store.model(model).segments)
+        drift_cols = [c for c in drift_cols if c not in fixed]
     drifted = checked = 0
     top: list[tuple[float, str]] = []
     for name in drift_cols:
