@@ -64,7 +64,7 @@ class DataDirLock:
     ...     try:
     ...         DataDirLock(d).acquire()
     ...     except CannotStart as exc:
-    ...         print(str(exc).split(";")[0].endswith("is in use by another watchkeeper process"))
+    ...         print(str(exc).split(" (")[0].endswith("is in use by another watchkeeper process"))
     True
     """
 
