@@ -43,8 +43,8 @@ class DeadLetter:
 
     ``kind`` is ``"predictions"`` or ``"actuals"``; ``time`` is ISO 8601 in UTC; ``response``
     the server's JSON answer (or the first 300 characters of a non-JSON one); ``attempts``
-    how many times the batch was sent; ``events`` exactly as sent to ``POST
-    /v1/models/{model}/{kind}``.
+    the answers in a row counted toward the bound (1 for a 4xx); ``events`` exactly as sent
+    to ``POST /v1/models/{model}/{kind}``.
     """
 
     time: str
