@@ -18,6 +18,7 @@ The full guide is ``docs/sdk.md``.
 """
 
 from watchkeeper.sdk._client import Client, RequestError, default_spool_dir
+from watchkeeper.sdk._deadletter import DeadLetter
 from watchkeeper.sdk._events import new_prediction_id
 from watchkeeper.sdk._monitor import Monitor, Observation
 from watchkeeper.sdk._stats import ClientStats
@@ -26,6 +27,7 @@ from watchkeeper.sdk.middleware import WatchkeeperMiddleware
 __all__ = [
     "Client",
     "ClientStats",
+    "DeadLetter",
     "Monitor",
     "Observation",
     "RequestError",

@@ -15,7 +15,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from watchkeeper.sdk._events import ACTUAL, PREDICTION
+from watchkeeper.sdk._deadletter import DeadLetter, DeadLetters, Strikes, spool_records
+from watchkeeper.sdk._events import ACTUAL, PREDICTION, spool_line
 from watchkeeper.sdk._http import Transport
 from watchkeeper.sdk._monitor import Monitor
 from watchkeeper.sdk._sender import Marker, Sender
@@ -62,6 +63,8 @@ class Client:
         backoff_base: float = 0.5,
         max_backoff: float = 30.0,
         exit_timeout: float = 2.0,
+        dead_letter_attempts: int = 5,
+        dead_letter_seconds: float = 60.0,
     ) -> None:
         _check(batch_size >= 1, "batch_size", batch_size, "at least 1")
         _check(flush_interval > 0, "flush_interval", flush_interval, "positive")
@@ -72,8 +75,13 @@ class Client:
         _check(backoff_base > 0, "backoff_base", backoff_base, "positive")
         _check(max_backoff >= backoff_base, "max_backoff", max_backoff, "at least backoff_base")
         _check(exit_timeout >= 0, "exit_timeout", exit_timeout, "zero or more")
+        attempts, seconds = dead_letter_attempts, dead_letter_seconds
+        _check(attempts >= 1, "dead_letter_attempts", attempts, "at least 1")
+        _check(seconds >= 0, "dead_letter_seconds", seconds, "zero or more")
         self.url = url
         self.spool_dir = Path(spool_dir) if spool_dir is not None else default_spool_dir(url)
+        self.dead_letter_path = self.spool_dir / "dead-letters" / "batches.jsonl"
+        self._dead_letter_bound = (attempts, seconds)
         self.exit_timeout = exit_timeout
         self._transport_args = (url, token, timeout)
         self._sender_args: dict[str, Any] = {
@@ -97,10 +105,13 @@ class Client:
         self._pid = os.getpid()
         self._counters = Counters()
         self._spool = Spool(self.spool_dir, max_bytes=self._spool_max_bytes)
+        self._dead_letters = DeadLetters(self.dead_letter_path, max_bytes=self._spool_max_bytes)
         self._sender = Sender(
             buffer=self._buffer,
             transport=Transport(*self._transport_args),
             spool=self._spool,
+            dead_letters=self._dead_letters,
+            strikes=Strikes(*self._dead_letter_bound),
             counters=self._counters,
             **self._sender_args,
         )
@@ -283,6 +294,24 @@ class Client:
         self._spool.close()
         atexit.unregister(self._at_exit)
         return done
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """The batches the server refused for good, oldest first, with its answer (see
+        ``docs/sdk.md``): in the file ``dead_letter_path``, shared by the clients of one
+        ``spool_dir``."""
+        return self._dead_letters.read()
+
+    def resend_dead_letters(self) -> int:
+        """Move every dead-lettered event back to the spool, to be sent again in the background
+        (after the model was registered, say); returns how many. The file is emptied."""
+
+        def requeue(letters: list[DeadLetter]) -> None:
+            self._spool.append([spool_line(record) for record in spool_records(letters)])
+
+        count = sum(len(letter.events) for letter in self._dead_letters.drain(requeue))
+        if count and not self._closed:
+            self._sender.request_flush()
+        return count
 
     def _at_exit(self) -> None:
         self.close(self.exit_timeout)

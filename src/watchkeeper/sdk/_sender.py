@@ -5,7 +5,9 @@ One daemon thread per client. Each cycle (every ``flush_interval``, or sooner wh
 flight, then the buffer, one batch per model and kind. A network error, a 408, 429 or 5xx
 backs off exponentially with jitter (``Retry-After`` honoured); after ``spool_after``
 failures in a row everything in memory goes to the spool and keeps going there until the
-server answers again. A 413 splits the batch; any other 4xx drops it, counted as rejected.
+server answers again. A 413 splits the batch. A batch the server refuses for good (another
+4xx but 401/403, or the same 5xx but 502/503/504 past the bound of :class:`Strikes`) goes to
+the dead-letter file, counted as rejected, and delivery goes on with the next batch.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import threading
 import time
 from typing import Any
 
+from watchkeeper.sdk._deadletter import KEPT, UNAVAILABLE, DeadLetters, Strikes, batch_key
 from watchkeeper.sdk._events import (
     ACTUAL,
     Batch,
@@ -47,6 +50,8 @@ class Sender:
         buffer: collections.deque[Any],
         transport: Transport,
         spool: Spool,
+        dead_letters: DeadLetters,
+        strikes: Strikes,
         counters: Counters,
         batch_size: int,
         flush_interval: float,
@@ -56,6 +61,7 @@ class Sender:
         max_backoff: float,
     ) -> None:
         self.buffer, self.transport, self.spool, self.counters = buffer, transport, spool, counters
+        self.dead_letters, self.strikes = dead_letters, strikes
         self.batch_size, self.flush_interval, self.max_buffer = (
             batch_size,
             flush_interval,
@@ -72,6 +78,7 @@ class Sender:
         self._failures = 0
         self._retry_at = 0.0
         self._urgent = False
+        self._settled: tuple[object, int, set[tuple[Any, ...]]] = (None, 0, set())
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="watchkeeper-sdk", daemon=True)
@@ -230,9 +237,19 @@ class Sender:
                     break
                 batches, repeats = group(records)
                 self.counters.add(duplicates=repeats)
+                # the batches of this read the server answered for: not sent again when a later
+                # one fails and the same lines are read again (a dead letter stays one letter)
+                at, offset, done = self._settled
+                if at is not segment or offset != segment.offset:
+                    done = set()
+                    self._settled = (segment, segment.offset, done)
                 for batch in batches:
+                    key = batch_key(batch)
+                    if key in done:
+                        continue
                     if self._deliver(batch):
                         return False
+                    done.add(key)
                 segment.offset = end
                 self.counters.add(resent=len(records))
         return True
@@ -273,24 +290,44 @@ class Sender:
             resp = self.transport.post(batch.path, body)
         except NETWORK_ERRORS as exc:
             self.counters.add(error=f"{batch.path}: {type(exc).__name__}: {exc}")
+            self.strikes.clear()  # no answer: an outage, which breaks a row of 5xx
             return Response(0, None, str(exc), None)
         status = resp.status
         if 200 <= status < 300 or (status == 422 and isinstance(resp.body, dict)):
+            self.strikes.settled(batch)
             self._account(batch, resp)
             return None
         if status == 413 and n > 1:
+            self.strikes.settled(batch)
             return "split"
-        if status in (408, 429) or status >= 500:
+        if status in KEPT or status in UNAVAILABLE:  # a token to fix, slow down, an outage:
+            # nothing is wrong with the events, so they are kept (retried, spooled)
+            kept = " (events kept until a token works)" if status in (401, 403) else ""
+            self.counters.add(error=f"{batch.path}: HTTP {status}: {resp.text}{kept}")
+            self.strikes.clear()
+            return resp
+        attempts = self.strikes.hit(batch, status) if status >= 500 else 1
+        if attempts is None:  # a 5xx, not yet past the bound
             self.counters.add(error=f"{batch.path}: HTTP {status}: {resp.text}")
             return resp
-        if status in (401, 403):  # a token to fix, not bad events: keep them (the spool)
-            msg = f"{batch.path}: HTTP {status}: {resp.text} (events kept until a token works)"
-            self.counters.add(error=msg)
-            return resp
-        msg = f"{batch.path}: HTTP {status}: {resp.text}"
-        self.counters.add(rejected=n, error=msg)
-        log.error("watchkeeper: %d events dropped, not retried: %s", n, msg)
+        self._dead_letter(batch, resp, attempts)
         return None
+
+    def _dead_letter(self, batch: Batch, resp: Response, attempts: int) -> None:
+        """Settle a batch the server refuses for good: into the dead-letter file, logged once."""
+        n = len(batch.events)
+        msg = f"{batch.path}: HTTP {resp.status}: {resp.text}"
+        response = resp.body if resp.body is not None else resp.text
+        try:
+            self.dead_letters.append(batch, resp.status, response, attempts)
+        except OSError as exc:
+            msg = f"{msg} (and the dead-letter file: {exc})"
+            self.counters.add(dropped=n, error=msg)
+            log.error("watchkeeper: %d events dropped after %d attempt(s): %s", n, attempts, msg)
+            return
+        self.counters.add(rejected=n, dead_lettered=n, dead_letter_batches=1, error=msg)
+        where = self.dead_letters.path
+        log.error("watchkeeper: %d events refused, moved to %s: %s", n, where, msg)
 
     def _account(self, batch: Batch, resp: Response) -> None:
         body: dict[str, Any] = resp.body if isinstance(resp.body, dict) else {}
