@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 
 from watchkeeper.errors import InputError
@@ -78,8 +80,35 @@ def _event_time(attrs: Mapping[str, Any]) -> float | None:
         return None
 
 
+def _seldon_rows(message: Mapping[str, Any]) -> list[Any]:
+    """Rows of a Seldon Core v1 protocol message: ``{"data": {"names", "ndarray" | "tensor"}}``.
+
+    With names, a row of as many values becomes a mapping (features by name; for a response,
+    class -> probability, Seldon's default names ``t:0``, ``t:1``, ... read as the classes
+    0, 1, ...)."""
+    data = message["data"]
+    if "ndarray" in data:
+        rows = list(data["ndarray"])
+    elif "tensor" in data:
+        tensor = data["tensor"]
+        values = list(tensor.get("values", []))
+        shape = tensor.get("shape", [len(values)])
+        width = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        rows = (
+            values if width == 1 else [values[i : i + width] for i in range(0, len(values), width)]
+        )
+    else:
+        raise InputError("Seldon message: data has neither 'ndarray' nor 'tensor'")
+    names = [n[2:] if re.fullmatch(r"t:\d+", str(n)) else str(n) for n in data.get("names") or []]
+    if names and all(isinstance(r, list) and len(r) == len(names) for r in rows):
+        return [dict(zip(names, r, strict=True)) for r in rows]
+    return rows
+
+
 def _rows(payload: Any, key_v1: str, key_v2: str) -> list[Any]:
     if isinstance(payload, Mapping):
+        if isinstance(payload.get("data"), Mapping):  # Seldon Core v1's own protocol
+            return _seldon_rows(payload)
         if key_v1 in payload:
             return list(payload[key_v1])
         if key_v2 in payload:  # OIP v2: a list of named tensors, row-major
@@ -107,7 +136,9 @@ def _rows(payload: Any, key_v1: str, key_v2: str) -> list[Any]:
             if len(columns) == 1:
                 return list(next(iter(columns.values())))
             return [{name: col[i] for name, col in columns.items()} for i in range(n)]
-    raise InputError(f"payload has neither {key_v1!r} (V1) nor {key_v2!r} (V2)")
+    raise InputError(
+        f"payload has neither {key_v1!r} (V1), {key_v2!r} (V2) nor 'data' (Seldon protocol)"
+    )
 
 
 def pair_to_events(
