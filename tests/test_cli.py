@@ -235,3 +235,16 @@ def test_long_names_fold_in_a_narrow_terminal_table(gate_files: Path) -> None:
     assert "…" not in text and "jensenshannon" in text
     cells = [line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│")]
     assert name in "".join(cells)
+
+
+def test_output_console_wraps_nothing_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    """The console of `report`, `example` and `demo`: a URL longer than any terminal stays on
+    one line when the output is captured (as in CI), on standard output and standard error."""
+    from watchkeeper.progress import output_console
+
+    url = "http://127.0.0.1:8700/models/" + "a_long_model_name_" * 12 + "/versions/v1"
+    output_console().print(f"dashboard: {url}")
+    output_console(stderr=True).print(f"  {'dashboard':<20} {url}")
+    out, err = capsys.readouterr()
+    assert out == f"dashboard: {url}\n"
+    assert err == f"  {'dashboard':<20} {url}\n"
