@@ -155,3 +155,96 @@ def test_demo_replays_and_evaluates(tmp_path: Path) -> None:
     assert "events stored 3,200" in res.stderr
     assert "accuracy: first labelled window" in res.stderr
     assert (tmp_path / "demo" / "lake" / "model=churn").is_dir()
+
+
+# --------------------------------------------------------------------------- the CI gate
+
+
+@pytest.fixture(scope="module")
+def gate_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("gate")
+    rng = np.random.default_rng(0)
+    ref = pa.table({"x": rng.normal(size=2000), "c": rng.choice(["a", "b"], 2000)})
+    cur = pa.table({"x": rng.normal(size=800), "c": rng.choice(["a", "b"], 800)})
+    pa.csv.write_csv(ref, d / "ref.csv")
+    pa.csv.write_csv(cur, d / "cur.csv")
+    pa.csv.write_csv(ref.slice(0, 0), d / "header_only.csv")
+    pa.csv.write_csv(cur.drop(["x"]), d / "no_x.csv")
+    return d
+
+
+@pytest.mark.parametrize("fail_on", ["drift", "dataset-drift"])
+def test_the_drift_gate_never_passes_on_data_it_could_not_check(
+    gate_files: Path, fail_on: str
+) -> None:
+    d = gate_files
+    assert run("report", d / "ref.csv", d / "cur.csv", "--fail-on", fail_on).returncode == 0
+    for current, why in (
+        ("header_only.csv", "no values in the current data): x, c"),
+        ("no_x.csv", "missing from the current data): x"),
+    ):
+        res = run("report", d / "ref.csv", d / current, "--fail-on", fail_on)
+        assert res.returncode == 1, (current, res.stdout, res.stderr)
+        assert f"drift not checked ({why}" in res.stdout
+        # without a gate the report is only a report
+        assert run("report", d / "ref.csv", d / current, "--quiet").returncode == 0
+
+
+def test_output_that_is_not_a_terminal_is_not_wrapped(tmp_path: Path) -> None:
+    """Into a file or a pipe, a long column name and a long path stay whole on one line."""
+    name = "a_feature_with_a_long_descriptive_name_" * 6
+    rng = np.random.default_rng(0)
+    for file, shift in (("a.csv", 0.0), ("b.csv", 1.0)):
+        pa.csv.write_csv(pa.table({name: rng.normal(shift, 1, 1000)}), tmp_path / file)
+    out_dir = tmp_path.joinpath(*["a_long_directory_name_" * 4] * 3)
+    out_dir.mkdir(parents=True)
+    out = out_dir / "report.json"
+    exe = shutil.which("watchkeeper") or "watchkeeper"
+    res = subprocess.run(
+        [exe, "report", tmp_path / "a.csv", tmp_path / "b.csv", "-o", out],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")},  # as in CI
+        timeout=300,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert f"report written to {out}\n" in res.stdout
+    row = next(line for line in res.stdout.splitlines() if name in line)
+    assert "jensenshannon" not in row and "ks" in row and "…" not in res.stdout
+
+
+def test_long_names_fold_in_a_narrow_terminal_table(gate_files: Path) -> None:
+    """In a terminal narrower than the table, the column name wraps in its cell and no value
+    is cut: the method's name stays whole."""
+    import io
+
+    import pandas as pd
+    from rich.console import Console
+
+    from watchkeeper.cli import _print_summary
+    from watchkeeper.report import compare
+
+    name = "customer_lifetime_value_in_euros_last_90_days"
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({name: rng.normal(size=500), "c": rng.choice(["a", "bb"], 500)})
+    report = compare(ref, ref.assign(**{name: ref[name] + 1}))
+    buffer = io.StringIO()
+    _print_summary(report, Console(file=buffer, width=80, highlight=False))
+    text = buffer.getvalue()
+    assert "…" not in text and "jensenshannon" in text
+    cells = [line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│")]
+    assert name in "".join(cells)
+
+
+def test_output_console_wraps_nothing_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    """The console of `report`, `example` and `demo`: a URL longer than any terminal stays on
+    one line when the output is captured (as in CI), on standard output and standard error."""
+    from watchkeeper.progress import output_console
+
+    url = "http://127.0.0.1:8700/models/" + "a_long_model_name_" * 12 + "/versions/v1"
+    output_console().print(f"dashboard: {url}")
+    output_console(stderr=True).print(f"  {'dashboard':<20} {url}")
+    out, err = capsys.readouterr()
+    assert out == f"dashboard: {url}\n"
+    assert err == f"  {'dashboard':<20} {url}\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 import sys
 import time
@@ -540,3 +541,81 @@ def test_categorical_and_confusion_figures() -> None:
     assert matrix.data[0].z[0] == pytest.approx((0.75, 0.25))
     assert distribution_figure(None) is None
     assert distribution_figure({"kind": "text"}) is None
+
+
+# --------------------------------------------------------------------------- colours that mean
+
+
+def _card_class(document: str, label: str) -> str:
+    end = document.index(f'<div class="label">{label}</div>')
+    start = document.rindex('<div class="panel card', 0, end)
+    return document[start:end].split('"')[1].removeprefix("panel card").strip()
+
+
+def _change_class(document: str, key: str) -> str:
+    start = document.index(f'title="{key}"')
+    row = document[start : document.index("</tr>", start)]
+    return re.findall(r'<td class="([^"]*)"', row)[-1].removeprefix("n").strip()
+
+
+def _ci(value: float, half: float = 0.01) -> dict[str, float]:
+    return {"value": value, "ci_low": value - half, "ci_high": value + half}
+
+
+def test_a_change_is_coloured_by_whether_it_is_good(report: dict[str, Any]) -> None:
+    """An improvement is green and a degradation red, whichever way the metric points; a
+    change within the intervals is not coloured."""
+    regression = {
+        "task": "regression",
+        "reference": {
+            "n": 900,
+            "rmse": _ci(2.0),
+            "mae": _ci(1.5),
+            "r2": _ci(0.6),
+            "mape": _ci(0.2),
+        },
+        "current": {
+            "n": 900,
+            "rmse": _ci(1.5),
+            "mae": _ci(1.8),
+            "r2": _ci(0.4),
+            "mape": _ci(0.205),
+        },
+    }
+    document = render_html({**report, "performance": regression})
+    assert _change_class(document, "rmse") == "good"  # error down: better
+    assert _change_class(document, "mae") == "bad"  # error up: worse
+    assert _change_class(document, "r2") == "bad"
+    assert _change_class(document, "mape") == ""  # intervals overlap: no verdict
+    assert _card_class(document, "R²") == "bad"  # the headline, worse
+
+    better = {
+        "task": "binary",
+        "reference": {"n": 900, "accuracy": _ci(0.85), "log_loss": _ci(0.40)},
+        "current": {"n": 900, "accuracy": _ci(0.91), "log_loss": _ci(0.30)},
+    }
+    document = render_html({**report, "performance": better})
+    assert _change_class(document, "accuracy") == "good"
+    assert _change_class(document, "log_loss") == "good"
+    assert _card_class(document, "Accuracy") == "good"
+
+
+def test_dataset_drift_is_green_only_when_nothing_drifted_and_all_was_checked(
+    report: dict[str, Any],
+) -> None:
+    summary = report["summary"]
+    assert summary["dataset_drift"] is False and summary["n_drifted"] == 2
+    assert _card_class(render_html(report), "Dataset drift") == "warn"  # columns drifted
+
+    none_drifted = {**summary, "drifted_columns": [], "n_drifted": 0, "drift_share": 0.0}
+    drift = {n: e | {"drifted": False} for n, e in report["drift"].items()}
+    clean = {**report, "summary": none_drifted | {"drift_usable": True}, "drift": drift}
+    assert _card_class(render_html(clean), "Dataset drift") == "good"
+
+    unchecked = {"x": "missing from the current data"}
+    partial = {**clean, "summary": none_drifted | {"drift_usable": False}}
+    partial["summary"]["unchecked_columns"] = unchecked
+    document = render_html(partial)
+    assert _card_class(document, "Dataset drift") == "warn"
+    assert _card_class(document, "Drifted columns") == "warn"
+    assert "1 could not be checked</b>: x" in document

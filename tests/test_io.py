@@ -15,7 +15,7 @@ import pytest
 from pyarrow import feather
 
 from watchkeeper.errors import InputError
-from watchkeeper.io import coerce_array, read_file, to_table
+from watchkeeper.io import coerce_array, column_names, read_file, to_table
 
 EXPECTED = pa.table({"x": [1.5, 2.5, None], "c": ["a", "b", "a"], "n": [1, 2, 3]})
 
@@ -309,3 +309,19 @@ def test_coerce_array_is_vectorised_on_large_input() -> None:
 def test_coerce_array_unknown_kind() -> None:
     with pytest.raises(InputError, match="unknown column type 'float'"):
         coerce_array(pa.array([1]), "float")
+
+
+def test_column_names_one_string_is_one_name() -> None:
+    assert column_names("proba", "scores") == ["proba"]
+    assert column_names(["p0", "p1"], "scores") == ["p0", "p1"]
+    assert column_names(("a",), "columns") == ["a"]
+    assert column_names((n for n in ("a", "b")), "columns") == ["a", "b"]
+    assert column_names(None, "columns") == [] and column_names([], "columns") == []
+    for bad, message in (
+        (3, "scores: expected a column name or a list of names, got int"),
+        (b"proba", "got bytes"),
+        ({"a": 1}, "got dict"),
+        (["a", 2], "column names must be strings, got 2"),
+    ):
+        with pytest.raises(InputError, match=message):
+            column_names(bad, "scores")  # type: ignore[arg-type]

@@ -299,3 +299,89 @@ def test_a_columns_threshold_does_not_depend_on_the_other_columns() -> None:
     full = watchkeeper.compare(ref, cur, reference_chunks=8)
     alone = watchkeeper.compare(ref, cur, reference_chunks=8, columns=["b"])
     assert full.drift["b"].threshold == alone.drift["b"].threshold
+
+
+# --------------------------------------------------------------------------- the drift gate
+
+
+def _two_columns(rows: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"x": rng.normal(size=rows), "c": rng.choice(["a", "b"], rows)})
+
+
+def test_a_report_on_data_it_could_not_check_is_not_usable() -> None:
+    """An empty current input or a missing drift column leaves "no drift" meaningless: the
+    report says which columns were not checked and why, and ``drift_usable`` is false."""
+    ref = _two_columns(2000)
+    clean = watchkeeper.compare(ref, _two_columns(500, seed=1))
+    assert clean.drift_usable and clean.unchecked == {} and sorted(clean.checked) == ["c", "x"]
+    assert clean.to_dict()["summary"]["drift_usable"] is True
+
+    empty = watchkeeper.compare(ref, ref.iloc[:0])
+    assert empty.checked == [] and not empty.drift_usable and not empty.drifted_columns
+    assert empty.unchecked == {
+        "x": "no values in the current data",
+        "c": "no values in the current data",
+    }
+    summary = empty.to_dict()["summary"]
+    assert summary["drift_usable"] is False and set(summary["unchecked_columns"]) == {"x", "c"}
+
+    missing = watchkeeper.compare(ref, _two_columns(500, seed=1).drop(columns=["x"]))
+    assert missing.checked == ["c"] and missing.unchecked == {"x": "missing from the current data"}
+    assert not missing.drift_usable
+
+    all_null = watchkeeper.compare(ref, _two_columns(500, seed=1).assign(x=np.nan))
+    assert all_null.unchecked == {"x": "no values in the current data"}
+    assert not all_null.drift_usable
+
+
+def test_one_name_given_as_a_string_is_one_column() -> None:
+    rng = np.random.default_rng(0)
+    n = 3000
+    y = rng.integers(0, 2, n)
+    proba = np.clip(y * 0.6 + rng.random(n) * 0.4, 0, 1)
+    ref = pd.DataFrame(
+        {"x": rng.normal(size=n), "z": rng.normal(size=n), "y": y, "p": (proba > 0.5).astype(int)}
+    ).assign(proba=proba)
+    as_list = watchkeeper.compare(ref, ref, target="y", prediction="p", scores=["proba"])
+    as_str = watchkeeper.compare(ref, ref, target="y", prediction="p", scores="proba")
+    assert [c.name for c in as_str.schema.by_role("score")] == ["proba"]
+    assert as_str.performance is not None and as_list.performance is not None
+    assert as_str.performance["current"]["roc_auc"] == as_list.performance["current"]["roc_auc"]
+
+    one = watchkeeper.compare(ref, ref, columns="z")
+    assert list(one.drift) == ["z"]
+    schema = watchkeeper.infer_schema(ref, segments="p", exclude="x", scores="proba")
+    assert schema["p"].role.value == "segment" and not schema["x"].drift
+    for bad in (3, [b"proba"], {"proba": 1}):
+        with pytest.raises(watchkeeper.InputError, match="scores"):
+            watchkeeper.compare(ref, ref, target="y", prediction="p", scores=bad)  # type: ignore[arg-type]
+
+
+def test_a_target_absent_from_the_current_data_is_expected() -> None:
+    """Labels come late: a current frame without its target (or with the target still empty)
+    gets info findings, not a critical missing column; a message names only absent columns."""
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame(
+        {"x": rng.normal(size=2000), "y": rng.integers(0, 2, 2000), "p": rng.integers(0, 2, 2000)}
+    )
+    cur = ref.drop(columns=["y"])
+    report = watchkeeper.compare(ref, cur, target="y", prediction="p")
+    assert [f for f in report.findings if f.severity != "info"] == []
+    kinds = {f.kind: f for f in report.findings}
+    assert "missing_column" not in kinds and kinds["missing_target"].column == "y"
+    no_labels = kinds["no_labels"].message
+    assert "'y'" in no_labels and "'p'" not in no_labels
+    assert report.performance is not None and report.performance["current"] is None
+    assert report.drift_usable  # the target is no drift column: drift was fully checked
+
+    unlabelled = watchkeeper.compare(ref, ref.assign(y=None), target="y", prediction="p")
+    assert [f for f in unlabelled.findings if f.severity != "info"] == []
+    assert any(f.kind == "all_missing" and f.column == "y" for f in unlabelled.findings)
+
+    # a prediction (not a target) that is missing stays a critical finding
+    no_prediction = watchkeeper.compare(ref, ref.drop(columns=["p"]), target="y", prediction="p")
+    critical = [f for f in no_prediction.findings if f.severity == "critical"]
+    assert [(f.column, f.kind) for f in critical] == [("p", "missing_column")]
+    message = next(f.message for f in no_prediction.findings if f.kind == "no_labels")
+    assert "'p'" in message and "'y'" not in message

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from watchkeeper.errors import InputError, WatchkeeperError
+from watchkeeper.progress import output_console
 
 FAIL_ON = ("drift", "dataset-drift", "quality", "performance")
 
@@ -58,17 +59,27 @@ def _print_summary(report: Any, console: Console, limit: int = 15) -> None:
         f"  · decision: {report.settings['decision']}"
         f" (false-alarm rate {report.settings['false_alarm_rate']:g} per column)"
     )
+    by_reason: dict[str, list[str]] = {}
+    for name, why in report.unchecked.items():
+        by_reason.setdefault(why, []).append(escape(name))
+    for why, names in by_reason.items():
+        console.print(f"[yellow]drift not checked[/] ({why}): {', '.join(names)}")
     table = Table("column", "type", "method", "statistic", "threshold", "drifted", "effect")
+    table.columns[0].overflow = "fold"  # a long name wraps in its cell, never cut
+    for column in table.columns[1:]:
+        column.no_wrap, column.min_width = True, len(str(column.header))
     for d in list(report.drift.values())[:limit]:
-        table.add_row(
-            escape(d.column),
+        cells = (
             d.type,
             d.method,
             "—" if d.statistic is None else f"{d.statistic:.4g}",
             "—" if d.threshold is None else f"{d.threshold:.4g}",
-            "[red]yes[/]" if d.drifted else "no",
+            "yes" if d.drifted else "no",
             "—" if d.effect_size is None else f"{d.effect_size:.3f}",
         )
+        for column, cell in zip(table.columns[1:], cells, strict=True):
+            column.min_width = max(column.min_width or 0, len(cell))
+        table.add_row(escape(d.column), *cells[:4], "[red]yes[/]" if d.drifted else "no", cells[5])
     console.print(table)
     if len(report.drift) > limit:
         console.print(f"… and {len(report.drift) - limit} more columns")
@@ -197,7 +208,7 @@ def report(
     )
     _write(result, output)
     if not quiet:
-        console = Console(stderr=False, highlight=False)
+        console = output_console()
         _print_summary(result, console)
         if output is not None:
             console.print(f"report written to {output}")
@@ -206,8 +217,9 @@ def report(
 
 def _tripped(result: Any, fail_on: tuple[str, ...]) -> bool:
     checks = {
-        "drift": bool(result.drifted_columns),
-        "dataset-drift": bool(result.dataset_drift),
+        # a gate never passes on data it could not check (empty input, missing column)
+        "drift": bool(result.drifted_columns) or not result.drift_usable,
+        "dataset-drift": bool(result.dataset_drift) or not result.drift_usable,
         "quality": any(
             f.severity in ("warning", "critical") and f.kind != "performance_degraded"
             for f in result.findings
@@ -241,7 +253,7 @@ def example(out_dir: Path, rows: int) -> None:
     from watchkeeper.examples import DRIFTED, churn_example
     from watchkeeper.report import compare
 
-    console = Console(highlight=False)
+    console = output_console()
     out_dir.mkdir(parents=True, exist_ok=True)
     ref, cur = churn_example(reference_rows=rows, current_rows=max(rows * 2 // 5, 50))
     pq.write_table(ref, out_dir / "reference.parquet")

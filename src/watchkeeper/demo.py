@@ -168,15 +168,15 @@ def run_demo(
     keep_serving: bool = True,
 ) -> dict[str, Any]:
     """Run the demo; returns the model's status once the replay has been evaluated."""
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from watchkeeper.progress import output_console
     from watchkeeper.sdk import Client
     from watchkeeper.server.app import create_app
     from watchkeeper.settings import load_settings
 
     plan = plan or DemoPlan()
-    console = Console(stderr=True, highlight=False)
+    console = output_console(stderr=True)
     sock = listen(host, port)  # before anything is written: a taken port changes nothing
     try:
         lock = prepare_dir(data_dir)

@@ -10,18 +10,26 @@ autoescaping; figure JSON is embedded in ``<script type="application/json">`` bl
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from importlib import resources
 from typing import Any
 
 import jinja2
 from markupsafe import Markup
 
-__all__ = ["render_html"]
+from watchkeeper.html_format import (
+    finite,
+    fmt_compact,
+    fmt_delta,
+    fmt_num,
+    fmt_p,
+    fmt_pct,
+    fmt_time,
+    is_number,
+)
 
-_DASH = "—"
+__all__ = ["fmt_compact", "fmt_num", "fmt_p", "fmt_pct", "render_html"]
+
 _SEVERITY_ORDER = {"error": 0, "critical": 0, "warning": 1, "info": 2}
 _HEADLINE_METRICS = ("accuracy", "roc_auc", "f1_macro", "macro.f1", "r2", "rmse", "mae")
 _NOT_METRICS = frozenset({"n", "classes", "confusion_matrix"})
@@ -40,110 +48,14 @@ _METRIC_NAMES = {
     "mape": "MAPE",
     "r2": "R²",
 }
+# Which way a metric improves: a change is coloured good or bad by it, never by its sign.
+_HIGHER_IS_BETTER = frozenset({"accuracy", "roc_auc", "pr_auc", "f1", "precision", "recall", "r2"})
+_LOWER_IS_BETTER = frozenset({"rmse", "mae", "mape", "log_loss", "brier"})
+_ZERO_IS_BEST = frozenset({"mean_error"})
 _COUNT_KEYS = ("missing_share", "type_errors", "out_of_range", "unseen", "top_unseen")
 _QUALITY_KEYS = (*_COUNT_KEYS, "min", "max", "mean", "std")
 # Distribution panels opened (and plotted) on load; the rest render when expanded.
 _OPEN_ON_LOAD = 6
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _finite(value: object) -> float | None:
-    """``value`` as a finite float, or None."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def fmt_num(value: object) -> str:
-    """Format a statistic: integers with thousands separators, floats to 4 significant digits."""
-    if value is None or isinstance(value, jinja2.Undefined):
-        return _DASH
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        text = f"{value:,}"
-    elif not isinstance(value, float):
-        return str(value)
-    elif math.isnan(value):
-        return _DASH
-    elif math.isinf(value):
-        text = "∞" if value > 0 else "-∞"
-    elif value == 0:
-        text = "0"
-    elif abs(value) >= 1e-3:
-        text = f"{value:.4g}"
-        text = f"{value:,.0f}" if "e" in text or abs(value) >= 1e4 else text
-    else:
-        text = _sci(value, 2)
-    return "−" + text[1:] if text.startswith("-") else text
-
-
-def _sci(value: float, digits: int) -> str:
-    mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
-
-
-def fmt_p(value: object) -> str:
-    """Format a p-value: fixed for p >= 0.001, scientific below."""
-    p = _finite(value)
-    if p is None:
-        return _DASH
-    if p == 0:
-        return "< 1e-300"
-    return f"{p:.3f}" if p >= 1e-3 else _sci(p, 2)
-
-
-def fmt_pct(value: object) -> str:
-    """Format a share in [0, 1] as a percentage."""
-    share = _finite(value)
-    if share is None:
-        return _DASH
-    if share == 0:
-        return "0%"
-    if abs(share) < 1e-4:
-        return "<0.01%" if share > 0 else "−<0.01%"
-    if abs(share) < 0.01:
-        return f"{share * 100:.2f}%"
-    return f"{share * 100:.1f}%"
-
-
-def fmt_delta(value: object, *, pct: bool = False) -> str:
-    """Signed change (true minus sign), as a number or a percentage."""
-    delta = _finite(value)
-    if delta is None:
-        return _DASH
-    text = fmt_pct(abs(delta)) if pct else fmt_num(abs(delta))
-    return text if delta == 0 else ("+" if delta > 0 else "−") + text
-
-
-def fmt_compact(value: object) -> str:
-    """Like :func:`fmt_num`, but large magnitudes get a k/M/G/T suffix (4 significant digits)."""
-    number = _finite(value)
-    if number is None or abs(number) < 1e4:
-        return fmt_num(value)
-    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(number) >= scale:
-            return f"{number / scale:.4g}{suffix}"
-    return fmt_num(value)  # pragma: no cover - unreachable
-
-
-def fmt_time(value: object) -> str:
-    """ISO-8601 timestamp to ``YYYY-MM-DD HH:MM`` plus ``UTC`` or the offset."""
-    if not isinstance(value, str):
-        return _DASH
-    try:
-        stamp = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    offset = stamp.utcoffset()
-    zone = "" if offset is None else " UTC" if not offset else f" {stamp:%z}"
-    return f"{stamp:%Y-%m-%d %H:%M}{zone}"
 
 
 def _metric_name(key: str) -> str:
@@ -173,7 +85,7 @@ def _get(mapping: object, *keys: str) -> Any:
 
 
 def _effect_key(entry: Mapping[str, Any]) -> tuple[int, float]:
-    effect = _finite(entry.get("effect_size"))
+    effect = finite(entry.get("effect_size"))
     return (1, 0.0) if effect is None else (0, -effect)
 
 
@@ -181,7 +93,7 @@ def _unseen(entry: Mapping[str, Any], quality: object) -> Any:
     if entry.get("type") != "categorical":
         return None
     count = _get(quality, "current", "unseen")
-    if _is_number(count):
+    if is_number(count):
         return count
     dist = _map(entry.get("distribution"))
     categories = _list(dist.get("categories"))
@@ -201,7 +113,7 @@ def _drift_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         if isinstance(entry, Mapping)
     ]
     entries.sort(key=_effect_key)
-    effects = [_finite(e.get("effect_size")) for e in entries]
+    effects = [finite(e.get("effect_size")) for e in entries]
     max_effect = max((e for e in effects if e is not None), default=0.0)
     rows = []
     for index, (entry, effect) in enumerate(zip(entries, effects, strict=True)):
@@ -233,8 +145,8 @@ def _quality_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         )
         cur["top_unseen"] = [str(v) for v in _list(cur["top_unseen"])][:5]
         change = q.get("missing_share_change")
-        counts = (_finite(cur.get(k)) for k in ("type_errors", "out_of_range", "unseen"))
-        issue = any(c is not None and c > 0 for c in counts) or (_finite(change) or 0.0) > 0.01
+        counts = (finite(cur.get(k)) for k in ("type_errors", "out_of_range", "unseen"))
+        issue = any(c is not None and c > 0 for c in counts) or (finite(change) or 0.0) > 0.01
         row = {"column": name, "type": q.get("type"), "ref": ref, "cur": cur, "change": change}
         rows.append(row | {"issue": issue})
     return rows
@@ -253,13 +165,26 @@ def _metric_paths(metrics: object, prefix: tuple[str, ...] = ()) -> list[tuple[s
     return paths
 
 
+def _verdict(metric: str, ref: float | None, cur: float | None) -> str | None:
+    """``"better"`` or ``"worse"`` for a change of a metric whose good direction is known."""
+    if ref is None or cur is None or ref == cur:
+        return None
+    if metric in _HIGHER_IS_BETTER:
+        return "better" if cur > ref else "worse"
+    if metric in _LOWER_IS_BETTER:
+        return "better" if cur < ref else "worse"
+    if metric in _ZERO_IS_BEST and abs(cur) != abs(ref):
+        return "better" if abs(cur) < abs(ref) else "worse"
+    return None
+
+
 def _metric_row(path: tuple[str, ...], ref: object, cur: object) -> dict[str, Any]:
     r, c = ({"value": None, **_map(_get(side, *path))} for side in (ref, cur))
-    rl, rh, cl, ch = (_finite(x.get(k)) for x in (r, c) for k in ("ci_low", "ci_high"))
+    rl, rh, cl, ch = (finite(x.get(k)) for x in (r, c) for k in ("ci_low", "ci_high"))
     disjoint = False
     if rl is not None and rh is not None and cl is not None and ch is not None:
         disjoint = ch < rl or cl > rh
-    rv, cv = _finite(r["value"]), _finite(c["value"])
+    rv, cv = finite(r["value"]), finite(c["value"])
     name = _metric_name(path[-1])
     if len(path) == 2:
         name = f"{name} ({path[0].replace('_', ' ')})"
@@ -271,6 +196,10 @@ def _metric_row(path: tuple[str, ...], ref: object, cur: object) -> dict[str, An
         "cur": c,
         "disjoint": disjoint,
         "delta": cv - rv if rv is not None and cv is not None else None,
+        # "good" / "bad" when the change is credible (the intervals do not overlap)
+        "tone": {"better": "good", "worse": "bad"}.get(_verdict(path[-1], rv, cv) or "")
+        if disjoint
+        else None,
     }
 
 
@@ -282,7 +211,7 @@ def _performance(report: Mapping[str, Any]) -> dict[str, Any] | None:
     paths = dict.fromkeys([*_metric_paths(ref), *_metric_paths(cur)])
     rows = [_metric_row(path, ref, cur) for path in paths]
     metrics = [m for m in rows if m["group"] is None]
-    by_key = {m["key"]: m for m in metrics if _finite(m["cur"]["value"]) is not None}
+    by_key = {m["key"]: m for m in metrics if finite(m["cur"]["value"]) is not None}
     headline = next((by_key[k] for k in _HEADLINE_METRICS if k in by_key), None)
     return {
         "task": perf.get("task") or cur.get("task") or ref.get("task"),
@@ -339,9 +268,12 @@ def _context(report: Mapping[str, Any]) -> dict[str, Any]:
         {"name": name, "anchor": anchors.get(name, "drift")}
         for name in sorted(names, key=lambda n: order.get(n, len(order)))
     ]
+    unchecked = _map(summary.get("unchecked_columns"))
     return {
         "report": report,
         "title": report.get("title") or "Model monitoring report",
+        "unchecked": list(unchecked),
+        "drift_tone": _drift_tone(summary, len(drifted), bool(unchecked)),
         "summary": summary,
         "settings": _map(report.get("settings")),
         "drifted": drifted,
@@ -357,6 +289,16 @@ def _context(report: Mapping[str, Any]) -> dict[str, Any]:
         "reference_color": charts.REFERENCE_COLOR,
         "current_color": charts.CURRENT_COLOR,
     }
+
+
+def _drift_tone(summary: Mapping[str, Any], n_drifted: int, unchecked: bool) -> str:
+    """The dataset-drift card's colour: green only when nothing drifted and all was checked."""
+    verdict = summary.get("dataset_drift")
+    if verdict is True:
+        return "bad"
+    if verdict is not False:
+        return ""
+    return "warn" if n_drifted or unchecked or summary.get("drift_usable") is False else "good"
 
 
 def _count(value: object, fallback: int) -> int:

@@ -33,7 +33,14 @@ import pyarrow.compute as pc
 
 from watchkeeper.errors import InputError
 
-__all__ = ["ACCEPTED_INPUTS", "ISO_DATETIME_RE", "coerce_array", "read_file", "to_table"]
+__all__ = [
+    "ACCEPTED_INPUTS",
+    "ISO_DATETIME_RE",
+    "coerce_array",
+    "column_names",
+    "read_file",
+    "to_table",
+]
 
 ACCEPTED_INPUTS = (
     "a pandas or polars DataFrame, a pyarrow Table or RecordBatch, a dict of columns, "
@@ -58,6 +65,35 @@ _MISSING_RE = r"^(?:|nan|na|n/a|null|none)$"
 _SECONDS = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 _UTC_US = pa.timestamp("us", tz="UTC")
 _KINDS = ("numeric", "categorical", "datetime", "text", "id")
+
+
+# --------------------------------------------------------------------------- names
+
+
+def column_names(value: str | Iterable[str] | None, what: str) -> list[str]:
+    """One or many column names as a list: a string is one name, never its characters.
+
+    Every parameter that takes "a column or columns" goes through this. ``what`` names the
+    parameter in the error raised for anything that is not a name or an iterable of names.
+
+    >>> column_names("proba", "scores"), column_names(("p0", "p1"), "scores")
+    (['proba'], ['p0', 'p1'])
+    >>> column_names(None, "columns")
+    []
+    """
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, bytes | Mapping) or not isinstance(value, Iterable):
+        raise InputError(
+            f"{what}: expected a column name or a list of names, got {_type_name(value)}"
+        )
+    names = list(value)
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise InputError(f"{what}: column names must be strings, got {bad[0]!r}")
+    return names
 
 
 # --------------------------------------------------------------------------- loading

@@ -57,16 +57,18 @@ def performance_section(
     }
     labelled = [k for k, (y, p, _) in arrays.items() if y is not None and p is not None]
     section: dict[str, Any] = {"target": target, "prediction": prediction, "task": None}
-    for side in sides:
+    for side, table in sides.items():
         section[side] = None
         if side not in labelled:
+            absent = [n for n in (target, prediction) if n not in table.column_names]
+            names = " and ".join(repr(n) for n in absent)
             findings.append(
                 Finding(
                     None,
                     "info",
                     "no_labels",
-                    f"the {side} data has no {target!r} and "
-                    f"{prediction!r} columns: no performance for it",
+                    f"the {side} data has no {names} column{'s' if len(absent) > 1 else ''}: "
+                    "no performance for it",
                 )
             )
     if not labelled:

@@ -1,4 +1,5 @@
-"""A rich progress bar for long work, silent for small inputs and when output is not a terminal."""
+"""Terminal output: a rich progress bar for long work, silent for small inputs and when output
+is not a terminal; and :func:`output_console`, which wraps lines for a terminal only."""
 
 from __future__ import annotations
 
@@ -10,6 +11,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, Tim
 from rich.progress import Progress as RichProgress
 
 LARGE_INPUT_ROWS = 500_000
+# the width given to output that is not a terminal: wide enough that no table is squeezed
+UNWRAPPED_WIDTH = 10_000
+
+
+def output_console(*, stderr: bool = False) -> Console:
+    """A console for standard output (or error). On a terminal, lines wrap at its width; into
+    a file, a pipe or a CI log nothing is wrapped or cut: a path or URL stays on one line and
+    a table takes its natural width."""
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:
+        console = Console(stderr=stderr, highlight=False, soft_wrap=True, width=UNWRAPPED_WIDTH)
+    return console
 
 
 class Progress:

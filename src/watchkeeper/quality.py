@@ -80,9 +80,12 @@ def _missing_changed(ref: dict[str, Any], cur: dict[str, Any]) -> bool:
 
 
 def compare_quality(
-    name: str, ref: ColumnProfile, cur: ColumnProfile
+    name: str, ref: ColumnProfile, cur: ColumnProfile, *, late: bool = False
 ) -> tuple[dict[str, Any], list[Finding]]:
-    """Reference and current quality of a column, their change, and the findings."""
+    """Reference and current quality of a column, their change, and the findings.
+
+    ``late``: the column's values may arrive after the rest (the target: labels come late),
+    so more missing values in the current data are an info finding, not a warning."""
     q_ref, q_cur = column_quality(ref), column_quality(cur)
     entry = {
         "type": "numeric" if isinstance(ref, NumericProfile) else "categorical",
@@ -95,17 +98,24 @@ def compare_quality(
     def add(severity: str, kind: str, message: str) -> None:
         findings.append(Finding(name, severity, kind, message))
 
+    lagging = late and q_cur["missing_share"] > q_ref["missing_share"]
+    later = " (labels may not have arrived yet)" if lagging else ""
     for side, q, prof in (("reference", q_ref, ref), ("current", q_cur, cur)):
         if q["rows"] and prof.count == 0:
-            add("warning", "all_missing", f"{name} has no valid values in the {side} data")
+            expected = lagging and side == "current"
+            add(
+                "info" if expected else "warning",
+                "all_missing",
+                f"{name} has no valid values in the {side} data{later if expected else ''}",
+            )
     if ref.count > 0 and _is_constant(ref):
         add("info", "constant_column", f"{name} is constant in the reference")
     if _missing_changed(q_ref, q_cur):
         add(
-            "warning",
+            "info" if lagging else "warning",
             "missing_share_change",
             f"{name}: missing share went from {q_ref['missing_share']:.2%} "
-            f"to {q_cur['missing_share']:.2%}",
+            f"to {q_cur['missing_share']:.2%}{later}",
         )
     if q_cur["type_errors"]:
         add(

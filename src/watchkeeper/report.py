@@ -28,22 +28,13 @@ import pyarrow as pa
 
 from watchkeeper import __version__
 from watchkeeper.errors import InputError
-from watchkeeper.io import to_table
+from watchkeeper.io import column_names, to_table
 from watchkeeper.profiles import DatasetProfile, profile_reference, profile_table
 from watchkeeper.progress import Progress
 from watchkeeper.quality import Finding, compare_quality
-from watchkeeper.schema import ColumnType, Role, Schema, infer_schema
-from watchkeeper.stats.drift import (
-    CATEGORICAL_METHODS,
-    DECISIONS,
-    DEFAULT_METHODS,
-    FIXED_THRESHOLDS,
-    NUMERIC_METHODS,
-    ColumnDrift,
-    check_method,
-    column_drift,
-    default_method,
-)
+from watchkeeper.report_settings import Setting, column_settings, resolve_schema
+from watchkeeper.schema import Role, Schema
+from watchkeeper.stats.drift import DEFAULT_METHODS, ColumnDrift, column_drift
 from watchkeeper.stats.numeric import DEFAULT_BINS
 
 MAX_REFERENCE_CHUNKS = 50
@@ -69,22 +60,53 @@ class Report:
         return [name for name, d in self.drift.items() if d.drifted]
 
     @property
+    def checked(self) -> list[str]:
+        """Drift columns that got a statistic, in ``drift`` order."""
+        return [name for name, d in self.drift.items() if d.statistic is not None]
+
+    @property
+    def unchecked(self) -> dict[str, str]:
+        """Drift columns of the schema that could not be checked, each with the reason: absent
+        from the current data, or without a value on one side (an empty input, say)."""
+        out: dict[str, str] = {}
+        for col in self.schema.drift_columns():
+            d = self.drift.get(col.name)
+            if d is None:
+                out[col.name] = "missing from the current data"
+            elif d.statistic is None:
+                out[col.name] = (
+                    "no values in the reference"
+                    if d.n_reference == 0
+                    else "no values in the current data"
+                    if d.n_current == 0
+                    else d.note or "no statistic"
+                )
+        return out
+
+    @property
+    def drift_usable(self) -> bool:
+        """True when every drift column was checked (and there was at least one): only then
+        does "no drift" mean something. A CI gate fails when this is false."""
+        return bool(self.checked) and not self.unchecked
+
+    @property
     def drift_share(self) -> float:
-        checked = [d for d in self.drift.values() if d.statistic is not None]
+        checked = self.checked
         return len(self.drifted_columns) / len(checked) if checked else 0.0
 
     @property
     def dataset_drift(self) -> bool:
-        checked = any(d.statistic is not None for d in self.drift.values())
-        return checked and self.drift_share >= float(self.settings["drift_share"])
+        return bool(self.checked) and self.drift_share >= float(self.settings["drift_share"])
 
     def summary(self) -> dict[str, Any]:
         return {
-            "columns_checked": sum(d.statistic is not None for d in self.drift.values()),
+            "columns_checked": len(self.checked),
             "drifted_columns": self.drifted_columns,
             "n_drifted": len(self.drifted_columns),
             "drift_share": self.drift_share,
             "dataset_drift": self.dataset_drift,
+            "unchecked_columns": self.unchecked,
+            "drift_usable": self.drift_usable,
             "findings": len(self.findings),
         }
 
@@ -135,50 +157,6 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _resolve_schema(
-    reference: pa.Table,
-    schema: Schema | None,
-    target: str | None,
-    prediction: str | None,
-    scores: Sequence[str] | None,
-    timestamp: str | None,
-    columns: Sequence[str] | None,
-) -> Schema:
-    if schema is None:
-        schema = infer_schema(
-            reference, target=target, prediction=prediction, scores=scores, timestamp=timestamp
-        )
-    else:  # a given schema is copied, and the named roles applied to the copy
-        roles: dict[str, Role] = {n: Role.SCORE for n in scores or ()}
-        roles.update(
-            {
-                n: r
-                for n, r in (
-                    (target, Role.TARGET),
-                    (prediction, Role.PREDICTION),
-                    (timestamp, Role.TIMESTAMP),
-                )
-                if n is not None
-            }
-        )
-        for name in roles:
-            if name not in schema.columns:
-                raise InputError(f"unknown column {name!r}: not in the schema")
-        schema = Schema.from_dict(schema.to_dict()).with_overrides(
-            {n: {"role": r} for n, r in roles.items() if schema.columns[n].role != r}
-        )
-    if columns is not None:
-        unknown = [c for c in columns if c not in schema.columns]
-        if unknown:
-            raise InputError(f"unknown column(s) {unknown}; the reference has {schema.names()}")
-        for col in schema.columns.values():
-            col.drift = col.name in columns and col.type in (
-                ColumnType.NUMERIC,
-                ColumnType.CATEGORICAL,
-            )
-    return schema
-
-
 def _reference_chunks(
     table: pa.Table, schema: Schema, n_current: int, chunks: int | None
 ) -> list[pa.Table]:
@@ -205,76 +183,15 @@ def _reference_chunks(
     return [table.slice(a, b - a) for a, b in itertools.pairwise(bounds)]
 
 
-@dataclass(frozen=True)
-class _Setting:
-    method: str
-    decision: str
-    threshold: float | None
-
-
-def _keyed(
-    value: str | Mapping[str, str] | None, schema: Schema, what: str, allowed: Sequence[str]
-) -> dict[str, str]:
-    """A per-column option as a mapping keyed by column name, type name or "default"."""
-    if value is None:
-        return {}
-    by_key = {"default": value} if isinstance(value, str) else dict(value)
-    unknown = sorted(set(by_key) - set(schema.columns) - {"numeric", "categorical", "default"})
-    if unknown:
-        raise InputError(f"{what} given for unknown column(s) {unknown}")
-    for key, name in by_key.items():
-        if name not in allowed:
-            where = "" if key == "default" else f"{key!r}: "
-            raise InputError(f"{where}unknown {what} {name!r}; use one of {', '.join(allowed)}")
-    return by_key
-
-
-def _column_settings(
-    schema: Schema,
-    method: str | Mapping[str, str] | None,
-    decision: str | Mapping[str, str],
-    thresholds: Mapping[str, float],
-) -> dict[str, _Setting]:
-    """Method, decision and fixed threshold per drift column. Each option is one value for all
-    columns, or a mapping keyed by column name, then ``"numeric"`` / ``"categorical"``, then
-    ``"default"``. A single method name applies to the columns it can; others keep theirs."""
-    known = (*NUMERIC_METHODS, *(m for m in CATEGORICAL_METHODS if m not in NUMERIC_METHODS))
-    methods = _keyed(method, schema, "drift method", known)
-    decisions = _keyed(decision, schema, "decision", DECISIONS)
-    settings: dict[str, _Setting] = {}
-    for col in schema.drift_columns():
-        kind = col.type.value
-        chosen_decision = (
-            decisions.get(col.name) or decisions.get(kind) or decisions.get("default", "calibrated")
-        )
-        fallback = default_method(kind, chosen_decision)
-        explicit = methods.get(col.name) or methods.get(kind)
-        chosen = explicit or methods.get("default") or fallback
-        try:
-            check_method(kind, chosen, chosen_decision)
-        except ValueError as exc:
-            if explicit is not None or chosen == fallback:
-                raise InputError(f"column {col.name!r}: {exc}") from None
-            chosen = fallback  # e.g. "ks" for all: categoricals keep their default
-        limit = thresholds.get(col.name, thresholds.get(chosen))
-        if chosen_decision == "threshold" and limit is None and chosen not in FIXED_THRESHOLDS:
-            raise InputError(
-                f"column {col.name!r}: method {chosen!r} has no default fixed threshold; "
-                "give one in thresholds (CLI: --threshold)"
-            )
-        settings[col.name] = _Setting(chosen, chosen_decision, limit)
-    return settings
-
-
 def compare(
     reference: object,
     current: object,
     *,
     target: str | None = None,
     prediction: str | None = None,
-    scores: Sequence[str] | None = None,
+    scores: str | Sequence[str] | None = None,
     schema: Schema | None = None,
-    columns: Sequence[str] | None = None,
+    columns: str | Sequence[str] | None = None,
     method: str | Mapping[str, str] | None = None,
     decision: str | Mapping[str, str] = "calibrated",
     false_alarm_rate: float = 0.01,
@@ -301,13 +218,15 @@ def compare(
     """
     if not 0 < false_alarm_rate < 1:
         raise InputError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
+    scores = column_names(scores, "scores") or None
+    columns = None if columns is None else column_names(columns, "columns")
     ref_t, cur_t = to_table(reference, name="reference"), to_table(current, name="current")
     for name in (target, prediction, *(scores or ())):
         if name is not None and name not in ref_t.column_names and name not in cur_t.column_names:
             raise InputError(f"unknown column {name!r}: not in the reference or the current data")
-    schema = _resolve_schema(ref_t, schema, target, prediction, scores, timestamp, columns)
+    schema = resolve_schema(ref_t, schema, target, prediction, scores, timestamp, columns)
     try:
-        col_settings = _column_settings(schema, method, decision, thresholds or {})
+        col_settings = column_settings(schema, method, decision, thresholds or {})
     except ValueError as exc:
         raise InputError(str(exc)) from None
     with Progress(enabled=progress, rows=ref_t.num_rows + cur_t.num_rows) as bar:
@@ -355,7 +274,7 @@ def _evaluate(
     ref_p: DatasetProfile,
     cur_p: DatasetProfile,
     chunks: list[DatasetProfile],
-    col_settings: Mapping[str, _Setting],
+    col_settings: Mapping[str, Setting],
     alpha: float,
     seed: int | None,
     step: Any,
@@ -366,14 +285,11 @@ def _evaluate(
     cache: dict[tuple[object, ...], Any] = {}
     for name, ref in ref_p.columns.items():
         cur = cur_p.columns.get(name)
+        is_target = ref_p.schema.columns[name].role == Role.TARGET
         if cur is None:
-            findings.append(
-                Finding(
-                    name, "critical", "missing_column", f"{name} is missing from the current data"
-                )
-            )
+            findings.append(_missing(name, is_target))
             continue
-        quality[name], more = compare_quality(name, ref, cur)
+        quality[name], more = compare_quality(name, ref, cur, late=is_target)
         findings.extend(more)
         if name in col_settings:
             setting = col_settings[name]
@@ -392,6 +308,17 @@ def _evaluate(
             step(name)
     ranked = sorted(drift.values(), key=lambda d: -1.0 if d.effect_size is None else -d.effect_size)
     return {d.column: d for d in ranked}, quality, findings
+
+
+def _missing(name: str, is_target: bool) -> Finding:
+    if is_target:  # labels often arrive after the predictions: expected, not an error
+        return Finding(
+            name,
+            "info",
+            "missing_target",
+            f"{name} (the target) is not in the current data: labels may not have arrived yet",
+        )
+    return Finding(name, "critical", "missing_column", f"{name} is missing from the current data")
 
 
 def _frame_findings(

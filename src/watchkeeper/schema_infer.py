@@ -50,19 +50,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from watchkeeper.errors import SchemaError
-from watchkeeper.io import ISO_DATETIME_RE, to_table
+from watchkeeper.io import ISO_DATETIME_RE, column_names, to_table
 from watchkeeper.schema import ColumnSchema, ColumnType, Role, Schema, _not_found, default_drift
 
 __all__ = ["infer_schema"]
 
 _SAMPLE_SIZE = 10_000
 _ID_NAME_TOKENS = frozenset({"id", "uuid", "guid", "identifier"})
-
-
-def _as_list(value: str | Sequence[str] | None) -> list[str]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
 
 
 def _id_like_name(name: str) -> bool:
@@ -173,11 +167,11 @@ def infer_schema(
         ("numeric", numeric, ColumnType.NUMERIC), ("datetime", datetime, ColumnType.DATETIME),
         ("id_columns", id_columns, ColumnType.ID),
     ]  # fmt: skip
-    excluded = set(_as_list(exclude))
+    excluded = set(column_names(exclude, "exclude"))
     for name in sorted(excluded - set(available)):
         raise SchemaError(f"exclude: {_not_found(name, available)}")
     for arg, names, kind in [*role_args, *type_args]:
-        for name in _as_list(names):
+        for name in column_names(names, arg):
             if name not in available:
                 raise SchemaError(f"{arg}: {_not_found(name, available)}")
             seen: dict[str, Any] = roles if isinstance(kind, Role) else forced
