@@ -25,30 +25,11 @@ from typing import Any
 
 from watchkeeper.alerts.actions import Action, parse_action, parse_duration
 from watchkeeper.errors import InputError
+from watchkeeper.evaluation.metrics import CATALOGUE
 
-# metric → how its sample size is read from the window ("labels" or "count")
-WINDOW_METRICS = {
-    "drifted_share": "count",
-    "count": "count",
-    "error_rate": "count",
-    "latency_p50": "count",
-    "latency_p95": "count",
-    "latency_p99": "count",
-    "labels": "labels",
-    "accuracy": "labels",
-    "f1": "labels",
-    "precision": "labels",
-    "recall": "labels",
-    "roc_auc": "labels",
-    "mae": "labels",
-    "rmse": "labels",
-    "r2": "labels",
-}
-FEATURE_METRICS = {
-    "drift_statistic": "count",
-    "prediction_drift": "count",
-    "missing_share": "count",
-}
+# metric → how its sample size is read from the window ("labels" or "count"): the catalogue's
+WINDOW_METRICS = {m.name: m.sample for m in CATALOGUE.values() if not m.per_feature}
+FEATURE_METRICS = {m.name: m.sample for m in CATALOGUE.values() if m.per_feature}
 STREAM_METRICS = {"error": "labels"}  # the 0/1 error stream of labelled predictions
 METRICS = {**WINDOW_METRICS, **FEATURE_METRICS, **STREAM_METRICS}
 ALIASES = {"volume": "count", "drift_score": "drift_statistic"}

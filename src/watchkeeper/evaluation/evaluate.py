@@ -14,7 +14,9 @@ replaces the window's metric points:
   ``recall`` or ``mae``, ``rmse``, ``r2``; and ``labels``, the labelled count; ``roc_auc``
   for a binary model whose events carry a score (its schema's first score column).
 
-Drift uses the statistics core's calibrated decisions at the window's sample size.
+Drift uses the statistics core's calibrated decisions at the window's sample size. The
+performance and latency metrics written are those of the catalogue
+(:mod:`watchkeeper.evaluation.metrics`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from watchkeeper.evaluation.metrics import latency, performance
 from watchkeeper.ingest.processor import LATENCY_BOUNDS
 from watchkeeper.profiles import DatasetProfile
 from watchkeeper.quality import column_quality
@@ -63,15 +66,18 @@ def _value(metric: Any) -> float | None:
 
 
 def performance_points(entry: dict[str, Any]) -> dict[str, float | None]:
+    """The catalogue's performance metrics of the entry's task, each the aggregate's metric of
+    its name; a ``scored`` one only when some labelled predictions carried a score."""
     agg = entry["aggregate"]
     if agg["task"] == "regression":
         m = RegressionAggregate.from_dict(agg["aggregate"]).metrics()
-        return {k: _value(m[k]) for k in ("mae", "rmse", "r2")}
+        return {p.name: _value(m[p.name]) for p in performance("regression")}
+    metrics = performance("classification")
     m = ClassificationAggregate.from_dict(agg["aggregate"]).metrics(n_bootstrap=0)
-    out = {k: _value(m[k]) for k in ("accuracy", "f1", "precision", "recall")}
+    out = {p.name: _value(m[p.name]) for p in metrics if not p.scored}
     if agg.get("scored"):  # the labelled predictions that carried a score
         scored = ClassificationAggregate.from_dict(agg["scored"]).metrics(n_bootstrap=0)
-        out["roc_auc"] = _value(scored.get("roc_auc"))
+        out |= {p.name: _value(scored.get(p.name)) for p in metrics if p.scored}
     return out
 
 
@@ -285,8 +291,8 @@ def window_points(
     ops = row["operations"]
     point("count", "", ops["count"])
     point("error_rate", "", ops["errors"] / ops["count"] if ops["count"] else None)
-    for q in (0.5, 0.95, 0.99):
-        point(f"latency_p{round(q * 100)}", "", latency_quantile(ops["latency_counts"], q))
+    for name, q in latency().items():
+        point(name, "", latency_quantile(ops["latency_counts"], q))
     perf = row.get("performance_row")
     if perf is not None and perf["labels"]:
         point("labels", "", perf["labels"])

@@ -1,0 +1,263 @@
+"""The catalogue of window metrics: one entry per metric the evaluator writes for a window.
+
+Every reader takes its list from here, so a new window metric is one entry in
+:data:`CATALOGUE` (and a row in docs/service.md):
+
+* the evaluator (:mod:`watchkeeper.evaluation.evaluate`) writes a performance metric for each
+  entry of its task (the aggregate's metric of that name) and a latency quantile for each
+  entry with a ``quantile``;
+* the alert monitors (:mod:`watchkeeper.alerts.monitors`) accept every name here, per feature
+  or not, with its sample size from ``sample``;
+* ``/metrics`` (:mod:`watchkeeper.server.metrics`) exports the newest value of every entry
+  with ``exports``, each into its Prometheus family;
+* the dashboard (:mod:`watchkeeper.server.dashboard`) names each metric by its ``label`` and
+  formats its values with the filter named by ``format``.
+
+``tests/dashboard/test_metric_catalogue.py`` checks each entry against each reader, so the
+catalogue cannot drift from them.
+
+>>> CATALOGUE["latency_p95"].unit, CATALOGUE["latency_p95"].label
+('seconds', 'p95')
+>>> [m.name for m in performance("regression")]
+['mae', 'rmse', 'r2']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Source = Literal["drift", "data_quality", "performance", "operations"]
+Format = Literal["num", "pct", "ms", "compact"]
+Task = Literal["classification", "regression"]
+Label = Literal["model", "feature", "metric"]
+
+
+@dataclass(frozen=True)
+class Export:
+    """A Prometheus family that the newest window's value of a metric is exported in.
+
+    ``name`` is the family's name as ``prometheus_client`` takes it (a counter's ``_total``
+    added by the exposition); ``labels`` are filled with the model's name, the point's
+    feature and the metric's name; ``detail`` exports ``detail[detail]`` of the point instead
+    of its value."""
+
+    name: str
+    type: Literal["gauge"]
+    help: str
+    labels: tuple[Label, ...]
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class WindowMetric:
+    """One window metric and what each reader needs to know of it.
+
+    ``sample`` names the window metric holding its sample size (``count``: the window's
+    events, ``labels``: its labelled predictions); ``task`` the models a performance metric
+    applies to, read from the task's aggregate (``scored``: the aggregate of the labelled
+    predictions that carried a score); ``quantile`` makes an operations metric a quantile of
+    the latency histogram; ``dashboard`` says whether the model or feature page shows it."""
+
+    name: str
+    source: Source
+    unit: str
+    description: str
+    label: str
+    format: Format
+    higher_is_better: bool | None
+    sample: Literal["count", "labels"] = "count"
+    per_feature: bool = False
+    task: Task | None = None
+    scored: bool = False
+    quantile: float | None = None
+    dashboard: bool = True
+    exports: tuple[Export, ...] = ()
+
+
+MODEL_METRIC = Export(
+    "watchkeeper_model_metric",
+    "gauge",
+    "Model and operations metrics of the latest window.",
+    ("model", "metric"),
+)
+
+
+def _performance(
+    name: str, task: Task, description: str, *, higher: bool, exported: bool = True
+) -> WindowMetric:
+    return WindowMetric(
+        name,
+        "performance",
+        "score" if higher else "target unit",
+        description,
+        label=name,
+        format="num",
+        higher_is_better=higher,
+        sample="labels",
+        task=task,
+        exports=(MODEL_METRIC,) if exported else (),
+    )
+
+
+def _latency(q: float) -> WindowMetric:
+    name = f"latency_p{round(q * 100)}"
+    return WindowMetric(
+        name,
+        "operations",
+        "seconds",
+        f"the {name[-3:]} latency, interpolated in the latency histogram",
+        label=name[-3:],
+        format="ms",
+        higher_is_better=False,
+        quantile=q,
+        exports=(MODEL_METRIC,),
+    )
+
+
+_ENTRIES = (
+    WindowMetric(
+        "drift_statistic",
+        "drift",
+        "statistic",
+        "the drift statistic of a feature; detail: threshold, drifted, method, effect size",
+        label="statistic",
+        format="num",
+        higher_is_better=False,
+        per_feature=True,
+        exports=(
+            Export(
+                "watchkeeper_feature_drift_statistic",
+                "gauge",
+                "Drift statistic of a feature in the latest window.",
+                ("model", "feature"),
+            ),
+            Export(
+                "watchkeeper_feature_drift_threshold",
+                "gauge",
+                "Calibrated drift threshold of a feature in the latest window.",
+                ("model", "feature"),
+                detail="threshold",
+            ),
+        ),
+    ),
+    WindowMetric(
+        "prediction_drift",
+        "drift",
+        "statistic",
+        "the drift statistic of the prediction column",
+        label="prediction drift",
+        format="num",
+        higher_is_better=False,
+        per_feature=True,
+        dashboard=False,
+    ),
+    WindowMetric(
+        "drifted_share",
+        "drift",
+        "share",
+        "the share of drift features that drifted",
+        label="share of features drifted",
+        format="pct",
+        higher_is_better=False,
+        exports=(
+            Export(
+                "watchkeeper_drifted_features_share",
+                "gauge",
+                "Share of drift features that drifted in the latest window.",
+                ("model",),
+            ),
+        ),
+    ),
+    WindowMetric(
+        "missing_share",
+        "data_quality",
+        "share",
+        "the share of missing values of a profiled column",
+        label="missing",
+        format="pct",
+        higher_is_better=False,
+        per_feature=True,
+    ),
+    WindowMetric(
+        "count",
+        "operations",
+        "events",
+        "the events of the window",
+        label="events",
+        format="compact",
+        higher_is_better=None,
+        exports=(MODEL_METRIC,),
+    ),
+    WindowMetric(
+        "error_rate",
+        "operations",
+        "share",
+        "the share of events with status error",
+        label="error rate",
+        format="pct",
+        higher_is_better=False,
+        exports=(MODEL_METRIC,),
+    ),
+    _latency(0.5),
+    _latency(0.95),
+    _latency(0.99),
+    WindowMetric(
+        "labels",
+        "performance",
+        "labels",
+        "the labelled predictions of the window",
+        label="labelled",
+        format="compact",
+        higher_is_better=None,
+        sample="labels",
+        exports=(MODEL_METRIC,),
+    ),
+    _performance("accuracy", "classification", "share of correct predictions", higher=True),
+    _performance("f1", "classification", "F1 (binary: positive class; else macro)", higher=True),
+    _performance("precision", "classification", "precision, as f1", higher=True),
+    _performance("recall", "classification", "recall, as f1", higher=True),
+    WindowMetric(
+        "roc_auc",
+        "performance",
+        "score",
+        "ROC AUC of a binary model over the labelled predictions that carried a score",
+        label="roc_auc",
+        format="num",
+        higher_is_better=True,
+        sample="labels",
+        task="classification",
+        scored=True,
+        dashboard=False,
+    ),
+    _performance("mae", "regression", "mean absolute error", higher=False),
+    _performance("rmse", "regression", "root mean squared error", higher=False),
+    _performance("r2", "regression", "coefficient of determination", higher=True),
+)
+
+CATALOGUE: Mapping[str, WindowMetric] = {m.name: m for m in _ENTRIES}
+
+
+def performance(task: Task) -> tuple[WindowMetric, ...]:
+    """The performance metrics a model of ``task`` gets from its labels (``labels`` aside)."""
+    return tuple(m for m in _ENTRIES if m.task == task)
+
+
+def latency() -> dict[str, float]:
+    """The latency metrics: name → quantile of the latency histogram, in increasing order.
+
+    >>> latency()
+    {'latency_p50': 0.5, 'latency_p95': 0.95, 'latency_p99': 0.99}
+    """
+    return {m.name: m.quantile for m in _ENTRIES if m.quantile is not None}
+
+
+def label(name: str) -> str:
+    """How the dashboard names a metric (its own name when it is not catalogued).
+
+    >>> label("error_rate"), label("nonesuch")
+    ('error rate', 'nonesuch')
+    """
+    metric = CATALOGUE.get(name)
+    return name if metric is None else metric.label
