@@ -12,15 +12,16 @@ Series (label sets are bounded: models × versions × a fixed status set):
   ``watchkeeper_feature_drift_statistic{model,feature}`` and
   ``watchkeeper_feature_drift_threshold{model,feature}`` (features of the schema: bounded),
   ``watchkeeper_drifted_features_share{model}``, ``watchkeeper_model_metric{model,metric}``
-  (accuracy, f1, precision, recall, mae, rmse, r2, error_rate, latency quantiles in seconds),
-  ``watchkeeper_window_start_seconds{model}``;
+  (accuracy, f1, precision, recall, mae, rmse, r2, count, labels, error_rate, latency
+  quantiles in seconds): each window metric as its catalogue entry's ``exports`` say
+  (:mod:`watchkeeper.evaluation.metrics`); ``watchkeeper_window_start_seconds{model}``;
 * alerts: ``watchkeeper_alerts_firing{model,severity}`` and
   ``watchkeeper_alert_delivery_failures_total{notifier}`` (failed attempts, from the outbox).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -33,24 +34,10 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from watchkeeper.evaluation.evaluate import latest
+from watchkeeper.evaluation.metrics import CATALOGUE
 from watchkeeper.ingest.processor import LATENCY_BOUNDS, merge_operations
 from watchkeeper.store.state import Store
 
-MODEL_METRICS = {
-    "accuracy",
-    "f1",
-    "precision",
-    "recall",
-    "mae",
-    "rmse",
-    "r2",
-    "error_rate",
-    "latency_p50",
-    "latency_p95",
-    "latency_p99",
-    "count",
-    "labels",
-}
 COUNTERS = {
     "events_total": ("watchkeeper_ingest_events", "Events acknowledged (stored durably)."),
     "quarantined_total": ("watchkeeper_quarantined_events", "Events rejected by validation."),
@@ -80,26 +67,7 @@ class _Collector:
         families = {
             k: CounterMetricFamily(n, h, labels=["model"]) for k, (n, h) in COUNTERS.items()
         }
-        drift = GaugeMetricFamily(
-            "watchkeeper_feature_drift_statistic",
-            "Drift statistic of a feature in the latest window.",
-            labels=["model", "feature"],
-        )
-        drift_t = GaugeMetricFamily(
-            "watchkeeper_feature_drift_threshold",
-            "Calibrated drift threshold of a feature in the latest window.",
-            labels=["model", "feature"],
-        )
-        share = GaugeMetricFamily(
-            "watchkeeper_drifted_features_share",
-            "Share of drift features that drifted in the latest window.",
-            labels=["model"],
-        )
-        model_metric = GaugeMetricFamily(
-            "watchkeeper_model_metric",
-            "Model and operations metrics of the latest window.",
-            labels=["model", "metric"],
-        )
+        exported = _window_families()
         window = GaugeMetricFamily(
             "watchkeeper_window_start_seconds",
             "Start of the latest evaluated window (Unix time).",
@@ -119,16 +87,8 @@ class _Collector:
             if last is not None:
                 window.add_metric([info.name], last["window_start"])
                 for m in last["metrics"]:
-                    if m["value"] is None:
-                        continue
-                    if m["metric"] == "drift_statistic":
-                        drift.add_metric([info.name, m["feature"]], m["value"])
-                        if (m.get("detail") or {}).get("threshold") is not None:
-                            drift_t.add_metric([info.name, m["feature"]], m["detail"]["threshold"])
-                    elif m["metric"] == "drifted_share":
-                        share.add_metric([info.name], m["value"])
-                    elif m["metric"] in MODEL_METRICS:
-                        model_metric.add_metric([info.name, m["metric"]], m["value"])
+                    if m["value"] is not None:
+                        _export(exported, info.name, m)
             for version, ops in per_version.items():
                 predictions.add_metric([info.name, version, "ok"], ops["count"] - ops["errors"])
                 predictions.add_metric([info.name, version, "error"], ops["errors"])
@@ -142,7 +102,8 @@ class _Collector:
         yield predictions
         yield latency
         yield from families.values()
-        yield from (drift, drift_t, share, model_metric, window)
+        yield from exported.values()
+        yield window
         yield GaugeMetricFamily(
             "watchkeeper_ingest_pending_events",
             "Events acknowledged, not yet processed.",
@@ -159,6 +120,33 @@ class _Collector:
             value=self.processor.errors,
         )
         yield from _alert_families(self.store)
+
+
+def _window_families() -> dict[str, GaugeMetricFamily]:
+    """The families of the window metrics' exports, empty, in catalogue order."""
+    families: dict[str, GaugeMetricFamily] = {}
+    for metric in CATALOGUE.values():
+        for export in metric.exports:
+            if export.name not in families:
+                families[export.name] = GaugeMetricFamily(
+                    export.name, export.help, labels=list(export.labels)
+                )
+    return families
+
+
+def _export(
+    families: Mapping[str, GaugeMetricFamily], model: str, point: Mapping[str, Any]
+) -> None:
+    """Add a point of the newest window to the families its catalogue entry exports it in."""
+    metric = CATALOGUE.get(point["metric"])
+    for export in () if metric is None else metric.exports:
+        value = point["value"]
+        if export.detail is not None:
+            value = (point.get("detail") or {}).get(export.detail)
+            if value is None:
+                continue
+        names = {"model": model, "feature": point["feature"], "metric": point["metric"]}
+        families[export.name].add_metric([names[label] for label in export.labels], value)
 
 
 def _alert_families(store: Store) -> Iterator[Metric]:
