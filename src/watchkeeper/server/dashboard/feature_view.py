@@ -14,6 +14,7 @@ from typing import Any
 from watchkeeper import charts
 from watchkeeper.charts_time import time_series_spec
 from watchkeeper.errors import InputError
+from watchkeeper.evaluation.metrics import label
 from watchkeeper.quality import column_quality
 from watchkeeper.server.dashboard import queries
 from watchkeeper.server.dashboard.render import figure_json
@@ -122,8 +123,9 @@ def _drift_chart(drift: list[tuple[int, float | None, Any]]) -> dict[str, Any]:
         return {"key": key, "title": title, "figure": None}
     times = [w for w, _, _ in drift]
     details = [d if isinstance(d, dict) else {} for _, _, d in drift]
+    name = label("drift_statistic")
     columns = {
-        "statistic": [v for _, v, _ in drift],
+        name: [v for _, v, _ in drift],
         "threshold": [d.get("threshold") for d in details],
     }
     xs, ys, run = downsample(times, columns)
@@ -131,7 +133,7 @@ def _drift_chart(drift: list[tuple[int, float | None, Any]]) -> dict[str, Any]:
     if run == 1:
         marked = [bool(d.get("drifted")) for d in details]
     figure = time_series_spec(
-        xs, {"statistic": ys["statistic"]}, threshold=ys["threshold"], marked=marked, customdata=xs
+        xs, {name: ys[name]}, threshold=ys["threshold"], marked=marked, customdata=xs
     )
     note = f"each point averages {run} windows" if run > 1 else "click a point to see its window"
     return {"key": key, "title": title, "figure": figure_json(figure), "note": note, "click": True}
@@ -141,7 +143,8 @@ def _missing_chart(missing: list[tuple[int, float | None, Any]]) -> dict[str, An
     key, title = "feature-missing", "Missing share"
     if not missing:
         return {"key": key, "title": title, "figure": None}
-    xs, ys, run = downsample([w for w, _, _ in missing], {"missing": [v for _, v, _ in missing]})
+    columns = {label("missing_share"): [v for _, v, _ in missing]}
+    xs, ys, run = downsample([w for w, _, _ in missing], columns)
     figure = time_series_spec(xs, ys, y_format=".1%")
     return {
         "key": key,

@@ -27,6 +27,7 @@ from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
 from watchkeeper import __version__
+from watchkeeper.evaluation.metrics import CATALOGUE, label
 from watchkeeper.html import fmt_compact, fmt_num, fmt_pct
 from watchkeeper.server.dashboard.filters import input_time, segment_label, utc_text
 
@@ -117,6 +118,20 @@ def _ms(seconds: object) -> str:
     return f"{fmt_num(float(seconds) * 1000)} ms"
 
 
+FORMATS = {"num": fmt_num, "pct": fmt_pct, "compact": fmt_compact, "ms": _ms}
+
+
+def metric_value(value: object, metric: str) -> str:
+    """A value of a window metric as the catalogue's ``format`` says (a number when the
+    metric is not catalogued).
+
+    >>> metric_value(0.0123, "error_rate"), metric_value(0.25, "latency_p95")
+    ('1.2%', '250 ms')
+    """
+    entry = CATALOGUE.get(metric)
+    return FORMATS["num" if entry is None else entry.format](value)
+
+
 @functools.cache
 def environment() -> jinja2.Environment:
     source = resources.files("watchkeeper").joinpath("templates/dashboard")
@@ -136,6 +151,8 @@ def environment() -> jinja2.Environment:
         utc=utc_text,
         segment=segment_label,
         ms=_ms,
+        metric_value=metric_value,
+        metric_label=label,
         input_time=input_time,
         pathpart=lambda value: quote(str(value), safe=""),
     )

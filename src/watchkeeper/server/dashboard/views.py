@@ -19,6 +19,7 @@ import numpy as np
 
 from watchkeeper.charts_time import time_series_spec
 from watchkeeper.errors import InputError
+from watchkeeper.evaluation import metrics as catalogue
 from watchkeeper.quality import column_quality
 from watchkeeper.schema import ColumnType, Role
 from watchkeeper.server.dashboard import queries
@@ -33,9 +34,10 @@ from watchkeeper.server.dashboard.render import figure_json, sparkline
 from watchkeeper.store.state import ModelInfo, NotFoundError, Store
 
 MAX_POINTS = 1000
-CLASSIFICATION = ("accuracy", "f1", "precision", "recall")
-REGRESSION = ("mae", "rmse", "r2")
-LATENCY = ("latency_p50", "latency_p95", "latency_p99")
+# the catalogue's metrics the model page charts
+CLASSIFICATION = tuple(m.name for m in catalogue.performance("classification") if m.dashboard)
+REGRESSION = tuple(m.name for m in catalogue.performance("regression") if m.dashboard)
+LATENCY = tuple(catalogue.latency())
 SORTS = {
     "feature": "feature name",
     "statistic": "drift statistic",
@@ -171,30 +173,21 @@ def model_charts(series: Mapping[str, Any]) -> list[dict[str, Any]]:
         values = [data[metric].get(w) for w in times]
         return [None if v is None else v * scale for v in values]
 
+    def cols(*metrics: str, scale: float = 1.0) -> dict[str, list[float | None]]:
+        return {catalogue.label(m): col(m, scale) for m in metrics}
+
     return [
-        _chart("volume", "Volume", times, {"events": col("count")}, bars=True, y_title="events"),
-        _chart(
-            "latency",
-            "Latency",
-            times,
-            {m.replace("latency_", ""): col(m, 1000.0) for m in LATENCY},
-            y_title="ms",
-        ),
-        _chart("errors", "Error rate", times, {"error rate": col("error_rate")}, y_format=".1%"),
+        _chart("volume", "Volume", times, cols("count"), bars=True, y_title="events"),
+        _chart("latency", "Latency", times, cols(*LATENCY, scale=1000.0), y_title="ms"),
+        _chart("errors", "Error rate", times, cols("error_rate"), y_format=".1%"),
         _chart(
             "performance",
             "Performance (from labels)",
             times,
-            {m: col(m) for m in perf},
+            cols(*perf),
             y_format=".2f" if perf == REGRESSION else ".0%",
         ),
-        _chart(
-            "drift",
-            "Drifted features",
-            times,
-            {"share of features drifted": col("drifted_share")},
-            y_format=".0%",
-        ),
+        _chart("drift", "Drifted features", times, cols("drifted_share"), y_format=".0%"),
     ]
 
 
