@@ -173,12 +173,16 @@ def model_charts(series: Mapping[str, Any]) -> list[dict[str, Any]]:
         values = [data[metric].get(w) for w in times]
         return [None if v is None else v * scale for v in values]
 
-    def cols(*metrics: str, scale: float = 1.0) -> dict[str, list[float | None]]:
-        return {catalogue.label(m): col(m, scale) for m in metrics}
+    def cols(*metrics: str) -> dict[str, list[float | None]]:
+        """Each metric's series under its label, in the unit its format shows (ms: × 1000)."""
+        return {
+            catalogue.label(m): col(m, 1000.0 if catalogue.CATALOGUE[m].format == "ms" else 1.0)
+            for m in metrics
+        }
 
     return [
         _chart("volume", "Volume", times, cols("count"), bars=True, y_title="events"),
-        _chart("latency", "Latency", times, cols(*LATENCY, scale=1000.0), y_title="ms"),
+        _chart("latency", "Latency", times, cols(*LATENCY), y_title="ms"),
         _chart("errors", "Error rate", times, cols("error_rate"), y_format=".1%"),
         _chart(
             "performance",
