@@ -38,10 +38,9 @@ Label = Literal["model", "feature", "metric"]
 class Export:
     """A Prometheus family that the newest window's value of a metric is exported in.
 
-    ``name`` is the family's name as ``prometheus_client`` takes it (a counter's ``_total``
-    added by the exposition); ``labels`` are filled with the model's name, the point's
-    feature and the metric's name; ``detail`` exports ``detail[detail]`` of the point instead
-    of its value."""
+    ``labels`` are filled with the model's name, the point's feature and the metric's name;
+    ``detail`` exports ``detail[detail]`` of the point instead of its value. Several metrics
+    may share a family (with a ``metric`` label): they share its help text too."""
 
     name: str
     type: Literal["gauge"]
@@ -58,7 +57,9 @@ class WindowMetric:
     events, ``labels``: its labelled predictions); ``task`` the models a performance metric
     applies to, read from the task's aggregate (``scored``: the aggregate of the labelled
     predictions that carried a score); ``quantile`` makes an operations metric a quantile of
-    the latency histogram; ``dashboard`` says whether the model or feature page shows it."""
+    the latency histogram; ``dashboard`` says whether the model or feature page shows it.
+    ``source``, ``unit``, ``description`` and ``higher_is_better`` describe it for people
+    (and for readers to come, such as monitors that know which way is worse)."""
 
     name: str
     source: Source
@@ -84,9 +85,7 @@ MODEL_METRIC = Export(
 )
 
 
-def _performance(
-    name: str, task: Task, description: str, *, higher: bool, exported: bool = True
-) -> WindowMetric:
+def _performance(name: str, task: Task, description: str, *, higher: bool) -> WindowMetric:
     return WindowMetric(
         name,
         "performance",
@@ -97,18 +96,18 @@ def _performance(
         higher_is_better=higher,
         sample="labels",
         task=task,
-        exports=(MODEL_METRIC,) if exported else (),
+        exports=(MODEL_METRIC,),
     )
 
 
 def _latency(q: float) -> WindowMetric:
-    name = f"latency_p{round(q * 100)}"
+    short = f"p{round(q * 100)}"
     return WindowMetric(
-        name,
+        f"latency_{short}",
         "operations",
         "seconds",
-        f"the {name[-3:]} latency, interpolated in the latency histogram",
-        label=name[-3:],
+        f"the {short} latency, interpolated in the latency histogram",
+        label=short,
         format="ms",
         higher_is_better=False,
         quantile=q,
