@@ -24,10 +24,12 @@ from watchkeeper.alerts import outbox
 from watchkeeper.alerts.monitors import Monitor
 from watchkeeper.alerts.queries import alert_dict
 from watchkeeper.alerts.silences import active_silences, silenced_by
+from watchkeeper.evaluation.metrics import CATALOGUE
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import Store
 
-DRIFT_METRICS = ("drift_statistic", "prediction_drift", "drifted_share")
+# the alerts of drift metrics name the window's top drift features
+DRIFT_METRICS = tuple(n for n, m in CATALOGUE.items() if m.source == "drift")
 TOP_FEATURES = 10
 
 
