@@ -148,6 +148,15 @@ def test_the_evaluator_writes_every_catalogued_metric_and_no_other(app: App) -> 
     assert _written(app, CLASSIFIER) | _written(app, REGRESSOR) == set(CATALOGUE)
 
 
+def _newest(app: App, model: str, metric: str, feature: str) -> dict[str, Any]:
+    """The point of the newest window of a metric, from the JSON API."""
+    params = {"metric": metric, "feature": feature}
+    r = app.client.get(f"/v1/models/{model}/metrics", params=params)
+    assert r.status_code == 200, r.text
+    point: dict[str, Any] = r.json()["points"][-1]
+    return point
+
+
 def test_metrics_exports_each_metric_as_the_catalogue_says(app: App) -> None:
     families = {f.name: f for f in text_string_to_metric_families(app.client.get("/metrics").text)}
     exported_as: dict[str, set[str]] = {}  # family → the metrics it carries
@@ -158,11 +167,19 @@ def test_metrics_exports_each_metric_as_the_catalogue_says(app: App) -> None:
             family = families[export.name]
             assert family.type == export.type and family.documentation == export.help
             for model in (m for m in TASKS if _applies(metric, m)):
-                samples = [s for s in family.samples if s.labels["model"] == model]
+                samples = [
+                    s
+                    for s in family.samples
+                    if s.labels["model"] == model and s.labels.get("metric", name) == name
+                ]
                 assert samples, (name, export.name, model)
-                assert all(set(s.labels) == set(export.labels) for s in samples)
+                for sample in samples:  # the newest window's value (or detail) of the point
+                    assert set(sample.labels) == set(export.labels)
+                    point = _newest(app, model, name, sample.labels.get("feature", ""))
+                    value = point["value"] if export.detail is None else point["detail"]
+                    expected = value if export.detail is None else value[export.detail]
+                    assert sample.value == pytest.approx(expected), (name, export.name)
                 if "metric" in export.labels:
-                    assert any(s.labels["metric"] == name for s in samples), (name, model)
                     exported_as.setdefault(export.name, set()).add(name)
     # a shared family carries exactly the metrics exported into it, nothing uncatalogued
     for family, names in exported_as.items():
@@ -183,7 +200,7 @@ def test_monitors_accept_every_catalogued_metric(app: App) -> None:
                 spec["feature"] = "x"
             r = app.client.post("/v1/monitors", json=spec)
             assert r.status_code == 201, (name, r.text)
-            app.client.delete(f"/v1/monitors/{spec['name']}")
+            assert app.client.delete(f"/v1/monitors/{spec['name']}").status_code == 204
     r = app.client.post(
         "/v1/monitors",
         json={"name": "bad", "model": CLASSIFIER, "metric": "nonesuch", "condition": "> 0"},
