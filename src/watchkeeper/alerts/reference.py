@@ -16,12 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from watchkeeper.evaluation.metrics import performance
 from watchkeeper.store.state import Store
 
 log = logging.getLogger("watchkeeper.alerts")
 
-CLASSIFICATION = ("accuracy", "f1", "precision", "recall")
-REGRESSION = ("mae", "rmse", "r2")
+# the catalogue's performance metrics that need no score: the reference sample has none
+CLASSIFICATION = tuple(m.name for m in performance("classification") if not m.scored)
+REGRESSION = tuple(m.name for m in performance("regression") if not m.scored)
 
 
 def reference_value(
