@@ -203,12 +203,13 @@ def test_docs_hold_no_absolute_paths_of_a_machine() -> None:
 def test_the_readme_settings_file_example_loads(tmp_path: Path) -> None:
     """The YAML of the README's alerts section is a valid settings file (monitors checked
     against notifiers, fields validated)."""
+    from watchkeeper.alerts.config import alert_config
     from watchkeeper.settings import load_settings
 
     text = (ROOT / "README.md").read_text()
     [block] = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "monitors:" in b]
     path = tmp_path / "watchkeeper.yaml"
     path.write_text(block)
-    settings = load_settings(path, environ={})
-    assert [m.name for m in settings.monitors] == ["accuracy-floor"]
-    assert list(settings.notifiers) == ["ops"]
+    config = alert_config(load_settings(path, environ={}))
+    assert [m.name for m in config.monitors] == ["accuracy-floor"]
+    assert list(config.notifiers) == ["ops"]

@@ -1,29 +1,71 @@
-"""Service settings: defaults, then a settings file (YAML or JSON), then ``WATCHKEEPER_*``
-environment variables, then explicit arguments. Read once; every error names the key and value.
+"""Service settings on pydantic-settings: defaults ← a settings file (YAML or JSON) ← a secrets
+directory ← ``WATCHKEEPER_*`` environment variables ← explicit arguments. Read once; every error
+names the key and the value.
 
-Every field is documented in ``docs/service.md``; a test fails when one is not.
+Nested values come from the environment with ``__`` between the keys
+(``WATCHKEEPER_NOTIFIERS__OPS__SECRET``) and from a secrets directory, one file per value named
+the same way without the prefix (``notifiers__ops__secret``). Mappings merge key by key across
+the sources; any other value is replaced whole.
+
+This module holds raw configuration only: ``monitors`` and ``notifiers`` stay plain lists and
+mappings, parsed and checked by :func:`watchkeeper.alerts.config.alert_config`. It imports
+nothing from watchkeeper except the errors. Every field is documented in ``docs/service.md``;
+a test fails when one is not.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 from watchkeeper.errors import InputError
 
 ENV_PREFIX = "WATCHKEEPER_"
+NESTED_DELIMITER = "__"
+POSITIVE = (
+    "port",
+    "max_body_bytes",
+    "max_batch_events",
+    "max_pending_events",
+    "window_seconds",
+    "label_horizon_days",
+    "retention_days",
+    "delivery_attempts",
+    "delivery_backoff_seconds",
+    "delivery_timeout_seconds",
+)
 
 
-@dataclass
-class Settings:
-    """Everything ``watchkeeper serve`` can be told."""
+class Settings(BaseSettings):
+    """Everything ``watchkeeper serve`` can be told.
+
+    ``Settings(...)`` validates the given values only; :func:`load_settings` reads the file,
+    the secrets directory and the environment.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTED_DELIMITER,
+        extra="forbid",
+        validate_default=False,
+    )
 
     data_dir: Path = Path("watchkeeper-data")
     database_url: str = ""  # empty: SQLite file ``<data_dir>/state.db``
@@ -40,12 +82,22 @@ class Settings:
     log_level: str = "info"
     processor: str = "process"  # process: a child process works the log; thread: in the server
     public_url: str = ""  # base URL of links in alerts, e.g. https://wk.example.com
-    monitors: list[Any] = field(default_factory=list)  # alerts.monitors.Monitor, validated
-    notifiers: dict[str, dict[str, Any]] = field(default_factory=dict)  # name → its config
+    monitors: list[Any] = []  # raw monitor specs: watchkeeper.alerts.config parses them
+    notifiers: dict[str, Any] = {}  # name → its raw config, built by watchkeeper.alerts.config
     delivery_attempts: int = 8
     delivery_backoff_seconds: float = 1.0
     delivery_timeout_seconds: float = 10.0
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)  # the other sources are merged by load_settings, in order
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -63,127 +115,175 @@ class Settings:
             return self.require_tokens
         return self.host not in ("127.0.0.1", "localhost", "::1")
 
+    @field_validator("require_tokens", mode="before")
+    @classmethod
+    def _auto(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and value.strip().lower() in _AUTO):
+            return None
+        return value
 
-def _coerce(name: str, kind: Any, raw: object) -> object:
-    text = str(raw).strip()
-    try:
-        if kind in (int, "int"):
-            return int(text)
-        if kind in (float, "float"):
-            return float(text)
-        if kind in (Path, "Path"):
-            return Path(text)
-        if kind in ("bool | None", bool, "bool"):
-            if text.lower() in ("", "none", "auto"):
-                return None
-            if text.lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError("expected true or false")
-    except ValueError as exc:
-        raise InputError(f"setting {name}: invalid value {raw!r} ({exc})") from None
-    return text
+    @field_validator("monitors", mode="before")
+    @classmethod
+    def _monitor_list(cls, value: object) -> object:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list of monitors, got {type(value).__name__}")
+        return value
+
+    @field_validator("notifiers", mode="before")
+    @classmethod
+    def _notifier_mapping(cls, value: object) -> object:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ValueError(
+                f"expected a mapping of name: {{type: ..., ...}}, got {type(value).__name__}"
+            )
+        return value
+
+    @field_validator(*POSITIVE)
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError(f"must be positive, got {value}")
+        return value
+
+    @field_validator("processor")
+    @classmethod
+    def _processor(cls, value: str) -> str:
+        if value not in ("process", "thread"):
+            raise ValueError(f"expected process or thread, got {value!r}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError(f"unsupported {value!r}; use sqlite:// or postgresql://")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http(s) URL, got {value!r}")
+        return value
+
+
+_AUTO = ("", "none", "auto")
+
+
+class _Environment(EnvSettingsSource):
+    """``WATCHKEEPER_*`` variables of a given mapping (``os.environ`` by default); JSON text
+    that does not parse is an error naming the setting."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, False, False, None)
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
+        if field is None:  # a nested value: JSON when it parses, else kept as the text it is
+            return json.loads(value)
+        if isinstance(value, str) and not value.strip():
+            return field.get_default(call_default_factory=True)
+        try:
+            return super().decode_complex_value(field_name, field, value)
+        except ValueError as exc:
+            raise InputError(f"setting {field_name}: expected JSON ({exc})") from None
 
 
 def load_settings(
     path: str | os.PathLike[str] | None = None,
     *,
     environ: Mapping[str, str] | None = None,
+    secrets_dir: str | os.PathLike[str] | None = None,
     **overrides: object,
 ) -> Settings:
-    """Settings from defaults ← file ← environment ← ``overrides`` (None values ignored)."""
+    """Settings from defaults ← file ← secrets directory ← environment ← ``overrides``
+    (None values ignored).
+
+    ``path`` defaults to ``WATCHKEEPER_CONFIG``, ``secrets_dir`` to ``WATCHKEEPER_SECRETS_DIR``.
+    """
     environ = os.environ if environ is None else environ
-    known = {f.name: f for f in fields(Settings) if f.name != "extra"}
-    values: dict[str, object] = {}
+    known = set(Settings.model_fields)
     if path is None and environ.get(ENV_PREFIX + "CONFIG"):
         path = environ[ENV_PREFIX + "CONFIG"]
+    if secrets_dir is None and environ.get(ENV_PREFIX + "SECRETS_DIR"):
+        secrets_dir = environ[ENV_PREFIX + "SECRETS_DIR"]
+    values: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"settings file not found: {p}")
-        try:
-            data = (json.loads if p.suffix == ".json" else yaml.safe_load)(p.read_text()) or {}
-        except (ValueError, yaml.YAMLError) as exc:
-            raise InputError(f"settings file {p}: cannot parse: {exc}") from None
-        if not isinstance(data, dict):
-            raise InputError(f"settings file {p}: expected a mapping at the top level")
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise InputError(f"settings file {p}: unknown setting(s) {unknown}")
-        values.update({k: v for k, v in data.items() if k in known})
-    for name in known:
-        env = environ.get(ENV_PREFIX + name.upper())
-        if env is not None:
-            values[name] = env
+        values = _read_file(Path(path), known)
+    if secrets_dir is not None:
+        values = _merge(values, _read_secrets(Path(secrets_dir)))
+    try:
+        values = _merge(values, _Environment(Settings, environ)())
+    except SettingsError as exc:  # the JSON error is ours, with the setting's name
+        if isinstance(exc.__cause__, InputError):
+            raise exc.__cause__ from None
+        raise InputError(str(exc)) from None
     values.update({k: v for k, v in overrides.items() if v is not None})
-    unknown = sorted(set(values) - set(known))
+    unknown = sorted(set(values) - known)
     if unknown:
         raise InputError(f"unknown setting(s) {unknown}")
-    converted = {
-        k: _structured(k, v) if k in STRUCTURED else _coerce(k, known[k].type, v)
-        for k, v in values.items()
-    }
-    settings = dataclasses.replace(Settings(), **converted)  # type: ignore[arg-type]
-    _check(settings)
-    _check_alerting(settings)
-    return settings
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise _input_error(exc) from None
 
 
-STRUCTURED = ("monitors", "notifiers")  # YAML/JSON structures; from the environment: JSON text
+def _read_file(p: Path, known: set[str]) -> dict[str, Any]:
+    if not p.is_file():
+        raise InputError(f"settings file not found: {p}")
+    try:
+        data = (json.loads if p.suffix == ".json" else yaml.safe_load)(p.read_text()) or {}
+    except (ValueError, yaml.YAMLError) as exc:
+        raise InputError(f"settings file {p}: cannot parse: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"settings file {p}: expected a mapping at the top level")
+    unknown = sorted(str(k) for k in set(data) - known)
+    if unknown:
+        raise InputError(f"settings file {p}: unknown setting(s) {unknown}")
+    return data
 
 
-def _structured(name: str, raw: object) -> object:
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw) if raw.strip() else None
-        except ValueError as exc:
-            raise InputError(f"setting {name}: expected JSON ({exc})") from None
-    if raw is None:
-        return [] if name == "monitors" else {}
-    return raw
+def _read_secrets(directory: Path) -> dict[str, Any]:
+    """One file per value: ``database_url``, ``notifiers__ops__secret`` (a trailing newline is
+    not part of the value). Files that name no setting are ignored, as are hidden ones."""
+    if not directory.is_dir():
+        raise InputError(f"secrets directory not found: {directory}")
+    source = NestedSecretsSettingsSource(
+        SecretsSettingsSource(Settings),
+        secrets_dir=directory,
+        secrets_dir_missing="error",
+        secrets_prefix="",
+        secrets_nested_delimiter=NESTED_DELIMITER,
+    )
+    source.env_vars = {k: v if v is None else v.rstrip("\r\n") for k, v in source.env_vars.items()}
+    return source()
 
 
-def _check_alerting(s: Settings) -> None:
-    """Notifiers are built once to check them (no network); monitors are parsed, their
-    ``notify`` names checked against the notifiers."""
-    from watchkeeper.alerts.monitors import Monitor, parse_monitors
-    from watchkeeper.alerts.notifiers import build_notifiers
-
-    if not isinstance(s.notifiers, dict):
-        raise InputError(
-            f"setting notifiers: expected a mapping of name: {{type: ..., ...}}, "
-            f"got {type(s.notifiers).__name__}"
-        )
-    names = list(build_notifiers(s.notifiers))
-    if not isinstance(s.monitors, list) or not all(isinstance(m, Monitor) for m in s.monitors):
-        s.monitors = parse_monitors(s.monitors, notifiers=names, source="config")
-    for name in ("delivery_attempts",):
-        if getattr(s, name) <= 0:
-            raise InputError(f"setting {name}: must be positive, got {getattr(s, name)}")
-    for name in ("delivery_backoff_seconds", "delivery_timeout_seconds"):
-        if getattr(s, name) <= 0:
-            raise InputError(f"setting {name}: must be positive, got {getattr(s, name)}")
-    if s.public_url and not s.public_url.startswith(("http://", "https://")):
-        raise InputError(f"setting public_url: expected an http(s) URL, got {s.public_url!r}")
+def _merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``update`` over ``base``: mappings merge key by key, anything else is replaced."""
+    out = dict(base)
+    for key, value in update.items():
+        old = out.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            out[key] = _merge(old, value)
+        else:
+            out[key] = value
+    return out
 
 
-def _check(s: Settings) -> None:
-    for name in (
-        "port",
-        "max_body_bytes",
-        "max_batch_events",
-        "max_pending_events",
-        "window_seconds",
-    ):
-        value = getattr(s, name)
-        if value <= 0:
-            raise InputError(f"setting {name}: must be positive, got {value}")
-    if s.processor not in ("process", "thread"):
-        raise InputError(f"setting processor: expected process or thread, got {s.processor!r}")
-    if s.label_horizon_days <= 0 or s.retention_days <= 0:
-        raise InputError("settings label_horizon_days and retention_days must be positive")
-    if s.database_url and not s.database_url.startswith(("sqlite", "postgresql")):
-        raise InputError(
-            f"setting database_url: unsupported {s.database_url!r}; use sqlite:// or postgresql://"
-        )
+def _input_error(exc: ValidationError) -> InputError:
+    """The first problem, naming the setting and the value."""
+    error = exc.errors()[0]
+    name = ".".join(str(part) for part in error["loc"]) or "settings"
+    if error["type"] == "value_error":
+        return InputError(f"setting {name}: {error['ctx']['error']}")
+    if error["type"] == "extra_forbidden":
+        return InputError(f"unknown setting(s) [{name!r}]")
+    return InputError(f"setting {name}: invalid value {error['input']!r} ({error['msg']})")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from watchkeeper.alerts.config import alert_config
 from watchkeeper.alerts.monitors import Monitor, parse_duration, parse_monitor, parse_monitors
 from watchkeeper.alerts.verdicts import change_threshold, threshold_verdict
 from watchkeeper.errors import InputError
@@ -35,7 +36,7 @@ def test_the_issue_example_loads_as_documented(tmp_path: Path) -> None:
     path = tmp_path / "wk.yaml"
     path.write_text(ISSUE_EXAMPLE)
     settings = load_settings(path, environ={})
-    [m] = settings.monitors
+    [m] = alert_config(settings).monitors
     assert isinstance(m, Monitor)
     assert (m.name, m.model, m.metric, m.kind, m.severity) == (
         "accuracy-floor",
@@ -209,10 +210,10 @@ def test_duplicate_names_and_notifier_names_in_settings(tmp_path: Path) -> None:
     path = tmp_path / "wk.yaml"
     path.write_text(ISSUE_EXAMPLE.replace("notify: [ops]", "notify: [pager]"))
     with pytest.raises(InputError, match=r"monitor 'accuracy-floor': notify: unknown notifier"):
-        load_settings(path, environ={})
+        alert_config(load_settings(path, environ={}))
     path.write_text(ISSUE_EXAMPLE.replace("type: webhook", "type: sms"))
     with pytest.raises(InputError, match=r"notifier 'ops': field 'type'"):
-        load_settings(path, environ={})
+        alert_config(load_settings(path, environ={}))
 
 
 def test_monitors_and_notifiers_from_the_environment_as_json() -> None:
@@ -220,8 +221,8 @@ def test_monitors_and_notifiers_from_the_environment_as_json() -> None:
         "WATCHKEEPER_NOTIFIERS": json.dumps({"audit": {"type": "log"}}),
         "WATCHKEEPER_MONITORS": json.dumps([base(condition="<= 0.8", notify=["audit"])]),
     }
-    settings = load_settings(environ=env)
-    assert [m.name for m in settings.monitors] == ["m1"] and list(settings.notifiers) == ["audit"]
+    config = alert_config(load_settings(environ=env))
+    assert [m.name for m in config.monitors] == ["m1"] and list(config.notifiers) == ["audit"]
     with pytest.raises(InputError, match="setting monitors: expected JSON"):
         load_settings(environ={"WATCHKEEPER_MONITORS": "[{"})
     with pytest.raises(InputError, match="monitors: expected a list"):
@@ -253,5 +254,5 @@ def test_the_settings_examples_in_docs_alerts_md_load(tmp_path: Path) -> None:
     for i, block in enumerate(blocks):
         path = tmp_path / f"example-{i}.yaml"
         path.write_text(block)
-        settings = load_settings(path, environ={})
-        assert settings.monitors and all(isinstance(m, Monitor) for m in settings.monitors)
+        monitors = alert_config(load_settings(path, environ={})).monitors
+        assert monitors and all(isinstance(m, Monitor) for m in monitors)

@@ -1,5 +1,8 @@
 """The five notifiers: webhook (HMAC-signed JSON), Slack, PagerDuty, email (SMTP) and the log.
 
+Each class carries its settings (``fields``, ``secrets``, ``from_config``); a new notifier type
+is one class here and its entry in :data:`NOTIFIER_TYPES`.
+
 Standard library only: ``urllib.request`` for HTTP (environment proxies honoured, redirects
 not followed: a redirected POST would lose its body), ``smtplib`` for email. Every network
 operation has a timeout. Error messages name the receiver by scheme, host and port only:
@@ -25,6 +28,7 @@ from urllib.parse import urlsplit
 
 from watchkeeper.alerts import formats
 from watchkeeper.alerts.delivery import Notifier
+from watchkeeper.alerts.fields import Fields
 
 alerts_log = logging.getLogger("watchkeeper.alerts")
 
@@ -33,6 +37,7 @@ TIMESTAMP_HEADER = "X-Watchkeeper-Timestamp"
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 EXCERPT = 200  # characters of a failed response's body kept in the error message
 RETRYABLE_4XX = (408, 425, 429)
+RESERVED_HEADERS = ("content-type", SIGNATURE_HEADER.lower(), TIMESTAMP_HEADER.lower())
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -114,6 +119,18 @@ class WebhookNotifier(Notifier):
     """POSTs ``{"type": "watchkeeper.alert", "alert": {...}}``, signed when a secret is set."""
 
     type = "webhook"
+    fields = ("url", "secret", "headers")
+    secrets = ("secret",)
+
+    @classmethod
+    def from_config(cls, name: str, f: Fields, routing: Mapping[str, Any]) -> Notifier:
+        return cls(
+            name,
+            url=f.url("url", required=True),
+            secret=f.string("secret"),
+            headers=f.headers("headers", reserved=RESERVED_HEADERS),
+            **routing,
+        )
 
     def __init__(
         self,
@@ -141,6 +158,12 @@ class SlackNotifier(Notifier):
     """POSTs a Slack incoming-webhook message (``text`` + ``blocks``)."""
 
     type = "slack"
+    fields = ("url",)
+    secrets = ("url",)  # the incoming webhook's path is its secret
+
+    @classmethod
+    def from_config(cls, name: str, f: Fields, routing: Mapping[str, Any]) -> Notifier:
+        return cls(name, url=f.url("url", required=True), **routing)
 
     def __init__(self, name: str, *, url: str, **routing: Any) -> None:
         super().__init__(name, **routing)
@@ -154,6 +177,18 @@ class PagerDutyNotifier(Notifier):
     """POSTs a PagerDuty Events API v2 event: trigger while firing, resolve once resolved."""
 
     type = "pagerduty"
+    fields = ("routing_key", "url", "source")
+    secrets = ("routing_key",)
+
+    @classmethod
+    def from_config(cls, name: str, f: Fields, routing: Mapping[str, Any]) -> Notifier:
+        return cls(
+            name,
+            routing_key=f.string("routing_key", required=True),
+            url=f.url("url") or PAGERDUTY_URL,
+            source=f.string("source") or "watchkeeper",
+            **routing,
+        )
 
     def __init__(
         self,
@@ -176,6 +211,43 @@ class EmailNotifier(Notifier):
     """Sends a plain-text + HTML email over SMTP (optionally STARTTLS or implicit TLS)."""
 
     type = "email"
+    fields = (
+        "host",
+        "port",
+        "starttls",
+        "ssl",
+        "username",
+        "password",
+        "from",
+        "to",
+        "subject_prefix",
+    )
+    secrets = ("password",)
+
+    @classmethod
+    def from_config(cls, name: str, f: Fields, routing: Mapping[str, Any]) -> Notifier:
+        starttls, use_ssl = f.boolean("starttls", False), f.boolean("ssl", False)
+        if starttls and use_ssl:
+            raise f.fail("ssl", "cannot be true together with 'starttls': choose one")
+        username, password = f.string("username"), f.string("password")
+        if password is not None and username is None:
+            raise f.fail("username", "required when 'password' is set")
+        to = f.strings("to", address=True)
+        if to is None:
+            raise f.fail("to", "required: an address or a list of addresses")
+        return cls(
+            name,
+            host=f.string("host", required=True),
+            port=f.port("port"),
+            starttls=starttls,
+            use_ssl=use_ssl,
+            username=username,
+            password=password,
+            sender=f.address("from"),
+            to=to,
+            subject_prefix=_default(f.string("subject_prefix", blank=True), "[watchkeeper]"),
+            **routing,
+        )
 
     def __init__(
         self,
@@ -255,6 +327,10 @@ class EmailNotifier(Notifier):
             )
 
 
+def _default(value: str | None, default: str) -> str:
+    return default if value is None else value
+
+
 def _refusals(recipients: Mapping[str, tuple[int, bytes]]) -> str:
     return ", ".join(
         f"{addr} ({code} {reply.decode(errors='replace')})"
@@ -280,6 +356,7 @@ class LogNotifier(Notifier):
         alerts_log.log(level, "%s", line, extra={"alert": dict(alert)})
 
 
+# the registry: settings ``type:`` → class
 NOTIFIER_TYPES: dict[str, type[Notifier]] = {
     cls.type: cls
     for cls in (WebhookNotifier, SlackNotifier, PagerDutyNotifier, EmailNotifier, LogNotifier)

@@ -17,9 +17,12 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from fnmatch import fnmatchcase
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from watchkeeper.errors import InputError, WatchkeeperError
+
+if TYPE_CHECKING:
+    from watchkeeper.alerts.fields import Fields
 
 log = logging.getLogger("watchkeeper.alerts.delivery")
 
@@ -57,9 +60,16 @@ class Notifier(abc.ABC):
 
     ``severities`` and ``models`` of None accept every alert; ``models`` holds exact names or
     shell-style patterns (``churn-*``). ``send_resolved=False`` skips the resolution notices.
+
+    A notifier type is one subclass: its ``type`` (the settings' ``type:``), its ``fields``
+    (the settings it takes besides ``type`` and the routing), which of them are ``secrets``
+    (those may come from a file: ``<field>_file``), :meth:`from_config` reading them, and
+    :meth:`send`. Listing the class in ``channels.NOTIFIER_TYPES`` makes it configurable.
     """
 
     type: ClassVar[str]
+    fields: ClassVar[tuple[str, ...]] = ()
+    secrets: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -73,6 +83,12 @@ class Notifier(abc.ABC):
         self.severities = None if severities is None else frozenset(severities)
         self.models = None if models is None else frozenset(models)
         self.send_resolved = send_resolved
+
+    @classmethod
+    def from_config(cls, name: str, f: Fields, routing: Mapping[str, Any]) -> Notifier:
+        """The notifier ``name`` of the settings read by ``f`` (a type without fields of its
+        own takes the routing only)."""
+        return cls(name, **routing)
 
     def accepts(self, alert: Mapping[str, Any]) -> bool:
         """Whether the routing of this notifier takes ``alert``."""

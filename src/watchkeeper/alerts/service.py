@@ -1,5 +1,8 @@
 """``Alerting``: the alert parts of a running service, built from its settings.
 
+The monitors and notifiers come parsed from :func:`watchkeeper.alerts.config.alert_config`
+(``create_app`` checks them first, before it opens anything).
+
 The monitor catalog, the engine (run by the evaluator after each pass), the delivery outbox
 loop and the job runner. ``create_app`` builds one and starts/stops it with the server.
 """
@@ -7,8 +10,8 @@ loop and the job runner. ``create_app`` builds one and starts/stops it with the 
 from __future__ import annotations
 
 from watchkeeper.alerts.catalog import Catalog
+from watchkeeper.alerts.config import AlertConfig, alert_config
 from watchkeeper.alerts.engine import AlertEngine
-from watchkeeper.alerts.monitors import Monitor, parse_monitors
 from watchkeeper.alerts.outbox import Outbox
 from watchkeeper.alerts.retrain import JobRunner
 from watchkeeper.settings import Settings
@@ -16,14 +19,10 @@ from watchkeeper.store.state import Store
 
 
 class Alerting:
-    def __init__(self, store: Store, settings: Settings) -> None:
-        from watchkeeper.alerts.notifiers import build_notifiers
-
-        self.notifiers = build_notifiers(settings.notifiers)
-        monitors = settings.monitors
-        if not all(isinstance(m, Monitor) for m in monitors):  # Settings built without loading
-            monitors = parse_monitors(monitors, notifiers=list(self.notifiers))
-        self.catalog = Catalog(store, monitors, self.notifiers)
+    def __init__(self, store: Store, settings: Settings, config: AlertConfig | None = None) -> None:
+        config = alert_config(settings) if config is None else config
+        self.notifiers = config.notifiers
+        self.catalog = Catalog(store, config.monitors, self.notifiers)
         self.outbox = Outbox(
             store,
             self.notifiers,

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from watchkeeper import __version__
+from watchkeeper.alerts.config import alert_config
 from watchkeeper.alerts.service import Alerting
 from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.evaluation.evaluate import Evaluator, latest, series
@@ -84,6 +85,7 @@ def _table_from_upload(body: bytes, content_type: str | None) -> Any:
 
 
 def create_app(settings: Settings) -> FastAPI:
+    alert_settings = alert_config(settings)  # a bad monitor or notifier fails before anything
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.sqlalchemy_url)
     service = IngestService(store, settings)
@@ -93,7 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
         else Processor(store, settings)
     )
     evaluator = Evaluator(store)
-    alerting = Alerting(store, settings)
+    alerting = Alerting(store, settings, alert_settings)
     evaluator.after_pass.append(alerting.engine.run_once)
 
     @asynccontextmanager
