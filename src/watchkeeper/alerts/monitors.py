@@ -26,6 +26,7 @@ from typing import Any
 from watchkeeper.alerts.actions import Action, parse_action, parse_duration
 from watchkeeper.errors import InputError
 from watchkeeper.evaluation.metrics import CATALOGUE
+from watchkeeper.stats.detectors import DETECTORS as registered_detectors
 
 # metric → how its sample size is read from the window ("labels" or "count"): the catalogue's
 WINDOW_METRICS = {m.name: m.sample for m in CATALOGUE.values() if not m.per_feature}
@@ -37,7 +38,7 @@ ALIASES = {"volume": "count", "drift_score": "drift_statistic"}
 KINDS = ("condition", "change", "band", "anomaly", "detector")
 SEVERITIES = ("warning", "critical")
 SIDES = ("both", "below", "above")
-DETECTORS = ("cusum", "adwin", "page_hinkley", "calibrated")
+DETECTORS = tuple(registered_detectors)  # a monitor's ``detector: {type: ...}``
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 CONDITION = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 FIELDS = {

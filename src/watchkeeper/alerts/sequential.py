@@ -9,10 +9,10 @@ re-evaluate window W replay the stream from W, starting from the state stored fo
 before it, so the result is what one pass over the final data would give. A window ``breach``es
 when the detector signalled a change while reading it; it is ``healthy`` when it did not.
 
-Types: ``cusum`` (Bernoulli CUSUM on the error stream, in-control rate ``p0`` by default the
-reference's error rate; Gaussian CUSUM on a metric stream), ``calibrated`` (a CUSUM whose
-threshold is set from a mean time between false alarms), ``adwin``, ``page_hinkley``; the other
-keys of ``detector:`` are the detector's own arguments.
+Types: the names of :data:`watchkeeper.stats.detectors.DETECTORS` (``cusum``: Bernoulli CUSUM
+on the error stream, in-control rate ``p0`` by default the reference's error rate; Gaussian
+CUSUM on a metric stream; ``calibrated``, ``adwin``, ``page_hinkley``); the other keys of
+``detector:`` are the detector's own arguments.
 """
 
 from __future__ import annotations
@@ -25,43 +25,27 @@ import sqlalchemy as sa
 
 from watchkeeper.alerts.monitors import Monitor
 from watchkeeper.alerts.verdicts import Verdict, points
+from watchkeeper.stats.detectors import DETECTORS, Detector, detector_from_dict
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import Store
 
 
-def detector_class(dtype: str, metric: str) -> Any:
-    from watchkeeper.stats import detectors as d
-
-    if dtype == "cusum":
-        return d.BernoulliCUSUM if metric == "error" else d.GaussianCUSUM
-    return {"adwin": d.ADWIN, "page_hinkley": d.PageHinkley, "calibrated": d.CalibratedCUSUM}[dtype]
-
-
-def _options(dtype: str, options: Mapping[str, Any], metric: str) -> dict[str, Any]:
-    out = dict(options)
-    if dtype == "calibrated":  # the chart family follows the stream
-        out.setdefault("kind", "bernoulli" if metric == "error" else "gaussian")
-    return out
-
-
 def check_detector(dtype: str, options: Mapping[str, Any], metric: str) -> None:
     """Build the detector once: unknown or bad arguments raise TypeError / ValueError."""
-    cls = detector_class(dtype, metric)
-    try:
-        cls(**_options(dtype, options, metric))
-    except TypeError as exc:
-        raise TypeError(f"{dtype}: {exc}".replace("__init__() ", "")) from None
+    DETECTORS[dtype].build(options, binary=metric == "error")
 
 
-def new_detector(store: Store, m: Monitor, version: str) -> Any:
-    options = _options(m.params["type"], m.params["options"], m.metric)
-    if m.metric == "error" and m.params["type"] == "cusum" and options.get("p0") is None:
+def new_detector(store: Store, m: Monitor, version: str) -> Detector:
+    kind, binary = DETECTORS[m.params["type"]], m.metric == "error"
+    options = dict(m.params["options"])
+    if binary and kind.reference_rate and options.get(kind.reference_rate) is None:
         from watchkeeper.alerts.reference import reference_value
 
         accuracy = reference_value(store, m.model, version, "accuracy", "")
         if accuracy is not None and 0 < 1 - accuracy < 1:
-            options["p0"] = 1 - accuracy  # the reference error rate; else learnt in a warm-up
-    return detector_class(m.params["type"], m.metric)(**options)
+            # the reference error rate; else learnt in a warm-up
+            options[kind.reference_rate] = 1 - accuracy
+    return kind.build(options, binary=binary)
 
 
 def error_stream(
@@ -97,8 +81,6 @@ def judge_detector(
     window_seconds: int,
 ) -> list[Verdict]:
     """Verdicts of every window from the first changed one on (the stream is replayed)."""
-    from watchkeeper.stats.detectors import detector_from_dict
-
     target = m.feature or ""
     first = min(windows)
     ev, mw = t.evaluations.c, t.monitor_windows.c

@@ -13,6 +13,10 @@ each detection.
 
 :func:`detector_from_dict` rebuilds any of them from its ``to_dict()``.
 
+:data:`DETECTORS` is the one registry: the name a monitor uses (``detector: {type: cusum}``),
+the class for a 0/1 stream and the class for a stream of metric values. A new detector is its
+own module and one entry there; monitors, their checks and ``detector_from_dict`` follow.
+
 Examples
 --------
 >>> d = CalibratedCUSUM("gaussian", false_alarm_every=10_000)
@@ -24,6 +28,8 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from watchkeeper.errors import InputError
@@ -35,18 +41,69 @@ from watchkeeper.stats.detectors.page_hinkley import PageHinkley
 
 __all__ = [
     "ADWIN",
+    "DETECTORS",
     "DETECTOR_TYPES",
     "BernoulliCUSUM",
     "CalibratedCUSUM",
     "Detector",
+    "DetectorKind",
     "GaussianCUSUM",
     "PageHinkley",
     "detector_from_dict",
 ]
 
+
+@dataclass(frozen=True)
+class DetectorKind:
+    """A detector as monitors name and build it.
+
+    ``binary`` reads a 0/1 stream (a monitor's ``metric: error``), ``real`` a stream of metric
+    values; ``*_defaults`` are arguments set for that stream unless given; ``reference_rate``
+    names the argument that defaults to the reference's error rate on a 0/1 stream.
+    """
+
+    name: str
+    binary: type[Detector]
+    real: type[Detector]
+    binary_defaults: Mapping[str, Any] = field(default_factory=dict)
+    real_defaults: Mapping[str, Any] = field(default_factory=dict)
+    reference_rate: str | None = None
+
+    def build(self, options: Mapping[str, Any], *, binary: bool) -> Detector:
+        """The detector for a stream; unknown or bad arguments raise TypeError or ValueError.
+
+        >>> DETECTORS["calibrated"].build({}, binary=False).kind
+        'gaussian'
+        """
+        cls, defaults = (
+            (self.binary, self.binary_defaults) if binary else (self.real, self.real_defaults)
+        )
+        make: Callable[..., Detector] = cls  # each class has arguments of its own
+        try:
+            return make(**{**defaults, **options})
+        except TypeError as exc:
+            raise TypeError(f"{self.name}: {exc}".replace("__init__() ", "")) from None
+
+
+# the registry: a monitor's ``detector: {type: <name>}`` → its classes
+DETECTORS: dict[str, DetectorKind] = {
+    kind.name: kind
+    for kind in (
+        DetectorKind("cusum", BernoulliCUSUM, GaussianCUSUM, reference_rate="p0"),
+        DetectorKind("adwin", ADWIN, ADWIN),
+        DetectorKind("page_hinkley", PageHinkley, PageHinkley),
+        DetectorKind(
+            "calibrated",
+            CalibratedCUSUM,
+            CalibratedCUSUM,
+            binary_defaults={"kind": "bernoulli"},
+            real_defaults={"kind": "gaussian"},
+        ),
+    )
+}
+# every class by its ``type_name``: what ``to_dict()`` writes and detector_from_dict reads
 DETECTOR_TYPES: dict[str, type[Detector]] = {
-    cls.type_name: cls
-    for cls in (ADWIN, PageHinkley, BernoulliCUSUM, GaussianCUSUM, CalibratedCUSUM)
+    cls.type_name: cls for kind in DETECTORS.values() for cls in (kind.binary, kind.real)
 }
 
 
