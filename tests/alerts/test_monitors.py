@@ -256,3 +256,23 @@ def test_the_settings_examples_in_docs_alerts_md_load(tmp_path: Path) -> None:
         path.write_text(block)
         monitors = alert_config(load_settings(path, environ={})).monitors
         assert monitors and all(isinstance(m, Monitor) for m in monitors)
+
+
+def test_every_registered_detector_is_a_monitor_kind_on_both_streams(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The registry is the one place: a detector entered there is accepted by monitors and
+    built for each stream, with no other change."""
+    from watchkeeper.stats import detectors
+
+    for name, kind in detectors.DETECTORS.items():
+        on_errors = parse_monitor(base(metric="error", detector={"type": name}))
+        on_metric = parse_monitor(base(detector={"type": name}))
+        assert on_errors.params == on_metric.params == {"type": name, "options": {}}
+        assert type(kind.build({}, binary=True)) is kind.binary
+        assert type(kind.build({}, binary=False)) is kind.real
+    extra = detectors.DetectorKind("ph", detectors.PageHinkley, detectors.PageHinkley)
+    monkeypatch.setitem(detectors.DETECTORS, "ph", extra)
+    assert parse_monitor(base(detector={"type": "ph", "delta": 0.01})).params["type"] == "ph"
+    with pytest.raises(InputError, match=r"monitor 'm1': detector: ph: .*unexpected keyword"):
+        parse_monitor(base(detector={"type": "ph", "speed": 1}))

@@ -27,6 +27,7 @@ from watchkeeper.alerts import formats
 from watchkeeper.alerts.delivery import JITTER
 from watchkeeper.alerts.notifiers import (
     FIELDS,
+    NOTIFIER_TYPES,
     ROUTING_FIELDS,
     Notifier,
     NotifierError,
@@ -677,6 +678,8 @@ def test_every_type_and_field_is_documented() -> None:
         assert f"### `{kind}`" in section, f"type {kind} has no section in docs/alerts.md"
         for name in fields:
             assert f"`{name}`" in section, f"{kind}.{name} is not documented"
+        for name in NOTIFIER_TYPES[kind].secrets:
+            assert f"`{name}_file`" in section, f"{kind}.{name}_file is not documented"
     for name in ("type", *ROUTING_FIELDS):
         assert f"`{name}`" in section
     assert text.startswith("# Alerts\n")

@@ -26,7 +26,7 @@ from typing import Any
 from watchkeeper.alerts.actions import Action, parse_action, parse_duration
 from watchkeeper.errors import InputError
 from watchkeeper.evaluation.metrics import CATALOGUE
-from watchkeeper.stats.detectors import DETECTORS as registered_detectors
+from watchkeeper.stats.detectors import DETECTORS
 
 # metric → how its sample size is read from the window ("labels" or "count"): the catalogue's
 WINDOW_METRICS = {m.name: m.sample for m in CATALOGUE.values() if not m.per_feature}
@@ -38,7 +38,6 @@ ALIASES = {"volume": "count", "drift_score": "drift_statistic"}
 KINDS = ("condition", "change", "band", "anomaly", "detector")
 SEVERITIES = ("warning", "critical")
 SIDES = ("both", "below", "above")
-DETECTORS = tuple(registered_detectors)  # a monitor's ``detector: {type: ...}``
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 CONDITION = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 FIELDS = {
@@ -209,7 +208,7 @@ def _kind_params(name: str, kind: str, value: object, metric: str) -> dict[str, 
         )
     opts = dict(value)
     dtype = opts.pop("type")
-    if dtype not in DETECTORS:
+    if not isinstance(dtype, str) or dtype not in DETECTORS:
         raise _fail(name, "detector.type", f"use one of {', '.join(DETECTORS)}, got {dtype!r}")
     from watchkeeper.alerts.sequential import check_detector
 
