@@ -117,3 +117,19 @@ def test_settings_import_nothing_of_watchkeeper_but_the_errors() -> None:
         a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names
     }
     assert {n for n in names if n.startswith("watchkeeper")} == {"watchkeeper.errors"}
+
+
+def test_serve_names_a_bad_monitor_before_it_claims_port_or_directory(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from watchkeeper.cli import main
+
+    path = tmp_path / "wk.yaml"
+    path.write_text(
+        "monitors:\n  - {name: floor, model: churn, metric: acuracy, condition: '<= 0.8'}\n"
+    )
+    data = tmp_path / "data"
+    result = CliRunner().invoke(main, ["serve", "--config", str(path), "--data-dir", str(data)])
+    assert result.exit_code != 0
+    assert "monitor 'floor': metric: unknown metric 'acuracy'" in result.output
+    assert not data.exists()

@@ -345,6 +345,7 @@ def serve(
     """Run the monitoring service (ingest, query API, /metrics)."""
     import uvicorn
 
+    from watchkeeper.alerts.config import alert_config
     from watchkeeper.server.app import create_app
     from watchkeeper.server.launch import DataDirLock, listen
     from watchkeeper.settings import load_settings
@@ -352,6 +353,7 @@ def serve(
     settings = load_settings(
         config, host=host, port=port, data_dir=data_dir, database_url=database_url
     )
+    alert_config(settings)  # a bad monitor or notifier is named before anything is claimed
     # the port and the data directory are claimed before anything is written
     sock = listen(settings.host, settings.port)
     lock = DataDirLock(
