@@ -4,6 +4,7 @@ the settings file's ``monitors`` and ``notifiers`` are real, validated settings.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -276,3 +277,32 @@ def test_every_registered_detector_is_a_monitor_kind_on_both_streams(
     assert parse_monitor(base(detector={"type": "ph", "delta": 0.01})).params["type"] == "ph"
     with pytest.raises(InputError, match=r"monitor 'm1': detector: ph: .*unexpected keyword"):
         parse_monitor(base(detector={"type": "ph", "speed": 1}))
+
+
+def test_a_new_kind_is_one_class_and_its_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Monitors parse it and the series judge runs it, with no other change."""
+    from watchkeeper.alerts import kinds
+    from watchkeeper.alerts.verdicts import Verdict, judge_series
+
+    class Outside(kinds.Kind):
+        name = "outside"
+
+        def parse(self, name: str, value: object, metric: str) -> dict[str, Any]:
+            if not isinstance(value, list) or len(value) != 2:
+                raise kinds.fail(name, "outside", f"expected [low, high], got {value!r}")
+            return {"low": float(value[0]), "high": float(value[1])}
+
+        def judge(self, p: Mapping[str, Any], v: Verdict, value: float, s: kinds.Series) -> None:
+            v.breach = not p["low"] <= value <= p["high"]
+            v.healthy = not v.breach
+
+    monkeypatch.setitem(kinds.KINDS, "outside", Outside())
+    m = parse_monitor(base(outside=[0.8, 1.0], min_samples=10))
+    assert (m.kind, m.params) == ("outside", {"low": 0.8, "high": 1.0})
+    with pytest.raises(InputError, match=r"monitor 'm1': outside: expected \[low, high\]"):
+        parse_monitor(base(outside=0.8))
+    with pytest.raises(InputError, match="hysteresis: applies to condition and change"):
+        parse_monitor(base(outside=[0.8, 1.0], hysteresis=0.1))
+    values = {0: 0.9, 3600: 0.7, 7200: 0.95}
+    verdicts = judge_series(m, "", values, dict.fromkeys(values, 50.0), [0, 3600, 7200])
+    assert [v.breach for v in verdicts] == [False, True, False]

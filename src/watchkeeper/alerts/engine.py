@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from watchkeeper.alerts import outbox
 from watchkeeper.alerts.catalog import Catalog, forget
+from watchkeeper.alerts.kinds import KINDS
 from watchkeeper.alerts.lifecycle import Lifecycle
 from watchkeeper.alerts.monitors import Monitor
 from watchkeeper.alerts.queries import alert_dict
@@ -141,7 +142,7 @@ class AlertEngine:
     def _judge(
         self, m: Monitor, window_seconds: int, version: str, segment: str, windows: list[int]
     ) -> list[Verdict]:
-        if m.kind == "detector":
+        if KINDS[m.kind].sequential:
             from watchkeeper.alerts.sequential import judge_detector
 
             return judge_detector(self.store, m, version, segment, windows, window_seconds)
@@ -151,7 +152,7 @@ class AlertEngine:
         out: list[Verdict] = []
         for target, series in sorted(values.items()):
             reference = None
-            if m.kind == "change":
+            if KINDS[m.kind].reference:
                 reference = m.params.get("reference")
                 if reference is None:
                     reference = self._reference(m.model, version, m.metric, target)

@@ -11,7 +11,8 @@ the metric:
 * ``detector: {type: cusum}`` — sequential change detection on the stream of window values,
   or, for ``metric: error``, on the 0/1 error stream of the labelled predictions.
 
-Every problem raises :class:`~watchkeeper.errors.InputError` naming the monitor and the field.
+Each kind parses its own options (:mod:`watchkeeper.alerts.kinds`). Every problem raises
+:class:`~watchkeeper.errors.InputError` naming the monitor and the field.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from watchkeeper.alerts.actions import Action, parse_action, parse_duration
+from watchkeeper.alerts.kinds import KINDS
+from watchkeeper.alerts.kinds import fail as _fail
+from watchkeeper.alerts.kinds import integer as _int
+from watchkeeper.alerts.kinds import number as _number
 from watchkeeper.errors import InputError
 from watchkeeper.evaluation.metrics import CATALOGUE
-from watchkeeper.stats.detectors import DETECTORS
 
 # metric → how its sample size is read from the window ("labels" or "count"): the catalogue's
 WINDOW_METRICS = {m.name: m.sample for m in CATALOGUE.values() if not m.per_feature}
@@ -35,19 +39,15 @@ STREAM_METRICS = {"error": "labels"}  # the 0/1 error stream of labelled predict
 METRICS = {**WINDOW_METRICS, **FEATURE_METRICS, **STREAM_METRICS}
 ALIASES = {"volume": "count", "drift_score": "drift_statistic"}
 
-KINDS = ("condition", "change", "band", "anomaly", "detector")
 SEVERITIES = ("warning", "critical")
-SIDES = ("both", "below", "above")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
-CONDITION = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
-FIELDS = {
+FIELDS = {  # and one key per kind of KINDS
     "name",
     "model",
     "metric",
     "feature",
     "version",
     "segment",
-    *KINDS,
     "severity",
     "min_samples",
     "for_windows",
@@ -59,7 +59,6 @@ FIELDS = {
     "description",
 }
 DEFAULT_MIN_SAMPLES = 30
-DEFAULT_BASELINE_WINDOWS = 24
 
 
 @dataclass(frozen=True)
@@ -110,115 +109,6 @@ class Monitor:
         return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _fail(name: str, key: str, problem: str) -> InputError:
-    return InputError(f"monitor {name!r}: {key}: {problem}")
-
-
-def _int(name: str, key: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _fail(name, key, f"expected an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _number(name: str, key: str, value: object, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(name, key, f"expected a number, got {value!r}")
-    if positive and value <= 0:
-        raise _fail(name, key, f"must be positive, got {value!r}")
-    return float(value)
-
-
-def _options(name: str, key: str, value: object, allowed: Iterable[str]) -> dict[str, Any]:
-    if value is None:
-        value = {}
-    if not isinstance(value, Mapping):
-        raise _fail(name, key, f"expected a mapping of options, got {value!r}")
-    unknown = sorted(set(map(str, value)) - set(allowed))
-    if unknown:
-        raise _fail(name, key, f"unknown option(s) {unknown}; known: {sorted(allowed)}")
-    return dict(value)
-
-
-def _side(name: str, key: str, opts: Mapping[str, Any]) -> str:
-    side = opts.get("side", "both")
-    if side not in SIDES:
-        raise _fail(name, f"{key}.side", f"use one of {', '.join(SIDES)}, got {side!r}")
-    return str(side)
-
-
-def _kind_params(name: str, kind: str, value: object, metric: str) -> dict[str, Any]:
-    if kind == "condition":
-        match = CONDITION.match(str(value)) if isinstance(value, str) else None
-        if not match:
-            raise _fail(
-                name,
-                "condition",
-                f"expected an operator and a number like '<= 0.85', got {value!r}",
-            )
-        return {"op": match.group(1), "threshold": float(match.group(2))}
-    if kind == "change":
-        opts = _options(name, "change", value, ("drops_by", "rises_by", "reference"))
-        given = [k for k in ("drops_by", "rises_by") if k in opts]
-        if len(given) != 1:
-            raise _fail(name, "change", "give exactly one of drops_by and rises_by")
-        raw = opts[given[0]]
-        relative = isinstance(raw, str) and raw.strip().endswith("%")
-        try:
-            amount = float(raw.strip()[:-1]) / 100 if relative else float(raw)
-        except (TypeError, ValueError):
-            amount = -1.0
-        if isinstance(raw, bool) or amount <= 0:
-            raise _fail(
-                name, f"change.{given[0]}", f"expected a positive number or '5%', got {raw!r}"
-            )
-        reference = opts.get("reference")
-        if reference is not None:
-            reference = _number(name, "change.reference", reference)
-        direction = "drops" if given[0] == "drops_by" else "rises"
-        return {
-            "direction": direction,
-            "amount": amount,
-            "relative": relative,
-            "reference": reference,
-        }
-    if kind == "band":
-        opts = _options(name, "band", value, ("k", "baseline_windows", "side"))
-        return {
-            "k": _number(name, "band.k", opts.get("k", 3.0), positive=True),
-            "baseline_windows": _int(
-                name,
-                "band.baseline_windows",
-                opts.get("baseline_windows", DEFAULT_BASELINE_WINDOWS),
-                2,
-            ),
-            "side": _side(name, "band", opts),
-        }
-    if kind == "anomaly":
-        opts = _options(name, "anomaly", value, ("k", "side", "min_history", "utc_offset"))
-        return {
-            "k": _number(name, "anomaly.k", opts.get("k", 4.0), positive=True),
-            "side": _side(name, "anomaly", opts),
-            "min_history": _int(name, "anomaly.min_history", opts.get("min_history", 12), 2),
-            "utc_offset": _number(name, "anomaly.utc_offset", opts.get("utc_offset", 0.0)),
-        }
-    # detector
-    if not isinstance(value, Mapping) or "type" not in value:
-        raise _fail(
-            name, "detector", f"expected {{type: {'|'.join(DETECTORS)}, ...}}, got {value!r}"
-        )
-    opts = dict(value)
-    dtype = opts.pop("type")
-    if not isinstance(dtype, str) or dtype not in DETECTORS:
-        raise _fail(name, "detector.type", f"use one of {', '.join(DETECTORS)}, got {dtype!r}")
-    from watchkeeper.alerts.sequential import check_detector
-
-    try:
-        check_detector(str(dtype), opts, metric)
-    except (TypeError, ValueError) as exc:
-        raise _fail(name, "detector", str(exc)) from None
-    return {"type": dtype, "options": opts}
-
-
 def parse_monitor(
     raw: object,
     *,
@@ -236,7 +126,7 @@ def parse_monitor(
     name = raw.get("name")
     if not isinstance(name, str) or not NAME.fullmatch(name):
         raise InputError(f"{where}: name: use 1-200 letters, digits, '.', '_' or '-', got {name!r}")
-    unknown = sorted(set(map(str, raw)) - FIELDS)
+    unknown = sorted(set(map(str, raw)) - FIELDS - set(KINDS))
     if unknown:
         raise _fail(name, "fields", f"unknown field(s) {unknown}")
     model = raw.get("model")
@@ -251,16 +141,16 @@ def parse_monitor(
     if len(kinds) != 1:
         raise _fail(name, "kind", f"give exactly one of {', '.join(KINDS)}; got {kinds or 'none'}")
     kind = kinds[0]
-    if metric in STREAM_METRICS and kind != "detector":
+    if metric in STREAM_METRICS and not KINDS[kind].sequential:
         raise _fail(name, "metric", "the error stream is judged by a detector: add detector: {...}")
-    params = _kind_params(name, kind, raw[kind], str(metric))
+    params = KINDS[kind].parse(name, raw[kind], str(metric))
     optional_str = {}
     for key in ("feature", "version", "segment", "description"):
         value = raw.get(key)
         if value is not None and not isinstance(value, str):
             raise _fail(name, key, f"expected a string, got {value!r}")
         optional_str[key] = value
-    if kind == "detector" and metric in FEATURE_METRICS and optional_str["feature"] is None:
+    if KINDS[kind].sequential and metric in FEATURE_METRICS and optional_str["feature"] is None:
         raise _fail(name, "feature", f"a detector on {metric} watches one feature: name it")
     if optional_str["feature"] is not None and metric not in FEATURE_METRICS:
         raise _fail(
@@ -296,8 +186,9 @@ def parse_monitor(
     hysteresis = _number(name, "hysteresis", raw.get("hysteresis", 0.0))
     if hysteresis < 0:
         raise _fail(name, "hysteresis", f"must not be negative, got {hysteresis}")
-    if hysteresis and kind not in ("condition", "change"):
-        raise _fail(name, "hysteresis", "applies to condition and change monitors only")
+    if hysteresis and not KINDS[kind].hysteresis:
+        names = " and ".join(k.name for k in KINDS.values() if k.hysteresis)
+        raise _fail(name, "hysteresis", f"applies to {names} monitors only")
     normal = {k: v for k, v in raw.items() if v is not None}
     normal["metric"] = metric
     return Monitor(

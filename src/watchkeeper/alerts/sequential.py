@@ -17,7 +17,7 @@ CUSUM on a metric stream; ``calibrated``, ``adwin``, ``page_hinkley``); the othe
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -28,11 +28,6 @@ from watchkeeper.alerts.verdicts import Verdict, points
 from watchkeeper.stats.detectors import DETECTORS, Detector, detector_from_dict
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import Store
-
-
-def check_detector(dtype: str, options: Mapping[str, Any], metric: str) -> None:
-    """Build the detector once: unknown or bad arguments raise TypeError / ValueError."""
-    DETECTORS[dtype].build(options, binary=metric == "error")
 
 
 def new_detector(store: Store, m: Monitor, version: str) -> Detector:
