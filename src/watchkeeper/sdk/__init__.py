@@ -17,10 +17,11 @@ restarts. ``flush()`` waits for the server's acknowledgement; the client flushes
 The full guide is ``docs/sdk.md``.
 """
 
-from watchkeeper.sdk._client import Client, RequestError, default_spool_dir
+from watchkeeper.sdk._client import Client, default_spool_dir
 from watchkeeper.sdk._deadletter import DeadLetter
 from watchkeeper.sdk._events import new_prediction_id
 from watchkeeper.sdk._monitor import Monitor, Observation
+from watchkeeper.sdk._request import RequestError, register, request
 from watchkeeper.sdk._stats import ClientStats
 from watchkeeper.sdk.middleware import WatchkeeperMiddleware
 
@@ -34,4 +35,6 @@ __all__ = [
     "WatchkeeperMiddleware",
     "default_spool_dir",
     "new_prediction_id",
+    "register",
+    "request",
 ]

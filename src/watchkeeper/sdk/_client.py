@@ -19,6 +19,7 @@ from watchkeeper.sdk._deadletter import DeadLetter, DeadLetters, Strikes, spool_
 from watchkeeper.sdk._events import ACTUAL, PREDICTION, spool_line
 from watchkeeper.sdk._http import Transport
 from watchkeeper.sdk._monitor import Monitor
+from watchkeeper.sdk._request import register
 from watchkeeper.sdk._sender import Marker, Sender
 from watchkeeper.sdk._spool import Spool
 from watchkeeper.sdk._stats import ClientStats, Counters
@@ -232,32 +233,22 @@ class Client:
         server's answer (the inferred schema among it). Unlike the log calls this waits for
         the server, and raises ``RequestError`` when it refuses (e.g. 409: the version exists).
         """
-        from urllib.parse import quote, urlencode
-
-        body, content_type = _reference_body(reference)
-        query: dict[str, str] = {"champion": "true" if champion else "false"}
-        for key, value in (
-            ("target", target),
-            ("prediction", prediction),
-            ("drift_reference", drift_reference),
-            ("window_seconds", None if window_seconds is None else str(int(window_seconds))),
-            ("scores", ",".join(scores) if scores else None),
-            ("segments", ",".join(segments) if segments else None),
-        ):
-            if value is not None:
-                query[key] = value
-        path = f"/v1/models/{quote(model, safe='')}/versions/{quote(version, safe='')}"
-        transport = Transport(*self._transport_args)
-        try:
-            resp = transport.request("PUT", f"{path}?{urlencode(query)}", body, content_type)
-        finally:
-            transport.close()
-        if resp.status >= 300:
-            error = resp.body.get("error") if isinstance(resp.body, dict) else None
-            message = error.get("message") if isinstance(error, dict) else None
-            raise RequestError(resp.status, str(message or resp.text))
-        answer: dict[str, Any] = resp.body
-        return answer
+        url, token, timeout = self._transport_args
+        return register(
+            url,
+            model,
+            reference,
+            token=token,
+            version=version,
+            target=target,
+            prediction=prediction,
+            scores=scores,
+            segments=segments,
+            window_seconds=window_seconds,
+            drift_reference=drift_reference,
+            champion=champion,
+            timeout=timeout,
+        )
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything logged so far is acknowledged by the server: True.
@@ -331,53 +322,6 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client({self.url!r}, spool_dir={str(self.spool_dir)!r})"
-
-
-class RequestError(Exception):
-    """The server refused a direct request (``Client.register``): its status and message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}")
-        self.status, self.message = status, message
-
-
-_REFERENCE_TYPES = {
-    ".parquet": "application/vnd.apache.parquet",
-    ".pq": "application/vnd.apache.parquet",
-    ".csv": "text/csv",
-    ".arrow": "application/vnd.apache.arrow.stream",
-    ".arrows": "application/vnd.apache.arrow.stream",
-}
-
-
-def _reference_body(reference: Any) -> tuple[bytes, str]:
-    """A reference as an upload: a Parquet/CSV/Arrow file path, or a pandas/polars DataFrame
-    or Arrow table (sent as Parquet; pyarrow is imported only then)."""
-    if isinstance(reference, str | os.PathLike):
-        path = Path(reference)
-        kind = _REFERENCE_TYPES.get(path.suffix.lower())
-        if kind is None:
-            raise ValueError(f"reference {str(path)!r}: expected a .parquet, .csv or .arrow file")
-        return path.read_bytes(), kind
-    import io
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    if isinstance(reference, pa.Table):
-        table = reference
-    elif hasattr(reference, "to_arrow"):  # polars
-        table = reference.to_arrow()
-    elif hasattr(reference, "to_parquet") and hasattr(reference, "columns"):  # pandas
-        table = pa.Table.from_pandas(reference, preserve_index=False)
-    else:
-        raise ValueError(
-            "reference must be a file path, a pandas or polars DataFrame or an Arrow table, "
-            f"got {type(reference).__name__}"
-        )
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    return buf.getvalue(), _REFERENCE_TYPES[".parquet"]
 
 
 def _check(ok: bool, name: str, value: object, allowed: str) -> None:

@@ -1,0 +1,144 @@
+"""Direct requests to the service, waiting for its answer: ``request()`` for any route and
+``register()`` for a model version with its reference. ``Client.register`` and the
+``watchkeeper`` command use them; the log calls never do (they go through the sender)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from watchkeeper.sdk._http import NETWORK_ERRORS, Transport
+
+
+class RequestError(Exception):
+    """The server refused a direct request: its status, message and error type.
+
+    ``error_type`` is the ``type`` of the server's JSON error body (e.g. ``ConflictError``),
+    empty when the answer had none (``message`` is then the start of the answer's text).
+    """
+
+    def __init__(self, status: int, message: str, error_type: str = "") -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status, self.message, self.error_type = status, message, error_type
+
+
+def request(
+    url: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    token: str | None = None,
+    content: tuple[bytes, str] | None = None,
+    timeout: float = 30.0,
+) -> Any:
+    """Send one request to the service at ``url`` and return its decoded JSON answer.
+
+    ``path`` is the route with its query string (``"/v1/alerts?state=firing"``); ``body`` a
+    JSON-serialisable value, or ``content`` raw bytes and their content type. Raises
+    :class:`RequestError` when the server answers with a status of 300 or more, and
+    ``ConnectionError`` (``"cannot reach the service at <url>: <reason>"``) when no answer
+    comes back.
+    """
+    data = content[0] if content is not None else None
+    if content is None and body is not None:
+        data = json.dumps(body).encode()
+    transport = Transport(url, token, timeout)
+    try:
+        resp = transport.request(method, path, data, None if content is None else content[1])
+    except NETWORK_ERRORS as exc:
+        raise ConnectionError(f"cannot reach the service at {url}: {exc}") from None
+    finally:
+        transport.close()
+    if resp.status >= 300:
+        error = resp.body.get("error") if isinstance(resp.body, dict) else None
+        if isinstance(error, dict) and error.get("message") is not None:
+            raise RequestError(resp.status, str(error["message"]), str(error.get("type") or ""))
+        raise RequestError(resp.status, resp.text)
+    return resp.body
+
+
+def register(
+    url: str,
+    model: str,
+    reference: Any,
+    *,
+    token: str | None = None,
+    version: str = "v1",
+    target: str | None = None,
+    prediction: str | None = None,
+    scores: list[str] | None = None,
+    segments: list[str] | None = None,
+    window_seconds: int | None = None,
+    drift_reference: str | None = None,
+    champion: bool = True,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    """Register ``model`` (if new) and ``version`` with its training reference on the
+    service at ``url``; return the server's answer (the inferred schema among it).
+
+    ``reference`` is a ``.parquet``, ``.csv`` or ``.arrow`` file, or a pandas/polars
+    DataFrame or an Arrow table. Raises ``ValueError`` for another kind of reference,
+    ``FileNotFoundError`` for a missing file, and as :func:`request` does.
+    """
+    content = _reference_body(reference)
+    query: dict[str, str] = {"champion": "true" if champion else "false"}
+    for key, value in (
+        ("target", target),
+        ("prediction", prediction),
+        ("drift_reference", drift_reference),
+        ("window_seconds", None if window_seconds is None else str(int(window_seconds))),
+        ("scores", ",".join(scores) if scores else None),
+        ("segments", ",".join(segments) if segments else None),
+    ):
+        if value is not None:
+            query[key] = value
+    path = f"/v1/models/{quote(model, safe='')}/versions/{quote(version, safe='')}"
+    answer: dict[str, Any] = request(
+        url, "PUT", f"{path}?{urlencode(query)}", token=token, content=content, timeout=timeout
+    )
+    return answer
+
+
+_REFERENCE_TYPES = {
+    ".parquet": "application/vnd.apache.parquet",
+    ".pq": "application/vnd.apache.parquet",
+    ".csv": "text/csv",
+    ".arrow": "application/vnd.apache.arrow.stream",
+    ".arrows": "application/vnd.apache.arrow.stream",
+}
+
+
+def _reference_body(reference: Any) -> tuple[bytes, str]:
+    """A reference as an upload: a Parquet/CSV/Arrow file path, or a pandas/polars DataFrame
+    or Arrow table (sent as Parquet; pyarrow is imported only then)."""
+    if isinstance(reference, str | os.PathLike):
+        path = Path(reference)
+        kind = _REFERENCE_TYPES.get(path.suffix.lower())
+        if kind is None:
+            raise ValueError(f"reference {path}: expected a .parquet, .csv or .arrow file")
+        if not path.is_file():
+            raise FileNotFoundError(f"reference {path}: no such file")
+        return path.read_bytes(), kind
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if isinstance(reference, pa.Table):
+        table = reference
+    elif hasattr(reference, "to_arrow"):  # polars
+        table = reference.to_arrow()
+    elif hasattr(reference, "to_parquet") and hasattr(reference, "columns"):  # pandas
+        table = pa.Table.from_pandas(reference, preserve_index=False)
+    else:
+        raise ValueError(
+            "reference must be a file path, a pandas or polars DataFrame or an Arrow table, "
+            f"got {type(reference).__name__}"
+        )
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue(), _REFERENCE_TYPES[".parquet"]
