@@ -1,0 +1,44 @@
+"""The ``watchkeeper`` command line: the click group and its commands, one module per family.
+
+* :mod:`~watchkeeper.cli.report`: ``report``, ``example``, ``schema`` (files, no service);
+* :mod:`~watchkeeper.cli.service`: ``serve``, ``demo``, ``token`` (the service and its store);
+* :mod:`~watchkeeper.cli.models`: ``register`` (a model version on a running service);
+* :mod:`~watchkeeper.cli.alerts`: ``monitors``, ``alerts``, ``silence`` (over the HTTP API).
+
+Exit codes: 0 when fine, 1 when a ``--fail-on`` condition trips, 2 with one readable line on
+standard error for bad input (missing file, unreadable format, unknown column, bad option) or
+a service that refuses or cannot be reached.
+"""
+
+from __future__ import annotations
+
+import click
+
+from watchkeeper.cli import alerts as _alerts
+from watchkeeper.cli import models as _models
+from watchkeeper.cli import report as _report
+from watchkeeper.cli import service as _service
+from watchkeeper.cli._output import Group
+
+__all__ = ["main"]
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="watchkeeper")
+def main() -> None:
+    """watchkeeper: ML model monitoring: drift, data quality and performance."""
+
+
+for _command in (
+    _report.report,
+    _report.example,
+    _report.schema,
+    _service.serve,
+    _service.token,
+    _service.demo,
+    _models.register,
+    _alerts.monitors,
+    _alerts.alerts,
+    _alerts.silence,
+):
+    main.add_command(_command)

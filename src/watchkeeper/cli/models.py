@@ -1,0 +1,82 @@
+"""``watchkeeper register``: a model version and its training reference, on a running
+service (through :func:`watchkeeper.sdk.register`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from watchkeeper.cli._api import api_error, api_options
+from watchkeeper.errors import InputError
+from watchkeeper.sdk import RequestError
+from watchkeeper.sdk import register as register_version
+
+
+@click.command()
+@click.argument("model")
+@click.argument("reference", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--version", "version", default="v1", show_default=True, help="Version name.")
+@click.option("--target", help="The ground-truth column of the reference.")
+@click.option("--prediction", help="The prediction column of the reference.")
+@click.option("--scores", help="Score (probability) columns, comma-separated.")
+@click.option("--segments", help="Segment columns, comma-separated (a new model only).")
+@click.option(
+    "--window-seconds", type=int, help="Evaluation window (a new model only; default 3600)."
+)
+@click.option(
+    "--drift-reference",
+    type=click.Choice(["training", "previous_window"]),
+    help="What windows drift against (a new model only; default training).",
+)
+@click.option("--challenger", is_flag=True, help="Register without making it the champion.")
+@api_options
+def register(
+    model: str,
+    reference: Path,
+    version: str,
+    target: str | None,
+    prediction: str | None,
+    scores: str | None,
+    segments: str | None,
+    window_seconds: int | None,
+    drift_reference: str | None,
+    challenger: bool,
+    url: str,
+    token: str | None,
+) -> None:
+    """Register MODEL (if new) and a version with its training REFERENCE (.parquet, .csv or
+    .arrow) on a running service."""
+    try:
+        answer = register_version(
+            url,
+            model,
+            reference,
+            token=token,
+            version=version,
+            target=target,
+            prediction=prediction,
+            scores=_names(scores),
+            segments=_names(segments),
+            window_seconds=window_seconds,
+            drift_reference=drift_reference,
+            champion=not challenger,
+        )
+    except (RequestError, ConnectionError) as exc:
+        raise api_error(exc) from None
+    except (FileNotFoundError, ValueError) as exc:  # no such file, not a reference, bad --url
+        raise InputError(str(exc)) from None
+    roles: dict[str, list[str]] = {}
+    for col in answer["schema"]["columns"]:
+        roles.setdefault(col["role"], []).append(col["name"])
+    click.echo(
+        f"registered {model} {version} with a {answer['reference_rows']:,}-row reference"
+        + ("" if challenger else " (champion)")
+    )
+    for role, names in sorted(roles.items()):
+        click.echo(f"  {role}: {', '.join(names)}")
+
+
+def _names(value: str | None) -> list[str] | None:
+    """A comma-separated option as the list the SDK takes (sent joined by commas again)."""
+    return None if value is None else value.split(",")

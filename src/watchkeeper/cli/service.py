@@ -1,0 +1,202 @@
+"""``watchkeeper serve | demo | token``: run the service, the demo, and manage its API tokens
+(in the state store, without a running service)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Settings file (.yaml/.json); env WATCHKEEPER_CONFIG.",
+)
+@click.option("--host", help="Address to bind (default 127.0.0.1; env WATCHKEEPER_HOST).")
+@click.option("--port", type=int, help="Port (default 8700; env WATCHKEEPER_PORT).")
+@click.option(
+    "--data-dir",
+    "data_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where the SQLite state and the Parquet lake live (env WATCHKEEPER_DATA_DIR).",
+)
+@click.option(
+    "--database",
+    "database_url",
+    help="postgresql://... to keep state in PostgreSQL (env WATCHKEEPER_DATABASE_URL).",
+)
+def serve(
+    config: Path | None,
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    database_url: str | None,
+) -> None:
+    """Run the monitoring service (ingest, query API, /metrics)."""
+    import uvicorn
+
+    from watchkeeper.alerts.config import alert_config
+    from watchkeeper.server.app import create_app
+    from watchkeeper.server.launch import DataDirLock, listen
+    from watchkeeper.settings import load_settings
+
+    settings = load_settings(
+        config, host=host, port=port, data_dir=data_dir, database_url=database_url
+    )
+    alert_config(settings)  # a bad monitor or notifier is named before anything is claimed
+    # the port and the data directory are claimed before anything is written
+    sock = listen(settings.host, settings.port)
+    lock = DataDirLock(
+        settings.data_dir, owner=f"watchkeeper serve on {settings.host}:{settings.port}"
+    ).acquire()
+    app = create_app(settings)
+    click.echo(
+        f"watchkeeper {settings.host}:{settings.port}"
+        f" · state {settings.sqlalchemy_url.split('@')[-1]}"
+        f" · lake {settings.lake_dir}",
+        err=True,
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=10,
+        )
+    )
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down cleanly
+        pass
+    finally:
+        lock.release()
+
+
+@click.group()
+def token() -> None:
+    """Create, list and revoke API tokens (stored hashed in the state store)."""
+
+
+def _store(config: Path | None, data_dir: Path | None, database_url: str | None) -> Any:
+    from watchkeeper.settings import load_settings
+    from watchkeeper.store.state import Store
+
+    settings = load_settings(config, data_dir=data_dir, database_url=database_url)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Store(settings.sqlalchemy_url)
+
+
+_STORE_OPTIONS = [
+    click.option(
+        "--config", type=click.Path(path_type=Path, dir_okay=False), help="Settings file."
+    ),
+    click.option(
+        "--data-dir",
+        "data_dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="The service's data directory.",
+    ),
+    click.option("--database", "database_url", help="postgresql://... state store."),
+]
+
+
+def _store_options(f: Any) -> Any:
+    for option in reversed(_STORE_OPTIONS):
+        f = option(f)
+    return f
+
+
+@token.command("create")
+@click.argument("name")
+@click.option(
+    "--scopes",
+    default="ingest,read",
+    show_default=True,
+    help="Comma-separated: ingest, read, admin.",
+)
+@_store_options
+def token_create(
+    name: str, scopes: str, config: Path | None, data_dir: Path | None, database_url: str | None
+) -> None:
+    """Create a token; it is printed once and stored only as a hash."""
+    from watchkeeper.store.tokens import create_token
+
+    value = create_token(
+        _store(config, data_dir, database_url),
+        name,
+        [s.strip() for s in scopes.split(",") if s.strip()],
+    )
+    click.echo(value)
+
+
+@token.command("list")
+@_store_options
+def token_list(config: Path | None, data_dir: Path | None, database_url: str | None) -> None:
+    """List tokens (ids, names, scopes; never the secrets)."""
+    from watchkeeper.store.tokens import list_tokens
+
+    for row in list_tokens(_store(config, data_dir, database_url)):
+        click.echo(f"{row['id']}  {row['name']}  {','.join(row['scopes'])}")
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@_store_options
+def token_revoke(
+    token_id: str, config: Path | None, data_dir: Path | None, database_url: str | None
+) -> None:
+    """Revoke a token by its id."""
+    from watchkeeper.store.tokens import revoke_token
+
+    revoke_token(_store(config, data_dir, database_url), token_id)
+    click.echo(f"revoked {token_id}")
+
+
+@click.command()
+@click.option(
+    "--data-dir",
+    "data_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("watchkeeper-demo"),
+    show_default=True,
+    help="Demo data directory (an earlier demo's is replaced).",
+)
+@click.option("--port", type=int, default=8700, show_default=True, help="Port of the demo service.")
+@click.option(
+    "--hours",
+    type=click.IntRange(min=8),
+    default=48,
+    show_default=True,
+    help="Hours of production traffic to replay.",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0.1),
+    default=4.0,
+    show_default=True,
+    help="Simulated hours replayed per second.",
+)
+@click.option("--exit", "exit_after", is_flag=True, help="Stop once the replay is evaluated.")
+def demo(data_dir: Path, port: int, hours: int, speed: float, exit_after: bool) -> None:
+    """Start the service on embedded defaults, register an example model and replay a
+    production stream with drift, a quality drop and late labels through the SDK."""
+    from watchkeeper.demo import DemoPlan, run_demo
+
+    status = run_demo(
+        data_dir,
+        port=port,
+        plan=DemoPlan(hours=hours),
+        hours_per_second=speed,
+        keep_serving=not exit_after,
+    )
+    if not status:
+        sys.exit(1)
+
+
+# ------------------------------------------------------------------ alerts (over the HTTP API)
