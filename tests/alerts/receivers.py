@@ -9,11 +9,8 @@
   answer the next N messages with a temporary failure.
 
 The pytest fixtures (``webhook_receiver``, ``make_http_receiver``, ``smtp_receiver``,
-``make_smtp_receiver``) are defined here and imported by ``tests/alerts/conftest.py``. A
-conftest elsewhere can use them too::
-
-    sys.path.insert(0, str(Path(__file__).parents[1] / "alerts"))
-    from receivers import make_http_receiver, smtp_receiver, webhook_receiver  # noqa: F401
+``make_smtp_receiver``) are defined here; ``tests/conftest.py`` registers this module as a
+plugin, so every test can ask for them.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from servicefix import Server, module_databases, module_server  # noqa: F401 - fixtures
+
+from tests.service.fixtures import Server
 
 CONFIG_MONITOR = {
     "name": "cfg-floor",
@@ -52,8 +53,8 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 @pytest.fixture(scope="module")
 def served(
-    module_server: Callable[..., Server],  # noqa: F811
-    module_databases: Callable[[], str],  # noqa: F811
+    module_server: Callable[..., Server],
+    module_databases: Callable[[], str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Server, dict[str, str]]:
     """A server that requires tokens, with a settings-file monitor; and an admin and a read

@@ -26,7 +26,6 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from servicefix import database_url, server, wait_for  # noqa: F401 - fixtures
 
 WINDOW = 60
 EVENTS = 200  # per window
@@ -156,9 +155,9 @@ def firing_gauge(client: httpx.Client) -> float:
 
 
 def test_accuracy_drop_fires_once_notifies_retrains_and_resolves(
-    database_url: str,  # noqa: F811
-    server: Any,  # noqa: F811
-    wait_for: Any,  # noqa: F811
+    database_url: str,
+    server: Any,
+    wait_for: Any,
     webhook_receiver: Any,
     smtp_receiver: Any,
     tmp_path: Path,

@@ -18,7 +18,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
-from servicefix import database_url, open_store  # noqa: F401 - fixtures
 from sklearn.metrics import accuracy_score
 
 from watchkeeper.alerts.catalog import Catalog
@@ -51,7 +50,7 @@ def reference(rows: int = 1000, correct: int = 900, seed: int = 0) -> pa.Table:
 
 
 @pytest.fixture
-def store(database_url: str, open_store: Callable[[str], Store], tmp_path: Path) -> Store:  # noqa: F811
+def store(database_url: str, open_store: Callable[[str], Store], tmp_path: Path) -> Store:
     s = open_store(database_url)
     IngestService(s, Settings(data_dir=tmp_path)).register(
         "churn", reference(), target="y", prediction="p", window_seconds=H
@@ -426,7 +425,7 @@ def _schema(engine: sa.Engine) -> dict[str, Any]:
 
 @pytest.fixture
 def two_databases(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
-    from servicefix import make_database
+    from tests.service.fixtures import make_database
 
     backend = request.param
     with make_database(backend, tmp_path / "a") as a, make_database(backend, tmp_path / "b") as b:
@@ -435,8 +434,7 @@ def two_databases(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tu
 
 @pytest.mark.parametrize("two_databases", ["sqlite", "postgresql"], indirect=True)
 def test_a_version_1_database_migrates_to_the_fresh_schema(two_databases: tuple[str, str]) -> None:
-    from servicefix import sqlalchemy_url
-
+    from tests.service.fixtures import sqlalchemy_url
     from watchkeeper.store.state import create_engine
 
     old_url, fresh_url = (sqlalchemy_url(u) for u in two_databases)

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
-from receivers import HttpReceiver, SmtpReceiver, free_port
 
+from tests.alerts.receivers import HttpReceiver, SmtpReceiver, free_port
 from watchkeeper.alerts import formats
 from watchkeeper.alerts.delivery import JITTER
 from watchkeeper.alerts.notifiers import (

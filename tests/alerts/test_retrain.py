@@ -18,7 +18,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
-from servicefix import database_url, open_store, sqlalchemy_url  # noqa: F401 - fixtures
 
 from watchkeeper.alerts.catalog import Catalog
 from watchkeeper.alerts.engine import AlertEngine
@@ -84,8 +83,8 @@ class Service:
 
 @pytest.fixture
 def service(
-    database_url: str,  # noqa: F811 - the fixture
-    open_store: Callable[[str], Store],  # noqa: F811
+    database_url: str,
+    open_store: Callable[[str], Store],
     tmp_path: Path,
 ) -> Iterator[Service]:
     settings = Settings(data_dir=tmp_path / "data", database_url=database_url)

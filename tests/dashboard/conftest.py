@@ -1,34 +1,17 @@
 """Fixtures of the dashboard tests: an app or a server filled by :mod:`dashboard_data`.
 
-The service fixtures of ``tests/service/conftest.py`` (databases on SQLite and PostgreSQL,
-``watchkeeper serve`` as a process) are reused: that file is loaded as a module and its
-fixtures are re-exported here.
+The service fixtures (databases on SQLite and PostgreSQL, ``watchkeeper serve`` as a process)
+come from ``tests.service.fixtures``, which ``tests/conftest.py`` registers as a plugin.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from dashboard_data import Filled, fill, settle
 
-_path = Path(__file__).parents[1] / "service" / "conftest.py"
-_spec = importlib.util.spec_from_file_location("wk_service_fixtures", _path)
-assert _spec is not None and _spec.loader is not None
-service = importlib.util.module_from_spec(_spec)
-sys.modules["wk_service_fixtures"] = service
-_spec.loader.exec_module(service)
-
-# re-exported fixtures
-database_url = service.database_url
-module_databases = service.module_databases
-module_server = service.module_server
-open_store = service.open_store
-server = service.server
+from tests.dashboard.dashboard_data import Filled, fill, settle
 
 
 @pytest.fixture(scope="module")

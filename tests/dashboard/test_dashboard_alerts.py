@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from dashboard_data import MODEL, MONITOR, Filled
 
+from tests.dashboard.dashboard_data import MODEL, MONITOR, Filled
 from watchkeeper.server.dashboard import alerts_view
 
 pytestmark = pytest.mark.skipif(

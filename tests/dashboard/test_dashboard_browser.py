@@ -24,8 +24,16 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from dashboard_data import HOSTILE_MODEL, MODEL, XSS_CATEGORY, XSS_FEATURE, XSS_SEGMENT, Sent, fill
 
+from tests.dashboard.dashboard_data import (
+    HOSTILE_MODEL,
+    MODEL,
+    XSS_CATEGORY,
+    XSS_FEATURE,
+    XSS_SEGMENT,
+    Sent,
+    fill,
+)
 from watchkeeper.demo import FEATURES
 from watchkeeper.server.dashboard import alerts_view
 from watchkeeper.settings import Settings

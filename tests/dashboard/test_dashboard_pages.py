@@ -14,7 +14,9 @@ from urllib.parse import quote
 
 import numpy as np
 import pytest
-from dashboard_data import (
+from markupsafe import escape
+
+from tests.dashboard.dashboard_data import (
     HOSTILE_EVENTS,
     HOSTILE_MODEL,
     HOURS,
@@ -25,8 +27,6 @@ from dashboard_data import (
     XSS_VALUE,
     Filled,
 )
-from markupsafe import escape
-
 from watchkeeper.demo import FEATURES
 from watchkeeper.server.dashboard import queries
 
@@ -302,8 +302,8 @@ def test_a_model_without_events_has_empty_pages(tmp_path: Path) -> None:
     import warnings
 
     import pyarrow as pa
-    from dashboard_data import register
 
+    from tests.dashboard.dashboard_data import register
     from watchkeeper.server.app import create_app
     from watchkeeper.settings import load_settings
 

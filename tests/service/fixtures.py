@@ -1,5 +1,8 @@
 """Fixtures of the service tests: one database per backend and ``watchkeeper serve`` as a process.
 
+A pytest plugin (``tests/conftest.py`` registers it), so its fixtures reach every test; a
+test imports its helpers by name (``from tests.service.fixtures import Server``).
+
 * ``database_url`` (a fresh database per test) and ``module_databases`` (a factory of fresh
   databases, dropped at the end of the module) are parametrised over ``sqlite`` (a file
   under a temporary directory) and ``postgresql`` (a database ``wk_test_<hex>`` created on
