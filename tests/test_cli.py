@@ -131,6 +131,7 @@ def test_usage_errors_are_one_line(files: tuple[Path, Path]) -> None:
         )
 
 
+@pytest.mark.slow
 def test_demo_replays_and_evaluates(tmp_path: Path) -> None:
     """The README's main command, shortened: the service starts, the stream is replayed
     through the SDK, windows are evaluated, and the demo stops cleanly with --exit."""

@@ -361,6 +361,7 @@ def test_odd_values_are_sent_not_lost(
 
 
 # ------------------------------------------------------------------------------ outages
+@pytest.mark.slow
 def test_events_logged_during_an_outage_arrive_when_the_server_returns(
     fresh_server: Server, tmp_path: Path, make_client: Callable[..., Client]
 ) -> None:
@@ -382,6 +383,7 @@ def test_events_logged_during_an_outage_arrive_when_the_server_returns(
     assert client.stats.resent >= 1000
 
 
+@pytest.mark.slow
 def test_a_new_client_resends_the_spool_of_a_closed_one(
     fresh_server: Server, tmp_path: Path, make_client: Callable[..., Client]
 ) -> None:
@@ -399,6 +401,7 @@ def test_a_new_client_resends_the_spool_of_a_closed_one(
     assert {r["prediction_id"] for r in fresh_server.lake("m")} == set(ids)
 
 
+@pytest.mark.slow
 def test_two_live_clients_never_send_each_others_spool(
     fresh_server: Server, tmp_path: Path, make_client: Callable[..., Client]
 ) -> None:
@@ -490,6 +493,7 @@ def test_the_register_command(server: Server, tmp_path: Path) -> None:
     assert "nope.parquet: no such file" in missing.stderr
 
 
+@pytest.mark.slow
 def test_the_bearer_token_is_sent(tmp_path: Path, make_client: Callable[..., Client]) -> None:
     srv = Server(tmp_path / "data", {"WATCHKEEPER_REQUIRE_TOKENS": "true"})
     srv.token = prepare(srv.data_dir, token=True)

@@ -8,7 +8,8 @@ to ``tests/artifacts/``; with ``WATCHKEEPER_UPDATE_SCREENSHOTS=1`` the model pag
 ``docs/images/model-page.png`` (the README shows it).
 
 Without Chromium (``/usr/bin/chromium``, or ``WATCHKEEPER_CHROMIUM``) or Playwright the tests
-skip, except under CI (env ``CI`` set), where they fail.
+skip, except under CI (env ``CI`` set), where they fail. Marked ``slow``: the default run
+leaves them out, ``pytest -m slow`` or CI runs them.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ ARGS = [
     "--no-first-run",
 ]
 TIMEOUT_MS = 30_000
+pytestmark = pytest.mark.slow  # a browser and a filled server: about two minutes
 
 
 def _unavailable(message: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 import httpx
 import pyarrow as pa
+import pytest
 import sqlalchemy as sa
 
 from watchkeeper.evaluation.retention import sweep
@@ -84,6 +85,7 @@ def lake_counts(server: Any, model: str) -> dict[str, int]:
     return {pid: int(n) for pid, n in rows}
 
 
+@pytest.mark.slow
 def test_acknowledged_events_survive_sigkill_and_in_flight_retries_store_once(
     database_url: str,
     server: Callable[..., Any],

@@ -129,6 +129,7 @@ def test_groups_are_runs_of_one_version_capped_in_events() -> None:
     assert [[x["id"] for x in g] for g in _groups(batches)] == [[1, 2], [3], [4], [5], [6]]
 
 
+@pytest.mark.slow
 def test_the_processor_process_works_the_log_and_is_restarted_when_killed(
     database_url: str, open_store: Callable[[str], Store], reference: pa.Table, tmp_path: Path
 ) -> None:
