@@ -493,6 +493,36 @@ def test_the_register_command(server: Server, tmp_path: Path) -> None:
     assert "nope.parquet: no such file" in missing.stderr
 
 
+def test_direct_requests_wait_for_the_answer(server: Server, tmp_path: Path) -> None:
+    """``request()`` and ``register()``: the public transport the command line uses, with no
+    client (no thread, no spool)."""
+    from watchkeeper.sdk import RequestError, register, request
+
+    name = f"direct-{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "train.parquet"
+    pq.write_table(reference(), path)
+    answer = register(server.url, name, path, target="label", segments=["color"])
+    assert answer["version"] == "v1" and server.status(name)["segments"] == ["color"]
+    assert request(server.url, "GET", f"/v1/models/{name}")["champion"] == "v1"
+    created = request(
+        server.url, "POST", "/v1/silences", {"matchers": {"model": name}, "duration": "1h"}
+    )
+    assert request(server.url, "DELETE", f"/v1/silences/{created['id']}") is not None
+    with pytest.raises(RequestError) as err:
+        register(server.url, name, path)
+    assert (err.value.status, err.value.error_type) == (409, "ConflictError")
+    assert str(err.value).startswith("HTTP 409: ") and "'v1'" in err.value.message
+    with pytest.raises(RequestError) as missing:
+        request(server.url, "GET", "/v1/alerts/999999")
+    assert (missing.value.status, missing.value.error_type) == (404, "NotFoundError")
+    with pytest.raises(FileNotFoundError, match=r"nope\.parquet: no such file"):
+        register(server.url, name, tmp_path / "nope.parquet")
+    with pytest.raises(
+        ConnectionError, match=r"^cannot reach the service at http://127\.0\.0\.1:9: "
+    ):
+        request("http://127.0.0.1:9", "GET", "/v1/alerts")
+
+
 @pytest.mark.slow
 def test_the_bearer_token_is_sent(tmp_path: Path, make_client: Callable[..., Client]) -> None:
     srv = Server(tmp_path / "data", {"WATCHKEEPER_REQUIRE_TOKENS": "true"})
