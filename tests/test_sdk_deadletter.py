@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from test_sdk import FAST, Server, features
+from tests.test_sdk import FAST, Server, features
 from watchkeeper.sdk import Client, DeadLetter
 
 # what a rule answers instead of the server: (status, JSON body, headers)
