@@ -223,7 +223,7 @@ def test_long_names_fold_in_a_narrow_terminal_table(gate_files: Path) -> None:
     import pandas as pd
     from rich.console import Console
 
-    from watchkeeper.cli import _print_summary
+    from watchkeeper.cli.report import _print_summary
     from watchkeeper.report import compare
 
     name = "customer_lifetime_value_in_euros_last_90_days"
