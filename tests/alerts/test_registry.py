@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from receivers import HttpReceiver
 
+from tests.alerts.receivers import HttpReceiver
 from watchkeeper.alerts import channels
 from watchkeeper.alerts.delivery import Notifier
 from watchkeeper.alerts.fields import Fields

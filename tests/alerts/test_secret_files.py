@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from receivers import HttpReceiver, SmtpReceiver
 
+from tests.alerts.receivers import HttpReceiver, SmtpReceiver
 from watchkeeper.alerts.config import alert_config
 from watchkeeper.alerts.notifiers import build_notifiers
 from watchkeeper.errors import InputError

@@ -25,9 +25,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
-from dashboard_data import settle
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.dashboard.dashboard_data import settle
 from watchkeeper.evaluation.metrics import CATALOGUE, WindowMetric
 from watchkeeper.server.dashboard.render import FORMATS, environment
 from watchkeeper.store import tables as t
