@@ -212,3 +212,57 @@ def test_ctrl_c_stops_serve_and_its_processor_without_a_traceback(tmp_path: Path
     assert "Shutting down" in text
     for bad in ("Traceback", "KeyboardInterrupt", "leak"):
         assert bad not in text, text
+
+
+def _startup_lines(*args: str | Path) -> list[str]:
+    """Start `watchkeeper serve` with ``args``, wait until it answers, stop it, and return what
+    it printed on standard error before serving."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*_command(), "serve", "--port", str(port), *map(str, args)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    return [line for line in err.splitlines() if line.startswith(("auth:", "warning:"))]
+
+
+def test_the_startup_says_whether_tokens_are_required(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert _startup_lines("--data-dir", data) == [
+        "auth: off: no token is asked for (--require-tokens turns it on)"
+    ]
+    locked = _startup_lines("--data-dir", data, "--require-tokens")
+    assert locked[0] == "auth: bearer tokens required"
+    assert locked[1].startswith("warning: no token exists yet, so every API request gets 401")
+    made = run("token", "create", "svc", "--scopes", "ingest", "--data-dir", data)
+    assert made.returncode == 0, made.stderr
+    assert _startup_lines("--data-dir", data, "--require-tokens") == [
+        "auth: bearer tokens required (1 token)"
+    ]
+
+
+def test_tokens_off_on_a_network_address_is_a_warning() -> None:
+    from watchkeeper.cli.service import _auth_lines
+    from watchkeeper.settings import Settings
+
+    lines = _auth_lines(Settings(host="0.0.0.0", require_tokens=False), store=None)
+    assert lines[1] == (
+        "warning: tokens are off on 0.0.0.0, which is not a loopback address: "
+        "anyone who can reach it can read and change everything"
+    )
+    assert Settings(host="127.0.0.2").is_loopback and Settings(host="::1").is_loopback
+    assert not Settings(host="10.1.2.3").is_loopback
+    assert Settings(host="10.1.2.3").tokens_required

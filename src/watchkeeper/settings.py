@@ -15,6 +15,7 @@ a test fails when one is not.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -110,10 +111,20 @@ class Settings(BaseSettings):
         return self.data_dir / "lake"
 
     @property
+    def is_loopback(self) -> bool:
+        """Whether ``host`` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a host name other than localhost
+            return False
+
+    @property
     def tokens_required(self) -> bool:
         if self.require_tokens is not None:
             return self.require_tokens
-        return self.host not in ("127.0.0.1", "localhost", "::1")
+        return not self.is_loopback
 
     @field_validator("require_tokens", mode="before")
     @classmethod

@@ -30,12 +30,20 @@ import click
     "database_url",
     help="postgresql://... to keep state in PostgreSQL (env WATCHKEEPER_DATABASE_URL).",
 )
+@click.option(
+    "--require-tokens/--no-require-tokens",
+    "require_tokens",
+    default=None,
+    help="Require a bearer token on every API request (default: only when --host is not a "
+    "loopback address; env WATCHKEEPER_REQUIRE_TOKENS).",
+)
 def serve(
     config: Path | None,
     host: str | None,
     port: int | None,
     data_dir: Path | None,
     database_url: str | None,
+    require_tokens: bool | None,
 ) -> None:
     """Run the monitoring service (ingest, query API, /metrics)."""
     import uvicorn
@@ -46,7 +54,12 @@ def serve(
     from watchkeeper.settings import load_settings
 
     settings = load_settings(
-        config, host=host, port=port, data_dir=data_dir, database_url=database_url
+        config,
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        database_url=database_url,
+        require_tokens=require_tokens,
     )
     alert_config(settings)  # a bad monitor or notifier is named before anything is claimed
     # the port and the data directory are claimed before anything is written
@@ -61,6 +74,8 @@ def serve(
         f" · lake {settings.lake_dir}",
         err=True,
     )
+    for line in _auth_lines(settings, app.state.store):
+        click.echo(line, err=True)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -76,6 +91,30 @@ def serve(
         pass
     finally:
         lock.release()
+
+
+def _auth_lines(settings: Any, store: Any) -> list[str]:
+    """What the startup prints about authentication: whether tokens are required, and a
+    warning when that leaves the API locked for everyone or open to the network."""
+    from watchkeeper.store.tokens import list_tokens
+
+    if settings.tokens_required:
+        n = len(list_tokens(store))
+        if n:
+            return [f"auth: bearer tokens required ({n} token{'s' if n != 1 else ''})"]
+        return [
+            "auth: bearer tokens required",
+            "warning: no token exists yet, so every API request gets 401; create one with "
+            "`watchkeeper token create NAME --scopes ingest,read,admin`"
+            " (same --data-dir/--database)",
+        ]
+    lines = ["auth: off: no token is asked for (--require-tokens turns it on)"]
+    if not settings.is_loopback:
+        lines.append(
+            f"warning: tokens are off on {settings.host}, which is not a loopback address: "
+            "anyone who can reach it can read and change everything"
+        )
+    return lines
 
 
 @click.group()
