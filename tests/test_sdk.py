@@ -465,6 +465,12 @@ def test_register_from_a_file_or_a_frame_and_clear_errors(
         client.register(name, tmp_path / "train.xlsx")
     with pytest.raises(RequestError, match="HTTP 4"):
         client.register(name, path, version="v3", drift_reference="sometimes")
+    # one name given as a string is one column, not its characters
+    single = f"one-{uuid.uuid4().hex[:6]}"
+    client.register(single, path, target="label", segments="color")
+    assert server.status(single)["segments"] == ["color"]
+    with pytest.raises(ValueError, match="segments: 'a,b' is not a column name"):
+        client.register(single, path, version="v4", segments=["a,b"])
 
 
 def test_the_register_command(server: Server, tmp_path: Path) -> None:

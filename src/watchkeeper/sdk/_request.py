@@ -61,6 +61,17 @@ def request(
     return resp.body
 
 
+def _names(value: str | list[str] | None, what: str) -> str | None:
+    """One name or several, as the comma-separated query value: a string is one column."""
+    if not value:
+        return None
+    names = [value] if isinstance(value, str) else list(value)
+    for name in names:
+        if not isinstance(name, str) or not name or "," in name:
+            raise ValueError(f"{what}: {name!r} is not a column name")
+    return ",".join(names)
+
+
 def register(
     url: str,
     model: str,
@@ -70,8 +81,8 @@ def register(
     version: str = "v1",
     target: str | None = None,
     prediction: str | None = None,
-    scores: list[str] | None = None,
-    segments: list[str] | None = None,
+    scores: str | list[str] | None = None,
+    segments: str | list[str] | None = None,
     window_seconds: int | None = None,
     drift_reference: str | None = None,
     champion: bool = True,
@@ -91,8 +102,8 @@ def register(
         ("prediction", prediction),
         ("drift_reference", drift_reference),
         ("window_seconds", None if window_seconds is None else str(int(window_seconds))),
-        ("scores", ",".join(scores) if scores else None),
-        ("segments", ",".join(segments) if segments else None),
+        ("scores", _names(scores, "scores")),
+        ("segments", _names(segments, "segments")),
     ):
         if value is not None:
             query[key] = value
