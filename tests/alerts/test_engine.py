@@ -9,7 +9,7 @@ these tests write those rows for windows they choose, then run the engine with a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -404,72 +404,6 @@ def test_outbox_retries_with_backoff_and_records_failures(
     from watchkeeper.alerts.queries import delivery_failures
 
     assert delivery_failures(store) == {"hook": 1, "mail": 0, "down": 3}
-
-
-# ------------------------------------------------------------------------------ migration
-def _schema(engine: sa.Engine) -> dict[str, Any]:
-    insp = sa.inspect(engine)
-    out = {}
-    for name in sorted(insp.get_table_names()):
-        out[name] = {
-            "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(name)],
-            "pk": insp.get_pk_constraint(name)["constrained_columns"],
-            "indexes": sorted(
-                (i["name"], tuple(i["column_names"]), bool(i["unique"]))
-                for i in insp.get_indexes(name)
-            ),
-            "unique": sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(name)),
-        }
-    return out
-
-
-@pytest.fixture
-def two_databases(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
-    from tests.service.fixtures import make_database
-
-    backend = request.param
-    with make_database(backend, tmp_path / "a") as a, make_database(backend, tmp_path / "b") as b:
-        yield a, b
-
-
-@pytest.mark.parametrize("two_databases", ["sqlite", "postgresql"], indirect=True)
-def test_a_version_1_database_migrates_to_the_fresh_schema(two_databases: tuple[str, str]) -> None:
-    from tests.service.fixtures import sqlalchemy_url
-    from watchkeeper.store.state import create_engine
-
-    old_url, fresh_url = (sqlalchemy_url(u) for u in two_databases)
-    old = create_engine(old_url)
-    with old.begin() as conn:  # what release 1 did: its one migration, version 1
-        t.schema_version.create(conn)
-        t.MIGRATIONS[0](conn)
-        conn.execute(t.schema_version.insert().values(version=1))
-        conn.execute(
-            t.models.insert().values(
-                name="kept",
-                created_at=1.0,
-                champion=None,
-                window_seconds=60,
-                label_horizon_seconds=1.0,
-                retention_days=1.0,
-                segments=[],
-            )
-        )
-    assert "wk_alerts" not in sa.inspect(old).get_table_names()
-    migrated = Store(old_url)
-    fresh = Store(fresh_url)
-    try:
-        assert migrated.schema_version == fresh.schema_version == len(t.MIGRATIONS) >= 2
-        assert t.MIGRATIONS[1] is t._alerts  # the alert tables' step
-        assert _schema(migrated.engine) == _schema(fresh.engine)
-        assert [m.name for m in migrated.models()] == ["kept"]
-        assert set(t.alerts_metadata.tables) <= set(sa.inspect(migrated.engine).get_table_names())
-        with migrated.engine.connect() as conn:
-            versions = conn.execute(sa.select(t.schema_version.c.version)).scalars().all()
-        assert sorted(versions) == list(range(1, len(t.MIGRATIONS) + 1))  # each step once
-    finally:
-        migrated.close()
-        fresh.close()
-        old.dispose()
 
 
 # ------------------------------------------------------------------------------ detectors

@@ -10,7 +10,6 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from watchkeeper.errors import InputError
 from watchkeeper.ingest.events import from_ipc, to_ipc
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import ConflictError, IndexRows, NotFoundError, Store
@@ -77,46 +76,6 @@ def stored_ids(store: Store, model: str) -> list[str]:
 def batch_count(store: Store) -> int:
     with store.engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(t.batches)).scalar_one())
-
-
-# ------------------------------------------------------------------------------ migrations
-def test_migrations_are_idempotent_and_state_survives_reopening(
-    database_url: str, open_store: Callable[[str], Store]
-) -> None:
-    first = open_store(database_url)
-    new_model(first)
-    first.close()
-    second = open_store(database_url)
-    assert second.schema_version == first.schema_version == len(t.MIGRATIONS)
-    with second.engine.connect() as conn:
-        applied = conn.execute(sa.select(t.schema_version.c.version)).scalars().all()
-    assert sorted(applied) == list(range(1, len(t.MIGRATIONS) + 1))  # each step once
-    assert second.model("churn").champion == "v1"
-    assert set(t.metadata.tables) <= set(sa.inspect(second.engine).get_table_names())
-
-
-def test_migrations_3_and_4_bring_an_older_database_up_to_date(
-    database_url: str, open_store: Callable[[str], Store]
-) -> None:
-    first = open_store(database_url)
-    new_model(first)
-    with first.engine.begin() as conn:  # back to what migration 2 left
-        conn.execute(sa.text("ALTER TABLE wk_models DROP COLUMN drift_reference"))
-        conn.execute(sa.text("DROP INDEX ix_wk_quarantine_id"))
-        conn.execute(sa.text("DROP INDEX ix_wk_points_scope"))
-        conn.execute(t.schema_version.delete().where(t.schema_version.c.version > 2))
-    first.close()
-    second = open_store(database_url)
-    assert second.schema_version == len(t.MIGRATIONS)
-    assert second.model("churn").drift_reference == "training"
-    inspector = sa.inspect(second.engine)
-    assert "ix_wk_quarantine_id" in {i["name"] for i in inspector.get_indexes("wk_quarantine")}
-    assert "ix_wk_points_scope" in {i["name"] for i in inspector.get_indexes("wk_metric_points")}
-    with pytest.raises(InputError, match="drift_reference 'rolling'"):
-        second.create_model(
-            "x", window_seconds=60, label_horizon_seconds=1, retention_days=1,
-            drift_reference="rolling",
-        )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ models

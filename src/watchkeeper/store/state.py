@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.store import tables as t
 from watchkeeper.store.idfilter import IdFilter
+from watchkeeper.store.migrations import migrate
 
 _T = TypeVar("_T")
 
@@ -104,7 +105,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_engine(url)
-        self.schema_version = t.migrate(self.engine)
+        self.schema_version = migrate(self.engine)  # the Alembic revision in force
         self._write_lock = threading.RLock()  # one writer at a time: SQLite allows no more
         self._references: dict[tuple[str, str], tuple[Any, Any]] = {}
         # prediction ids this process has seen, per model; ids of batches not indexed yet

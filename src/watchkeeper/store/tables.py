@@ -1,12 +1,11 @@
-"""The state store's tables (SQLAlchemy Core), and the migrations that create them.
+"""The state store's tables (SQLAlchemy Core).
 
-Migrations are numbered steps applied in order inside one transaction each; the applied
-version is kept in ``wk_schema_version``. A new release appends a step, never edits one.
+The migrations that create them are Alembic revisions in ``store/migrations``: a change here
+comes with a new revision there, and ``tests/store/test_migrations.py`` fails while the two
+disagree.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import sqlalchemy as sa
 
@@ -188,21 +187,13 @@ tokens = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
-schema_version = sa.Table(
-    "wk_schema_version", metadata, sa.Column("version", sa.Integer, nullable=False)
-)
-
 
 # ---------------------------------------------------------------------------- alerts
-# Tables added by migration 2. They live in a MetaData of their own so that ``_initial`` (which
-# creates everything in ``metadata``) keeps creating exactly the version-1 tables: a database
-# created today and one migrated from version 1 run the very same steps and end up identical.
-alerts_metadata = sa.MetaData()
 
 # Monitors created through the API (those of the settings file are not stored).
 monitors = sa.Table(
     "wk_monitors",
-    alerts_metadata,
+    metadata,
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("spec", sa.JSON, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
@@ -212,7 +203,7 @@ monitors = sa.Table(
 # How far the alert engine has read the evaluations, per monitor; a changed spec starts over.
 monitor_cursors = sa.Table(
     "wk_monitor_cursors",
-    alerts_metadata,
+    metadata,
     sa.Column("monitor", sa.String(200), primary_key=True),
     sa.Column("spec_hash", sa.String(64), nullable=False),
     sa.Column("evaluated_at", sa.Float, nullable=False),
@@ -221,7 +212,7 @@ monitor_cursors = sa.Table(
 # One verdict per monitor, target and window: the value judged and whether it breached.
 monitor_windows = sa.Table(
     "wk_monitor_windows",
-    alerts_metadata,
+    metadata,
     sa.Column("monitor", sa.String(200), primary_key=True),
     sa.Column("target", sa.String(200), primary_key=True),
     sa.Column("version", sa.String(200), primary_key=True),
@@ -238,7 +229,7 @@ monitor_windows = sa.Table(
 
 alerts = sa.Table(
     "wk_alerts",
-    alerts_metadata,
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("monitor", sa.String(200), nullable=False),
     sa.Column("target", sa.String(200), nullable=False),
@@ -269,7 +260,7 @@ alerts = sa.Table(
 
 alert_events = sa.Table(
     "wk_alert_events",
-    alerts_metadata,
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("alert_id", sa.Integer, nullable=False, index=True),
     sa.Column("at", sa.Float, nullable=False),
@@ -281,7 +272,7 @@ alert_events = sa.Table(
 
 silences = sa.Table(
     "wk_silences",
-    alerts_metadata,
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("matchers", sa.JSON, nullable=False),
     sa.Column("comment", sa.String(1000), nullable=False),
@@ -294,7 +285,7 @@ silences = sa.Table(
 # The delivery outbox: one row per (alert transition, notifier), retried until sent.
 deliveries = sa.Table(
     "wk_deliveries",
-    alerts_metadata,
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("alert_id", sa.Integer, nullable=False),
     sa.Column("transition", sa.String(20), nullable=False),  # firing or resolved
@@ -315,7 +306,7 @@ deliveries = sa.Table(
 # Actions run when an alert fires: a retraining command or a webhook call.
 retrain_jobs = sa.Table(
     "wk_retrain_jobs",
-    alerts_metadata,
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("model", sa.String(200), nullable=False, index=True),
     sa.Column("version", sa.String(200), nullable=False),
@@ -337,55 +328,3 @@ retrain_jobs = sa.Table(
     sa.Column("log", sa.Text, nullable=False, default=""),
     sa.Column("error", sa.String(2000)),
 )
-
-
-def _initial(conn: sa.Connection) -> None:
-    metadata.create_all(conn)
-
-
-def _alerts(conn: sa.Connection) -> None:
-    alerts_metadata.create_all(conn)
-
-
-def _rolling_reference(conn: sa.Connection) -> None:
-    """wk_models.drift_reference, and the quarantine's (model, prediction_id) index. A
-    database created by ``_initial`` of this release has both already."""
-    columns = {c["name"] for c in sa.inspect(conn).get_columns("wk_models")}
-    if "drift_reference" not in columns:
-        conn.execute(
-            sa.text(
-                "ALTER TABLE wk_models ADD COLUMN drift_reference VARCHAR(20) "
-                "NOT NULL DEFAULT 'training'"
-            )
-        )
-    for index in quarantine.indexes:
-        index.create(conn, checkfirst=True)
-
-
-def _points_scope_index(conn: sa.Connection) -> None:
-    """The metric points' (model, version, segment, metric, window_start, feature, value)
-    index (``_initial`` of this release creates it already)."""
-    for index in metric_points.indexes:
-        index.create(conn, checkfirst=True)
-
-
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [
-    _initial,
-    _alerts,
-    _rolling_reference,
-    _points_scope_index,
-]
-
-
-def migrate(engine: sa.Engine) -> int:
-    """Apply the migrations not applied yet; return the version now in force."""
-    with engine.begin() as conn:
-        schema_version.create(conn, checkfirst=True)
-        current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
-    for number, step in enumerate(MIGRATIONS, start=1):
-        if number <= current:
-            continue
-        with engine.begin() as conn:
-            step(conn)
-            conn.execute(schema_version.insert().values(version=number))
-    return len(MIGRATIONS)

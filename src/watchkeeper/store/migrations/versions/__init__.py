@@ -1,0 +1,1 @@
+"""The Alembic revisions of the state store, one file each, applied in order."""

@@ -1,0 +1,393 @@
+"""Release 0.1's state store, frozen: its tables and its numbered migrations, as they were
+before the migrations moved to Alembic (``src/watchkeeper/store/tables.py`` at that release).
+
+``migrate`` here creates a database exactly as release 0.1 did (its version in
+``wk_schema_version``); the migration tests open it with today's code. Never edit this file:
+it is what the databases out there look like.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+models = sa.Table(
+    "wk_models",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("champion", sa.String(200)),
+    sa.Column("window_seconds", sa.Integer, nullable=False),
+    sa.Column("label_horizon_seconds", sa.Float, nullable=False),
+    sa.Column("retention_days", sa.Float, nullable=False),
+    sa.Column("segments", sa.JSON, nullable=False),
+    # what windows drift against: "training" (the version's reference) or "previous_window"
+    sa.Column("drift_reference", sa.String(20), nullable=False, server_default="training"),
+)
+
+versions = sa.Table(
+    "wk_model_versions",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("version", sa.String(200), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("schema", sa.JSON, nullable=False),
+    sa.Column("reference_profile", sa.LargeBinary, nullable=False),
+    sa.Column("reference_rows", sa.Integer, nullable=False),
+    sa.Column("reference_sample", sa.LargeBinary),  # Parquet bytes, at most a few thousand rows
+)
+
+# The durable log: a batch is acknowledged once its row is committed here.
+batches = sa.Table(
+    "wk_ingest_batches",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("version", sa.String(200), nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("events", sa.Integer, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),  # Arrow IPC stream of the events
+    sa.Column("processed", sa.Boolean, nullable=False, default=False),
+    sa.Index("ix_wk_batches_pending", "processed", "id"),
+)
+
+predictions = sa.Table(
+    "wk_predictions",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("prediction_id", sa.String(200), primary_key=True),
+    sa.Column("version", sa.String(200), nullable=False),
+    sa.Column("event_time", sa.Float, nullable=False),
+    sa.Column("bucket", sa.Integer, nullable=False),
+    sa.Column("segment", sa.String(400), nullable=False),
+    sa.Column("prediction", sa.String(400)),
+    sa.Column("score", sa.Float),
+    sa.Column("batch_id", sa.Integer, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),  # retention prunes by this
+)
+
+actuals = sa.Table(
+    "wk_actuals",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("prediction_id", sa.String(200), primary_key=True),
+    sa.Column("label", sa.String(400), nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # matched, unmatched or late
+)
+
+# Performance aggregates of the bucket the *prediction* belongs to, updated as labels arrive.
+bucket_performance = sa.Table(
+    "wk_bucket_performance",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("version", sa.String(200), primary_key=True),
+    sa.Column("segment", sa.String(400), primary_key=True),
+    sa.Column("granularity", sa.Integer, primary_key=True),
+    sa.Column("bucket", sa.Integer, primary_key=True),
+    sa.Column("labels", sa.Integer, nullable=False),
+    sa.Column("aggregate", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+counters = sa.Table(
+    "wk_counters",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+quarantine = sa.Table(
+    "wk_quarantine",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(200), nullable=False, index=True),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("prediction_id", sa.String(200)),
+    sa.Column("event", sa.JSON, nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Index("ix_wk_quarantine_id", "model", "prediction_id"),  # a retry's rows, found
+)
+
+bucket_profiles = sa.Table(
+    "wk_bucket_profiles",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("version", sa.String(200), primary_key=True),
+    sa.Column("segment", sa.String(400), primary_key=True),
+    sa.Column("granularity", sa.Integer, primary_key=True),  # seconds: the window, or 86400
+    sa.Column("bucket", sa.Integer, primary_key=True),
+    sa.Column("events", sa.Integer, nullable=False),
+    sa.Column("profile", sa.LargeBinary, nullable=False),
+    sa.Column("operations", sa.JSON, nullable=False),
+    sa.Column("performance", sa.JSON),
+    sa.Column("dirty", sa.Boolean, nullable=False, default=True),
+)
+
+metric_points = sa.Table(
+    "wk_metric_points",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("version", sa.String(200), nullable=False),
+    sa.Column("segment", sa.String(400), nullable=False),
+    sa.Column("window_start", sa.Integer, nullable=False),
+    sa.Column("window_seconds", sa.Integer, nullable=False),
+    sa.Column("metric", sa.String(100), nullable=False),
+    sa.Column("feature", sa.String(200), nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("detail", sa.JSON),
+    sa.Index("ix_wk_points", "model", "metric", "window_start"),
+    # every dashboard read names model, version, segment and metric, then a window range; with
+    # feature and value in it a series is read from the index alone
+    sa.Index(
+        "ix_wk_points_scope",
+        "model",
+        "version",
+        "segment",
+        "metric",
+        "window_start",
+        "feature",
+        "value",
+    ),
+)
+
+# One half of a CloudEvents request/response pair, waiting for the other half.
+cloudevents_pending = sa.Table(
+    "wk_cloudevents_pending",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("event_id", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(10), primary_key=True),  # request or response
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("event_time", sa.Float),
+    sa.Column("version", sa.String(200)),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+)
+
+evaluations = sa.Table(
+    "wk_evaluations",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("version", sa.String(200), primary_key=True),
+    sa.Column("segment", sa.String(400), primary_key=True),
+    sa.Column("window_start", sa.Integer, primary_key=True),
+    sa.Column("evaluated_at", sa.Float, nullable=False),
+    sa.Column("summary", sa.JSON, nullable=False),
+)
+
+tokens = sa.Table(
+    "wk_tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("hash", sa.String(128), nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+schema_version = sa.Table(
+    "wk_schema_version", metadata, sa.Column("version", sa.Integer, nullable=False)
+)
+
+
+# ---------------------------------------------------------------------------- alerts
+# Tables added by migration 2. They live in a MetaData of their own so that ``_initial`` (which
+# creates everything in ``metadata``) keeps creating exactly the version-1 tables: a database
+# created today and one migrated from version 1 run the very same steps and end up identical.
+alerts_metadata = sa.MetaData()
+
+# Monitors created through the API (those of the settings file are not stored).
+monitors = sa.Table(
+    "wk_monitors",
+    alerts_metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# How far the alert engine has read the evaluations, per monitor; a changed spec starts over.
+monitor_cursors = sa.Table(
+    "wk_monitor_cursors",
+    alerts_metadata,
+    sa.Column("monitor", sa.String(200), primary_key=True),
+    sa.Column("spec_hash", sa.String(64), nullable=False),
+    sa.Column("evaluated_at", sa.Float, nullable=False),
+)
+
+# One verdict per monitor, target and window: the value judged and whether it breached.
+monitor_windows = sa.Table(
+    "wk_monitor_windows",
+    alerts_metadata,
+    sa.Column("monitor", sa.String(200), primary_key=True),
+    sa.Column("target", sa.String(200), primary_key=True),
+    sa.Column("version", sa.String(200), primary_key=True),
+    sa.Column("segment", sa.String(400), primary_key=True),
+    sa.Column("window_start", sa.Integer, primary_key=True),
+    sa.Column("value", sa.Float),
+    sa.Column("sample_size", sa.Integer),
+    sa.Column("breach", sa.Boolean),  # None: not judged (too few samples, still learning)
+    sa.Column("healthy", sa.Boolean),  # past the resolve condition (hysteresis)
+    sa.Column("detail", sa.JSON),
+    sa.Column("state", sa.JSON),  # a sequential detector's state after this window
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+alerts = sa.Table(
+    "wk_alerts",
+    alerts_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("monitor", sa.String(200), nullable=False),
+    sa.Column("target", sa.String(200), nullable=False),
+    # "<monitor>/<target>" while pending or firing, else NULL: one open alert per pair
+    sa.Column("open_key", sa.String(410), unique=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("version", sa.String(200), nullable=False),
+    sa.Column("segment", sa.String(400), nullable=False),
+    sa.Column("severity", sa.String(20), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),  # pending, firing, resolved, cancelled
+    sa.Column("metric", sa.String(100), nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("condition", sa.String(400), nullable=False),
+    sa.Column("threshold", sa.Float),
+    sa.Column("window_start", sa.Integer, nullable=False),
+    sa.Column("window_seconds", sa.Integer, nullable=False),
+    sa.Column("sample_size", sa.Integer),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("summary", sa.String(1000), nullable=False),
+    sa.Column("notified", sa.String(20)),  # the last transition sent to the notifiers
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float),
+    sa.Column("resolved_at", sa.Float),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_wk_alerts_model_state", "model", "state"),
+    sa.Index("ix_wk_alerts_monitor_target", "monitor", "target"),
+)
+
+alert_events = sa.Table(
+    "wk_alert_events",
+    alerts_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.Integer, nullable=False, index=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("window_start", sa.Integer),
+    sa.Column("message", sa.String(1000), nullable=False),
+)
+
+silences = sa.Table(
+    "wk_silences",
+    alerts_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("matchers", sa.JSON, nullable=False),
+    sa.Column("comment", sa.String(1000), nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("starts_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+# The delivery outbox: one row per (alert transition, notifier), retried until sent.
+deliveries = sa.Table(
+    "wk_deliveries",
+    alerts_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.Integer, nullable=False),
+    sa.Column("transition", sa.String(20), nullable=False),  # firing or resolved
+    sa.Column("notifier", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # pending, sent, failed, silenced
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("last_error", sa.String(2000)),
+    sa.Column("payload", sa.JSON, nullable=False),  # the alert as of the transition
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("sent_at", sa.Float),
+    sa.Column("duration", sa.Float),
+    sa.UniqueConstraint("alert_id", "transition", "notifier", name="uq_wk_deliveries"),
+    sa.Index("ix_wk_deliveries_due", "status", "next_attempt_at"),
+)
+
+# Actions run when an alert fires: a retraining command or a webhook call.
+retrain_jobs = sa.Table(
+    "wk_retrain_jobs",
+    alerts_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(200), nullable=False, index=True),
+    sa.Column("version", sa.String(200), nullable=False),
+    sa.Column("alert_id", sa.Integer, nullable=False),
+    sa.Column("monitor", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),  # retrain or webhook
+    # queued, running, succeeded, failed, timeout, skipped
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("running_key", sa.String(200), unique=True),  # the model while queued or running
+    sa.Column("action", sa.JSON, nullable=False),
+    sa.Column("dataset", sa.String(2000)),
+    sa.Column("rows", sa.Integer),
+    sa.Column("window_start", sa.Integer),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("duration", sa.Float),
+    sa.Column("exit_code", sa.Integer),
+    sa.Column("log", sa.Text, nullable=False, default=""),
+    sa.Column("error", sa.String(2000)),
+)
+
+
+def _initial(conn: sa.Connection) -> None:
+    metadata.create_all(conn)
+
+
+def _alerts(conn: sa.Connection) -> None:
+    alerts_metadata.create_all(conn)
+
+
+def _rolling_reference(conn: sa.Connection) -> None:
+    """wk_models.drift_reference, and the quarantine's (model, prediction_id) index. A
+    database created by ``_initial`` of this release has both already."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("wk_models")}
+    if "drift_reference" not in columns:
+        conn.execute(
+            sa.text(
+                "ALTER TABLE wk_models ADD COLUMN drift_reference VARCHAR(20) "
+                "NOT NULL DEFAULT 'training'"
+            )
+        )
+    for index in quarantine.indexes:
+        index.create(conn, checkfirst=True)
+
+
+def _points_scope_index(conn: sa.Connection) -> None:
+    """The metric points' (model, version, segment, metric, window_start, feature, value)
+    index (``_initial`` of this release creates it already)."""
+    for index in metric_points.indexes:
+        index.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [
+    _initial,
+    _alerts,
+    _rolling_reference,
+    _points_scope_index,
+]
+
+
+def migrate(engine: sa.Engine) -> int:
+    """Apply the migrations not applied yet; return the version now in force."""
+    with engine.begin() as conn:
+        schema_version.create(conn, checkfirst=True)
+        current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+    for number, step in enumerate(MIGRATIONS, start=1):
+        if number <= current:
+            continue
+        with engine.begin() as conn:
+            step(conn)
+            conn.execute(schema_version.insert().values(version=number))
+    return len(MIGRATIONS)
