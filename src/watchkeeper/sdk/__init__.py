@@ -17,13 +17,13 @@ restarts. ``flush()`` waits for the server's acknowledgement; the client flushes
 The full guide is ``docs/sdk.md``.
 """
 
-from watchkeeper.sdk._client import Client, default_spool_dir
-from watchkeeper.sdk._deadletter import DeadLetter
-from watchkeeper.sdk._events import new_prediction_id
-from watchkeeper.sdk._monitor import Monitor, Observation
-from watchkeeper.sdk._request import RequestError, register, request
-from watchkeeper.sdk._stats import ClientStats
-from watchkeeper.sdk.middleware import WatchkeeperMiddleware
+from ._client import Client, default_spool_dir
+from ._deadletter import DeadLetter
+from ._events import new_prediction_id
+from ._monitor import Monitor, Observation
+from ._request import RequestError, register, request
+from ._stats import ClientStats
+from .middleware import WatchkeeperMiddleware
 
 __all__ = [
     "Client",

@@ -15,14 +15,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from watchkeeper.sdk._deadletter import DeadLetter, DeadLetters, Strikes, spool_records
-from watchkeeper.sdk._events import ACTUAL, PREDICTION, spool_line
-from watchkeeper.sdk._http import Transport
-from watchkeeper.sdk._monitor import Monitor
-from watchkeeper.sdk._request import register
-from watchkeeper.sdk._sender import Marker, Sender
-from watchkeeper.sdk._spool import Spool
-from watchkeeper.sdk._stats import ClientStats, Counters
+from ._deadletter import DeadLetter, DeadLetters, Strikes, spool_records
+from ._events import ACTUAL, PREDICTION, spool_line
+from ._http import Transport
+from ._monitor import Monitor
+from ._request import register
+from ._sender import Marker, Sender
+from ._spool import Spool
+from ._stats import ClientStats, Counters
 
 _urandom = os.urandom
 _now = time.time

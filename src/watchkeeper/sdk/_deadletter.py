@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from watchkeeper.sdk._events import ACTUAL, PREDICTION, Batch, dumps
+from ._events import ACTUAL, PREDICTION, Batch, dumps
 
 FORMAT = 1
 UNAVAILABLE = frozenset({502, 503, 504})  # the server is down, not the batch bad: no bound

@@ -29,10 +29,10 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from watchkeeper.sdk._events import new_prediction_id
+from ._events import new_prediction_id
 
 if TYPE_CHECKING:
-    from watchkeeper.sdk._client import Client
+    from ._client import Client
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Module-level on purpose: a ContextVar per Monitor would grow every thread's context by one

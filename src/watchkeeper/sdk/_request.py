@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from watchkeeper.sdk._http import NETWORK_ERRORS, Transport
+from ._http import NETWORK_ERRORS, Transport
 
 
 class RequestError(Exception):

@@ -19,8 +19,8 @@ import threading
 import time
 from typing import Any
 
-from watchkeeper.sdk._deadletter import KEPT, UNAVAILABLE, DeadLetters, Strikes, batch_key
-from watchkeeper.sdk._events import (
+from ._deadletter import KEPT, UNAVAILABLE, DeadLetters, Strikes, batch_key
+from ._events import (
     ACTUAL,
     Batch,
     Item,
@@ -31,9 +31,9 @@ from watchkeeper.sdk._events import (
     spool_line,
     to_record,
 )
-from watchkeeper.sdk._http import NETWORK_ERRORS, Response, Transport
-from watchkeeper.sdk._spool import Spool
-from watchkeeper.sdk._stats import Counters
+from ._http import NETWORK_ERRORS, Response, Transport
+from ._spool import Spool
+from ._stats import Counters
 
 log = logging.getLogger("watchkeeper.sdk")
 MAX_RETRY_AFTER = 300.0

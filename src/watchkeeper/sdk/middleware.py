@@ -27,10 +27,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from watchkeeper.sdk._events import new_prediction_id
+from ._events import new_prediction_id
 
 if TYPE_CHECKING:
-    from watchkeeper.sdk._client import Client
+    from ._client import Client
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
