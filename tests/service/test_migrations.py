@@ -4,6 +4,9 @@ its data, and the tables and the revisions never disagree."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -256,5 +259,41 @@ def test_a_database_of_a_newer_numbered_step_is_refused(database_url: str) -> No
         with pytest.raises(WatchkeeperError, match="step 5, newer than this release knows"):
             migrations.migrate(engine)
         assert "wk_schema_version" in sa.inspect(engine).get_table_names()  # left as it was
+    finally:
+        engine.dispose()
+
+
+MIGRATE_AT = """
+import sys, time
+from watchkeeper.store.migrations import migrate
+from watchkeeper.store.state import create_engine
+
+engine = create_engine(sys.argv[1])
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+print(migrate(engine))
+"""
+
+
+def test_processes_starting_together_migrate_once(database_url: str) -> None:
+    """Replicas started at once on one database: one migrates, the others wait for its lock
+    and find the database at the head."""
+    start_at = time.time() + 4.0  # all three have imported by then, and go at once
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATE_AT, database_url, str(start_at)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=120) for p in processes]
+    assert [(p.returncode, err) for p, (_, err) in zip(processes, outputs, strict=True)] == [
+        (0, "")
+    ] * 3
+    assert [out.strip() for out, _ in outputs] == [migrations.head()] * 3
+    engine = create_engine(database_url)
+    try:
+        assert differences(engine) == []
     finally:
         engine.dispose()

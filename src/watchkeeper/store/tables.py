@@ -1,7 +1,7 @@
 """The state store's tables (SQLAlchemy Core).
 
 The migrations that create them are Alembic revisions in ``store/migrations``: a change here
-comes with a new revision there, and ``tests/store/test_migrations.py`` fails while the two
+comes with a new revision there, and ``tests/service/test_migrations.py`` fails while the two
 disagree.
 """
 

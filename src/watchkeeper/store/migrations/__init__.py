@@ -2,8 +2,8 @@
 
 The revisions are the files of ``versions/`` (``0001_initial.py`` ...), run here without an
 ``alembic.ini`` or an ``env.py``: :func:`migrate` builds Alembic's script directory from the
-installed package and upgrades the database to the newest revision, one transaction per
-revision, keeping the revision in force in Alembic's ``alembic_version`` table.
+installed package and upgrades the database to the newest revision in one transaction,
+keeping the revision in force in Alembic's ``alembic_version`` table.
 
 A database of release 0.1 kept the number of its last applied step (1–4) in
 ``wk_schema_version``. Those four steps are revisions ``0001``–``0004``, so such a database is
@@ -12,11 +12,12 @@ stamped at the revision of the same number, the old table dropped, and upgraded 
 A change to the tables (``store/tables.py``) comes with a new revision: a file in ``versions/``
 whose ``down_revision`` is the current head, written by hand or drafted with
 ``alembic revision --autogenerate`` from a scratch environment.
-``tests/store/test_migrations.py`` fails while the tables and the revisions disagree.
+``tests/service/test_migrations.py`` fails while the tables and the revisions disagree.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ from watchkeeper.store.tables import metadata
 HERE = Path(__file__).resolve().parent
 LEGACY_TABLE = "wk_schema_version"  # release 0.1's numbered steps
 LEGACY_REVISIONS = {1: "0001", 2: "0002", 3: "0003", 4: "0004"}  # step number → revision
+LOCK_KEY = 0x77_6B_6D_69_67  # PostgreSQL advisory lock of the migrations ("wkmig")
+_IN_PROCESS = threading.Lock()
 
 
 def script_directory() -> ScriptDirectory:
@@ -53,24 +56,30 @@ def current(engine: sa.Engine) -> str | None:
 
 
 def migrate(engine: sa.Engine) -> str:
-    """Apply the revisions not applied yet; return the revision now in force."""
+    """Apply the revisions not applied yet, in one transaction; return the revision in force.
+
+    The transaction holds the database's migration lock from its start (PostgreSQL: an
+    advisory lock; SQLite: ``BEGIN IMMEDIATE``, the write lock), so of several processes
+    starting together one migrates and the others then find the database up to date. Alembic
+    runs one migration at a time per process (``op`` is a module-level proxy): so does this.
+    """
     script = script_directory()
-    with engine.begin() as conn:
-        _adopt_legacy(conn, script)
 
     def upgrade(heads: Any, _context: MigrationContext) -> Any:
         # what ``alembic upgrade head`` runs; ``heads`` is the tuple of the revisions in force
         return script._upgrade_revs("head", heads)
 
-    with (
-        EnvironmentContext(Config(), script, fn=upgrade, destination_rev="head") as env,
-        engine.connect() as conn,
-    ):
-        env.configure(connection=conn, target_metadata=metadata, transaction_per_migration=True)
-        with env.begin_transaction():
+    with _IN_PROCESS, engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+        _adopt_legacy(conn, script)
+        with EnvironmentContext(Config(), script, fn=upgrade, destination_rev="head") as env:
+            # a transaction begun outside: Alembic commits nothing, this block commits all
+            env.configure(connection=conn, target_metadata=metadata)
             env.run_migrations()
-        conn.commit()
-    revision = current(engine)
+        revision = MigrationContext.configure(conn).get_current_revision()
     assert revision is not None
     return revision
 
