@@ -10,9 +10,10 @@ A database of release 0.1 kept the number of its last applied step (1–4) in
 stamped at the revision of the same number, the old table dropped, and upgraded from there.
 
 A change to the tables (``store/tables.py``) comes with a new revision: a file in ``versions/``
-whose ``down_revision`` is the current head, written by hand or drafted with
-``alembic revision --autogenerate`` from a scratch environment.
-``tests/service/test_migrations.py`` fails while the tables and the revisions disagree.
+named ``NNNN_what.py`` with ``revision = "NNNN"`` and ``down_revision`` the current head, its
+``upgrade()`` written with ``alembic.op`` (the operations ``alembic revision --autogenerate``
+would draft). ``tests/service/test_migrations.py`` fails, listing the differences, while the
+tables and the revisions disagree.
 """
 
 from __future__ import annotations

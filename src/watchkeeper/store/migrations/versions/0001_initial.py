@@ -48,7 +48,7 @@ def upgrade() -> None:
         sa.Column("received_at", sa.Float, nullable=False),
         sa.Column("events", sa.Integer, nullable=False),
         sa.Column("payload", sa.LargeBinary, nullable=False),  # Arrow IPC stream of the events
-        sa.Column("processed", sa.Boolean, nullable=False, default=False),
+        sa.Column("processed", sa.Boolean, nullable=False),
         sa.Index("ix_wk_batches_pending", "processed", "id"),
     )
 
@@ -116,7 +116,7 @@ def upgrade() -> None:
         sa.Column("profile", sa.LargeBinary, nullable=False),
         sa.Column("operations", sa.JSON, nullable=False),
         sa.Column("performance", sa.JSON),
-        sa.Column("dirty", sa.Boolean, nullable=False, default=True),
+        sa.Column("dirty", sa.Boolean, nullable=False),
     )
 
     op.create_table(

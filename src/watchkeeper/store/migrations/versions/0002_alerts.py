@@ -143,7 +143,7 @@ def upgrade() -> None:
         sa.Column("finished_at", sa.Float),
         sa.Column("duration", sa.Float),
         sa.Column("exit_code", sa.Integer),
-        sa.Column("log", sa.Text, nullable=False, default=""),
+        sa.Column("log", sa.Text, nullable=False),
         sa.Column("error", sa.String(2000)),
     )
 
