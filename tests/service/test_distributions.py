@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ import httpx
 import pytest
 
 import watchkeeper
+from watchkeeper.store.migrations import head as revisions_head
 
 ROOT = Path(__file__).parents[2]
 # sha256 of https://www.apache.org/licenses/LICENSE-2.0.txt, the text as the ASF publishes it
@@ -68,12 +70,25 @@ def test_the_licence_is_apache_2_0() -> None:
     assert hashlib.sha256(text).hexdigest() == APACHE_2_0_SHA256  # the standard text, verbatim
 
 
+MIGRATE_FROM_THE_WHEEL = """
+import sys
+import sqlalchemy as sa
+import watchkeeper
+from watchkeeper.store.migrations import head as revisions_head
+from watchkeeper.store.migrations import head, migrate
+
+assert watchkeeper.__file__.startswith(sys.argv[1]), watchkeeper.__file__
+print(migrate(sa.create_engine(sys.argv[2])), head())
+"""
+
+
 def test_the_wheel_carries_the_licence_and_the_migrations(tmp_path: Path) -> None:
     repo = source_copy(tmp_path, "pyproject.toml", "README.md", "LICENSE", "src")
     with zipfile.ZipFile(build_wheel(repo, tmp_path / "dist")) as wheel:
         names = set(wheel.namelist())
         meta = metadata(wheel)
         licence = wheel.read(f"watchkeeper-{watchkeeper.__version__}.dist-info/licenses/LICENSE")
+        wheel.extractall(tmp_path / "unpacked")
     assert meta["License-Expression"] == "Apache-2.0" and meta["License-File"] == "LICENSE"
     assert licence == (ROOT / "LICENSE").read_bytes()
     revisions = sorted(p.name for p in (ROOT / "src/watchkeeper/store/migrations").rglob("*.py"))
@@ -81,6 +96,15 @@ def test_the_wheel_carries_the_licence_and_the_migrations(tmp_path: Path) -> Non
     assert shipped == revisions and "0001_initial.py" in shipped
     assert any(r.startswith("alembic") for r in meta.get_all("Requires-Dist"))
     assert "watchkeeper/sdk/__init__.py" in names
+    # the unpacked wheel alone (no source tree, no alembic.ini) migrates a database
+    unpacked = tmp_path / "unpacked"
+    out = subprocess.run(
+        [sys.executable, "-c", MIGRATE_FROM_THE_WHEEL, str(unpacked), f"sqlite:///{tmp_path / 'db'}"],
+        check=False, capture_output=True, text=True, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(unpacked)},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [revisions_head(), revisions_head()]
 
 
 @pytest.fixture(scope="module")
