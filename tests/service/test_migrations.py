@@ -45,9 +45,12 @@ def schema(engine: sa.Engine) -> dict[str, Any]:
 
 
 def differences(engine: sa.Engine) -> list[Any]:
-    """What ``alembic revision --autogenerate`` would write: the tables against the database."""
+    """What ``alembic revision --autogenerate`` would write: the tables against the database,
+    column types and server defaults included."""
+    options = {"compare_type": True, "compare_server_default": True}
     with engine.connect() as conn:
-        return list(compare_metadata(MigrationContext.configure(conn), t.metadata))
+        context = MigrationContext.configure(conn, opts=options)
+        return list(compare_metadata(context, t.metadata))
 
 
 def rows(engine: sa.Engine) -> dict[str, list[dict[str, Any]]]:
