@@ -4,6 +4,7 @@ in a fresh virtual environment that has no numpy or pyarrow, and logs to a real 
 
 from __future__ import annotations
 
+import ast
 import csv
 import hashlib
 import json
@@ -105,6 +106,21 @@ def test_the_wheel_carries_the_licence_and_the_migrations(tmp_path: Path) -> Non
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [revisions_head(), revisions_head()]
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "src/watchkeeper/sdk").glob("*.py")), ids=lambda p: p.name
+)
+def test_the_sdk_modules_import_one_another_relatively(path: Path) -> None:
+    """So the same files work as ``watchkeeper.sdk`` and as ``watchkeeper_sdk``."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module)
+    absolute = [name for name in names if name.split(".")[0] == "watchkeeper"]
+    assert absolute == [], f"{path.name}: import these relatively (from .module import name)"
 
 
 @pytest.fixture(scope="module")
