@@ -290,3 +290,24 @@ def test_every_grafana_query_names_series_that_metrics_exports(exposition: Expos
     assert {"watchkeeper_alerts_firing", "watchkeeper_performance_roc_auc_ratio"} <= seen
     board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     assert "version" in {v["name"] for v in board["templating"]["list"]}
+
+
+def test_every_family_is_documented_with_its_type_and_labels(exposition: Exposition) -> None:
+    """docs/service.md's Prometheus table names each family of ``/metrics`` with its type and
+    labels, and names no family ``/metrics`` lacks."""
+    service = (Path(__file__).parents[2] / "docs" / "service.md").read_text(encoding="utf-8")
+    section = service.split("## Prometheus and Grafana", 1)[1].split("\n## ", 1)[0]
+    table = section.split("| family | type | labels | what |", 1)[1].split("\n\n", 1)[0]
+    documented: dict[str, tuple[str, set[str]]] = {}
+    for row in table.splitlines()[2:]:
+        names, kind, labels = (cell.strip() for cell in row.strip("|").split(" | ")[:3])
+        for name in re.findall(r"`(\w+)`", names):
+            documented[name] = (kind, set() if labels == "—" else set(labels.split(", ")))
+    types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", exposition.text, re.M))
+    assert set(documented) == set(types)
+    for name, family in exposition.families.items():
+        full = name + "_total" if family.type == "counter" else name
+        kind, labels = documented[full]
+        assert kind == family.type, name
+        carried = {k for s in family.samples for k in s.labels if k != "le"}
+        assert carried == labels or not family.samples, (name, carried)  # no notifier here
