@@ -43,25 +43,35 @@ class Exposition:
     api: Any  # the app's test client
 
 
-def _register(client: Any, name: str, table: pa.Table, query: str) -> None:
+def _register(client: Any, name: str, table: pa.Table, query: str, version: str = "v1") -> None:
     buf = io.BytesIO()
     pq.write_table(table, buf)
     r = client.put(
-        f"/v1/models/{name}/versions/v1?{query}",
+        f"/v1/models/{name}/versions/{version}?{query}",
         content=buf.getvalue(),
         headers={"content-type": "application/vnd.apache.parquet"},
     )
     assert r.status_code == 201, r.text
 
 
-def _send(client: Any, name: str, rng: np.random.Generator, start: int) -> None:
-    """``HOURS`` closed hours of events from ``start``, one in ten failed; labels for the
-    first ``LABELLED_HOURS`` only."""
+def _send(
+    client: Any,
+    name: str,
+    rng: np.random.Generator,
+    start: int,
+    *,
+    version: str = "v1",
+    hours: int = HOURS,
+    labelled: int = LABELLED_HOURS,
+) -> None:
+    """``hours`` closed hours of events of a version from ``start``, one in ten failed; labels
+    for the first ``labelled`` hours only."""
     events, actuals = [], []
-    for i in range(HOURS * PER_HOUR):
+    for i in range(hours * PER_HOUR):
         x = float(rng.normal(0.3, 1))
         event: dict[str, Any] = {
-            "prediction_id": f"{name}-{i}",
+            "prediction_id": f"{name}-{version}-{i}",
+            "version": version,
             "timestamp": start + i * 3600 / PER_HOUR,
             "latency_ms": float(rng.uniform(5, 80)),
             "status": "error" if i % 10 == 9 else "ok",
@@ -74,7 +84,7 @@ def _send(client: Any, name: str, rng: np.random.Generator, start: int) -> None:
             event |= {"features": {"x": x}, "prediction": 2 * x}
             label = 2 * x + float(rng.normal(0, 0.5))
         events.append(event)
-        if i < LABELLED_HOURS * PER_HOUR:
+        if i < labelled * PER_HOUR:
             actuals.append({"prediction_id": event["prediction_id"], "label": label})
     r = client.post(f"/v1/models/{name}/predictions", json={"events": events})
     assert r.status_code == 200 and r.json()["accepted"] == len(events), r.text
@@ -92,8 +102,9 @@ def _settle(app: Any) -> None:
     app.state.evaluator.run_once(time.time())
 
 
-@pytest.fixture(scope="module")
-def exposition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exposition]:
+def _app(data_dir: Path) -> tuple[Any, Any]:
+    """The app of ``create_app`` on SQLite in ``data_dir`` (its background threads are not
+    started: ``_settle`` does their work) and its test client."""
     with warnings.catch_warnings():  # starlette asks for httpx2, which is not needed here
         warnings.simplefilter("ignore", UserWarning)
         from fastapi.testclient import TestClient
@@ -101,16 +112,32 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exposition]
     from watchkeeper.server.app import create_app
     from watchkeeper.settings import load_settings
 
-    data_dir = tmp_path_factory.mktemp("prometheus")
     app = create_app(load_settings(environ={}, data_dir=str(data_dir)))
-    client = TestClient(app)
-    rng = np.random.default_rng(5)
-    n = 1000
-    x, p_yes = rng.normal(0, 1, n), rng.uniform(0, 1, n)
+    return app, TestClient(app)
+
+
+def _classifier(client: Any, rng: np.random.Generator, version: str = "v1") -> None:
+    """Register a version of the binary classifier with a score column."""
+    x, p_yes = rng.normal(0, 1, 1000), rng.uniform(0, 1, 1000)
     table = {"x": x, "p_yes": p_yes, "pred": np.where(p_yes > 0.5, "yes", "no")}
-    table["y"] = rng.choice(["no", "yes"], n)
-    _register(client, CLASSIFIER, pa.table(table), "prediction=pred&target=y&scores=p_yes")
-    table = {"x": x, "pred": 2 * x, "y": 2 * x + rng.normal(0, 0.5, n)}
+    table["y"] = rng.choice(["no", "yes"], 1000)
+    query = "prediction=pred&target=y&scores=p_yes"
+    _register(client, CLASSIFIER, pa.table(table), query, version)
+
+
+def _scrape(client: Any) -> dict[str, Any]:
+    r = client.get("/metrics")
+    assert r.status_code == 200, r.text
+    return {f.name: f for f in text_string_to_metric_families(r.text)}
+
+
+@pytest.fixture(scope="module")
+def exposition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exposition]:
+    app, client = _app(tmp_path_factory.mktemp("prometheus"))
+    rng = np.random.default_rng(5)
+    _classifier(client, rng)
+    x = rng.normal(0, 1, 1000)
+    table = {"x": x, "pred": 2 * x, "y": 2 * x + rng.normal(0, 0.5, 1000)}
     _register(client, REGRESSOR, pa.table(table), "prediction=pred&target=y")
     monitor = {"name": "errors", "model": CLASSIFIER, "metric": "error_rate"}
     r = client.post("/v1/monitors", json=monitor | {"condition": "> 0.01", "severity": "critical"})
@@ -215,6 +242,32 @@ def test_window_series_carry_the_version_of_their_window(exposition: Exposition)
     assert quantiles == {"0.5", "0.95", "0.99"}
 
 
+def test_the_version_label_follows_the_champion(tmp_path: Path) -> None:
+    """Window series carry the champion's version: v1's until v2 becomes champion, then v2's
+    once v2 has windows; the prediction counters keep one series per version."""
+    app, client = _app(tmp_path)
+    try:
+        rng = np.random.default_rng(8)
+        _classifier(client, rng)
+        start = (int(time.time()) // 3600 - 4) * 3600
+        _send(client, CLASSIFIER, rng, start, hours=2, labelled=2)
+        _settle(app)
+        accuracy = "watchkeeper_performance_accuracy_ratio"
+        assert [s.labels["version"] for s in _scrape(client)[accuracy].samples] == ["v1"]
+        _classifier(client, rng, "v2")  # the new champion
+        _send(client, CLASSIFIER, rng, start + 7200, version="v2", hours=1, labelled=1)
+        _settle(app)
+        families = _scrape(client)
+        for name in {
+            e.name for m in CATALOGUE.values() for e in m.exports if m.task != "regression"
+        }:
+            assert {s.labels["version"] for s in families[name].samples} == {"v2"}, name
+        counted = {s.labels["version"] for s in families["watchkeeper_predictions"].samples}
+        assert counted == {"v1", "v2"}
+    finally:
+        app.state.store.close()
+
+
 def test_alerts_firing_per_model_and_severity(exposition: Exposition) -> None:
     firing = {
         (s.labels["model"], s.labels["severity"]): s.value
@@ -307,7 +360,7 @@ def test_every_family_is_documented_with_its_type_and_labels(exposition: Exposit
     assert set(documented) == set(types)
     for name, family in exposition.families.items():
         full = name + "_total" if family.type == "counter" else name
-        kind, labels = documented[full]
+        kind, names = documented[full]
         assert kind == family.type, name
         carried = {k for s in family.samples for k in s.labels if k != "le"}
-        assert carried == labels or not family.samples, (name, carried)  # no notifier here
+        assert carried == names or not family.samples, (name, carried)  # no notifier here
