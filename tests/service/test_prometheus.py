@@ -360,7 +360,7 @@ def test_every_family_is_documented_with_its_type_and_labels(exposition: Exposit
     assert set(documented) == set(types)
     for name, family in exposition.families.items():
         full = name + "_total" if family.type == "counter" else name
-        kind, names = documented[full]
+        kind, expected = documented[full]
         assert kind == family.type, name
         carried = {k for s in family.samples for k in s.labels if k != "le"}
-        assert carried == names or not family.samples, (name, carried)  # no notifier here
+        assert carried == expected or not family.samples, (name, carried)  # no notifier here
