@@ -1,7 +1,8 @@
 """The catalogue of window metrics: one entry per metric the evaluator writes for a window.
 
 Every reader takes its list from here, so a new window metric is one entry in
-:data:`CATALOGUE` (and a row in docs/service.md):
+:data:`CATALOGUE` (and a row in docs/service.md's window metrics, and one in its Prometheus
+table for each new family it is exported in):
 
 * the evaluator (:mod:`watchkeeper.evaluation.evaluate`) writes a performance metric for each
   entry of its task (the aggregate's metric of that name) and a latency quantile for each
@@ -16,7 +17,8 @@ Every reader takes its list from here, so a new window metric is one entry in
   formats its values with the filter named by ``format``.
 
 ``tests/dashboard/test_metric_catalogue.py`` checks each entry against each reader, so the
-catalogue cannot drift from them.
+catalogue cannot drift from them; ``tests/service/test_prometheus.py`` checks the families
+against the Prometheus naming rules, the Grafana dashboard and the docs.
 
 >>> CATALOGUE["latency_p95"].unit, CATALOGUE["latency_p95"].label
 ('seconds', 'p95')
