@@ -174,19 +174,35 @@ def _point(exp: Exposition, model: str, metric: str, window_start: float) -> flo
 
 
 # ------------------------------------------------------------------------- naming rules
+# what promtool's linter (client_golang's promlint) reports, as words of a name
+_ABBREVIATED = r"s|ms|us|ns|sec|b|kb|mb|gb|tb|pb|m|h|d"
+_NOT_BASE = r"(?:pico|nano|micro|milli|centi|deci|deca|hecto|kilo|mega|giga)\w+|minutes|hours|days"
+_TYPES = r"counter|gauge|histogram|summary"
+
+
 def test_the_exposition_follows_the_prometheus_naming_rules(exposition: Exposition) -> None:
+    """The rules of promtool's linter and of the Prometheus naming guide, on every family."""
     types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", exposition.text, re.M))
+    helps = dict(re.findall(r"^# HELP (\S+) (.*)$", exposition.text, re.M))
     assert len(types) >= 30, types
     for name, kind in types.items():
-        assert NAME.match(name), name
-        # _total names a counter and only a counter; a unit is a base unit, spelt out
+        assert NAME.match(name) and helps.get(name), name  # snake case, no colon, a help text
+        # _total names a counter and only a counter
         assert name.endswith("_total") == (kind == "counter"), (name, kind)
-        assert not re.search(r"_(share|percent|ms|milliseconds|micros\w*|count|sum)$", name)
-        if kind == "histogram":
+        words = name.split("_")
+        for forbidden in (_ABBREVIATED, _NOT_BASE, _TYPES, "share|percent"):
+            assert not any(re.fullmatch(forbidden, w) for w in words), (name, forbidden)
+        if kind != "histogram":
+            assert not re.search(r"_(bucket|count|sum)$", name), name
+        else:
             assert name.endswith("_seconds"), name
     for family in exposition.families.values():
-        # no family tells its values apart by a free "metric" label (the mixed-units shape)
-        assert all("metric" not in s.labels for s in family.samples), family.name
+        for sample in family.samples:
+            assert all(NAME.match(f"watchkeeper_{k}") for k in sample.labels), sample
+            assert "quantile" not in sample.labels, family.name  # a summary's label
+            assert "le" not in sample.labels or family.type == "histogram", family.name
+            # no family tells its values apart by a free "metric" label (the mixed-units shape)
+            assert "metric" not in sample.labels, family.name
         if family.name.endswith("_ratio"):
             assert all(0 <= s.value <= 1 for s in family.samples), family.name
 
@@ -235,11 +251,11 @@ def test_window_series_carry_the_version_of_their_window(exposition: Exposition)
         samples = exposition.families[name].samples
         assert samples, name
         assert {s.labels["version"] for s in samples} == {"v1"}, name
-    quantiles = {
-        s.labels["quantile"]
+    percentiles = {
+        s.labels["percentile"]
         for s in exposition.families["watchkeeper_window_latency_seconds"].samples
     }
-    assert quantiles == {"0.5", "0.95", "0.99"}
+    assert percentiles == {"50", "95", "99"}
 
 
 def test_the_version_label_follows_the_champion(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ from typing import Literal
 Source = Literal["drift", "data_quality", "performance", "operations"]
 Format = Literal["num", "pct", "ms", "compact"]
 Task = Literal["classification", "regression"]
-Label = Literal["model", "version", "feature", "quantile"]
+Label = Literal["model", "version", "feature", "percentile"]
 # the name a Prometheus family ends with for the unit of the metrics in it (base units only)
 UNIT_SUFFIXES = {"seconds": "_seconds", "ratio": "_ratio"}
 
@@ -45,10 +45,10 @@ class Export:
     """A Prometheus family that a window's value of a metric is exported in.
 
     ``labels`` are filled with the model's name, the window's version, the point's feature and
-    the metric's ``quantile``; ``detail`` exports ``detail[detail]`` of the point instead of
-    its value. Several metrics of one unit may share a family (told apart by ``quantile``):
-    they share its help text too. A family's name ends with its unit's suffix
-    (:data:`UNIT_SUFFIXES`)."""
+    the metric's ``percentile``; ``detail`` exports ``detail[detail]`` of the point instead of
+    its value. Several metrics of one unit may share a family (told apart by ``percentile``:
+    ``quantile`` is the label of a Prometheus summary): they share its help text too. A
+    family's name ends with its unit's suffix (:data:`UNIT_SUFFIXES`)."""
 
     name: str
     type: Literal["gauge"]
@@ -87,6 +87,15 @@ class WindowMetric:
     dashboard: bool = True
     exports: tuple[Export, ...] = ()
 
+    @property
+    def percentile(self) -> str | None:
+        """The ``quantile`` in percent, as its Prometheus label says it.
+
+        >>> CATALOGUE["latency_p95"].percentile, CATALOGUE["count"].percentile
+        ('95', None)
+        """
+        return None if self.quantile is None else f"{self.quantile * 100:g}"
+
 
 WINDOW: tuple[Label, ...] = ("model", "version")  # the labels of a model-level metric
 
@@ -120,10 +129,10 @@ def _performance(
 
 _LATENCY = _gauge(
     "window_latency_seconds",
-    "Latency quantile of the newest window, interpolated in the latency histogram.",
+    "Latency percentile of the newest window, interpolated in the latency histogram.",
     "model",
     "version",
-    "quantile",
+    "percentile",
 )
 
 

@@ -2,7 +2,7 @@
 
 Each family has one unit, named by its suffix (``_seconds``, ``_ratio``; ``_total`` on
 counters only). Label sets are bounded: models × versions × a fixed status set, the features
-of each schema, the fixed latency quantiles and severities, the configured notifiers.
+of each schema, the fixed latency percentiles and severities, the configured notifiers.
 
 * ``watchkeeper_predictions_total{model,version,status}`` — processed events, status ok/error;
 * ``watchkeeper_prediction_latency_seconds{model,version}`` — histogram of reported latency;
@@ -200,7 +200,7 @@ def _export(
                 "model": model,
                 "version": window["version"],
                 "feature": point["feature"],
-                "quantile": repr(metric.quantile),
+                "percentile": metric.percentile,
             }
             families[export.name].add_metric([names[label] for label in export.labels], value)
 
