@@ -27,6 +27,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from tests.dashboard.dashboard_data import settle
 from watchkeeper.evaluation.metrics import CATALOGUE, UNIT_SUFFIXES
 
 CLASSIFIER, REGRESSOR = "classifier", "regressor"
@@ -92,19 +93,9 @@ def _send(
     assert r.status_code == 200, r.text
 
 
-def _settle(app: Any) -> None:
-    """Process every logged batch and evaluate every closed window, in this thread."""
-    from watchkeeper.ingest.processor import Processor
-
-    processor = Processor(app.state.store, app.state.settings)
-    while processor.run_once(limit=100):
-        pass
-    app.state.evaluator.run_once(time.time())
-
-
 def _app(data_dir: Path) -> tuple[Any, Any]:
     """The app of ``create_app`` on SQLite in ``data_dir`` (its background threads are not
-    started: ``_settle`` does their work) and its test client."""
+    started: ``settle`` does their work) and its test client."""
     with warnings.catch_warnings():  # starlette asks for httpx2, which is not needed here
         warnings.simplefilter("ignore", UserWarning)
         from fastapi.testclient import TestClient
@@ -145,7 +136,7 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exposition]
     start = (int(time.time()) // 3600 - HOURS - 1) * 3600
     for name in (CLASSIFIER, REGRESSOR):
         _send(client, name, rng, start)
-    _settle(app)
+    settle(app)
     try:
         r = client.get("/metrics")
         assert r.status_code == 200, r.text
@@ -267,12 +258,12 @@ def test_the_version_label_follows_the_champion(tmp_path: Path) -> None:
         _classifier(client, rng)
         start = (int(time.time()) // 3600 - 4) * 3600
         _send(client, CLASSIFIER, rng, start, hours=2, labelled=2)
-        _settle(app)
+        settle(app)
         accuracy = "watchkeeper_performance_accuracy_ratio"
         assert [s.labels["version"] for s in _scrape(client)[accuracy].samples] == ["v1"]
         _classifier(client, rng, "v2")  # the new champion
         _send(client, CLASSIFIER, rng, start + 7200, version="v2", hours=1, labelled=1)
-        _settle(app)
+        settle(app)
         families = _scrape(client)
         for name in {
             e.name for m in CATALOGUE.values() for e in m.exports if m.task != "regression"
