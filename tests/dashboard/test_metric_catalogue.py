@@ -158,11 +158,14 @@ def _newest(app: App, model: str, metric: str, feature: str) -> dict[str, Any]:
 
 
 def test_metrics_exports_each_metric_as_the_catalogue_says(app: App) -> None:
+    """Every labelled window here: each family carries the newest window's value of each
+    metric exported into it, labelled with the champion's version."""
     families = {f.name: f for f in text_string_to_metric_families(app.client.get("/metrics").text)}
-    exported_as: dict[str, set[str]] = {}  # family → the metrics it carries
+    exported_as: dict[str, set[str | None]] = {}  # family → its metrics' percentiles
     for family in {e.name for m in CATALOGUE.values() for e in m.exports}:
         assert family in families, f"{family} is not on /metrics"
     for name, metric in CATALOGUE.items():
+        percentile = metric.percentile
         for export in metric.exports:
             family = families[export.name]
             assert family.type == export.type and family.documentation == export.help
@@ -170,21 +173,22 @@ def test_metrics_exports_each_metric_as_the_catalogue_says(app: App) -> None:
                 samples = [
                     s
                     for s in family.samples
-                    if s.labels["model"] == model and s.labels.get("metric", name) == name
+                    if s.labels["model"] == model
+                    and s.labels.get("percentile", percentile) == percentile
                 ]
                 assert samples, (name, export.name, model)
                 for sample in samples:  # the newest window's value (or detail) of the point
                     assert set(sample.labels) == set(export.labels)
+                    assert sample.labels["version"] == "v1"
                     point = _newest(app, model, name, sample.labels.get("feature", ""))
                     value = point["value"] if export.detail is None else point["detail"]
                     expected = value if export.detail is None else value[export.detail]
                     assert sample.value == pytest.approx(expected), (name, export.name)
-                if "metric" in export.labels:
-                    exported_as.setdefault(export.name, set()).add(name)
+                exported_as.setdefault(export.name, set()).add(percentile)
     # a shared family carries exactly the metrics exported into it, nothing uncatalogued
-    for family, names in exported_as.items():
-        carried = {s.labels["metric"] for s in families[family].samples}
-        assert carried == names, family
+    for family, percentiles in exported_as.items():
+        carried = {s.labels.get("percentile") for s in families[family].samples}
+        assert carried == percentiles, family
 
 
 def test_monitors_accept_every_catalogued_metric(app: App) -> None:

@@ -1,20 +1,24 @@
 """The catalogue of window metrics: one entry per metric the evaluator writes for a window.
 
 Every reader takes its list from here, so a new window metric is one entry in
-:data:`CATALOGUE` (and a row in docs/service.md):
+:data:`CATALOGUE` (and a row in docs/service.md's window metrics, and one in its Prometheus
+table for each new family it is exported in):
 
 * the evaluator (:mod:`watchkeeper.evaluation.evaluate`) writes a performance metric for each
   entry of its task (the aggregate's metric of that name) and a latency quantile for each
   entry with a ``quantile``;
 * the alert monitors (:mod:`watchkeeper.alerts.monitors`) accept every name here, per feature
   or not, with its sample size from ``sample``;
-* ``/metrics`` (:mod:`watchkeeper.server.metrics`) exports the newest value of every entry
-  with ``exports``, each into its Prometheus family;
+* ``/metrics`` (:mod:`watchkeeper.server.metrics`) exports every entry with ``exports``,
+  each into its Prometheus families (one unit per family, named by it): the value of the
+  champion's newest window, or of its newest labelled window for an entry whose ``sample``
+  is ``labels``;
 * the dashboard (:mod:`watchkeeper.server.dashboard`) names each metric by its ``label`` and
   formats its values with the filter named by ``format``.
 
 ``tests/dashboard/test_metric_catalogue.py`` checks each entry against each reader, so the
-catalogue cannot drift from them.
+catalogue cannot drift from them; ``tests/service/test_prometheus.py`` checks the families
+against the Prometheus naming rules, the Grafana dashboard and the docs.
 
 >>> CATALOGUE["latency_p95"].unit, CATALOGUE["latency_p95"].label
 ('seconds', 'p95')
@@ -31,16 +35,20 @@ from typing import Literal
 Source = Literal["drift", "data_quality", "performance", "operations"]
 Format = Literal["num", "pct", "ms", "compact"]
 Task = Literal["classification", "regression"]
-Label = Literal["model", "feature", "metric"]
+Label = Literal["model", "version", "feature", "percentile"]
+# the name a Prometheus family ends with for the unit of the metrics in it (base units only)
+UNIT_SUFFIXES = {"seconds": "_seconds", "ratio": "_ratio"}
 
 
 @dataclass(frozen=True)
 class Export:
-    """A Prometheus family that the newest window's value of a metric is exported in.
+    """A Prometheus family that a window's value of a metric is exported in.
 
-    ``labels`` are filled with the model's name, the point's feature and the metric's name;
-    ``detail`` exports ``detail[detail]`` of the point instead of its value. Several metrics
-    may share a family (with a ``metric`` label): they share its help text too."""
+    ``labels`` are filled with the model's name, the window's version, the point's feature and
+    the metric's ``percentile``; ``detail`` exports ``detail[detail]`` of the point instead of
+    its value. Several metrics of one unit may share a family (told apart by ``percentile``:
+    ``quantile`` is the label of a Prometheus summary): they share its help text too. A
+    family's name ends with its unit's suffix (:data:`UNIT_SUFFIXES`)."""
 
     name: str
     type: Literal["gauge"]
@@ -57,7 +65,10 @@ class WindowMetric:
     events, ``labels``: its labelled predictions); ``task`` the models a performance metric
     applies to, read from the task's aggregate (``scored``: the aggregate of the labelled
     predictions that carried a score); ``quantile`` makes an operations metric a quantile of
-    the latency histogram; ``dashboard`` says whether the model or feature page shows it.
+    the latency histogram; ``dashboard`` says whether the model or feature page shows it;
+    ``exports`` the Prometheus families ``/metrics`` exports it in (those of a metric whose
+    sample is ``labels`` read the newest window that has labels, so they stay while labels
+    lag).
     ``source``, ``unit``, ``description`` and ``higher_is_better`` describe it for people
     (and for readers to come, such as monitors that know which way is worse)."""
 
@@ -76,28 +87,53 @@ class WindowMetric:
     dashboard: bool = True
     exports: tuple[Export, ...] = ()
 
+    @property
+    def percentile(self) -> str | None:
+        """The ``quantile`` in percent, as its Prometheus label says it.
 
-MODEL_METRIC = Export(
-    "watchkeeper_model_metric",
-    "gauge",
-    "Model and operations metrics of the latest window.",
-    ("model", "metric"),
-)
+        >>> CATALOGUE["latency_p95"].percentile, CATALOGUE["count"].percentile
+        ('95', None)
+        """
+        return None if self.quantile is None else f"{self.quantile * 100:g}"
 
 
-def _performance(name: str, task: Task, description: str, *, higher: bool) -> WindowMetric:
+WINDOW: tuple[Label, ...] = ("model", "version")  # the labels of a model-level metric
+
+
+def _gauge(name: str, text: str, *labels: Label, detail: str | None = None) -> Export:
+    return Export(f"watchkeeper_{name}", "gauge", text, labels or WINDOW, detail)
+
+
+def _performance(
+    name: str, task: Task, description: str, unit: str, *, higher: bool
+) -> WindowMetric:
+    suffix = UNIT_SUFFIXES.get(unit, "")
     return WindowMetric(
         name,
         "performance",
-        "score" if higher else "target unit",
+        unit,
         description,
         label=name,
         format="num",
         higher_is_better=higher,
         sample="labels",
         task=task,
-        exports=(MODEL_METRIC,),
+        exports=(
+            _gauge(
+                f"performance_{name}{suffix}",
+                f"{name} of the newest labelled window: {description}.",
+            ),
+        ),
     )
+
+
+_LATENCY = _gauge(
+    "window_latency_seconds",
+    "Latency percentile of the newest window, interpolated in the latency histogram.",
+    "model",
+    "version",
+    "percentile",
+)
 
 
 def _latency(q: float) -> WindowMetric:
@@ -111,7 +147,7 @@ def _latency(q: float) -> WindowMetric:
         format="ms",
         higher_is_better=False,
         quantile=q,
-        exports=(MODEL_METRIC,),
+        exports=(_LATENCY,),
     )
 
 
@@ -126,17 +162,17 @@ _ENTRIES = (
         higher_is_better=False,
         per_feature=True,
         exports=(
-            Export(
-                "watchkeeper_feature_drift_statistic",
-                "gauge",
-                "Drift statistic of a feature in the latest window.",
-                ("model", "feature"),
+            _gauge(
+                "feature_drift_statistic",
+                "Drift statistic of a feature in the newest window.",
+                *WINDOW,
+                "feature",
             ),
-            Export(
-                "watchkeeper_feature_drift_threshold",
-                "gauge",
-                "Calibrated drift threshold of a feature in the latest window.",
-                ("model", "feature"),
+            _gauge(
+                "feature_drift_threshold",
+                "Calibrated drift threshold of a feature in the newest window.",
+                *WINDOW,
+                "feature",
                 detail="threshold",
             ),
         ),
@@ -151,33 +187,54 @@ _ENTRIES = (
         higher_is_better=False,
         per_feature=True,
         dashboard=False,
+        exports=(
+            _gauge(
+                "prediction_drift_statistic",
+                "Drift statistic of the prediction column in the newest window.",
+                *WINDOW,
+                "feature",
+            ),
+            _gauge(
+                "prediction_drift_threshold",
+                "Calibrated drift threshold of the prediction column in the newest window.",
+                *WINDOW,
+                "feature",
+                detail="threshold",
+            ),
+        ),
     ),
     WindowMetric(
         "drifted_share",
         "drift",
-        "share",
+        "ratio",
         "the share of drift features that drifted",
         label="share of features drifted",
         format="pct",
         higher_is_better=False,
         exports=(
-            Export(
-                "watchkeeper_drifted_features_share",
-                "gauge",
-                "Share of drift features that drifted in the latest window.",
-                ("model",),
+            _gauge(
+                "drifted_features_ratio",
+                "Share of drift features that drifted in the newest window.",
             ),
         ),
     ),
     WindowMetric(
         "missing_share",
         "data_quality",
-        "share",
+        "ratio",
         "the share of missing values of a profiled column",
         label="missing",
         format="pct",
         higher_is_better=False,
         per_feature=True,
+        exports=(
+            _gauge(
+                "feature_missing_ratio",
+                "Share of missing values of a column in the newest window.",
+                *WINDOW,
+                "feature",
+            ),
+        ),
     ),
     WindowMetric(
         "count",
@@ -187,17 +244,19 @@ _ENTRIES = (
         label="events",
         format="compact",
         higher_is_better=None,
-        exports=(MODEL_METRIC,),
+        exports=(_gauge("window_events", "Events of the newest window."),),
     ),
     WindowMetric(
         "error_rate",
         "operations",
-        "share",
+        "ratio",
         "the share of events with status error",
         label="error rate",
         format="pct",
         higher_is_better=False,
-        exports=(MODEL_METRIC,),
+        exports=(
+            _gauge("window_error_ratio", "Share of events with status error, newest window."),
+        ),
     ),
     _latency(0.5),
     _latency(0.95),
@@ -211,16 +270,22 @@ _ENTRIES = (
         format="compact",
         higher_is_better=None,
         sample="labels",
-        exports=(MODEL_METRIC,),
+        exports=(
+            _gauge("performance_labels", "Labelled predictions of the newest labelled window."),
+        ),
     ),
-    _performance("accuracy", "classification", "share of correct predictions", higher=True),
-    _performance("f1", "classification", "F1 (binary: positive class; else macro)", higher=True),
-    _performance("precision", "classification", "precision, as f1", higher=True),
-    _performance("recall", "classification", "recall, as f1", higher=True),
+    _performance(
+        "accuracy", "classification", "share of correct predictions", "ratio", higher=True
+    ),
+    _performance(
+        "f1", "classification", "F1 (binary: positive class; else macro)", "ratio", higher=True
+    ),
+    _performance("precision", "classification", "precision, as f1", "ratio", higher=True),
+    _performance("recall", "classification", "recall, as f1", "ratio", higher=True),
     WindowMetric(
         "roc_auc",
         "performance",
-        "score",
+        "ratio",
         "ROC AUC of a binary model over the labelled predictions that carried a score",
         label="roc_auc",
         format="num",
@@ -229,10 +294,17 @@ _ENTRIES = (
         task="classification",
         scored=True,
         dashboard=False,
+        exports=(
+            _gauge(
+                "performance_roc_auc_ratio",
+                "roc_auc of the newest labelled window: ROC AUC over the labelled predictions "
+                "that carried a score.",
+            ),
+        ),
     ),
-    _performance("mae", "regression", "mean absolute error", higher=False),
-    _performance("rmse", "regression", "root mean squared error", higher=False),
-    _performance("r2", "regression", "coefficient of determination", higher=True),
+    _performance("mae", "regression", "mean absolute error", "target unit", higher=False),
+    _performance("rmse", "regression", "root mean squared error", "target unit", higher=False),
+    _performance("r2", "regression", "coefficient of determination", "score", higher=True),
 )
 
 CATALOGUE: Mapping[str, WindowMetric] = {m.name: m for m in _ENTRIES}

@@ -1,6 +1,8 @@
 """``/metrics`` in the Prometheus exposition format, following its naming rules.
 
-Series (label sets are bounded: models × versions × a fixed status set):
+Each family has one unit, named by its suffix (``_seconds``, ``_ratio``; ``_total`` on
+counters only). Label sets are bounded: models × versions × a fixed status set, the features
+of each schema, the fixed latency percentiles and severities, the configured notifiers.
 
 * ``watchkeeper_predictions_total{model,version,status}`` — processed events, status ok/error;
 * ``watchkeeper_prediction_latency_seconds{model,version}`` — histogram of reported latency;
@@ -8,14 +10,14 @@ Series (label sets are bounded: models × versions × a fixed status set):
   ``watchkeeper_duplicate_events_total{model}``, ``watchkeeper_actuals_total{model}``;
 * ``watchkeeper_ingest_pending_events`` — events acknowledged but not yet processed;
 * ``watchkeeper_processor_batches_total``, ``watchkeeper_processor_errors_total``;
-* from the latest evaluated window of each model's champion:
-  ``watchkeeper_feature_drift_statistic{model,feature}`` and
-  ``watchkeeper_feature_drift_threshold{model,feature}`` (features of the schema: bounded),
-  ``watchkeeper_drifted_features_share{model}``, ``watchkeeper_model_metric{model,metric}``
-  (accuracy, f1, precision, recall, mae, rmse, r2, count, labels, error_rate, latency
-  quantiles in seconds): each window metric as its catalogue entry's ``exports`` say
-  (:mod:`watchkeeper.evaluation.metrics`); ``watchkeeper_window_start_seconds{model}``;
-* alerts: ``watchkeeper_alerts_firing{model,severity}`` and
+* the window metrics, each in the families its catalogue entry's ``exports`` name
+  (:mod:`watchkeeper.evaluation.metrics`), labelled with the model and the ``version`` of the
+  window (the champion's: one version per model): drift, data quality and operations from the
+  champion's newest evaluated window (``watchkeeper_window_start_seconds{model,version}``),
+  performance from its newest window that has labels
+  (``watchkeeper_performance_window_start_seconds{model,version}``), so accuracy stays on
+  ``/metrics`` while labels lag and its age shows how far they lag;
+* alerts: ``watchkeeper_alerts_firing{model,severity}`` (0 when none fires) and
   ``watchkeeper_alert_delivery_failures_total{notifier}`` (failed attempts, from the outbox).
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -33,10 +36,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from watchkeeper.evaluation.evaluate import latest
 from watchkeeper.evaluation.metrics import CATALOGUE
 from watchkeeper.ingest.processor import LATENCY_BOUNDS, merge_operations
-from watchkeeper.store.state import Store
+from watchkeeper.store import tables as t
+from watchkeeper.store.state import ModelInfo, Store
 
 COUNTERS = {
     "events_total": ("watchkeeper_ingest_events", "Events acknowledged (stored durably)."),
@@ -47,6 +50,47 @@ COUNTERS = {
     ),
     "actuals_total": ("watchkeeper_actuals", "Ground-truth labels joined to a prediction."),
 }
+
+# the start of the newest window (False) and of the newest labelled window (True)
+STARTS = {
+    False: ("watchkeeper_window_start_seconds", "Start of the newest evaluated window"),
+    True: (
+        "watchkeeper_performance_window_start_seconds",
+        "Start of the newest evaluated window that has labels",
+    ),
+}
+
+
+def newest_window(store: Store, info: ModelInfo, *, labelled: bool) -> dict[str, Any] | None:
+    """The champion's newest evaluated window over all segments (or the newest with labels):
+    its version, start and metric points."""
+    version, segment = info.champion or "", "*" if info.segments else ""
+    ev, mp = t.evaluations.c, t.metric_points.c
+    if labelled:  # the window of the newest positive "labels" point
+        q = sa.select(sa.func.max(mp.window_start)).where(
+            (mp.model == info.name)
+            & (mp.metric == "labels")
+            & (mp.version == version)
+            & (mp.segment == segment)
+            & (mp.value > 0)
+        )
+    else:
+        q = sa.select(sa.func.max(ev.window_start)).where(
+            (ev.model == info.name) & (ev.version == version) & (ev.segment == segment)
+        )
+    with store.engine.connect() as conn:
+        start = conn.execute(q).scalar()
+        if start is None:
+            return None
+        points = conn.execute(
+            sa.select(mp.metric, mp.feature, mp.value, mp.detail).where(
+                (mp.model == info.name)
+                & (mp.version == version)
+                & (mp.segment == segment)
+                & (mp.window_start == start)
+            )
+        )
+        return {"version": version, "window_start": start, "points": list(points.mappings())}
 
 
 class _Collector:
@@ -68,27 +112,25 @@ class _Collector:
             k: CounterMetricFamily(n, h, labels=["model"]) for k, (n, h) in COUNTERS.items()
         }
         exported = _window_families()
-        window = GaugeMetricFamily(
-            "watchkeeper_window_start_seconds",
-            "Start of the latest evaluated window (Unix time).",
-            labels=["model"],
-        )
+        starts = {
+            labelled: GaugeMetricFamily(name, text + " (Unix time).", labels=["model", "version"])
+            for labelled, (name, text) in STARTS.items()
+        }
         for info in self.store.models():
             counters = self.store.counters(info.name)
-            for key, family in families.items():
-                family.add_metric([info.name], counters.get(key, 0))
+            for key, counter in families.items():
+                counter.add_metric([info.name], counters.get(key, 0))
             per_version: dict[str, dict[str, Any]] = {}
             top = "*" if info.segments else ""
             for row in self.store.bucket_profiles(info.name, granularity=86400, segment=top):
                 per_version[row["version"]] = merge_operations(
                     per_version.get(row["version"]), row["operations"]
                 )
-            last = latest(self.store, info.name)
-            if last is not None:
-                window.add_metric([info.name], last["window_start"])
-                for m in last["metrics"]:
-                    if m["value"] is not None:
-                        _export(exported, info.name, m)
+            for labelled, start in starts.items():
+                window = newest_window(self.store, info, labelled=labelled)
+                if window is not None:
+                    start.add_metric([info.name, window["version"]], window["window_start"])
+                    _export(exported, info.name, window, labelled=labelled)
             for version, ops in per_version.items():
                 predictions.add_metric([info.name, version, "ok"], ops["count"] - ops["errors"])
                 predictions.add_metric([info.name, version, "error"], ops["errors"])
@@ -103,7 +145,7 @@ class _Collector:
         yield latency
         yield from families.values()
         yield from exported.values()
-        yield window
+        yield from starts.values()
         yield GaugeMetricFamily(
             "watchkeeper_ingest_pending_events",
             "Events acknowledged, not yet processed.",
@@ -135,21 +177,36 @@ def _window_families() -> dict[str, GaugeMetricFamily]:
 
 
 def _export(
-    families: Mapping[str, GaugeMetricFamily], model: str, point: Mapping[str, Any]
+    families: Mapping[str, GaugeMetricFamily],
+    model: str,
+    window: Mapping[str, Any],
+    *,
+    labelled: bool,
 ) -> None:
-    """Add a point of the newest window to the families its catalogue entry exports it in."""
-    metric = CATALOGUE.get(point["metric"])
-    for export in () if metric is None else metric.exports:
-        value = point["value"]
-        if export.detail is not None:
-            value = (point.get("detail") or {}).get(export.detail)
+    """Add the points of a window to the families their catalogue entries export them in:
+    those of the metrics whose sample is the labels from the newest labelled window, the
+    others from the newest window."""
+    for point in window["points"]:
+        metric = CATALOGUE.get(point["metric"])
+        if metric is None or (metric.sample == "labels") != labelled:
+            continue
+        for export in metric.exports:
+            value = point["value"]
+            if export.detail is not None:
+                value = (point["detail"] or {}).get(export.detail)
             if value is None:
                 continue
-        names = {"model": model, "feature": point["feature"], "metric": point["metric"]}
-        families[export.name].add_metric([names[label] for label in export.labels], value)
+            names = {
+                "model": model,
+                "version": window["version"],
+                "feature": point["feature"],
+                "percentile": metric.percentile,
+            }
+            families[export.name].add_metric([names[label] for label in export.labels], value)
 
 
 def _alert_families(store: Store) -> Iterator[Metric]:
+    from watchkeeper.alerts.monitors import SEVERITIES
     from watchkeeper.alerts.queries import delivery_failures, firing_counts
 
     firing = GaugeMetricFamily(
@@ -157,8 +214,11 @@ def _alert_families(store: Store) -> Iterator[Metric]:
         "Alerts firing now.",
         labels=["model", "severity"],
     )
-    for (model, severity), count in sorted(firing_counts(store).items()):
-        firing.add_metric([model, severity], count)
+    counts = firing_counts(store)
+    models = sorted({info.name for info in store.models()} | {m for m, _ in counts})
+    for model in models:  # every severity of every model, 0 when none fires
+        for severity in SEVERITIES:
+            firing.add_metric([model, severity], counts.get((model, severity), 0))
     failures = CounterMetricFamily(
         "watchkeeper_alert_delivery_failures",
         "Failed attempts to deliver an alert notice, per notifier.",
