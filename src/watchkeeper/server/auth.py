@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from watchkeeper.server.dashboard.session import is_dashboard_path
+from watchkeeper.server.errors import error_body
 from watchkeeper.store.state import Store
 from watchkeeper.store.tokens import check_token
 
@@ -28,7 +29,7 @@ def required_scope(method: str, path: str) -> str:
 
 
 def auth_middleware(
-    store: Store, error_body: Callable[..., dict[str, object]]
+    store: Store,
 ) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
     async def middleware(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]

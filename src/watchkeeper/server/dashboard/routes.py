@@ -7,13 +7,12 @@ HTML error page with the error's status, so a bad query parameter is a 400 page 
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
@@ -82,234 +81,238 @@ def _params(request: Request) -> views.PageParams:
     return views.PageParams(**{n: q.get(n) or None for n in names})
 
 
-def add_dashboard_routes(router: FastAPI | APIRouter) -> None:
-    """Register the pages on ``router`` — the app itself: recent FastAPI releases do not list
-    the routes of an included router one by one in ``app.routes``, where the docs test and
-    the OpenAPI exclusion look for them."""
-    get = functools.partial(router.get, include_in_schema=False)
-    post = functools.partial(router.post, include_in_schema=False)
+# The pages are HTML, not part of the API's OpenAPI document.
+router = APIRouter(include_in_schema=False)
 
-    def store_of(request: Request) -> Store:
-        store: Store = request.app.state.store
-        return store
 
-    @get("/")
-    async def models(request: Request) -> Response:
-        store = store_of(request)
+def store_of(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
 
-        def build(who: Viewer) -> Response:
-            firing = alerts_view.firing_by_model(store)
-            note = None if firing is not None else "Alerts are not available in this build."
-            rows = views.overview(store, firing)
-            return page(
-                "overview.html.j2",
-                {"viewer": who, "nav": "models", "models": rows, "alerts_note": note},
-            )
 
-        return await _render(request, build)
+@router.get("/")
+async def models(request: Request) -> Response:
+    store = store_of(request)
 
-    @get("/ui/models/{model}")
-    async def model_page(request: Request, model: str) -> Response:
-        store, params = store_of(request), _params(request)
-
-        def build(who: Viewer) -> Response:
-            ctx = views.resolve(store, model, params)
-            summaries = queries.summaries(store, ctx.scope)
-            series = views.model_series(store, ctx, summaries)
-            charts = views.model_charts(series)
-            table = views.features_table(store, ctx, list(summaries), params.sort, params.order)
-            firing = alerts_view.firing_by_model(store)
-            keep = params.query()
-            columns = views.table_columns(table, keep)
-            context = {
-                "viewer": who,
-                "nav": "models",
-                "ctx": ctx,
-                "params": keep,
-                "sorted": bool(params.sort),
-                "ranges": RANGE_LABELS,
-                "charts": charts,
-                "charts_on_page": True,
-                "table": table,
-                "columns": columns,
-                "cards": views.cards(series, ctx, table),
-                "alerts_firing": None if firing is None else firing.get(model, 0),
-            }
-            return page("model.html.j2", context)
-
-        return await _render(request, build)
-
-    @get("/ui/models/{model}/features/{feature:path}")
-    async def feature(request: Request, model: str, feature: str) -> Response:
-        store, params = store_of(request), _params(request)
-
-        def build(who: Viewer) -> Response:
-            ctx = views.resolve(store, model, params)
-            context = {
-                "viewer": who,
-                "nav": "models",
-                "ctx": ctx,
-                "params": params.query(),
-                "ranges": RANGE_LABELS,
-                "charts_on_page": True,
-                "f": feature_page(store, ctx, feature, params.window),
-            }
-            return page("feature.html.j2", context)
-
-        return await _render(request, build)
-
-    @get("/ui/models/{model}/versions")
-    async def versions(request: Request, model: str) -> Response:
-        store = store_of(request)
-
-        def build(who: Viewer) -> Response:
-            info = store.model(model)
-            rows = views.version_rows(store, info)
-            return page(
-                "versions.html.j2", {"viewer": who, "nav": "models", "info": info, "versions": rows}
-            )
-
-        return await _render(request, build)
-
-    @get("/ui/models/{model}/quarantine")
-    async def quarantine(request: Request, model: str, offset: str = "0") -> Response:
-        store = store_of(request)
-
-        def build(who: Viewer) -> Response:
-            if not offset.isdigit():
-                raise InputError(f"query parameter offset: {offset!r} is not a whole number")
-            info = store.model(model)
-            start = int(offset)
-            items = store.quarantine(model, limit=QUARANTINE_PAGE, offset=start)
-            for item in items:
-                item["event_text"] = json.dumps(
-                    item["event"], indent=1, ensure_ascii=False, default=str
-                )
-                item["reasons"] = [
-                    r if isinstance(r, dict) else {"field": "", "problem": str(r)}
-                    for r in item["reasons"]
-                ]
-            context = {
-                "viewer": who,
-                "nav": "models",
-                "info": info,
-                "items": items,
-                "offset": start,
-                "limit": QUARANTINE_PAGE,
-                "total": queries.quarantine_count(store, model),
-            }
-            return page("quarantine.html.j2", context)
-
-        return await _render(request, build)
-
-    @get("/ui/alerts")
-    async def alerts(
-        request: Request, model: str | None = None, done: str | None = None
-    ) -> Response:
-        store = store_of(request)
-
-        def build(who: Viewer) -> Response:
-            if model:
-                store.model(model)
-            data = (
-                alerts_view.alerts_page(store, model or None) if alerts_view.available() else None
-            )
-            flash = {"silenced": "Silenced.", "ended": "The silence has ended."}.get(done or "")
-            here = "/ui/alerts" + (f"?model={quote(model)}" if model else "")
-            context = {
-                "viewer": who,
-                "nav": "alerts",
-                "model": model,
-                "data": data,
-                "flash": flash,
-                "durations": alerts_view.DURATIONS,
-                "next": here,
-            }
-            return page("alerts.html.j2", context)
-
-        return await _render(request, build)
-
-    async def _act(
-        request: Request, action: Callable[[Viewer, dict[str, str]], Any], done: str
-    ) -> Response:
-        try:
-            who = await viewer(request)
-        except LoginRequired:
-            return login_redirect("/ui/alerts")
-        try:
-            if not same_origin(request):
-                raise Forbidden("this form was posted from another site")
-            if not who.can_act:
-                raise Forbidden("your token has the read scope only: silencing needs admin")
-            if not alerts_view.available():
-                raise InputError("alerts are not available in this build")
-            form = await _form(request)
-            await run_in_threadpool(action, who, form)
-        except WatchkeeperError as exc:
-            return _error_page(exc, who)
-        target = safe_next(form.get("next") or "/ui/alerts")
-        joiner = "&" if "?" in target else "?"
-        return RedirectResponse(f"{target}{joiner}done={done}", 303)
-
-    @post("/ui/alerts/silence")
-    async def silence(request: Request) -> Response:
-        def action(who: Viewer, form: dict[str, str]) -> Any:
-            return alerts_view.silence_alert(
-                store_of(request),
-                form.get("alert", ""),
-                form.get("duration", ""),
-                form.get("comment", ""),
-                created_by=who.name,
-            )
-
-        return await _act(request, action, "silenced")
-
-    @post("/ui/alerts/silences/{silence_id}/expire")
-    async def end_silence(request: Request, silence_id: int) -> Response:
-        return await _act(
-            request,
-            lambda _who, _form: alerts_view.end_silence(store_of(request), silence_id),
-            "ended",
+    def build(who: Viewer) -> Response:
+        firing = alerts_view.firing_by_model(store)
+        note = None if firing is not None else "Alerts are not available in this build."
+        rows = views.overview(store, firing)
+        return page(
+            "overview.html.j2",
+            {"viewer": who, "nav": "models", "models": rows, "alerts_note": note},
         )
 
-    @get("/ui/login")
-    async def login_form(request: Request, next: str = "/") -> Response:
-        if not tokens_required(request):
-            return RedirectResponse(safe_next(next), 303)
-        return page("login.html.j2", {"nav": "", "next": safe_next(next), "problem": None})
+    return await _render(request, build)
 
-    @post("/ui/login")
-    async def login(request: Request) -> Response:
+
+@router.get("/ui/models/{model}")
+async def model_page(request: Request, model: str) -> Response:
+    store, params = store_of(request), _params(request)
+
+    def build(who: Viewer) -> Response:
+        ctx = views.resolve(store, model, params)
+        summaries = queries.summaries(store, ctx.scope)
+        series = views.model_series(store, ctx, summaries)
+        charts = views.model_charts(series)
+        table = views.features_table(store, ctx, list(summaries), params.sort, params.order)
+        firing = alerts_view.firing_by_model(store)
+        keep = params.query()
+        columns = views.table_columns(table, keep)
+        context = {
+            "viewer": who,
+            "nav": "models",
+            "ctx": ctx,
+            "params": keep,
+            "sorted": bool(params.sort),
+            "ranges": RANGE_LABELS,
+            "charts": charts,
+            "charts_on_page": True,
+            "table": table,
+            "columns": columns,
+            "cards": views.cards(series, ctx, table),
+            "alerts_firing": None if firing is None else firing.get(model, 0),
+        }
+        return page("model.html.j2", context)
+
+    return await _render(request, build)
+
+
+@router.get("/ui/models/{model}/features/{feature:path}")
+async def feature(request: Request, model: str, feature: str) -> Response:
+    store, params = store_of(request), _params(request)
+
+    def build(who: Viewer) -> Response:
+        ctx = views.resolve(store, model, params)
+        context = {
+            "viewer": who,
+            "nav": "models",
+            "ctx": ctx,
+            "params": params.query(),
+            "ranges": RANGE_LABELS,
+            "charts_on_page": True,
+            "f": feature_page(store, ctx, feature, params.window),
+        }
+        return page("feature.html.j2", context)
+
+    return await _render(request, build)
+
+
+@router.get("/ui/models/{model}/versions")
+async def versions(request: Request, model: str) -> Response:
+    store = store_of(request)
+
+    def build(who: Viewer) -> Response:
+        info = store.model(model)
+        rows = views.version_rows(store, info)
+        return page(
+            "versions.html.j2", {"viewer": who, "nav": "models", "info": info, "versions": rows}
+        )
+
+    return await _render(request, build)
+
+
+@router.get("/ui/models/{model}/quarantine")
+async def quarantine(request: Request, model: str, offset: str = "0") -> Response:
+    store = store_of(request)
+
+    def build(who: Viewer) -> Response:
+        if not offset.isdigit():
+            raise InputError(f"query parameter offset: {offset!r} is not a whole number")
+        info = store.model(model)
+        start = int(offset)
+        items = store.quarantine(model, limit=QUARANTINE_PAGE, offset=start)
+        for item in items:
+            item["event_text"] = json.dumps(
+                item["event"], indent=1, ensure_ascii=False, default=str
+            )
+            item["reasons"] = [
+                r if isinstance(r, dict) else {"field": "", "problem": str(r)}
+                for r in item["reasons"]
+            ]
+        context = {
+            "viewer": who,
+            "nav": "models",
+            "info": info,
+            "items": items,
+            "offset": start,
+            "limit": QUARANTINE_PAGE,
+            "total": queries.quarantine_count(store, model),
+        }
+        return page("quarantine.html.j2", context)
+
+    return await _render(request, build)
+
+
+@router.get("/ui/alerts")
+async def alerts(request: Request, model: str | None = None, done: str | None = None) -> Response:
+    store = store_of(request)
+
+    def build(who: Viewer) -> Response:
+        if model:
+            store.model(model)
+        data = alerts_view.alerts_page(store, model or None) if alerts_view.available() else None
+        flash = {"silenced": "Silenced.", "ended": "The silence has ended."}.get(done or "")
+        here = "/ui/alerts" + (f"?model={quote(model)}" if model else "")
+        context = {
+            "viewer": who,
+            "nav": "alerts",
+            "model": model,
+            "data": data,
+            "flash": flash,
+            "durations": alerts_view.DURATIONS,
+            "next": here,
+        }
+        return page("alerts.html.j2", context)
+
+    return await _render(request, build)
+
+
+async def _act(
+    request: Request, action: Callable[[Viewer, dict[str, str]], Any], done: str
+) -> Response:
+    try:
+        who = await viewer(request)
+    except LoginRequired:
+        return login_redirect("/ui/alerts")
+    try:
+        if not same_origin(request):
+            raise Forbidden("this form was posted from another site")
+        if not who.can_act:
+            raise Forbidden("your token has the read scope only: silencing needs admin")
+        if not alerts_view.available():
+            raise InputError("alerts are not available in this build")
         form = await _form(request)
-        target = safe_next(form.get("next"))
-        if not tokens_required(request):
-            return RedirectResponse(target, 303)
-        token = form.get("token", "").strip()
-        scopes = await run_in_threadpool(check_token, store_of(request), token) if token else None
-        problem = None
-        if not scopes:
-            problem = "That token is not valid."
-        elif not {"read", "admin"} & set(scopes):
-            problem = (
-                f"That token has the scopes {', '.join(scopes)}; the dashboard needs read or admin."
-            )
-        if problem:
-            return page(
-                "login.html.j2", {"nav": "", "next": target, "problem": problem}, status=401
-            )
-        response = RedirectResponse(target, 303)
-        set_session(response, request, token)
-        return response
+        await run_in_threadpool(action, who, form)
+    except WatchkeeperError as exc:
+        return _error_page(exc, who)
+    target = safe_next(form.get("next") or "/ui/alerts")
+    joiner = "&" if "?" in target else "?"
+    return RedirectResponse(f"{target}{joiner}done={done}", 303)
 
-    @post("/ui/logout")
-    async def logout(request: Request) -> Response:
-        response = RedirectResponse("/ui/login" if tokens_required(request) else "/", 303)
-        clear_session(response, request)
-        return response
 
-    @get("/ui/static/{name}")
-    async def static(request: Request, name: str) -> Response:
-        try:
-            return await run_in_threadpool(serve_asset, request, name)
-        except WatchkeeperError as exc:
-            return _error_page(exc, None)
+@router.post("/ui/alerts/silence")
+async def silence(request: Request) -> Response:
+    def action(who: Viewer, form: dict[str, str]) -> Any:
+        return alerts_view.silence_alert(
+            store_of(request),
+            form.get("alert", ""),
+            form.get("duration", ""),
+            form.get("comment", ""),
+            created_by=who.name,
+        )
+
+    return await _act(request, action, "silenced")
+
+
+@router.post("/ui/alerts/silences/{silence_id}/expire")
+async def end_silence(request: Request, silence_id: int) -> Response:
+    return await _act(
+        request,
+        lambda _who, _form: alerts_view.end_silence(store_of(request), silence_id),
+        "ended",
+    )
+
+
+@router.get("/ui/login")
+async def login_form(request: Request, next: str = "/") -> Response:
+    if not tokens_required(request):
+        return RedirectResponse(safe_next(next), 303)
+    return page("login.html.j2", {"nav": "", "next": safe_next(next), "problem": None})
+
+
+@router.post("/ui/login")
+async def login(request: Request) -> Response:
+    form = await _form(request)
+    target = safe_next(form.get("next"))
+    if not tokens_required(request):
+        return RedirectResponse(target, 303)
+    token = form.get("token", "").strip()
+    scopes = await run_in_threadpool(check_token, store_of(request), token) if token else None
+    problem = None
+    if not scopes:
+        problem = "That token is not valid."
+    elif not {"read", "admin"} & set(scopes):
+        problem = (
+            f"That token has the scopes {', '.join(scopes)}; the dashboard needs read or admin."
+        )
+    if problem:
+        return page("login.html.j2", {"nav": "", "next": target, "problem": problem}, status=401)
+    response = RedirectResponse(target, 303)
+    set_session(response, request, token)
+    return response
+
+
+@router.post("/ui/logout")
+async def logout(request: Request) -> Response:
+    response = RedirectResponse("/ui/login" if tokens_required(request) else "/", 303)
+    clear_session(response, request)
+    return response
+
+
+@router.get("/ui/static/{name}")
+async def static(request: Request, name: str) -> Response:
+    try:
+        return await run_in_threadpool(serve_asset, request, name)
+    except WatchkeeperError as exc:
+        return _error_page(exc, None)

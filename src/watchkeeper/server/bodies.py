@@ -1,0 +1,69 @@
+"""Request bodies read by hand: a size limit while streaming, reference tables by content type."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from fastapi import Request
+
+from watchkeeper.errors import InputError
+from watchkeeper.ingest.events import PayloadTooLarge
+
+TABLE_TYPES = {
+    "application/vnd.apache.parquet": ".parquet",
+    "application/x-parquet": ".parquet",
+    "application/vnd.apache.arrow.stream": ".arrows",
+    "application/vnd.apache.arrow.file": ".arrow",
+    "text/csv": ".csv",
+}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, or :class:`PayloadTooLarge` (413) once it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes; the limit is {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def table_from_upload(body: bytes, content_type: str | None) -> Any:
+    """A reference upload as an Arrow table (Parquet, CSV, Arrow IPC stream or file)."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+    from pyarrow import ipc
+
+    kind = (content_type or "").split(";")[0].strip().lower()
+    suffix = TABLE_TYPES.get(kind)
+    try:
+        if suffix == ".parquet":
+            return pq.read_table(io.BytesIO(body))
+        if suffix == ".csv":
+            return pcsv.read_csv(io.BytesIO(body))
+        if suffix == ".arrows":
+            return ipc.open_stream(pa.BufferReader(body)).read_all()
+        if suffix == ".arrow":
+            return ipc.open_file(pa.BufferReader(body)).read_all()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"reference body is not valid {suffix}: {exc}") from None
+    raise InputError(
+        f"reference upload: unsupported content type {kind!r}; use one of {sorted(TABLE_TYPES)}"
+    )
+
+
+async def read_json(request: Request) -> Any:
+    """The body as JSON, or an :class:`InputError` saying why not."""
+    import json
+
+    body = await request.body()
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"body is not valid JSON: {exc}") from None

@@ -1,0 +1,101 @@
+"""The API's one JSON error shape: built by :func:`error_body`, documented by :class:`ErrorBody`.
+
+Every error the API returns — a :class:`WatchkeeperError` (its ``http_status``), an HTTP error
+of the framework (404 for an unknown path, 405), a request that fails validation (422) and
+the token middleware's 401 and 403 — has the body ``{"error": {"status", "type", "message"}}``.
+Routes list the statuses they return with :func:`errors`, so the OpenAPI document says so.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from watchkeeper.errors import WatchkeeperError
+
+STATUS_MEANINGS = {
+    400: "The request cannot be used: the message names the parameter, field or value",
+    401: "A bearer token is required, or the token is not valid",
+    403: "The token lacks the scope of this route",
+    404: "The model, version or other named object does not exist",
+    409: "A conflict: the object exists already, or belongs to the settings file",
+    413: "The body or the batch is over the limit",
+    422: "A parameter has the wrong type or range, or every event of a batch was rejected",
+    503: "Too many events wait to be processed: retry after the Retry-After seconds",
+}
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: int = Field(description="the HTTP status, as in the response line")
+    type: str = Field(description="the error's kind, e.g. NotFoundError, InputError")
+    message: str = Field(description="what went wrong, naming the parameter or value")
+
+
+class ErrorBody(BaseModel):
+    """Every error response of the API."""
+
+    error: ErrorDetail
+
+
+def error_body(status: int, kind: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The one JSON error shape of the API."""
+    return {"error": {"status": status, "type": kind, "message": message, **extra}}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of a route for these error statuses, each with :class:`ErrorBody`."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        out[status] = {"model": ErrorBody, "description": STATUS_MEANINGS[status]}
+        if status == 503:
+            out[status]["headers"] = {
+                "Retry-After": {"description": "seconds", "schema": {"type": "integer"}}
+            }
+        if status == 401:
+            out[status]["headers"] = {
+                "WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}
+            }
+    return out
+
+
+def error_response(exc: WatchkeeperError) -> JSONResponse:
+    status = exc.http_status
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return JSONResponse(error_body(status, type(exc).__name__, str(exc)), status, headers=headers)
+
+
+async def _watchkeeper(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, WatchkeeperError)
+    return error_response(exc)
+
+
+async def _http(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    kind = HTTPStatus(exc.status_code).phrase.replace(" ", "").replace("-", "")
+    return JSONResponse(
+        error_body(exc.status_code, kind, str(exc.detail)), exc.status_code, headers=exc.headers
+    )
+
+
+async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()
+    )
+    return JSONResponse(error_body(422, "ValidationError", problems), 422)
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error becomes :func:`error_body`."""
+    app.add_exception_handler(WatchkeeperError, _watchkeeper)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(RequestValidationError, _invalid)

@@ -1,0 +1,115 @@
+"""The ingest routes: prediction batches, actuals (labels) and CloudEvents (``ingest`` scope).
+
+The bodies keep their hand-written, vectorised parsers (``ingest/events.py``): a batch of
+thousands of events is never validated row by row in Python. The request models document
+each accepted form; the responses are built directly (the hot path skips a second pass).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from watchkeeper.ingest.events import ARROW_TYPES, PARQUET_TYPES
+from watchkeeper.server.bodies import read_body
+from watchkeeper.server.deps import ServiceDep, SettingsDep
+from watchkeeper.server.errors import errors
+from watchkeeper.server.openapi import request_body
+from watchkeeper.server.schemas.ingest import (
+    ActualsBody,
+    ActualsResponse,
+    CloudEvent,
+    CloudEventResponse,
+    IngestResponse,
+    PredictionColumns,
+    PredictionEvent,
+    PredictionRows,
+)
+
+router = APIRouter()
+
+PREDICTION_BODY = request_body(
+    'a batch of prediction events: row JSON ({"events": [...]} or a bare list), columnar '
+    "JSON, or a flat table as an Arrow IPC stream or file, or Parquet (docs/service.md)",
+    {
+        "application/json": [PredictionRows, PredictionColumns],
+        **{kind: None for kind in (*ARROW_TYPES, *PARQUET_TYPES)},
+    },
+)
+# a bare list of events is accepted too: document it beside the object forms
+PREDICTION_BODY["requestBody"]["content"]["application/json"]["schema"]["oneOf"].append(
+    {"type": "array", "items": {"$ref": "#/components/schemas/PredictionEvent"}}
+)
+PREDICTION_BODY["x-watchkeeper-schemas"]["PredictionEvent"] = PredictionEvent.model_json_schema(
+    ref_template="#/components/schemas/{model}"
+)
+
+
+@router.post(
+    "/v1/models/{model}/predictions",
+    response_model=IngestResponse,
+    responses={
+        422: {
+            "model": IngestResponse,
+            "description": "every event of the batch was rejected (each with its reasons)",
+        },
+        **errors(400, 401, 403, 404, 413, 503),
+    },
+    openapi_extra=PREDICTION_BODY,
+)
+async def predictions(
+    request: Request, model: str, service: ServiceDep, settings: SettingsDep
+) -> JSONResponse:
+    """Accept a batch durably: 200 with the counts (rejected events are quarantined with
+    their reasons), 422 when every event is rejected."""
+    body = await read_body(request, settings.max_body_bytes)
+    result = await run_in_threadpool(
+        service.ingest, model, body, request.headers.get("content-type")
+    )
+    everything_rejected = result.rejected and not result.accepted and not result.duplicates
+    return JSONResponse(result.to_dict(), 422 if everything_rejected else 200)
+
+
+@router.post(
+    "/v1/models/{model}/actuals",
+    response_model=ActualsResponse,
+    responses=errors(400, 401, 403, 404, 413),
+    openapi_extra=request_body(
+        'ground-truth labels ({"actuals": [...]} or a bare list)',
+        {"application/json": ActualsBody},
+    ),
+)
+async def actuals(
+    request: Request, model: str, service: ServiceDep, settings: SettingsDep
+) -> object:
+    """Join labels to their predictions; a bad label is rejected alone, with its reason."""
+    body = await read_body(request, settings.max_body_bytes)
+    return await run_in_threadpool(service.actuals, model, body)
+
+
+CLOUDEVENT_BODY = request_body(
+    "a CloudEvent: structured mode, or binary mode (ce-id, ce-type, ... headers; the body is "
+    "the request's or the response's data)",
+    {"application/cloudevents+json": CloudEvent},
+)
+CLOUDEVENT_BODY["requestBody"]["content"]["application/json"] = {"schema": {}}
+
+
+@router.post(
+    "/v1/cloudevents",
+    response_model=CloudEventResponse,
+    responses=errors(400, 401, 403, 404, 413, 503),
+    openapi_extra=CLOUDEVENT_BODY,
+)
+async def cloudevents(
+    request: Request,
+    service: ServiceDep,
+    settings: SettingsDep,
+    model: str | None = None,
+    version: str | None = None,
+) -> object:
+    """A KServe / Seldon request-logger target: request and response joined by event id."""
+    body = await read_body(request, settings.max_body_bytes)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    return await run_in_threadpool(service.cloudevent, headers, body, model, version)

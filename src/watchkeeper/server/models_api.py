@@ -1,0 +1,170 @@
+"""The model routes: health, the model list, registration, status, metric series, quarantine,
+and the Prometheus exposition.
+
+Reads need the ``read`` scope, registration ``admin`` (``server/auth.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from watchkeeper import __version__
+from watchkeeper.evaluation.evaluate import latest, series
+from watchkeeper.server.bodies import TABLE_TYPES, read_body, table_from_upload
+from watchkeeper.server.deps import ProcessorDep, ServiceDep, SettingsDep, StoreDep
+from watchkeeper.server.errors import errors
+from watchkeeper.server.openapi import request_body
+from watchkeeper.server.schemas.ingest import (
+    Health,
+    MetricSeries,
+    ModelList,
+    ModelStatus,
+    Quarantine,
+    Registered,
+)
+
+QUARANTINE_MAX = 10_000
+
+router = APIRouter()
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz() -> dict[str, str]:
+    """Always open, even when tokens are required."""
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/v1/models", response_model=ModelList, responses=errors(401, 403))
+async def list_models(store: StoreDep) -> dict[str, list[str]]:
+    """The registered model names."""
+    return {"models": [m.name for m in await run_in_threadpool(store.models)]}
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v for v in value.split(",") if v] if value else None
+
+
+@router.put(
+    "/v1/models/{model}/versions/{version}",
+    status_code=201,
+    response_model=Registered,
+    responses=errors(400, 401, 403, 409, 413, 422),
+    openapi_extra=request_body(
+        "the version's training reference", {kind: None for kind in TABLE_TYPES}
+    ),
+)
+async def register(
+    request: Request,
+    model: str,
+    version: str,
+    service: ServiceDep,
+    settings: SettingsDep,
+    target: str | None = None,
+    prediction: str | None = None,
+    scores: Annotated[str | None, Query(description="score columns, comma-separated")] = None,
+    segments: Annotated[str | None, Query(description="segment columns, comma-separated")] = None,
+    window_seconds: Annotated[
+        int | None, Query(ge=0, description="the model's window; 0 or unset: the default")
+    ] = None,
+    champion: bool = True,
+    drift_reference: Annotated[
+        str | None, Query(description="training (the default) or previous_window")
+    ] = None,
+) -> object:
+    """Register a model (if new) and a version; the body is its training reference (Parquet,
+    CSV, Arrow). The model-level parameters take effect when the model is first registered."""
+    body = await read_body(request, settings.max_body_bytes)
+    table = table_from_upload(body, request.headers.get("content-type"))
+    return await run_in_threadpool(
+        lambda: service.register(
+            model,
+            table,
+            version=version,
+            target=target,
+            prediction=prediction,
+            scores=_split(scores),
+            segments=_split(segments),
+            window_seconds=window_seconds or None,
+            champion=champion,
+            drift_reference=drift_reference,
+        )
+    )
+
+
+@router.get("/v1/models/{model}", response_model=ModelStatus, responses=errors(401, 403, 404))
+async def model_status(model: str, service: ServiceDep, store: StoreDep) -> object:
+    """Versions, champion, counters, pending events and the latest evaluated window."""
+    status = await run_in_threadpool(service.status, model)
+    status["latest_window"] = await run_in_threadpool(latest, store, model)
+    return status
+
+
+@router.get(
+    "/v1/models/{model}/metrics",
+    response_model=MetricSeries,
+    responses=errors(401, 403, 404, 422),
+)
+async def model_series(
+    model: str,
+    store: StoreDep,
+    metric: str,
+    feature: str = "",
+    version: str | None = None,
+    segment: str | None = None,
+    start: float | None = None,
+    end: float | None = None,
+) -> object:
+    """A metric's time series: one point per evaluated window (none for an unknown metric)."""
+    await run_in_threadpool(store.model, model)
+    points = await run_in_threadpool(
+        lambda: series(
+            store,
+            model,
+            metric,
+            feature=feature,
+            version=version,
+            segment=segment,
+            start=start,
+            end=end,
+        )
+    )
+    return {"model": model, "metric": metric, "feature": feature, "points": points}
+
+
+@router.get(
+    "/v1/models/{model}/quarantine",
+    response_model=Quarantine,
+    responses=errors(401, 403, 404, 422),
+)
+async def quarantine(
+    model: str,
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=0, description=f"at most {QUARANTINE_MAX}")] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> object:
+    """Rejected events with their reasons, oldest first."""
+    await run_in_threadpool(store.model, model)
+    rows = await run_in_threadpool(
+        lambda: store.quarantine(model, limit=min(limit, QUARANTINE_MAX), offset=offset)
+    )
+    return {"model": model, "items": rows}
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **errors(401, 403),
+    },
+)
+async def metrics(store: StoreDep, processor: ProcessorDep) -> Response:
+    """The Prometheus exposition (docs/service.md#prometheus-and-grafana)."""
+    from watchkeeper.server.metrics import render_metrics
+
+    body, content_type = await run_in_threadpool(render_metrics, store, processor)
+    return Response(body, media_type=content_type)

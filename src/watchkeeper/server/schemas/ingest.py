@@ -1,0 +1,215 @@
+"""Models of the ingest and model routes: predictions, actuals, CloudEvents, registration,
+status, metric series, quarantine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from watchkeeper.server.schemas import In, Out
+
+Scalar = str | float | int | bool | None
+Time = float | str | None
+
+
+# ---------------------------------------------------------------------------- predictions
+class PredictionEvent(In):
+    """One prediction (row JSON). Features and segments are validated against the version's
+    schema; fields not in it are ignored and named in ``ignored_fields``."""
+
+    model_config = In.model_config | {"extra": "allow"}
+
+    prediction_id: str | int = Field(description="idempotency key; labels join on it")
+    timestamp: Time = Field(None, description="event time: epoch seconds or ISO 8601")
+    version: str | None = Field(None, description="the model version; default the champion")
+    features: dict[str, Scalar] = Field(default_factory=dict)
+    prediction: Scalar = None
+    scores: dict[str, float | None] | None = Field(None, description="class → probability")
+    latency_ms: float | None = None
+    status: str | None = Field(None, description="ok or error")
+    error: str | None = Field(None, description="an error message (a failed request)")
+    segments: dict[str, Scalar] | None = None
+
+
+class PredictionRows(In):
+    """Row JSON: ``{"events": [event, ...]}`` (a bare list of events is accepted too)."""
+
+    events: list[PredictionEvent]
+
+
+class PredictionColumns(In):
+    """Columnar JSON: a list per field (``features``, ``segments``, ``scores``: a list per
+    name), all of one length."""
+
+    model_config = In.model_config | {"extra": "allow"}
+
+    prediction_id: list[str | int]
+    timestamp: list[Time] | None = None
+    version: list[str | None] | None = None
+    features: dict[str, list[Scalar]] = Field(default_factory=dict)
+    prediction: list[Scalar] | None = None
+    scores: dict[str, list[float | None]] | None = None
+    latency_ms: list[float | None] | None = None
+    status: list[str | None] | None = None
+    error: list[str | None] | None = None
+    segments: dict[str, list[Scalar]] | None = None
+
+
+class Reason(Out):
+    field: str = Field(description="the field (or column) at fault; empty for the whole event")
+    problem: str
+
+
+class RejectedEvent(Out):
+    index: int = Field(description="the event's position in the batch")
+    prediction_id: Any = None
+    reasons: list[Reason]
+
+
+class IngestResponse(Out):
+    accepted: int = Field(description="events written to the durable log")
+    duplicates: int = Field(description="events whose prediction_id was seen already")
+    rejected: int = Field(description="events quarantined")
+    errors: list[RejectedEvent]
+    ignored_fields: list[str]
+
+
+# ---------------------------------------------------------------------------- actuals
+class Actual(In):
+    model_config = In.model_config | {"extra": "allow"}
+
+    prediction_id: str | int | float
+    label: str | int | float | bool
+    timestamp: Time = None
+
+
+class ActualsBody(In):
+    """``{"actuals": [...]}`` (a bare list is accepted too). A label without ``prediction_id``
+    or ``label`` is rejected alone, with its reason."""
+
+    actuals: list[Actual]
+
+
+class ActualsResponse(Out):
+    matched: int
+    unmatched: int = Field(description="stored; joined when the prediction arrives")
+    late: int = Field(description="past the label horizon")
+    duplicates: int
+    rejected: int
+    errors: list[RejectedEvent]
+
+
+# ---------------------------------------------------------------------------- CloudEvents
+class CloudEvent(In):
+    """A structured-mode CloudEvent (``application/cloudevents+json``); in binary mode the
+    attributes are ``ce-*`` headers and the body is the data."""
+
+    model_config = In.model_config | {"extra": "allow"}
+
+    id: str
+    type: str = Field(description="ending in .request or .response")
+    source: str | None = None
+    specversion: str | None = None
+    data: Any = None
+    data_base64: str | None = None
+
+
+class CloudEventResponse(Out):
+    status: str = Field(description="waiting (for the other half) or joined")
+    id: str
+    kind: str | None = Field(None, description="request or response, while waiting")
+    accepted: int | None = None
+    duplicates: int | None = None
+    rejected: int | None = None
+    errors: list[RejectedEvent] | None = None
+    ignored_fields: list[str] | None = None
+
+
+# ---------------------------------------------------------------------------- models
+class Health(Out):
+    status: str
+    version: str
+
+
+class ModelList(Out):
+    models: list[str]
+
+
+class Registered(Out):
+    model: str
+    version: str
+    reference_rows: int
+    schema_: dict[str, Any] = Field(alias="schema", description="the inferred column schema")
+
+
+class VersionInfo(Out):
+    version: str
+    created_at: float
+    reference_rows: int
+
+
+class WindowMetric(Out):
+    metric: str
+    feature: str
+    value: float | None
+    detail: Any = None
+
+
+class LatestWindow(Out):
+    version: str
+    window_start: int
+    window_seconds: int
+    evaluated_at: float
+    summary: Any
+    metrics: list[WindowMetric]
+
+
+class ModelStatus(Out):
+    model: str
+    champion: str | None
+    versions: list[VersionInfo]
+    segments: list[str]
+    window_seconds: int
+    drift_reference: str
+    events_total: int
+    quarantined_total: int
+    duplicates_total: int
+    actuals_total: int
+    actuals_unmatched_total: int
+    actuals_late_total: int
+    events_pending: int
+    last_event_time: float | None
+    created_at: float
+    now: float
+    latest_window: LatestWindow | None
+
+
+class MetricPoint(Out):
+    version: str
+    segment: str
+    window_start: int
+    window_seconds: int
+    value: float | None
+    detail: Any = None
+
+
+class MetricSeries(Out):
+    model: str
+    metric: str
+    feature: str
+    points: list[MetricPoint]
+
+
+class QuarantinedEvent(Out):
+    id: int
+    model: str
+    received_at: float
+    prediction_id: str | None
+    event: Any
+    reasons: list[Any]
+
+
+class Quarantine(Out):
+    model: str
+    items: list[QuarantinedEvent]
