@@ -46,9 +46,15 @@ def read_event(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
             envelope = json.loads(body)
         except ValueError as exc:
             raise InputError(f"structured CloudEvent is not JSON: {exc}") from None
-        if "data_base64" in envelope:
-            data = base64.b64decode(envelope.pop("data_base64"))
+        if not isinstance(envelope, dict):
+            raise InputError("structured CloudEvent: expected a JSON object")
+        if envelope.get("data_base64") is not None:
+            try:
+                data = base64.b64decode(envelope.pop("data_base64"))
+            except (ValueError, TypeError) as exc:
+                raise InputError(f"CloudEvent data_base64 is not base64: {exc}") from None
         else:
+            envelope.pop("data_base64", None)
             data = json.dumps(envelope.pop("data", None)).encode()
         attrs = {str(k).lower(): v for k, v in envelope.items()}
     else:
@@ -57,6 +63,10 @@ def read_event(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
     missing = [a for a in ("id", "type") if not attrs.get(a)]
     if missing:
         raise InputError(f"CloudEvent without {' and '.join(missing)} (ce-{missing[0]} header)")
+    stored = ("id", "type", "requestid", "modelversion", "inferenceservicename", "modelid")
+    nul = [a for a in stored if "\x00" in str(attrs.get(a))]
+    if nul:
+        raise InputError(f"CloudEvent {nul[0]}: contains a NUL character (U+0000)")
     kind = str(attrs["type"])
     if kind.endswith(REQUEST_SUFFIX):
         attrs["kind"] = "request"

@@ -544,9 +544,11 @@ def check_actuals(data: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str,
             continue
         missing = [k for k in ("prediction_id", "label") if item.get(k) in (None, "")]
         nested = [k for k in ("prediction_id", "label") if isinstance(item.get(k), dict | list)]
-        if missing or nested:
+        nul = [k for k in ("prediction_id", "label") if "\x00" in str(item.get(k))]
+        if missing or nested or nul:
             reasons = [{"field": k, "problem": "missing"} for k in missing]
             reasons += [{"field": k, "problem": "expected a single value"} for k in nested]
+            reasons += [{"field": k, "problem": "contains a NUL character (U+0000)"} for k in nul]
             bad.append({"index": i, "prediction_id": item.get("prediction_id"), "reasons": reasons})
             continue
         good.append(item)

@@ -2,7 +2,8 @@
 
 A row is rejected, with a reason per field, when its ``prediction_id`` is missing or repeats
 one earlier in the batch, its timestamp does not parse, a feature value has the wrong type or
-does not parse, or a required feature (``nullable: false`` in the schema) is missing or NaN.
+does not parse, a required feature (``nullable: false`` in the schema) is missing or NaN, or
+its id, prediction or a segment contains a NUL character (the store's text cannot hold it).
 Everything else is accepted: an unseen category or an out-of-range value is data to monitor,
 not an error. Fields that are neither reserved nor in the schema are ignored and named in the
 response.
@@ -24,6 +25,7 @@ from watchkeeper.schema import ColumnType, Role, Schema
 
 _MISSING_RE = r"^\s*(?:|nan|na|n/a|null|none)\s*$"
 CHECKED_ROLES = (Role.FEATURE, Role.SEGMENT)
+NUL = "contains a NUL character (U+0000)"
 
 
 @dataclass
@@ -189,6 +191,13 @@ def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Va
     for name in table.column_names:
         if name.startswith("score."):
             columns[name], _ = coerce_array(_column(table, name), "numeric")
+
+    # The state store keeps these as text, which cannot hold a NUL character (PostgreSQL)
+    for name in ("prediction_id", "prediction", *(c.name for c in schema.by_role(Role.SEGMENT))):
+        text = columns.get(name)
+        if text is not None and pa.types.is_string(text.type):
+            nul = pc.fill_null(pc.match_substring(text, "\x00"), False)
+            flag(np.asarray(nul.to_numpy(zero_copy_only=False), dtype=bool), name, NUL)
 
     known = (
         set(RESERVED)

@@ -19,9 +19,10 @@ from watchkeeper.server.bodies import read_json
 from watchkeeper.server.deps import CatalogDep, SettingsDep, StoreDep
 from watchkeeper.server.errors import errors
 from watchkeeper.server.openapi import request_body
+from watchkeeper.server.params import NO_NUL, IdQuery, Limit, Offset, path_id
 from watchkeeper.server.schemas.alerts import (
-    AlertDetail,
     AlertList,
+    AlertWithHistory,
     DeliveryList,
     JobList,
     JobWithLog,
@@ -37,10 +38,9 @@ DELIVERY_STATUSES = ("pending", "sent", "failed", "silenced")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "timeout", "skipped")
 SILENCE_FIELDS = {"matchers", "duration", "expires_at", "comment", "created_by"}
 
-router = APIRouter()
+router = APIRouter(tags=["alerts"], dependencies=[NO_NUL])
 
-Limit = Annotated[int, Query(ge=0, description="at most this many (capped by the service)")]
-Offset = Annotated[int, Query(ge=0)]
+AlertId = Annotated[int, path_id("an alert's id")]
 READ = errors(401, 403, 422)
 MONITOR_BODY = request_body("a monitor spec", {"application/json": MonitorSpec})
 
@@ -73,7 +73,7 @@ async def add_monitor(request: Request, store: StoreDep, catalog: CatalogDep) ->
     return await run_in_threadpool(describe, store, monitor)
 
 
-@router.get("/v1/monitors/{name}", response_model=MonitorOut, responses=errors(401, 403, 404))
+@router.get("/v1/monitors/{name}", response_model=MonitorOut, responses=errors(400, 401, 403, 404))
 async def get_monitor(name: str, store: StoreDep, catalog: CatalogDep) -> object:
     monitor = await run_in_threadpool(catalog.get, name)
     return await run_in_threadpool(describe, store, monitor)
@@ -102,7 +102,7 @@ async def replace_monitor(
     "/v1/monitors/{name}",
     status_code=204,
     response_class=Response,
-    responses=errors(401, 403, 404, 409),
+    responses=errors(400, 401, 403, 404, 409),
 )
 async def delete_monitor(name: str, catalog: CatalogDep) -> Response:
     """Delete an API monitor; its open alerts resolve at the next evaluation pass."""
@@ -143,9 +143,9 @@ async def list_alerts(
 
 
 @router.get(
-    "/v1/alerts/{alert_id}", response_model=AlertDetail, responses=errors(401, 403, 404, 422)
+    "/v1/alerts/{alert_id}", response_model=AlertWithHistory, responses=errors(401, 403, 404, 422)
 )
-async def get_alert(alert_id: int, store: StoreDep, settings: SettingsDep) -> object:
+async def get_alert(alert_id: AlertId, store: StoreDep, settings: SettingsDep) -> object:
     """One alert with its history, deliveries and actions."""
     return await run_in_threadpool(
         lambda: queries.get_alert(store, alert_id, public_url=settings.public_url)
@@ -194,7 +194,9 @@ async def list_silences(
 @router.delete(
     "/v1/silences/{silence_id}", response_model=Silence, responses=errors(401, 403, 404, 422)
 )
-async def expire(silence_id: int, store: StoreDep) -> object:
+async def end_silence(
+    silence_id: Annotated[int, path_id("a silence's id")], store: StoreDep
+) -> object:
     """Expire a silence now; it stays in the list."""
     return await run_in_threadpool(expire_silence, store, silence_id)
 
@@ -204,7 +206,7 @@ async def expire(silence_id: int, store: StoreDep) -> object:
 async def list_deliveries(
     store: StoreDep,
     status: Annotated[str | None, Query(description="pending, sent, failed or silenced")] = None,
-    alert_id: int | None = None,
+    alert_id: IdQuery = None,
     notifier: str | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
@@ -224,7 +226,7 @@ async def list_jobs(
     store: StoreDep,
     model: str | None = None,
     status: Annotated[str | None, Query(description=", ".join(JOB_STATUSES))] = None,
-    alert_id: int | None = None,
+    alert_id: IdQuery = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> object:
@@ -241,6 +243,6 @@ async def list_jobs(
 @router.get(
     "/v1/retrain-jobs/{job_id}", response_model=JobWithLog, responses=errors(401, 403, 404, 422)
 )
-async def get_job(job_id: int, store: StoreDep) -> object:
+async def get_job(job_id: Annotated[int, path_id("a job's id")], store: StoreDep) -> object:
     """One job with its log."""
     return await run_in_threadpool(queries.get_job, store, job_id)

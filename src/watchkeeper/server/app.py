@@ -66,7 +66,11 @@ def create_app(settings: Settings) -> FastAPI:
             store.close()
 
     app = FastAPI(
-        title="watchkeeper", version=__version__, description=DESCRIPTION, lifespan=lifespan
+        title="watchkeeper",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=lambda route: route.name,  # operationId: the function
     )
     app.state.settings, app.state.store, app.state.service = settings, store, service
     app.state.processor, app.state.evaluator = processor, evaluator

@@ -64,6 +64,9 @@ async def read_json(request: Request) -> Any:
 
     body = await request.body()
     try:
-        return json.loads(body)
+        data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"body is not valid JSON: {exc}") from None
+    if b"\\u0000" in body.lower():  # the store's text cannot hold it
+        raise InputError("body: a text contains a NUL character (\\u0000)")
+    return data

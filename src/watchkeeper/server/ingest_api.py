@@ -16,6 +16,7 @@ from watchkeeper.server.bodies import read_body
 from watchkeeper.server.deps import ServiceDep, SettingsDep
 from watchkeeper.server.errors import errors
 from watchkeeper.server.openapi import request_body
+from watchkeeper.server.params import NO_NUL
 from watchkeeper.server.schemas.ingest import (
     ActualsBody,
     ActualsResponse,
@@ -23,26 +24,19 @@ from watchkeeper.server.schemas.ingest import (
     CloudEventResponse,
     IngestResponse,
     PredictionColumns,
-    PredictionEvent,
     PredictionRows,
 )
 
-router = APIRouter()
+router = APIRouter(tags=["ingest"], dependencies=[NO_NUL])
 
 PREDICTION_BODY = request_body(
-    'a batch of prediction events: row JSON ({"events": [...]} or a bare list), columnar '
-    "JSON, or a flat table as an Arrow IPC stream or file, or Parquet (docs/service.md)",
+    'a batch of prediction events: row JSON ({"events": [...]}; a bare list of events is '
+    "accepted too), columnar JSON, or a flat table as an Arrow IPC stream or file, or Parquet "
+    "(docs/service.md#the-prediction-event)",
     {
         "application/json": [PredictionRows, PredictionColumns],
         **{kind: None for kind in (*ARROW_TYPES, *PARQUET_TYPES)},
     },
-)
-# a bare list of events is accepted too: document it beside the object forms
-PREDICTION_BODY["requestBody"]["content"]["application/json"]["schema"]["oneOf"].append(
-    {"type": "array", "items": {"$ref": "#/components/schemas/PredictionEvent"}}
-)
-PREDICTION_BODY["x-watchkeeper-schemas"]["PredictionEvent"] = PredictionEvent.model_json_schema(
-    ref_template="#/components/schemas/{model}"
 )
 
 

@@ -18,6 +18,7 @@ from watchkeeper.server.bodies import TABLE_TYPES, read_body, table_from_upload
 from watchkeeper.server.deps import ProcessorDep, ServiceDep, SettingsDep, StoreDep
 from watchkeeper.server.errors import errors
 from watchkeeper.server.openapi import request_body
+from watchkeeper.server.params import MAX_INT, NO_NUL, Offset
 from watchkeeper.server.schemas.ingest import (
     Health,
     MetricSeries,
@@ -29,7 +30,7 @@ from watchkeeper.server.schemas.ingest import (
 
 QUARANTINE_MAX = 10_000
 
-router = APIRouter()
+router = APIRouter(tags=["models"], dependencies=[NO_NUL])
 
 
 @router.get("/healthz", response_model=Health)
@@ -95,7 +96,7 @@ async def register(
     )
 
 
-@router.get("/v1/models/{model}", response_model=ModelStatus, responses=errors(401, 403, 404))
+@router.get("/v1/models/{model}", response_model=ModelStatus, responses=errors(400, 401, 403, 404))
 async def model_status(model: str, service: ServiceDep, store: StoreDep) -> object:
     """Versions, champion, counters, pending events and the latest evaluated window."""
     status = await run_in_threadpool(service.status, model)
@@ -106,9 +107,9 @@ async def model_status(model: str, service: ServiceDep, store: StoreDep) -> obje
 @router.get(
     "/v1/models/{model}/metrics",
     response_model=MetricSeries,
-    responses=errors(401, 403, 404, 422),
+    responses=errors(400, 401, 403, 404, 422),
 )
-async def model_series(
+async def metric_series(
     model: str,
     store: StoreDep,
     metric: str,
@@ -138,13 +139,13 @@ async def model_series(
 @router.get(
     "/v1/models/{model}/quarantine",
     response_model=Quarantine,
-    responses=errors(401, 403, 404, 422),
+    responses=errors(400, 401, 403, 404, 422),
 )
 async def quarantine(
     model: str,
     store: StoreDep,
-    limit: Annotated[int, Query(ge=0, description=f"at most {QUARANTINE_MAX}")] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=0, le=MAX_INT, description=f"at most {QUARANTINE_MAX}")] = 100,
+    offset: Offset = 0,
 ) -> object:
     """Rejected events with their reasons, oldest first."""
     await run_in_threadpool(store.model, model)

@@ -536,7 +536,8 @@ class Store:
             {
                 "model": model,
                 "received_at": now,
-                "prediction_id": r.get("prediction_id"),
+                # a NUL character (a reason to reject) cannot be stored in a text column
+                "prediction_id": _storable(r.get("prediction_id")),
                 "event": r["event"],
                 "reasons": r["reasons"],
             }
@@ -678,6 +679,11 @@ def _retrying(fn: Callable[..., _T], *args: Any) -> _T:
             if not lost or attempt == RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def _storable(text: Any) -> Any:
+    """Text a column can hold: a NUL character (PostgreSQL refuses it) shown as U+FFFD."""
+    return text.replace("\x00", "\ufffd") if isinstance(text, str) else text
 
 
 def check_name(kind: str, name: str) -> str:

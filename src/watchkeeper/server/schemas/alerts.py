@@ -152,7 +152,7 @@ class JobList(Out):
     jobs: list[Job]
 
 
-class AlertDetail(Alert):
+class AlertWithHistory(Alert):
     history: list[AlertEvent]
     deliveries: list[Delivery]
     jobs: list[Job]
