@@ -111,6 +111,26 @@ def test_events_with_a_nul_character_are_rejected_alone_and_the_rest_flows(
     wait_for(drained, "the processor to index the accepted events")
 
 
+def test_events_past_the_store_s_times_are_rejected_alone_and_the_rest_flows(
+    client: httpx.Client, api: Any, make_events: Any, wait_for: Any
+) -> None:
+    events = make_events(["far-a", "far-b", "far-c"])
+    events[0]["timestamp"] = 2.0**31  # 2038-01-19: past the 32-bit bucket and window columns
+    events[1]["timestamp"] = -1e15
+    r = client.post(f"/v1/models/{api.model}/predictions", json={"events": events})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["accepted"] == 1 and [e["index"] for e in body["errors"]] == [0, 1]
+    assert all("2038" in e["reasons"][0]["problem"] for e in body["errors"])
+
+    def drained() -> bool:
+        return bool(client.get(f"/v1/models/{api.model}").json()["events_pending"] == 0)
+
+    wait_for(drained, "the processor to index the accepted event")
+    r = client.post(f"/v1/models/{api.model}/actuals", json={"actuals": []})
+    assert r.status_code == 200, r.text
+
+
 @pytest.mark.parametrize(
     ("envelope", "words"),
     [

@@ -1,9 +1,10 @@
 """Vectorised validation of an event table against a model version's schema.
 
 A row is rejected, with a reason per field, when its ``prediction_id`` is missing or repeats
-one earlier in the batch, its timestamp does not parse, a feature value has the wrong type or
-does not parse, a required feature (``nullable: false`` in the schema) is missing or NaN, or
-its id, prediction or a segment contains a NUL character (the store's text cannot hold it).
+one earlier in the batch, its timestamp does not parse (or is before 1970 or past 2038), a
+feature value has the wrong type or does not parse, a required feature (``nullable: false``
+in the schema) is missing or NaN, or its id, prediction or a segment contains a NUL character
+(the store's text cannot hold it).
 Everything else is accepted: an unseen category or an out-of-range value is data to monitor,
 not an error. Fields that are neither reserved nor in the schema are ignored and named in the
 response.
@@ -26,6 +27,7 @@ from watchkeeper.schema import ColumnType, Role, Schema
 _MISSING_RE = r"^\s*(?:|nan|na|n/a|null|none)\s*$"
 CHECKED_ROLES = (Role.FEATURE, Role.SEGMENT)
 NUL = "contains a NUL character (U+0000)"
+MAX_TIME = 2**31  # epoch seconds: time buckets and windows are 32-bit integer columns
 
 
 @dataclass
@@ -120,6 +122,8 @@ def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Va
 
     event_time, bad_time = _times(table, now)
     flag(bad_time, "timestamp", "not an ISO 8601 time or epoch seconds")
+    far = (event_time < 0) | (event_time >= MAX_TIME)
+    flag(far, "timestamp", "outside the times the store keeps (1970 to 2038-01-19)")
     columns["event_time"] = pa.array(event_time)
 
     # A failed request may carry no usable input: it is kept for the error rate, not rejected
