@@ -27,7 +27,7 @@ def path_id(description: str) -> object:
     return Path(ge=1, le=MAX_INT, description=description)
 
 
-def _reject_nul(request: Request) -> None:
+async def _reject_nul(request: Request) -> None:
     """The route's text parameters cannot hold a NUL character (U+0000): a 400 naming it."""
     route = request.scope.get("route")
     declared = {p.alias for p in getattr(getattr(route, "dependant", None), "query_params", [])}
