@@ -169,6 +169,13 @@ def test_the_documented_forms_are_what_the_parser_reads() -> None:
     assert parse_batch(buf.getvalue(), "application/vnd.apache.parquet").num_rows == 1
 
 
+def test_the_monitor_spec_documents_every_field_the_parser_takes() -> None:
+    from watchkeeper.alerts.kinds import KINDS
+    from watchkeeper.alerts.monitors import FIELDS
+
+    assert set(MonitorSpec.model_fields) == FIELDS | set(KINDS)
+
+
 def test_the_other_request_models_take_the_documented_examples() -> None:
     ActualsBody.model_validate({"actuals": [{"prediction_id": "p0", "label": "yes"}]})
     SilenceIn.model_validate({"matchers": {"model": "churn*"}, "duration": "2h"})
