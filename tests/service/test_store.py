@@ -10,11 +10,17 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from watchkeeper.ingest.events import from_ipc, to_ipc
+from watchkeeper.ingest.accept import log_batch
+from watchkeeper.ingest.events import from_ipc
+from watchkeeper.ingest.index import index_batch
+from watchkeeper.profiles import profile_reference
+from watchkeeper.schema import Schema
 from watchkeeper.store import tables as t
-from watchkeeper.store.state import ConflictError, IndexRows, NotFoundError, Store
+from watchkeeper.store.state import ConflictError, NotFoundError, Store
 
 SCHEMA = {"version": 1, "columns": [{"name": "age", "type": "numeric", "role": "feature"}]}
+PROFILE = profile_reference(pa.table({"age": [1.0, 2.0, 3.0]}), Schema.from_dict(SCHEMA)).to_bytes()
+T0 = 1_714_557_600.0
 
 
 @pytest.fixture
@@ -29,42 +35,33 @@ def new_model(store: Store, name: str = "churn", *, version: str | None = "v1") 
             name,
             version,
             schema=SCHEMA,
-            reference_profile=b"\x00profile\xff",
+            reference_profile=PROFILE,
             reference_rows=10,
             reference_sample=None,
         )
     return name
 
 
-def rows(ids: list[str], *, t0: float = 1_714_557_600.0) -> list[dict[str, Any]]:
-    return [
+def events(ids: list[str] | set[str]) -> pa.Table:
+    """Validated events of these ids (sorted), one second apart from T0."""
+    ordered = sorted(ids)
+    return pa.table(
         {
-            "prediction_id": pid,
-            "event_time": t0 + i,
-            "bucket": int((t0 + i) // 3600 * 3600),
-            "segment": "",
-            "prediction": "yes",
-            "score": None,
+            "prediction_id": pa.array(ordered, pa.string()),
+            "event_time": [T0 + i for i in range(len(ordered))],
         }
-        for i, pid in enumerate(ids)
-    ]
-
-
-def payload(ids: list[str] | set[str]) -> bytes:
-    return to_ipc(pa.table({"prediction_id": pa.array(sorted(ids), pa.string())}))
-
-
-def describe(_model: str, _version: str, data: bytes) -> IndexRows:
-    ids = from_ipc(data).column("prediction_id").to_pylist()
-    return IndexRows(
-        ids, [tuple(r.values()) for r in rows(ids)], lambda drop: payload(set(ids) - drop)
     )
+
+
+def accept(store: Store, model: str, ids: list[str], version: str = "v1") -> tuple[int, set[str]]:
+    """What accepting a batch does once its events are validated (``ingest.accept``)."""
+    return log_batch(store, model, version, events(ids))
 
 
 def index_all(store: Store) -> None:
     """What the processor does first with each logged batch."""
     for batch in store.pending_batches(limit=1000):
-        store.index_batch(batch["id"], describe)
+        index_batch(store, batch["id"])
 
 
 def stored_ids(store: Store, model: str) -> list[str]:
@@ -108,7 +105,7 @@ def test_add_version_sets_champion_unless_told_not_to(store: Store) -> None:
 
     v1 = store.version("churn", "v1")
     assert v1["schema"] == SCHEMA and v1["reference_rows"] == 10
-    assert bytes(v1["reference_profile"]) == b"\x00profile\xff"  # binary round trip
+    assert bytes(v1["reference_profile"]) == PROFILE  # binary round trip
     assert bytes(store.version("churn", "v2")["reference_sample"]) == b"PAR1"
     with pytest.raises(ConflictError, match="version 'v1' already"):
         store.add_version("churn", "v1", reference_sample=None, **common)
@@ -124,35 +121,28 @@ def test_accept_batch_stores_and_a_retry_stores_nothing(
 ) -> None:
     model = new_model(store)
     ids = [f"p{i}" for i in range(7)]
-    assert store.accept_batch(model, "v1", payload(ids), ids) == (7, set())
+    assert accept(store, model, ids) == (7, set())
     assert store.counters(model)["events_total"] == 7
     [batch] = store.pending_batches()
     assert batch["events"] == 7 and not batch["processed"]
     assert from_ipc(bytes(batch["payload"])).column("prediction_id").to_pylist() == sorted(ids)
     # a retry before the batch is indexed, after, and seen by a process that starts later
-    assert store.accept_batch(model, "v1", payload(ids), ids) == (0, set(ids))
+    assert accept(store, model, ids) == (0, set(ids))
     index_all(store)
     assert stored_ids(store, model) == sorted(ids)
-    assert store.accept_batch(model, "v1", payload(ids), ids) == (0, set(ids))
+    assert accept(store, model, ids) == (0, set(ids))
     later = open_store(database_url)
-    assert later.accept_batch(model, "v1", payload(ids[:3]), ids[:3]) == (0, set(ids[:3]))
+    assert accept(later, model, ids[:3]) == (0, set(ids[:3]))
     assert batch_count(store) == 1 and store.counters(model)["events_total"] == 7
     assert store.pending_events() == 7
 
 
 def test_mixed_batch_stores_only_new_ids_with_a_rebuilt_payload(store: Store) -> None:
     model = new_model(store)
-    store.accept_batch(model, "v1", payload(["a", "b"]), ["a", "b"])
-    asked: list[set[str]] = []
-
-    def rebuild(kept: set[str]) -> bytes:
-        asked.append(kept)
-        return payload(kept)
-
+    accept(store, model, ["a", "b"])
     mixed = ["a", "c", "b", "d"]
-    stored, dupes = store.accept_batch(model, "v1", payload(mixed), mixed, rebuild)
+    stored, dupes = accept(store, model, mixed)
     assert (stored, dupes) == (2, {"a", "b"})
-    assert asked == [{"c", "d"}]
     index_all(store)
     assert stored_ids(store, model) == ["a", "b", "c", "d"]
     second = store.pending_batches()[1]
@@ -164,8 +154,8 @@ def test_mixed_batch_stores_only_new_ids_with_a_rebuilt_payload(store: Store) ->
 def test_prediction_ids_are_scoped_per_model(store: Store) -> None:
     new_model(store, "churn")
     new_model(store, "fraud")
-    assert store.accept_batch("churn", "v1", payload(["x"]), ["x"])[0] == 1
-    assert store.accept_batch("fraud", "v1", payload(["x"]), ["x"])[0] == 1
+    assert accept(store, "churn", ["x"])[0] == 1
+    assert accept(store, "fraud", ["x"])[0] == 1
     index_all(store)
     assert stored_ids(store, "churn") == stored_ids(store, "fraud") == ["x"]
     assert store.counters("churn") == {"events_total": 1}
@@ -177,7 +167,7 @@ def test_concurrent_retries_of_one_batch_store_it_once(store: Store) -> None:
     results: list[tuple[int, set[str]]] = []
 
     def send() -> None:
-        results.append(store.accept_batch(model, "v1", payload(ids), ids, payload))
+        results.append(accept(store, model, ids))
 
     threads = [threading.Thread(target=send) for _ in range(4)]
     for th in threads:
@@ -196,25 +186,26 @@ def test_indexing_drops_ids_another_process_stored_first(
     when the later batch is indexed, and moved from events_total to duplicates_total."""
     a, b = open_store(database_url), open_store(database_url)
     model = new_model(a)
-    assert b.accept_batch(model, "v1", payload(["z"]), ["z"])[0] == 1  # b is running
-    assert a.accept_batch(model, "v1", payload(["a", "b", "c"]), ["a", "b", "c"])[0] == 3
-    assert b.accept_batch(model, "v1", payload(["b", "c", "d"]), ["b", "c", "d"])[0] == 3
+    assert accept(b, model, ["z"])[0] == 1  # b is running
+    assert accept(a, model, ["a", "b", "c"])[0] == 3
+    assert accept(b, model, ["b", "c", "d"])[0] == 3
     zero, first, second = a.pending_batches()
     for batch in (zero, first):
-        assert a.index_batch(batch["id"], describe) is not None
-    rewritten = b.index_batch(second["id"], describe)
+        assert index_batch(a, batch["id"]) is not None
+    rewritten = index_batch(b, second["id"])
     assert rewritten is not None
-    assert from_ipc(rewritten).column("prediction_id").to_pylist() == ["d"]
+    assert rewritten.table.column("prediction_id").to_pylist() == ["d"]
     assert a.pending_batches()[2]["events"] == 1
     assert a.counters(model) == {"events_total": 5, "duplicates_total": 2}
     # again, by either process (a processor that crashed after the commit): no change
-    assert from_ipc(a.index_batch(second["id"], describe) or b"").num_rows == 1
-    assert b.index_batch(second["id"], describe) is not None
+    again = index_batch(a, second["id"])
+    assert again is not None and again.table.num_rows == 1
+    assert index_batch(b, second["id"]) is not None
     assert a.counters(model) == {"events_total": 5, "duplicates_total": 2}
     assert stored_ids(a, model) == ["a", "b", "c", "d", "z"]
     # indexed batches are known to a store that starts later
     c = open_store(database_url)
-    assert c.accept_batch(model, "v1", payload(["d", "e"]), ["d", "e"], payload) == (1, {"d"})
+    assert accept(c, model, ["d", "e"]) == (1, {"d"})
 
 
 def test_two_stores_on_one_database_store_overlapping_batches_once(
@@ -231,14 +222,14 @@ def test_two_stores_on_one_database_store_overlapping_batches_once(
         try:
             for k in range(start, start + 20):
                 ids = [f"o{k}-{i}" for i in range(50)] + [f"o{k + 1}-{i}" for i in range(50)]
-                accepted.append(store.accept_batch(model, "v1", payload(ids), ids, payload)[0])
+                accepted.append(accept(store, model, ids)[0])
         except BaseException as exc:
             errors.append(exc)
 
     def index(store: Store) -> None:
         try:
             for batch in a.pending_batches(limit=1000):
-                store.index_batch(batch["id"], describe)
+                index_batch(store, batch["id"])
         except BaseException as exc:
             errors.append(exc)
 
@@ -301,7 +292,25 @@ def test_counters_accumulate_per_model_and_hold_64_bit_values(store: Store) -> N
 
 
 # ------------------------------------------------------------------------------ processing
-def _merge_adding(n: int, calls: list[int], bucket: int = 7200) -> Callable[..., Any]:
+Merge = Callable[[Callable[[dict[str, Any]], dict[str, Any] | None]], list[dict[str, Any]]]
+
+
+def apply_batch(store: Store, batch_id: int, merge: Merge) -> bool:
+    """The processor's last step (``ingest.buckets.apply_buckets``) on the store's own steps,
+    with ``merge(read)`` standing for the merge of the stored and the new profiles."""
+
+    def body(conn: sa.Connection) -> bool:
+        if not store.claim_unprocessed(conn, [batch_id]):
+            return False
+        for row in merge(lambda key: store.bucket_profile(conn, key, lock=True)):
+            store.put_bucket_profile(conn, row)
+        store.mark_processed(conn, [batch_id])
+        return True
+
+    return store.write(body)
+
+
+def _merge_adding(n: int, calls: list[int], bucket: int = 7200) -> Merge:
     key = {"model": "churn", "version": "v1", "segment": "", "granularity": 3600, "bucket": bucket}
 
     def merge(read: Callable[[dict[str, Any]], dict[str, Any] | None]) -> list[dict[str, Any]]:
@@ -316,21 +325,21 @@ def _merge_adding(n: int, calls: list[int], bucket: int = 7200) -> Callable[...,
 
 def test_apply_batch_marks_processed_exactly_once(store: Store) -> None:
     model = new_model(store)
-    store.accept_batch(model, "v1", payload(["a", "b", "c"]), ["a", "b", "c"])
-    store.accept_batch(model, "v1", payload(["d", "e"]), ["d", "e"])
+    accept(store, model, ["a", "b", "c"])
+    accept(store, model, ["d", "e"])
     first, second = store.pending_batches()
     assert first["id"] < second["id"] and store.pending_events() == 5
     assert [b["id"] for b in store.pending_batches(limit=1)] == [first["id"]]
 
     calls: list[int] = []
-    store.apply_batch(first["id"], _merge_adding(3, calls))
-    store.apply_batch(first["id"], _merge_adding(3, calls))  # a second run: no effect
+    apply_batch(store, first["id"], _merge_adding(3, calls))
+    apply_batch(store, first["id"], _merge_adding(3, calls))  # a second run: no effect
     assert calls == [3]
     assert [b["id"] for b in store.pending_batches()] == [second["id"]]
     assert store.pending_events() == 2
 
-    store.apply_batch(second["id"], _merge_adding(2, calls))  # merges into the same bucket
-    store.apply_batch(second["id"], _merge_adding(2, calls))
+    apply_batch(store, second["id"], _merge_adding(2, calls))  # merges into the same bucket
+    apply_batch(store, second["id"], _merge_adding(2, calls))
     assert calls == [3, 2]
     [row] = store.bucket_profiles(model, granularity=3600)
     assert row["events"] == 5 and row["operations"] == {"count": 5}
@@ -339,7 +348,7 @@ def test_apply_batch_marks_processed_exactly_once(store: Store) -> None:
 
     with store.write() as conn:  # the retention sweep deletes processed batches
         conn.execute(t.batches.delete().where(t.batches.c.id == first["id"]))
-    store.apply_batch(first["id"], _merge_adding(3, calls))  # a stale processor: no effect
+    apply_batch(store, first["id"], _merge_adding(3, calls))  # a stale processor: no effect
     assert calls == [3, 2] and store.bucket_profiles(model, granularity=3600)[0]["events"] == 5
 
 
@@ -351,7 +360,7 @@ def test_two_processors_on_one_database_count_every_batch_once(
     model = new_model(a)
     for k in range(30):
         ids = [f"b{k}-{i}" for i in range(k % 3 + 1)]
-        a.accept_batch(model, "v1", payload(ids), ids)
+        accept(a, model, ids)
     batches = a.pending_batches(limit=100)
     calls: list[int] = []
     errors: list[BaseException] = []
@@ -360,7 +369,7 @@ def test_two_processors_on_one_database_count_every_batch_once(
         for batch in batches:  # both walk the whole log, as two processors would
             for _attempt in range(20):  # a failed transaction is retried, as the loop does
                 try:
-                    store.apply_batch(batch["id"], _merge_adding(batch["events"], calls))
+                    apply_batch(store, batch["id"], _merge_adding(batch["events"], calls))
                     break
                 except sa.exc.DBAPIError as exc:
                     errors.append(exc)
@@ -377,17 +386,17 @@ def test_two_processors_on_one_database_count_every_batch_once(
 
 def test_apply_batch_rolls_back_when_merge_fails(store: Store) -> None:
     model = new_model(store)
-    store.accept_batch(model, "v1", payload(["a"]), ["a"])
+    accept(store, model, ["a"])
     [batch] = store.pending_batches()
 
     def broken(read: Callable[..., Any]) -> list[dict[str, Any]]:
         raise RuntimeError("profile failed")
 
     with pytest.raises(RuntimeError):
-        store.apply_batch(batch["id"], broken)
+        apply_batch(store, batch["id"], broken)
     assert store.pending_events() == 1  # still pending: retried later
     calls: list[int] = []
-    store.apply_batch(batch["id"], _merge_adding(1, calls))
+    apply_batch(store, batch["id"], _merge_adding(1, calls))
     assert calls == [1] and store.pending_events() == 0
 
 
@@ -403,9 +412,9 @@ def test_bucket_profiles_filters_and_orders(store: Store) -> None:
         for s in ("*", "region=eu")
         for g, b in ((3600, 10800), (3600, 0), (3600, 3600), (86400, 0))
     ]
-    store.accept_batch(model, "v1", payload(["a"]), ["a"])
+    accept(store, model, ["a"])
     [batch] = store.pending_batches()
-    store.apply_batch(batch["id"], lambda read: wanted)
+    apply_batch(store, batch["id"], lambda read: wanted)
 
     def keys(**kw: Any) -> list[tuple[str, str, int]]:
         found = store.bucket_profiles(model, **kw)
@@ -424,7 +433,7 @@ def test_bucket_profiles_filters_and_orders(store: Store) -> None:
     ]
     assert store.bucket_profiles("fraud", granularity=3600) == []
     assert store.last_event_time(model) is None  # known once the batch is indexed
-    store.accept_batch(model, "v1", payload(["b"]), ["b"])
+    accept(store, model, ["b"])
     index_all(store)
     assert store.last_event_time(model) == 1_714_557_600.0
     assert store.last_event_time("fraud") is None
@@ -439,10 +448,10 @@ def test_a_batch_id_reused_after_retention_is_indexed_again(
     model = new_model(store)
     calls: list[int] = []
     for n, ids in enumerate((["a", "b"], ["c", "d"])):
-        store.accept_batch(model, "v1", payload(ids), ids)
+        accept(store, model, ids)
         [batch] = store.pending_batches()
-        assert store.index_batch(batch["id"], describe) is not None
-        store.apply_batch(batch["id"], _merge_adding(2, calls, bucket=7200 * (n + 1)))
+        assert index_batch(store, batch["id"]) is not None
+        apply_batch(store, batch["id"], _merge_adding(2, calls, bucket=7200 * (n + 1)))
         with store.write() as conn:  # the retention sweep
             conn.execute(t.batches.delete().where(t.batches.c.processed.is_(True)))
     assert stored_ids(store, model) == ["a", "b", "c", "d"]
@@ -455,9 +464,9 @@ def test_the_ids_of_batches_another_process_indexed_are_forgotten(
     model = new_model(server)
     for k in range(100):
         ids = [f"f{k}-{i}" for i in range(3)]
-        server.accept_batch(model, "v1", payload(ids), ids)
+        accept(server, model, ids)
         for batch in processor.pending_batches():
-            processor.index_batch(batch["id"], describe)
-            processor.apply_batch(batch["id"], _merge_adding(3, []))
+            index_batch(processor, batch["id"])
+            apply_batch(processor, batch["id"], _merge_adding(3, []))
     assert len(server._unindexed[model]) <= 65  # bounded, not one entry per batch ever
-    assert server.accept_batch(model, "v1", payload(["f5-1"]), ["f5-1"]) == (0, {"f5-1"})
+    assert accept(server, model, ["f5-1"]) == (0, {"f5-1"})

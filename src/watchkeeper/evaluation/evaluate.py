@@ -31,31 +31,17 @@ import numpy as np
 import sqlalchemy as sa
 
 from watchkeeper.evaluation.metrics import latency, performance
-from watchkeeper.ingest.processor import LATENCY_BOUNDS
 from watchkeeper.profiles import DatasetProfile
 from watchkeeper.quality import column_quality
 from watchkeeper.schema import Role
 from watchkeeper.stats.drift import column_drift
+from watchkeeper.stats.operations import latency_quantile
 from watchkeeper.stats.performance import ClassificationAggregate, RegressionAggregate
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import Store
 
 log = logging.getLogger("watchkeeper.evaluate")
 ALPHA = 0.01
-
-
-def latency_quantile(counts: list[int], q: float) -> float | None:
-    """Quantile of a latency histogram with LATENCY_BOUNDS, linear inside a bucket."""
-    total = sum(counts)
-    if total == 0:
-        return None
-    target, cumulative, lower = q * total, 0, 0.0
-    for bound, count in zip((*LATENCY_BOUNDS, LATENCY_BOUNDS[-1] * 2), counts, strict=True):
-        if count and cumulative + count >= target:
-            return lower + (bound - lower) * (target - cumulative) / count
-        cumulative += count
-        lower = bound
-    return LATENCY_BOUNDS[-1]
 
 
 def _value(metric: Any) -> float | None:

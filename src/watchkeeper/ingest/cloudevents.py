@@ -30,7 +30,9 @@ import numpy as np
 import sqlalchemy as sa
 
 from watchkeeper.errors import InputError
+from watchkeeper.ingest.accept import accept
 from watchkeeper.schema import Role, Schema
+from watchkeeper.settings import Settings
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import Store
 
@@ -215,8 +217,9 @@ def accept_half(
         "version": version,
         "body": event["data"],
     }
-    with store.write() as conn:
-        mate = (
+
+    def body(conn: sa.Connection) -> dict[str, Any] | None:
+        found = (
             conn.execute(
                 sa.select(t.cloudevents_pending).where(
                     (c.model == model) & (c.event_id == join_id) & (c.kind == other)
@@ -231,9 +234,12 @@ def accept_half(
             )
         )
         conn.execute(t.cloudevents_pending.insert().values(**row))
-        if mate is None:
-            return None
-    pair: dict[str, Any] = {kind: row, other: dict(mate)}
+        return None if found is None else dict(found)
+
+    mate = store.write(body)
+    if mate is None:
+        return None
+    pair: dict[str, Any] = {kind: row, other: mate}
     pair["version"] = version or mate["version"]
     pair["join_id"] = join_id
     return pair
@@ -241,7 +247,44 @@ def accept_half(
 
 def finish_pair(store: Store, model: str, join_id: str) -> None:
     c = t.cloudevents_pending.c
-    with store.write() as conn:
+
+    def body(conn: sa.Connection) -> None:
         conn.execute(
             t.cloudevents_pending.delete().where((c.model == model) & (c.event_id == join_id))
         )
+
+    store.write(body)
+
+
+def accept_cloudevent(
+    store: Store,
+    settings: Settings,
+    headers: Mapping[str, str],
+    body: bytes,
+    model: str | None,
+    version: str | None,
+) -> dict[str, Any]:
+    """Accept one CloudEvent (a request or a response half of a prediction): stored until its
+    partner comes, then the pair is accepted as prediction events like any other batch."""
+    event = read_event(headers, body)
+    attrs = event["attrs"]
+    model = model or attrs.get("inferenceservicename") or attrs.get("modelid")
+    if not model:
+        raise InputError("no model: set ?model= or the inferenceservicename/modelid attribute")
+    info = store.model(str(model))
+    version = version or attrs.get("modelversion")
+    pair = accept_half(store, info.name, version, event)
+    if pair is None:
+        return {"status": "waiting", "id": attrs["join_id"], "kind": attrs["kind"]}
+    use = pair["version"] or info.champion
+    if use is None:
+        raise InputError(f"model {info.name!r} has no version yet")
+    schema = store.reference(info.name, use)[0]
+    events = pair_to_events(pair["join_id"], pair["request"], pair["response"], schema)
+    for e in events:
+        e["version"] = use
+    result = accept(
+        store, settings, info.name, json.dumps({"events": events}).encode(), "application/json"
+    )
+    finish_pair(store, info.name, pair["join_id"])
+    return {"status": "joined", "id": pair["join_id"], **result.to_dict()}

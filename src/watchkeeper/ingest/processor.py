@@ -18,63 +18,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from watchkeeper.ingest.events import from_ipc
-from watchkeeper.ingest.service import index_batch, segment_keys
-from watchkeeper.profiles import DatasetProfile, profile_table
+from watchkeeper.ingest.buckets import apply_buckets, profile_buckets
+from watchkeeper.ingest.index import index_batch
+from watchkeeper.ingest.labels import join_waiting
 from watchkeeper.settings import Settings
 from watchkeeper.store.state import Store
 
 log = logging.getLogger("watchkeeper.processor")
-
-LATENCY_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-def operations(table: pa.Table) -> dict[str, Any]:
-    """Mergeable operational aggregates of a set of events: count, errors, latency histogram."""
-    n = table.num_rows
-    errors = np.zeros(n, dtype=bool)
-    if "status" in table.column_names:
-        status = pc.fill_null(pc.cast(table.column("status"), pa.string()), "")
-        errors |= np.asarray(
-            pc.equal(pc.utf8_lower(status), "error").to_numpy(zero_copy_only=False)
-        )
-    if "error" in table.column_names:
-        errors |= np.asarray(table.column("error").is_valid().to_numpy(zero_copy_only=False))
-    counts = [0] * (len(LATENCY_BOUNDS) + 1)
-    total, observed = 0.0, 0
-    if "latency_ms" in table.column_names:
-        ms = np.asarray(table.column("latency_ms").to_numpy(zero_copy_only=False), dtype=float)
-        seconds = ms[np.isfinite(ms)] / 1000.0
-        counts = np.bincount(
-            np.searchsorted(LATENCY_BOUNDS, seconds, side="left"), minlength=len(LATENCY_BOUNDS) + 1
-        ).tolist()
-        total, observed = float(seconds.sum()), int(seconds.size)
-    return {
-        "count": n,
-        "errors": int(errors.sum()),
-        "latency_counts": counts,
-        "latency_sum": total,
-        "latency_observed": observed,
-    }
-
-
-def merge_operations(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
-    if not a:
-        return b
-    return {
-        "count": a["count"] + b["count"],
-        "errors": a["errors"] + b["errors"],
-        "latency_counts": [
-            x + y for x, y in zip(a["latency_counts"], b["latency_counts"], strict=True)
-        ],
-        "latency_sum": a["latency_sum"] + b["latency_sum"],
-        "latency_observed": a["latency_observed"] + b["latency_observed"],
-    }
 
 
 def write_durably(table: pa.Table, path: Path) -> None:
@@ -171,16 +124,19 @@ class Processor:
         )
 
     def _process_group(self, group: list[dict[str, Any]]) -> int:
-        """Index, write to the lake and profile batches of one model version; return how many
-        were processed (0 when another processor got there first)."""
+        """Index, join waiting labels, write to the lake and profile batches of one model
+        version; return how many were processed (0 when another processor got there first).
+        Each batch's events are decoded once, when it is indexed."""
         tables, ids = [], []
         for batch in group:
-            payload = index_batch(self.store, batch["id"], batch["model"])
-            if payload is None:  # processed meanwhile (another processor)
+            indexed = index_batch(self.store, batch["id"])
+            if indexed is None:  # processed meanwhile (another processor)
                 continue
-            table = from_ipc(payload)
-            write_durably(table, self._lake_path(batch))
-            tables.append(table)
+            join_waiting(
+                self.store, batch["model"], indexed.table.column("prediction_id").to_pylist()
+            )
+            write_durably(indexed.table, self._lake_path(batch))
+            tables.append(indexed.table)
             ids.append(batch["id"])
         if not tables:
             return 0
@@ -189,61 +145,8 @@ class Processor:
         )
         model, version = group[0]["model"], group[0]["version"]
         schema, reference = self.store.reference(model, version)
-        spec = reference.spec
-        info = self.store.model(model)
-        window = info.window_seconds
-        times = table.column("event_time").to_numpy()
-        keys = np.array(segment_keys(table, info.segments), dtype=object)
-        segments = set(keys.tolist()) | {"*"} if info.segments else {""}
-
-        # Profile each (segment, window) once; a day's profile is the merge of its windows'
-        # when windows tile the day, else it is profiled on its own.
-        partial: dict[tuple[str, int, int], tuple[DatasetProfile, dict[str, Any]]] = {}
-        granularities = [window] if 86400 % window == 0 else sorted({window, 86400})
-        for granularity in granularities:
-            coarse = (np.floor(times / granularity) * granularity).astype(np.int64)
-            for seg in segments:
-                seg_mask = np.ones(len(keys), bool) if seg in ("*", "") else keys == seg
-                for b in np.unique(coarse[seg_mask]):
-                    part = table.filter(pa.array(seg_mask & (coarse == b)))
-                    prof = profile_table(part, schema, spec, threads=1)
-                    partial[(seg, granularity, int(b))] = (prof, operations(part))
-        if 86400 % window == 0 and window != 86400:
-            for (seg, _, b), (prof, ops) in list(partial.items()):
-                day = (seg, 86400, b // 86400 * 86400)
-                if day in partial:
-                    old_prof, old_ops = partial[day]
-                    partial[day] = (old_prof.merge(prof), merge_operations(old_ops, ops))
-                else:
-                    partial[day] = (prof, ops)
-
-        def merge(read: Any) -> list[dict[str, Any]]:
-            rows = []
-            for (seg, granularity, bucket), (new, new_ops) in partial.items():
-                key = {
-                    "model": model,
-                    "version": version,
-                    "segment": seg,
-                    "granularity": granularity,
-                    "bucket": bucket,
-                }
-                old = read(key)
-                prof, ops = new, new_ops
-                if old is not None:
-                    prof = DatasetProfile.from_bytes(old["profile"]).merge(new)
-                    ops = merge_operations(old["operations"], new_ops)
-                rows.append(
-                    {
-                        **key,
-                        "events": prof.rows,
-                        "profile": prof.to_bytes(),
-                        "operations": ops,
-                        "dirty": True,
-                    }
-                )
-            return rows
-
-        if not self.store.apply_batches(ids, merge):
+        buckets = profile_buckets(table, schema, reference.spec, self.store.model(model))
+        if not apply_buckets(self.store, model, version, ids, buckets):
             return 0  # another processor applied one of them: the rest stay pending
         self.batches_processed += len(ids)
         self.events_processed += table.num_rows

@@ -37,7 +37,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from watchkeeper.evaluation.metrics import CATALOGUE
-from watchkeeper.ingest.processor import LATENCY_BOUNDS, merge_operations
+from watchkeeper.stats.operations import LATENCY_BOUNDS, merge_operations
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import ModelInfo, Store
 

@@ -1,17 +1,26 @@
 """The state store: one class over SQLAlchemy, the same code on SQLite and PostgreSQL.
 
+Transactions have one shape: ``store.write(fn)`` runs ``fn(conn)`` in a write transaction
+(locked, and run again when it lost a race with another process); the callers (``ingest``)
+own the bodies and build them from the connection-level steps here (``known_ids``,
+``log_batch``, ``claim_batch``, ``add_index_rows``, ``claim_unprocessed``,
+``put_bucket_profile``, ``mark_processed``, ``add_counts``). What this process remembers of
+the stored state (the ids it has seen, the batches it has indexed) changes only once such a
+transaction commits (``on_commit``).
+
 Durability: SQLite runs in WAL mode with ``synchronous=FULL``, so a committed transaction is
-on disk; PostgreSQL commits are durable by default. ``accept_batch`` writes the batch to the
-durable log in one transaction: a 2xx is sent only after it commits.
+on disk; PostgreSQL commits are durable by default. A batch is written to the durable log in
+one transaction: a 2xx is sent only after it commits.
 
 Idempotency in two steps. On accept, the batch's prediction ids are checked against the ids
-this process has seen (an in-memory filter, see ``idfilter``; exact lookups only for the few it
-may have seen), so a retried batch is answered "duplicates" at once and stored nothing.
-``index_batch`` later (the processor, or a label join that needs it first) writes the
-batch's rows to the prediction index under its unique key; an id stored meanwhile by another
-process is found there, dropped from the batch and moved from ``events_total`` to
-``duplicates_total`` in the same transaction. Accepting thus costs no per-event index write on
-the request path, and the counters are exact once the log is indexed.
+this process has seen (``known_ids``: an in-memory filter, see ``idfilter``; exact lookups
+only for the few it may have seen), so a retried batch is answered "duplicates" at once and
+stored nothing. Indexing later (the processor, or a label join that needs it first) writes
+the batch's rows to the prediction index under its unique key; an id stored meanwhile by
+another process is found there (``add_index_rows``), dropped from the batch and moved from
+``events_total`` to ``duplicates_total`` in the same transaction. Accepting thus costs no
+per-event index write on the request path, and the counters are exact once the log is
+indexed.
 
 Several processes may share one database (replicas on PostgreSQL, a tool beside the server on
 SQLite): write transactions that read before they write (``Store.write``) lock what they read
@@ -25,9 +34,9 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import numpy as np
 import sqlalchemy as sa
@@ -114,18 +123,54 @@ class Store:
         # batches this process has indexed, by (id, received_at): once retention has emptied
         # the log, SQLite hands out the same ids again
         self._indexed: set[tuple[int, float]] = set()
+        self._on_commit: dict[sa.Connection, list[Callable[[], None]]] = {}
 
     def close(self) -> None:
         self.engine.dispose()
 
-    @contextmanager
-    def write(self) -> Iterator[sa.Connection]:
+    @overload
+    def write(self) -> AbstractContextManager[sa.Connection]: ...
+
+    @overload
+    def write(self, fn: Callable[[sa.Connection], _T]) -> _T: ...
+
+    def write(
+        self, fn: Callable[[sa.Connection], _T] | None = None
+    ) -> _T | AbstractContextManager[sa.Connection]:
         """One write transaction: one writer at a time in this process and, on SQLite, in the
-        database from the transaction's start (``BEGIN IMMEDIATE``)."""
+        database from the transaction's start (``BEGIN IMMEDIATE``).
+
+        ``store.write(fn)`` runs ``fn(conn)`` in it and returns what ``fn`` returns; when the
+        transaction lost a race with another process (a unique key taken meanwhile, a
+        deadlock) it rolls back and ``fn`` runs again in a new one, so ``fn`` must do all its
+        reads through ``conn``. ``with store.write() as conn:`` is the same transaction for
+        writes that cannot lose such a race, run once."""
+        if fn is None:
+            return self._transaction()
+        return _retrying(self._run, fn)
+
+    def _run(self, fn: Callable[[sa.Connection], _T]) -> _T:
+        with self._transaction() as conn:
+            return fn(conn)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sa.Connection]:
         with self._write_lock, self.engine.connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                yield conn
+            actions: list[Callable[[], None]] = []
+            self._on_commit[conn] = actions
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                del self._on_commit[conn]
+            for action in actions:  # committed; still the only writer of this process
+                action()
+
+    def on_commit(self, conn: sa.Connection, action: Callable[[], None]) -> None:
+        """Run ``action`` once the write transaction of ``conn`` has committed (not at all
+        when it rolls back): this process's memory of what is stored follows the database."""
+        self._on_commit[conn].append(action)
 
     # ------------------------------------------------------------------ models
     def create_model(
@@ -295,7 +340,7 @@ class Store:
         self._seen[model] = seen
         return seen
 
-    def _known(self, conn: sa.Connection, model: str, ids: Sequence[str]) -> set[str]:
+    def known_ids(self, conn: sa.Connection, model: str, ids: Sequence[str]) -> set[str]:
         """The ids of ``ids`` stored already (in this process's view, see the module doc)."""
         maybe = self._filter(conn, model).may_contain(ids)
         if not maybe.any():
@@ -306,59 +351,37 @@ class Store:
         found = {c for c in candidates if any(c in batch for batch in pending.values())}
         return found | self._existing_ids(conn, model, [c for c in candidates if c not in found])
 
-    def accept_batch(
-        self,
-        model: str,
-        version: str,
-        payload: bytes,
-        ids: Sequence[str],
-        make_payload: Callable[[set[str]], bytes] | None = None,
-    ) -> tuple[int, set[str]]:
-        """Store a batch durably; rows whose prediction_id is known already are dropped.
+    def log_batch(
+        self, conn: sa.Connection, model: str, version: str, payload: bytes, ids: Sequence[str]
+    ) -> int:
+        """Add a batch of new ``ids`` to the durable log; return its id. Once the transaction
+        commits, this process knows the ids (a retry is answered from memory)."""
+        batch_id = int(
+            conn.execute(
+                t.batches.insert().values(
+                    model=model,
+                    version=version,
+                    received_at=time.time(),
+                    events=len(ids),
+                    payload=payload,
+                    processed=False,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+        )
+        kept = list(ids)
 
-        ``ids`` are the batch's prediction ids; ``make_payload(kept_ids)``, when given,
-        rebuilds the payload without the duplicates. Returns (events stored, duplicate ids).
-        Idempotent: a retried batch stores nothing.
-        """
-        return _retrying(self._accept_batch, model, version, payload, ids, make_payload)
-
-    def _accept_batch(
-        self,
-        model: str,
-        version: str,
-        payload: bytes,
-        ids: Sequence[str],
-        make_payload: Callable[[set[str]], bytes] | None,
-    ) -> tuple[int, set[str]]:
-        with self._write_lock:
-            with self.write() as conn:
-                duplicates = self._known(conn, model, ids)
-                keep = [i for i in ids if i not in duplicates] if duplicates else list(ids)
-                if duplicates:
-                    self._bump(conn, model, {"duplicates_total": len(duplicates)})
-                if not keep:
-                    return 0, duplicates
-                if duplicates and make_payload is not None:
-                    payload = make_payload(set(keep))
-                batch_id = conn.execute(
-                    t.batches.insert().values(
-                        model=model,
-                        version=version,
-                        received_at=time.time(),
-                        events=len(keep),
-                        payload=payload,
-                        processed=False,
-                    )
-                ).inserted_primary_key[0]  # type: ignore[index]
-                self._bump(conn, model, {"events_total": len(keep)})
-            # committed: remember the ids before the next writer checks its own
-            self._seen[model].add(keep)
+        def remember() -> None:  # committed: before the next writer checks its own ids
+            seen = self._seen.get(model)
+            if seen is not None:  # else it is filled from the database on first use
+                seen.add(kept)
             unindexed = self._unindexed.setdefault(model, {})
-            unindexed[int(batch_id)] = set(keep)
+            unindexed[batch_id] = set(kept)
             if len(unindexed) > UNINDEXED_CHECK:  # the processor may be another process
-                with self.engine.connect() as conn:
-                    self._forget_processed(conn, model)
-        return len(keep), duplicates
+                with self.engine.connect() as other:
+                    self._forget_processed(other, model)
+
+        self.on_commit(conn, remember)
+        return batch_id
 
     def _forget_processed(self, conn: sa.Connection, model: str) -> None:
         """Drop the remembered ids of batches processed meanwhile (by any process)."""
@@ -374,58 +397,57 @@ class Store:
         for batch_id in [i for i in unindexed if i not in pending]:
             del unindexed[batch_id]
 
-    def index_batch(
-        self, batch_id: int, describe: Callable[[str, str, bytes], IndexRows]
-    ) -> bytes | None:
-        """Write a logged batch's rows to the prediction index; return its payload then.
-
-        ``describe(model, version, payload)`` gives the rows. Ids another process stored first
-        are dropped from the batch (its payload rewritten) and counted as duplicates, in the
-        same transaction, so running this again, or after a crash, changes nothing. Returns
-        None when the batch is processed (or swept) already.
-        """
-        return _retrying(self._index_batch, batch_id, describe)
-
-    def _index_batch(
-        self, batch_id: int, describe: Callable[[str, str, bytes], IndexRows]
-    ) -> bytes | None:
+    def claim_batch(self, conn: sa.Connection, batch_id: int) -> LoggedBatch | None:
+        """The logged batch, locked until the transaction ends; None when it is processed (or
+        swept) already."""
         b = t.batches.c
-        with self._write_lock:
-            with self.write() as conn:
-                row = conn.execute(
-                    sa.select(b.model, b.version, b.payload, b.processed, b.received_at)
-                    .where(b.id == batch_id)
-                    .with_for_update()
-                ).first()
-                if row is None or row.processed:
-                    return None
-                model, version, payload = row.model, row.version, bytes(row.payload)
-                done = (batch_id, float(row.received_at))
-                if done in self._indexed:
-                    return payload
-                index = describe(model, version, payload)
-                received = time.time()
-                inserted = _insert_ignoring_conflicts(
-                    conn,
-                    [(model, version, batch_id, received, *r) for r in index.rows],
-                )
-                if inserted < len(index.rows):
-                    taken = self._existing_ids(conn, model, index.ids, other_than=batch_id)
-                    if taken:
-                        payload = index.without(taken)
-                        conn.execute(
-                            t.batches.update()
-                            .where(b.id == batch_id)
-                            .values(payload=payload, events=len(index.ids) - len(taken))
-                        )
-                        self._bump(
-                            conn,
-                            model,
-                            {"events_total": -len(taken), "duplicates_total": len(taken)},
-                        )
-            self._indexed.add(done)
-            self._unindexed.get(model, {}).pop(batch_id, None)
-        return payload
+        row = conn.execute(
+            sa.select(b.model, b.version, b.payload, b.processed, b.received_at)
+            .where(b.id == batch_id)
+            .with_for_update()
+        ).first()
+        if row is None or row.processed:
+            return None
+        received = float(row.received_at)
+        return LoggedBatch(
+            batch_id,
+            row.model,
+            row.version,
+            bytes(row.payload),
+            received,
+            indexed=(batch_id, received) in self._indexed,
+        )
+
+    def add_index_rows(
+        self, conn: sa.Connection, batch: LoggedBatch, rows: Sequence[IndexRow]
+    ) -> set[str]:
+        """Write a claimed batch's rows to the prediction index; return the ids another batch
+        holds there already (stored first by another process): the caller drops them."""
+        received = time.time()
+        inserted = _insert_ignoring_conflicts(
+            conn, [(batch.model, batch.version, batch.id, received, *r) for r in rows]
+        )
+        taken: set[str] = set()
+        if inserted < len(rows):
+            ids = [r[0] for r in rows]
+            taken = self._existing_ids(conn, batch.model, ids, other_than=batch.id)
+
+        def indexed() -> None:
+            self._indexed.add((batch.id, batch.received_at))
+            self._unindexed.get(batch.model, {}).pop(batch.id, None)
+
+        self.on_commit(conn, indexed)
+        return taken
+
+    def rewrite_batch(
+        self, conn: sa.Connection, batch_id: int, payload: bytes, events: int
+    ) -> None:
+        """Replace a logged batch's payload (e.g. without ids found stored already)."""
+        conn.execute(
+            t.batches.update()
+            .where(t.batches.c.id == batch_id)
+            .values(payload=payload, events=events)
+        )
 
     def unindexed_batches(self, model: str) -> list[int]:
         """Ids of the model's logged batches not processed yet, oldest first."""
@@ -465,42 +487,37 @@ class Store:
         row = conn.execute(q.with_for_update() if lock else q).mappings().first()
         return None if row is None else dict(row)
 
-    def apply_batch(self, batch_id: int, merge: Any) -> None:
-        """Mark a batch processed and write its bucket profiles, in one transaction.
-
-        ``merge(read)`` gets a function reading the current row of a bucket key and returns
-        the rows to write (each a full bucket_profiles row)."""
-        self.apply_batches([batch_id], merge)
-
-    def apply_batches(self, batch_ids: Sequence[int], merge: Any) -> bool:
-        """``apply_batch`` for several batches whose profiles ``merge`` holds together: all
-        are applied, or none (False) when any of them is processed or swept already."""
-        return _retrying(self._apply_batches, list(batch_ids), merge)
-
-    def _apply_batches(self, batch_ids: list[int], merge: Any) -> bool:
+    def claim_unprocessed(self, conn: sa.Connection, batch_ids: Sequence[int]) -> bool:
+        """Lock the batches until the transaction ends; False when any of them is processed
+        (or processed and swept) already: another processor got there first."""
         b = t.batches.c
-        with self.write() as conn:
-            # locked: another process applying the same batches waits here, then sees them done
-            pending = conn.execute(
-                sa.select(b.id)
-                .where(b.id.in_(batch_ids) & b.processed.is_(False))
-                .with_for_update()
-            ).scalars()
-            if len(set(pending)) != len(set(batch_ids)):  # processed, or processed and swept
-                return False
-            for row in merge(lambda key: self.bucket_profile(conn, key, lock=True)):
-                key = {k: row[k] for k in ("model", "version", "segment", "granularity", "bucket")}
-                bp = t.bucket_profiles.c
-                where = sa.and_(*(getattr(bp, k) == v for k, v in key.items()))
-                values = {k: v for k, v in row.items() if k not in key}
-                if not conn.execute(
-                    t.bucket_profiles.update().where(where).values(**values)
-                ).rowcount:
-                    conn.execute(t.bucket_profiles.insert().values(**row))
-            conn.execute(t.batches.update().where(b.id.in_(batch_ids)).values(processed=True))
+        pending = conn.execute(
+            sa.select(b.id)
+            .where(b.id.in_(list(batch_ids)) & b.processed.is_(False))
+            .with_for_update()
+        ).scalars()
+        return len(set(pending)) == len(set(batch_ids))
+
+    def put_bucket_profile(self, conn: sa.Connection, row: Mapping[str, Any]) -> None:
+        """Write a full bucket_profiles row (its key: model, version, segment, granularity,
+        bucket), replacing the key's row if there is one."""
+        key = {k: row[k] for k in BUCKET_KEY}
+        bp = t.bucket_profiles.c
+        where = sa.and_(*(getattr(bp, k) == v for k, v in key.items()))
+        values = {k: v for k, v in row.items() if k not in key}
+        if not conn.execute(t.bucket_profiles.update().where(where).values(**values)).rowcount:
+            conn.execute(t.bucket_profiles.insert().values(**row))
+
+    def mark_processed(self, conn: sa.Connection, batch_ids: Sequence[int]) -> None:
+        """Mark the batches processed (with their profiles written in the same transaction)."""
+        b = t.batches.c
+        conn.execute(t.batches.update().where(b.id.in_(list(batch_ids))).values(processed=True))
         applied = set(batch_ids)
-        self._indexed = {key for key in self._indexed if key[0] not in applied}
-        return True
+
+        def forget() -> None:
+            self._indexed = {key for key in self._indexed if key[0] not in applied}
+
+        self.on_commit(conn, forget)
 
     def bucket_profiles(
         self,
@@ -567,7 +584,7 @@ class Store:
                     seen.add(key)
             if fresh:
                 conn.execute(t.quarantine.insert(), fresh)
-                self._bump(conn, model, {"quarantined_total": len(fresh)})
+                self.add_counts(conn, model, {"quarantined_total": len(fresh)})
         return len(fresh)
 
     def quarantine(self, model: str, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
@@ -582,7 +599,8 @@ class Store:
             return [dict(r) for r in rows]
 
     # ------------------------------------------------------------------ counters
-    def _bump(self, conn: sa.Connection, model: str, deltas: Mapping[str, int]) -> None:
+    def add_counts(self, conn: sa.Connection, model: str, deltas: Mapping[str, int]) -> None:
+        """Add to the model's counters inside a write transaction."""
         for name, delta in deltas.items():
             where = (t.counters.c.model == model) & (t.counters.c.name == name)
             done = conn.execute(
@@ -593,7 +611,7 @@ class Store:
 
     def bump(self, model: str, deltas: Mapping[str, int]) -> None:
         with self.write() as conn:
-            self._bump(conn, model, deltas)
+            self.add_counts(conn, model, deltas)
 
     def counters(self, model: str) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -612,15 +630,22 @@ class Store:
         return None if value is None else float(value)
 
 
-@dataclass(frozen=True)
-class IndexRows:
-    """A batch's rows for the prediction index: ``rows`` are tuples of (prediction_id,
-    event_time, bucket, segment, prediction, score) in ``ids`` order; ``without(ids)`` is the
-    payload without those ids."""
+# A prediction-index row: (prediction_id, event_time, bucket, segment, prediction, score)
+IndexRow = tuple[str, float, int, str, str | None, float | None]
+BUCKET_KEY = ("model", "version", "segment", "granularity", "bucket")
 
-    ids: list[str]
-    rows: list[tuple[Any, ...]]
-    without: Callable[[set[str]], bytes]
+
+@dataclass(frozen=True)
+class LoggedBatch:
+    """A batch of the durable log, claimed in a write transaction (``Store.claim_batch``);
+    ``indexed``: this process has written its index rows already."""
+
+    id: int
+    model: str
+    version: str
+    payload: bytes
+    received_at: float
+    indexed: bool = False
 
 
 _INDEX_COLUMNS = (
@@ -629,7 +654,7 @@ _INDEX_COLUMNS = (
 )
 
 
-def _insert_ignoring_conflicts(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> int:
+def _insert_ignoring_conflicts(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
     """Insert index rows, skipping ids stored already; return how many were inserted.
 
     Straight to the driver: SQLAlchemy's per-row parameter handling would cost more than the
@@ -666,12 +691,14 @@ def _payload_ids(payload: bytes) -> list[str]:
 _RETRY_SQLSTATES = ("40001", "40P01")  # serialization failure, deadlock (PostgreSQL)
 
 
-def _retrying(fn: Callable[..., _T], *args: Any) -> _T:
+def _retrying(
+    fn: Callable[[Callable[[sa.Connection], _T]], _T], body: Callable[[sa.Connection], _T]
+) -> _T:
     """Run a write transaction again when it lost a race with another process: a unique key
     taken meanwhile (the rerun sees the row and treats it as stored), or a deadlock."""
     for attempt in range(RETRIES):
         try:
-            return fn(*args)
+            return fn(body)
         except sa.exc.DBAPIError as exc:
             lost = isinstance(exc, sa.exc.IntegrityError) or (
                 getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES

@@ -1,0 +1,140 @@
+"""Accepting a batch of prediction events durably.
+
+Back-pressure check → parse → validate per model version → rejected rows to quarantine (with
+reasons) → accepted rows written to the durable log in one transaction (ids seen already
+dropped: retries are idempotent) → the response. The processor later indexes, writes to the
+lake and profiles the logged batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+
+from watchkeeper.errors import InputError, WatchkeeperError
+from watchkeeper.ingest.events import PayloadTooLarge, parse_batch, to_ipc
+from watchkeeper.ingest.validate import as_text, validate
+from watchkeeper.settings import Settings
+from watchkeeper.store.state import Store
+
+
+class Overloaded(WatchkeeperError):
+    """Too many events wait to be processed: the client should retry later."""
+
+    http_status = 503
+    retry_after = 5
+
+
+@dataclass
+class IngestResult:
+    accepted: int
+    duplicates: int
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    ignored_fields: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": len(self.rejected),
+            "errors": [
+                {"index": r["index"], "prediction_id": r["prediction_id"], "reasons": r["reasons"]}
+                for r in self.rejected
+            ],
+            "ignored_fields": self.ignored_fields,
+        }
+
+
+def accept(
+    store: Store, settings: Settings, model: str, body: bytes, content_type: str | None
+) -> IngestResult:
+    """Parse, validate and durably log a batch of the model's prediction events."""
+    info = store.model(model)
+    pending = store.pending_events()
+    if pending > settings.max_pending_events:
+        raise Overloaded(
+            f"{pending} events wait to be processed (the limit is "
+            f"{settings.max_pending_events}); retry later"
+        )
+    table = parse_batch(body, content_type)
+    if table.num_rows > settings.max_batch_events:
+        raise PayloadTooLarge(
+            f"batch of {table.num_rows} events; the limit is {settings.max_batch_events}"
+        )
+    if info.champion is None:
+        raise InputError(f"model {model!r} has no version yet: register one with a reference")
+    versions = {v["version"] for v in store.versions(model)}
+    if "version" in table.column_names:
+        given = pc.fill_null(as_text(table.column("version").combine_chunks()), info.champion)
+    else:
+        given = pa.array([info.champion] * table.num_rows, pa.string())
+    table = table.drop_columns([c for c in ("version",) if c in table.column_names])
+    table = table.append_column("version", given)
+    result = IngestResult(0, 0)
+    for version in pc.unique(given).to_pylist():
+        mask = pc.equal(table.column("version"), version)
+        part = table.filter(mask)
+        positions = np.flatnonzero(np.asarray(mask.to_numpy(zero_copy_only=False)))
+        if version not in versions:
+            result.rejected.extend(_unknown_version(part, positions, version))
+            continue
+        checked = validate(part, store.reference(model, version)[0])
+        for r in checked.rejected:
+            r["index"] = int(positions[r["index"]])
+        result.rejected.extend(checked.rejected)
+        result.ignored_fields = sorted(set(result.ignored_fields) | set(checked.ignored_fields))
+        stored, dupes = log_batch(store, model, version, checked.accepted)
+        result.accepted += stored
+        result.duplicates += len(dupes)
+    if result.rejected:
+        store.quarantine_add(model, result.rejected)
+    result.rejected.sort(key=lambda r: r["index"])
+    return result
+
+
+def _unknown_version(part: pa.Table, positions: Any, version: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "index": int(positions[local]),
+            "prediction_id": row.get("prediction_id"),
+            "event": {
+                k: (v if isinstance(v, str | int | float | bool) or v is None else str(v))
+                for k, v in row.items()
+            },
+            "reasons": [{"field": "version", "problem": f"unknown version {version!r}"}],
+        }
+        for local, row in enumerate(part.to_pylist())
+    ]
+
+
+def log_batch(store: Store, model: str, version: str, table: pa.Table) -> tuple[int, set[str]]:
+    """Write validated events of one version to the durable log; rows whose prediction_id is
+    stored already are dropped. Returns (events stored, duplicate ids). Idempotent: a retried
+    batch stores nothing."""
+    if table.num_rows == 0:
+        return 0, set()
+    table = table.drop_columns(["version"]) if "version" in table.column_names else table
+    column = table.column("prediction_id")
+    ids: list[str] = column.to_pylist()
+    payload = to_ipc(table)
+
+    def body(conn: sa.Connection) -> tuple[int, set[str]]:
+        duplicates = store.known_ids(conn, model, ids)
+        if duplicates:
+            store.add_counts(conn, model, {"duplicates_total": len(duplicates)})
+        keep = [i for i in ids if i not in duplicates] if duplicates else ids
+        if not keep:
+            return 0, duplicates
+        data = payload
+        if duplicates:
+            data = to_ipc(table.filter(pc.is_in(column, pa.array(sorted(keep), pa.string()))))
+        store.log_batch(conn, model, version, data, keep)
+        store.add_counts(conn, model, {"events_total": len(keep)})
+        return len(keep), duplicates
+
+    return store.write(body)

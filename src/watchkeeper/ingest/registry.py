@@ -1,0 +1,151 @@
+"""Registration and status: a model's versions with their training reference, and what the
+registered version says about its target (the task, a binary target's classes)."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from watchkeeper.errors import InputError
+from watchkeeper.ingest.events import RESERVED
+from watchkeeper.io import to_table
+from watchkeeper.profiles import DatasetProfile, profile_reference
+from watchkeeper.schema import Role, Schema, infer_schema
+from watchkeeper.settings import Settings
+from watchkeeper.stats.labelled import binary_classes
+from watchkeeper.store.state import DRIFT_REFERENCES, Store, check_name
+
+SAMPLE_ROWS = 5000
+
+
+def register(
+    store: Store,
+    settings: Settings,
+    model: str,
+    reference: object,
+    *,
+    version: str = "v1",
+    target: str | None = None,
+    prediction: str | None = None,
+    scores: list[str] | None = None,
+    segments: list[str] | None = None,
+    schema: Schema | None = None,
+    window_seconds: int | None = None,
+    label_horizon_days: float | None = None,
+    retention_days: float | None = None,
+    champion: bool = True,
+    drift_reference: str | None = None,
+) -> dict[str, Any]:
+    """Register a model (if new) and a version with its training reference: its schema (given
+    or inferred), its frozen reference profile and a sample of its rows."""
+    check_name("model", model)
+    check_name("version", version)
+    if drift_reference is not None and drift_reference not in DRIFT_REFERENCES:
+        raise InputError(
+            f"drift_reference {drift_reference!r}: use one of {', '.join(DRIFT_REFERENCES)}"
+        )
+    table = to_table(reference, name="reference")
+    if schema is None:
+        schema = infer_schema(
+            table, target=target, prediction=prediction, scores=scores, segments=segments or ()
+        )
+    for name in segments or ():
+        if name not in schema.columns:
+            raise InputError(f"segment column {name!r} is not in the reference")
+    clash = [
+        c.name
+        for c in schema.columns.values()
+        if c.name in RESERVED and c.role in (Role.FEATURE, Role.SEGMENT)
+    ]
+    if clash:
+        raise InputError(
+            f"reference column(s) {clash} have reserved event field names; rename them"
+        )
+    profile = profile_reference(table, schema)
+    if model not in {m.name for m in store.models()}:
+        store.create_model(
+            model,
+            window_seconds=window_seconds or settings.window_seconds,
+            label_horizon_seconds=(label_horizon_days or settings.label_horizon_days) * 86400,
+            retention_days=retention_days or settings.retention_days,
+            segments=list(segments or schema_segments(schema)),
+            drift_reference=drift_reference or "training",
+        )
+    store.add_version(
+        model,
+        version,
+        schema=schema.to_dict(),
+        reference_profile=profile.to_bytes(),
+        reference_rows=table.num_rows,
+        reference_sample=_sample(table),
+        champion=champion,
+    )
+    return {
+        "model": model,
+        "version": version,
+        "reference_rows": table.num_rows,
+        "schema": schema.to_dict(),
+    }
+
+
+def _sample(table: pa.Table) -> bytes:
+    """Parquet bytes of up to SAMPLE_ROWS rows of the reference, drawn with a fixed seed."""
+    sample = table.slice(0, 0)
+    if table.num_rows:
+        rng = np.random.default_rng(0)
+        take = np.sort(rng.choice(table.num_rows, min(SAMPLE_ROWS, table.num_rows), replace=False))
+        sample = table.take(pa.array(take))
+    buf = io.BytesIO()
+    pq.write_table(sample, buf)
+    return buf.getvalue()
+
+
+def status(store: Store, model: str) -> dict[str, Any]:
+    """The model's versions, settings and counters."""
+    info = store.model(model)
+    counters = store.counters(model)
+    last = store.last_event_time(model)
+    return {
+        "model": info.name,
+        "champion": info.champion,
+        "versions": store.versions(model),
+        "segments": info.segments,
+        "window_seconds": info.window_seconds,
+        "drift_reference": info.drift_reference,
+        "events_total": counters.get("events_total", 0),
+        "quarantined_total": counters.get("quarantined_total", 0),
+        "duplicates_total": counters.get("duplicates_total", 0),
+        "actuals_total": counters.get("actuals_total", 0),
+        "actuals_unmatched_total": counters.get("actuals_unmatched_total", 0),
+        "actuals_late_total": counters.get("actuals_late_total", 0),
+        "events_pending": store.pending_events(),
+        "last_event_time": last,
+        "created_at": info.created_at,
+        "now": time.time(),
+    }
+
+
+def schema_segments(schema: Schema) -> list[str]:
+    return [c.name for c in schema.by_role(Role.SEGMENT)]
+
+
+def task_of(schema: Schema) -> str:
+    """ "regression" for a numeric target, else "classification"."""
+    targets = schema.by_role(Role.TARGET)
+    if targets and targets[0].type.value == "numeric":
+        return "regression"
+    return "classification"
+
+
+def target_classes(schema: Schema, reference: DatasetProfile) -> list[str] | None:
+    """The two classes of a binary target, from the reference profile (None otherwise)."""
+    targets = schema.by_role(Role.TARGET)
+    if not targets:
+        return None
+    column = reference.columns.get(targets[0].name)
+    return binary_classes(getattr(column, "categories", None))
