@@ -121,6 +121,45 @@ def test_bucket_profiles_equal_the_unmerged_computation(
             assert row["events"] == part.num_rows == row["operations"]["count"]
 
 
+def test_a_pass_decodes_each_batch_once_and_joins_the_labels_that_waited(
+    database_url: str,
+    open_store: Callable[[str], Store],
+    reference: pa.Table,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Indexing, the label join, the lake and the profiles share one decoded table."""
+    import json
+
+    settings = load_settings(data_dir=tmp_path / "data")
+    store = open_store(database_url)
+    service = IngestService(store, settings)
+    service.register("m", reference, prediction="pred", segments=["region"])
+    rng = np.random.default_rng(4)
+    sent = [events(b, 200, rng) for b in range(4)]
+    waiting = [{"prediction_id": f"b3-{i}", "label": "yes"} for i in range(50)]
+    assert service.actuals("m", json.dumps({"actuals": waiting}).encode())["unmatched"] == 50
+    for table in sent:
+        sink = io.BytesIO()
+        with ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        assert service.ingest("m", sink.getvalue(), "application/vnd.apache.arrow.stream").accepted
+
+    decoded: list[int] = []
+    open_stream = ipc.open_stream
+
+    def counting(source: Any, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(1)
+        return open_stream(source, *args, **kwargs)
+
+    monkeypatch.setattr(ipc, "open_stream", counting)
+    assert Processor(store, settings).run_once() == 4
+    assert len(decoded) == 4  # once per batch, though labels waited for one of them
+    counters = store.counters("m")
+    assert counters.get("actuals_unmatched_total") == 0
+    assert counters["actuals_total"] + counters.get("actuals_late_total", 0) == 50
+
+
 def test_groups_are_runs_of_one_version_capped_in_events() -> None:
     def b(i: int, model: str = "m", version: str = "v1", events: int = 10) -> dict[str, Any]:
         return {"id": i, "model": model, "version": version, "events": events}
