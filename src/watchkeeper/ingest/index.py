@@ -20,7 +20,8 @@ from watchkeeper.ingest.registry import target_classes
 from watchkeeper.ingest.validate import as_text
 from watchkeeper.profiles import DatasetProfile
 from watchkeeper.schema import Role, Schema
-from watchkeeper.store.state import IndexRow, Store
+from watchkeeper.store.log import IndexRow
+from watchkeeper.store.state import Store
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from watchkeeper.store import tables as t
-from watchkeeper.store.state import ID_CHUNK, Store
+from watchkeeper.store.log import ID_CHUNK
+from watchkeeper.store.state import Store
 
 # (version, segment, granularity, bucket) of a bucket of a model's performance
 PerformanceKey = tuple[str, str, int, int]

@@ -2,7 +2,7 @@
 
 Transactions have one shape: ``store.write(fn)`` runs ``fn(conn)`` in a write transaction
 (locked, and run again when it lost a race with another process); the callers (``ingest``)
-own the bodies and build them from the connection-level steps here (``known_ids``,
+own the bodies and build them from the connection-level steps of ``store.log`` (``known_ids``,
 ``log_batch``, ``claim_batch``, ``add_index_rows``, ``claim_unprocessed``,
 ``put_bucket_profile``, ``mark_processed``, ``add_counts``). What this process remembers of
 the stored state (the ids it has seen, the batches it has indexed) changes only once such a
@@ -38,19 +38,17 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-import numpy as np
 import sqlalchemy as sa
 
 from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.store import tables as t
 from watchkeeper.store.idfilter import IdFilter
+from watchkeeper.store.log import ID_CHUNK, DurableLog
 from watchkeeper.store.migrations import migrate
 
 _T = TypeVar("_T")
 
-ID_CHUNK = 500  # ids per IN (...) lookup
 DRIFT_REFERENCES = ("training", "previous_window")
-UNINDEXED_CHECK = 64  # remembered batches before the processed ones are forgotten
 WRITE_OPTION = "watchkeeper_write"  # execution option of a write transaction (see _begin)
 RETRIES = 3  # a write that lost a race with another process (unique key) is run again
 
@@ -108,7 +106,7 @@ class ModelInfo:
     drift_reference: str = "training"  # or "previous_window": each window against the one before
 
 
-class Store:
+class Store(DurableLog):
     """All reads and writes of service state."""
 
     def __init__(self, url: str) -> None:
@@ -293,257 +291,6 @@ class Store:
             raise NotFoundError(f"model {model!r} has no version {version!r}")
         return dict(row)
 
-    # ------------------------------------------------------------------ ingest
-    def _existing_ids(
-        self,
-        conn: sa.Connection,
-        model: str,
-        ids: Sequence[str],
-        *,
-        other_than: int | None = None,
-    ) -> set[str]:
-        """The ids of ``ids`` in the prediction index (``other_than``: of another batch)."""
-        p = t.predictions.c
-        found: set[str] = set()
-        for start in range(0, len(ids), ID_CHUNK):
-            chunk = list(ids[start : start + ID_CHUNK])
-            where = (p.model == model) & p.prediction_id.in_(chunk)
-            if other_than is not None:
-                where &= p.batch_id != other_than
-            found.update(conn.execute(sa.select(p.prediction_id).where(where)).scalars())
-        return found
-
-    def _filter(self, conn: sa.Connection, model: str) -> IdFilter:
-        """The model's id filter, filled on first use from the index and the unindexed log."""
-        seen = self._seen.get(model)
-        if seen is not None:
-            return seen
-        stored = conn.execute(
-            sa.select(sa.func.count()).where(t.predictions.c.model == model)
-        ).scalar()
-        seen = IdFilter(capacity=max(1 << 20, 2 * int(stored or 0)))
-        result = conn.execute(
-            sa.select(t.predictions.c.prediction_id)
-            .where(t.predictions.c.model == model)
-            .execution_options(yield_per=50_000)
-        )
-        for chunk in result.scalars().partitions():
-            seen.add(chunk)
-        unindexed = self._unindexed.setdefault(model, {})
-        b = t.batches.c
-        for batch_id, payload in conn.execute(
-            sa.select(b.id, b.payload).where((b.model == model) & b.processed.is_(False))
-        ):
-            ids = _payload_ids(bytes(payload))
-            seen.add(ids)
-            unindexed[int(batch_id)] = set(ids)
-        self._seen[model] = seen
-        return seen
-
-    def known_ids(self, conn: sa.Connection, model: str, ids: Sequence[str]) -> set[str]:
-        """The ids of ``ids`` stored already (in this process's view, see the module doc)."""
-        maybe = self._filter(conn, model).may_contain(ids)
-        if not maybe.any():
-            return set()
-        candidates = [ids[i] for i in np.flatnonzero(maybe).tolist()]
-        self._forget_processed(conn, model)
-        pending = self._unindexed.get(model, {})
-        found = {c for c in candidates if any(c in batch for batch in pending.values())}
-        return found | self._existing_ids(conn, model, [c for c in candidates if c not in found])
-
-    def log_batch(
-        self, conn: sa.Connection, model: str, version: str, payload: bytes, ids: Sequence[str]
-    ) -> int:
-        """Add a batch of new ``ids`` to the durable log; return its id. Once the transaction
-        commits, this process knows the ids (a retry is answered from memory)."""
-        batch_id = int(
-            conn.execute(
-                t.batches.insert().values(
-                    model=model,
-                    version=version,
-                    received_at=time.time(),
-                    events=len(ids),
-                    payload=payload,
-                    processed=False,
-                )
-            ).inserted_primary_key[0]  # type: ignore[index]
-        )
-        kept = list(ids)
-
-        def remember() -> None:  # committed: before the next writer checks its own ids
-            seen = self._seen.get(model)
-            if seen is not None:  # else it is filled from the database on first use
-                seen.add(kept)
-            unindexed = self._unindexed.setdefault(model, {})
-            unindexed[batch_id] = set(kept)
-            if len(unindexed) > UNINDEXED_CHECK:  # the processor may be another process
-                with self.engine.connect() as other:
-                    self._forget_processed(other, model)
-
-        self.on_commit(conn, remember)
-        return batch_id
-
-    def _forget_processed(self, conn: sa.Connection, model: str) -> None:
-        """Drop the remembered ids of batches processed meanwhile (by any process)."""
-        unindexed = self._unindexed.get(model)
-        if not unindexed:
-            return
-        b = t.batches.c
-        pending = set(
-            conn.execute(
-                sa.select(b.id).where((b.model == model) & b.processed.is_(False))
-            ).scalars()
-        )
-        for batch_id in [i for i in unindexed if i not in pending]:
-            del unindexed[batch_id]
-
-    def claim_batch(self, conn: sa.Connection, batch_id: int) -> LoggedBatch | None:
-        """The logged batch, locked until the transaction ends; None when it is processed (or
-        swept) already."""
-        b = t.batches.c
-        row = conn.execute(
-            sa.select(b.model, b.version, b.payload, b.processed, b.received_at)
-            .where(b.id == batch_id)
-            .with_for_update()
-        ).first()
-        if row is None or row.processed:
-            return None
-        received = float(row.received_at)
-        return LoggedBatch(
-            batch_id,
-            row.model,
-            row.version,
-            bytes(row.payload),
-            received,
-            indexed=(batch_id, received) in self._indexed,
-        )
-
-    def add_index_rows(
-        self, conn: sa.Connection, batch: LoggedBatch, rows: Sequence[IndexRow]
-    ) -> set[str]:
-        """Write a claimed batch's rows to the prediction index; return the ids another batch
-        holds there already (stored first by another process): the caller drops them."""
-        received = time.time()
-        inserted = _insert_ignoring_conflicts(
-            conn, [(batch.model, batch.version, batch.id, received, *r) for r in rows]
-        )
-        taken: set[str] = set()
-        if inserted < len(rows):
-            ids = [r[0] for r in rows]
-            taken = self._existing_ids(conn, batch.model, ids, other_than=batch.id)
-
-        def indexed() -> None:
-            self._indexed.add((batch.id, batch.received_at))
-            self._unindexed.get(batch.model, {}).pop(batch.id, None)
-
-        self.on_commit(conn, indexed)
-        return taken
-
-    def rewrite_batch(
-        self, conn: sa.Connection, batch_id: int, payload: bytes, events: int
-    ) -> None:
-        """Replace a logged batch's payload (e.g. without ids found stored already)."""
-        conn.execute(
-            t.batches.update()
-            .where(t.batches.c.id == batch_id)
-            .values(payload=payload, events=events)
-        )
-
-    def unindexed_batches(self, model: str) -> list[int]:
-        """Ids of the model's logged batches not processed yet, oldest first."""
-        b = t.batches.c
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(b.id, b.received_at)
-                .where((b.model == model) & b.processed.is_(False))
-                .order_by(b.id)
-            )
-            return [int(i) for i, at in rows if (int(i), float(at)) not in self._indexed]
-
-    def pending_batches(self, limit: int = 20) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(t.batches)
-                .where(t.batches.c.processed.is_(False))
-                .order_by(t.batches.c.id)
-                .limit(limit)
-            ).mappings()
-            return [dict(r) for r in rows]
-
-    def pending_events(self) -> int:
-        with self.engine.connect() as conn:
-            q = sa.select(sa.func.coalesce(sa.func.sum(t.batches.c.events), 0)).where(
-                t.batches.c.processed.is_(False)
-            )
-            return int(conn.execute(q).scalar() or 0)
-
-    def bucket_profile(
-        self, conn: sa.Connection, key: Mapping[str, Any], *, lock: bool = False
-    ) -> dict[str, Any] | None:
-        """The row of a bucket key; ``lock``: held until the transaction ends (PostgreSQL)."""
-        bp = t.bucket_profiles.c
-        where = sa.and_(*(getattr(bp, k) == v for k, v in key.items()))
-        q = sa.select(t.bucket_profiles).where(where)
-        row = conn.execute(q.with_for_update() if lock else q).mappings().first()
-        return None if row is None else dict(row)
-
-    def claim_unprocessed(self, conn: sa.Connection, batch_ids: Sequence[int]) -> bool:
-        """Lock the batches until the transaction ends; False when any of them is processed
-        (or processed and swept) already: another processor got there first."""
-        b = t.batches.c
-        pending = conn.execute(
-            sa.select(b.id)
-            .where(b.id.in_(list(batch_ids)) & b.processed.is_(False))
-            .with_for_update()
-        ).scalars()
-        return len(set(pending)) == len(set(batch_ids))
-
-    def put_bucket_profile(self, conn: sa.Connection, row: Mapping[str, Any]) -> None:
-        """Write a full bucket_profiles row (its key: model, version, segment, granularity,
-        bucket), replacing the key's row if there is one."""
-        key = {k: row[k] for k in BUCKET_KEY}
-        bp = t.bucket_profiles.c
-        where = sa.and_(*(getattr(bp, k) == v for k, v in key.items()))
-        values = {k: v for k, v in row.items() if k not in key}
-        if not conn.execute(t.bucket_profiles.update().where(where).values(**values)).rowcount:
-            conn.execute(t.bucket_profiles.insert().values(**row))
-
-    def mark_processed(self, conn: sa.Connection, batch_ids: Sequence[int]) -> None:
-        """Mark the batches processed (with their profiles written in the same transaction)."""
-        b = t.batches.c
-        conn.execute(t.batches.update().where(b.id.in_(list(batch_ids))).values(processed=True))
-        applied = set(batch_ids)
-
-        def forget() -> None:
-            self._indexed = {key for key in self._indexed if key[0] not in applied}
-
-        self.on_commit(conn, forget)
-
-    def bucket_profiles(
-        self,
-        model: str,
-        *,
-        granularity: int,
-        start: int | None = None,
-        end: int | None = None,
-        version: str | None = None,
-        segment: str | None = None,
-    ) -> list[dict[str, Any]]:
-        bp = t.bucket_profiles.c
-        q = sa.select(t.bucket_profiles).where(
-            (bp.model == model) & (bp.granularity == granularity)
-        )
-        if start is not None:
-            q = q.where(bp.bucket >= start)
-        if end is not None:
-            q = q.where(bp.bucket < end)
-        if version is not None:
-            q = q.where(bp.version == version)
-        if segment is not None:
-            q = q.where(bp.segment == segment)
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(q.order_by(bp.bucket)).mappings()]
-
     def quarantine_add(self, model: str, rows: Iterable[dict[str, Any]]) -> int:
         """Keep rejected events with their reasons; return how many were added. A retried
         batch brings its rejected rows again: one whose prediction_id is quarantined already
@@ -630,69 +377,12 @@ class Store:
         return None if value is None else float(value)
 
 
-# A prediction-index row: (prediction_id, event_time, bucket, segment, prediction, score)
-IndexRow = tuple[str, float, int, str, str | None, float | None]
-BUCKET_KEY = ("model", "version", "segment", "granularity", "bucket")
-
-
-@dataclass(frozen=True)
-class LoggedBatch:
-    """A batch of the durable log, claimed in a write transaction (``Store.claim_batch``);
-    ``indexed``: this process has written its index rows already."""
-
-    id: int
-    model: str
-    version: str
-    payload: bytes
-    received_at: float
-    indexed: bool = False
-
-
-_INDEX_COLUMNS = (
-    "model, version, batch_id, received_at, prediction_id, event_time, bucket, segment, "
-    "prediction, score"
-)
-
-
-def _insert_ignoring_conflicts(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
-    """Insert index rows, skipping ids stored already; return how many were inserted.
-
-    Straight to the driver: SQLAlchemy's per-row parameter handling would cost more than the
-    insert itself."""
-    if not rows:
-        return 0
-    if conn.dialect.name == "sqlite":
-        sql = (
-            f"INSERT OR IGNORE INTO wk_predictions ({_INDEX_COLUMNS}) "
-            f"VALUES ({', '.join('?' * 10)})"
-        )
-    else:
-        sql = (
-            f"INSERT INTO wk_predictions ({_INDEX_COLUMNS}) VALUES ({', '.join(['%s'] * 10)}) "
-            "ON CONFLICT DO NOTHING"
-        )
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.executemany(sql, rows)
-        return int(cursor.rowcount)  # summed over the rows by both drivers; skipped ones: 0
-    finally:
-        cursor.close()
-
-
-def _payload_ids(payload: bytes) -> list[str]:
-    import pyarrow as pa
-    from pyarrow import ipc
-
-    reader = ipc.open_stream(pa.BufferReader(payload))
-    ids: list[str] = reader.read_all().column("prediction_id").to_pylist()
-    return ids
-
-
 _RETRY_SQLSTATES = ("40001", "40P01")  # serialization failure, deadlock (PostgreSQL)
 
 
 def _retrying(
-    fn: Callable[[Callable[[sa.Connection], _T]], _T], body: Callable[[sa.Connection], _T]
+    fn: Callable[[Callable[[sa.Connection], _T]], _T],
+    body: Callable[[sa.Connection], _T],
 ) -> _T:
     """Run a write transaction again when it lost a race with another process: a unique key
     taken meanwhile (the rerun sees the row and treats it as stored), or a deadlock."""
