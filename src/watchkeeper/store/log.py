@@ -8,6 +8,7 @@ indexed) changes only once a transaction commits (``Store.on_commit``).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -81,6 +82,9 @@ def _payload_ids(payload: bytes) -> list[str]:
     return ids
 
 
+LAST_EVENT_TIME = "last_event_time_us"  # the counter behind Store.last_event_time
+
+
 class DurableLog:
     """The log's steps and reads; the store holds the engine and the process's memory."""
 
@@ -94,6 +98,9 @@ class DurableLog:
 
     def on_commit(self, conn: sa.Connection, action: Callable[[], None]) -> None:
         raise NotImplementedError  # Store's: run ``action`` once the transaction commits
+
+    def raise_counts(self, conn: sa.Connection, model: str, values: Mapping[str, int]) -> None:
+        raise NotImplementedError  # Store's: raise counters to at least ``values``
 
     def _existing_ids(
         self,
@@ -237,6 +244,9 @@ class DurableLog:
         if inserted < len(rows):
             ids = [r[0] for r in rows]
             taken = self._existing_ids(conn, batch.model, ids, other_than=batch.id)
+        if rows:
+            newest = max(r[1] for r in rows)
+            self.raise_counts(conn, batch.model, {LAST_EVENT_TIME: math.floor(newest * 1e6)})
 
         def indexed() -> None:
             self._indexed.add((batch.id, batch.received_at))

@@ -43,7 +43,7 @@ import sqlalchemy as sa
 from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.store import tables as t
 from watchkeeper.store.idfilter import IdFilter
-from watchkeeper.store.log import ID_CHUNK, DurableLog
+from watchkeeper.store.log import ID_CHUNK, LAST_EVENT_TIME, DurableLog
 from watchkeeper.store.migrations import migrate
 
 _T = TypeVar("_T")
@@ -356,6 +356,18 @@ class Store(DurableLog):
             if not done:
                 conn.execute(t.counters.insert().values(model=model, name=name, value=delta))
 
+    def raise_counts(self, conn: sa.Connection, model: str, values: Mapping[str, int]) -> None:
+        """Raise the model's counters to at least ``values`` (a maintained maximum), inside a
+        write transaction."""
+        for name, value in values.items():
+            where = (t.counters.c.model == model) & (t.counters.c.name == name)
+            if conn.execute(
+                t.counters.update().where(where & (t.counters.c.value < value)).values(value=value)
+            ).rowcount:
+                continue
+            if conn.execute(sa.select(t.counters.c.value).where(where)).first() is None:
+                conn.execute(t.counters.insert().values(model=model, name=name, value=value))
+
     def bump(self, model: str, deltas: Mapping[str, int]) -> None:
         with self.write() as conn:
             self.add_counts(conn, model, deltas)
@@ -368,13 +380,15 @@ class Store(DurableLog):
             return {name: int(value) for name, value in rows}
 
     def last_event_time(self, model: str) -> float | None:
+        """The newest event time indexed for the model: a counter the index step maintains
+        (microseconds), so reading it costs the same however many events there are."""
         with self.engine.connect() as conn:
             value = conn.execute(
-                sa.select(sa.func.max(t.predictions.c.event_time)).where(
-                    t.predictions.c.model == model
+                sa.select(t.counters.c.value).where(
+                    (t.counters.c.model == model) & (t.counters.c.name == LAST_EVENT_TIME)
                 )
             ).scalar()
-        return None if value is None else float(value)
+        return None if value is None else int(value) / 1e6
 
 
 _RETRY_SQLSTATES = ("40001", "40P01")  # serialization failure, deadlock (PostgreSQL)
