@@ -70,3 +70,12 @@ def test_a_segment_view_does_not_drift_on_its_own_column(
         assert tested(segment) == {"x"}, segment
         (share,) = series(store, "m", "drifted_share", segment=segment)
         assert share["detail"]["checked"] == 1 and share["value"] == 1.0
+
+
+def test_one_segment_name_is_one_column(
+    database_url: str, open_store: Callable[[str], Store], tmp_path: Path
+) -> None:
+    store = open_store(database_url)
+    service = IngestService(store, load_settings(data_dir=tmp_path / "data"))
+    service.register("m", _table(500, 0), prediction="pred", segments="country")
+    assert service.status("m")["segments"] == ["country"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ import pyarrow.parquet as pq
 
 from watchkeeper.errors import InputError
 from watchkeeper.ingest.events import RESERVED
-from watchkeeper.io import to_table
+from watchkeeper.io import column_names, to_table
 from watchkeeper.profiles import DatasetProfile, profile_reference
 from watchkeeper.schema import Role, Schema, infer_schema
 from watchkeeper.settings import Settings
@@ -32,8 +33,8 @@ def register(
     version: str = "v1",
     target: str | None = None,
     prediction: str | None = None,
-    scores: list[str] | None = None,
-    segments: list[str] | None = None,
+    scores: str | Sequence[str] | None = None,
+    segments: str | Sequence[str] | None = None,
     schema: Schema | None = None,
     window_seconds: int | None = None,
     label_horizon_days: float | None = None,
@@ -49,12 +50,13 @@ def register(
         raise InputError(
             f"drift_reference {drift_reference!r}: use one of {', '.join(DRIFT_REFERENCES)}"
         )
+    segments = column_names(segments, "segments")  # one name is one column
     table = to_table(reference, name="reference")
     if schema is None:
         schema = infer_schema(
-            table, target=target, prediction=prediction, scores=scores, segments=segments or ()
+            table, target=target, prediction=prediction, scores=scores, segments=segments
         )
-    for name in segments or ():
+    for name in segments:
         if name not in schema.columns:
             raise InputError(f"segment column {name!r} is not in the reference")
     clash = [

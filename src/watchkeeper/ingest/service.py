@@ -9,7 +9,7 @@ directly, never this class.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from watchkeeper.ingest import registry
@@ -36,8 +36,8 @@ class IngestService:
         version: str = "v1",
         target: str | None = None,
         prediction: str | None = None,
-        scores: list[str] | None = None,
-        segments: list[str] | None = None,
+        scores: str | Sequence[str] | None = None,
+        segments: str | Sequence[str] | None = None,
         schema: Schema | None = None,
         window_seconds: int | None = None,
         label_horizon_days: float | None = None,
