@@ -1,7 +1,9 @@
 """Column schema: each column's type, role and drift flag.
 
 :class:`Schema` holds one :class:`ColumnSchema` per column (type for profiling, role, drift
-flag, nullability), with overrides and JSON / YAML serialisation; :func:`coerce_column` casts
+flag, nullability, and optional validation rules: ``min_value`` / ``max_value``, ``value_set``,
+``regex``, ``max_length``), the policy for a rule violation (``on_violation``), with overrides
+and JSON / YAML serialisation; :func:`coerce_column` casts
 a column for profiling by its type. :func:`infer_schema` (defined in
 :mod:`watchkeeper.schema_infer`, whose docstring gives the inference rules) infers a schema
 from a reference table.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +31,8 @@ __all__ = ["ColumnSchema", "ColumnType", "Role", "Schema"]
 __all__ += ["coerce_column", "default_drift", "infer_schema"]
 
 SCHEMA_VERSION = 1
+RULES = ("min_value", "max_value", "value_set", "regex", "max_length")
+ON_VIOLATION = ("quarantine", "count")  # reject the row, or accept it and count the violation
 _E = TypeVar("_E", bound=StrEnum)
 
 
@@ -75,6 +80,12 @@ class ColumnSchema:
     nullable: bool = True
     drift: bool = True  # included in drift detection
     dtype: str | None = None  # the arrow dtype seen in the reference, informational
+    # validation rules, checked at ingest on features and segments (None: no rule)
+    min_value: float | None = None  # numeric
+    max_value: float | None = None  # numeric
+    value_set: list[Any] | None = None  # the allowed values
+    regex: str | None = None  # categorical: each value must contain a match (unanchored)
+    max_length: int | None = None  # categorical: characters
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -86,9 +97,61 @@ class ColumnSchema:
                 raise SchemaError(f"column {self.name!r}: {flag} must be true or false")
         if self.dtype is not None and not isinstance(self.dtype, str):
             raise SchemaError(f"column {self.name!r}: dtype must be a string or null")
+        _check_rules(self)
+
+    def rules(self) -> dict[str, Any]:
+        """The validation rules that are set, by name."""
+        return {k: getattr(self, k) for k in RULES if getattr(self, k) is not None}
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "type": self.type.value, "role": self.role.value}
+        out = {**dataclasses.asdict(self), "type": self.type.value, "role": self.role.value}
+        return {k: v for k, v in out.items() if k not in RULES or v is not None}
+
+
+def _check_rules(col: ColumnSchema) -> None:
+    where = f"column {col.name!r}"
+    rules = col.rules()
+    if rules and col.type not in (ColumnType.NUMERIC, ColumnType.CATEGORICAL):
+        raise SchemaError(f"{where}: rules ({', '.join(rules)}) apply to numeric and "
+                          f"categorical columns only, not {col.type.value}")  # fmt: skip
+    numeric = col.type == ColumnType.NUMERIC
+    for key in ("min_value", "max_value"):
+        value = rules.get(key)
+        if value is None:
+            continue
+        if not numeric:
+            raise SchemaError(f"{where}: {key} applies to numeric columns only")
+        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+            raise SchemaError(f"{where}: {key} must be a number, got {value!r}")
+    low, high = col.min_value, col.max_value
+    if low is not None and high is not None and low > high:
+        raise SchemaError(f"{where}: min_value {low} is above max_value {high}")
+    for key in ("regex", "max_length"):
+        if key in rules and numeric:
+            raise SchemaError(f"{where}: {key} applies to categorical columns only")
+    if col.value_set is not None:
+        if not isinstance(col.value_set, list | tuple) or not col.value_set:
+            raise SchemaError(f"{where}: value_set must be a non-empty list")
+        kinds = (int, float) if numeric else (str, int, bool)
+        bad = [v for v in col.value_set if not isinstance(v, kinds)]
+        if bad:
+            raise SchemaError(f"{where}: value_set holds {bad[0]!r}, not a {col.type.value} value")
+        col.value_set = list(col.value_set)
+    if col.max_length is not None and (
+        isinstance(col.max_length, bool)
+        or not isinstance(col.max_length, int)
+        or col.max_length < 0
+    ):
+        raise SchemaError(f"{where}: max_length must be a non-negative integer")
+    if col.regex is not None:
+        if not isinstance(col.regex, str):
+            raise SchemaError(f"{where}: regex must be a string")
+        import pyarrow.compute as pc
+
+        try:  # the engine ingest uses (RE2)
+            pc.match_substring_regex(pa.array([""]), col.regex)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise SchemaError(f"{where}: invalid regex {col.regex!r}: {exc}") from None
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(ColumnSchema))
@@ -96,11 +159,17 @@ _FIELDS = tuple(f.name for f in dataclasses.fields(ColumnSchema))
 
 @dataclass
 class Schema:
-    """The columns of a monitored dataset, in column order."""
+    """The columns of a monitored dataset, in column order, and what a rule violation does."""
 
     columns: dict[str, ColumnSchema] = field(default_factory=dict)
+    on_violation: str = "quarantine"  # see ON_VIOLATION
 
     def __post_init__(self) -> None:
+        if self.on_violation not in ON_VIOLATION:
+            raise SchemaError(
+                f"on_violation: invalid value {self.on_violation!r}; "
+                f"expected one of {', '.join(ON_VIOLATION)}"
+            )
         for key, col in self.columns.items():
             if not isinstance(col, ColumnSchema) or col.name != key:
                 raise SchemaError(f"schema entry {key!r} must be a ColumnSchema named {key!r}")
@@ -110,12 +179,14 @@ class Schema:
                 raise SchemaError(f"at most one {role} column is allowed, got {', '.join(named)}")
 
     @classmethod
-    def from_columns(cls, columns: Sequence[ColumnSchema]) -> Schema:
+    def from_columns(
+        cls, columns: Sequence[ColumnSchema], on_violation: str = "quarantine"
+    ) -> Schema:
         names = [c.name for c in columns]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise SchemaError(f"duplicate columns in schema: {', '.join(duplicates)}")
-        return cls({c.name: c for c in columns})
+        return cls({c.name: c for c in columns}, on_violation)
 
     def __getitem__(self, name: str) -> ColumnSchema:
         try:
@@ -189,19 +260,22 @@ class Schema:
             if "drift" not in change and old.drift == default_drift(old.type, old.role):
                 new.drift = default_drift(new.type, new.role)
             columns[name] = new
-        return Schema(columns)
+        return Schema(columns, self.on_violation)
 
     # ------------------------------------------------------------------ serialisation
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": SCHEMA_VERSION, "columns": [c.to_dict() for c in self]}
+        out: dict[str, Any] = {"version": SCHEMA_VERSION, "columns": [c.to_dict() for c in self]}
+        if self.on_violation != "quarantine":  # the default is left out: older readers load it
+            out["on_violation"] = self.on_violation
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Schema:
         """Build from :meth:`to_dict` output; ``columns`` may also map names to field mappings."""
         if not isinstance(data, Mapping):
             raise SchemaError(f"schema must be a mapping, got {type(data).__name__}")
-        unknown = sorted(set(data) - {"version", "columns"})
+        unknown = sorted(set(data) - {"version", "columns", "on_violation"})
         if unknown:
             raise SchemaError(f"schema: unknown key(s) {', '.join(map(str, unknown))}")
         if data.get("version", SCHEMA_VERSION) != SCHEMA_VERSION:
@@ -211,7 +285,8 @@ class Schema:
             raw = [{"name": k, **v} if isinstance(v, Mapping) else v for k, v in raw.items()]
         if not isinstance(raw, list):
             raise SchemaError("schema: 'columns' must be a list or a mapping of columns")
-        return cls.from_columns([_column_from_dict(spec, i) for i, spec in enumerate(raw)])
+        columns = [_column_from_dict(spec, i) for i, spec in enumerate(raw)]
+        return cls.from_columns(columns, data.get("on_violation", "quarantine"))
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """Return the schema as JSON text; also write it to ``path`` if given."""

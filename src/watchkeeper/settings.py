@@ -48,6 +48,9 @@ POSITIVE = (
     "window_seconds",
     "label_horizon_days",
     "retention_days",
+    "max_event_age_days",
+    "max_event_lead_seconds",
+    "max_latency_ms",
     "delivery_attempts",
     "delivery_backoff_seconds",
     "delivery_timeout_seconds",
@@ -79,6 +82,11 @@ class Settings(BaseSettings):
     window_seconds: int = 3600
     evaluation_interval_seconds: float = 5.0
     retention_days: float = 30.0
+    # plausibility (ingest.bounds): an event's time within this many days before / seconds
+    # after it is received, its latency at most this many milliseconds
+    max_event_age_days: float = 3650.0
+    max_event_lead_seconds: float = 86400.0
+    max_latency_ms: float = 86_400_000.0
     require_tokens: bool | None = None  # None: required when binding to a non-loopback host
     log_level: str = "info"
     processor: str = "process"  # process: a child process works the log; thread: in the server

@@ -2,7 +2,8 @@
 
 * :mod:`~watchkeeper.cli.report`: ``report``, ``example``, ``schema`` (files, no service);
 * :mod:`~watchkeeper.cli.service`: ``serve``, ``demo``, ``token`` (the service and its store);
-* :mod:`~watchkeeper.cli.models`: ``register`` (a model version on a running service);
+* :mod:`~watchkeeper.cli.models`: ``register`` (a model version on a running service),
+  ``constraints suggest`` (its validation rules, from a reference file);
 * :mod:`~watchkeeper.cli.alerts`: ``monitors``, ``alerts``, ``silence`` (over the HTTP API).
 
 Exit codes: 0 when fine, 1 when a ``--fail-on`` condition trips, 2 with one readable line on
@@ -37,6 +38,7 @@ for _command in (
     _service.token,
     _service.demo,
     _models.register,
+    _models.constraints_group,
     _alerts.monitors,
     _alerts.alerts,
     _alerts.silence,

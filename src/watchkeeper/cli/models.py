@@ -1,5 +1,6 @@
 """``watchkeeper register``: a model version and its training reference, on a running
-service (through :func:`watchkeeper.sdk.register`)."""
+service (through :func:`watchkeeper.sdk.register`); ``watchkeeper constraints suggest``: its
+validation rules, proposed from the reference (:mod:`watchkeeper.constraints`)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,16 @@ from watchkeeper.sdk import register as register_version
     help="What windows drift against (a new model only; default training).",
 )
 @click.option("--challenger", is_flag=True, help="Register without making it the champion.")
+@click.option(
+    "--constraints",
+    help="Validation rules: a JSON file (watchkeeper's or a Great Expectations suite), or "
+    "'suggest' to propose them from the reference.",
+)
+@click.option(
+    "--on-violation",
+    type=click.Choice(["quarantine", "count"]),
+    help="What a rule violation does: reject the event (default) or accept and count it.",
+)
 @api_options
 def register(
     model: str,
@@ -42,6 +53,8 @@ def register(
     window_seconds: int | None,
     drift_reference: str | None,
     challenger: bool,
+    constraints: str | None,
+    on_violation: str | None,
     url: str,
     token: str | None,
 ) -> None:
@@ -61,6 +74,8 @@ def register(
             window_seconds=window_seconds,
             drift_reference=drift_reference,
             champion=not challenger,
+            constraints=constraints,
+            on_violation=on_violation,
         )
     except (RequestError, ConnectionError) as exc:
         raise api_error(exc) from None
@@ -80,3 +95,37 @@ def register(
 def _names(value: str | None) -> list[str] | None:
     """A comma-separated option as the list the SDK takes (sent joined by commas again)."""
     return None if value is None else value.split(",")
+
+
+@click.group("constraints")
+def constraints_group() -> None:
+    """Validation rules: propose them from a reference."""
+
+
+@constraints_group.command("suggest")
+@click.argument("reference", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write here (else stdout).")
+@click.option("--great-expectations", is_flag=True, help="Write a Great Expectations suite.")
+@click.option("--margin", type=float, default=0.1, show_default=True, help="Widen ranges by this.")
+@click.option("--target", help="The ground-truth column (not constrained).")
+@click.option("--prediction", help="The prediction column (not constrained).")
+@click.option("--on-violation", type=click.Choice(["quarantine", "count"]), default="quarantine")
+def constraints_suggest(
+    reference: Path,
+    output: Path | None,
+    great_expectations: bool,
+    margin: float,
+    target: str | None,
+    prediction: str | None,
+    on_violation: str,
+) -> None:
+    """Propose validation rules from a REFERENCE file (.parquet, .csv, .arrow)."""
+    from watchkeeper import constraints
+    from watchkeeper.io import read_file
+    from watchkeeper.schema import infer_schema
+
+    table = read_file(reference, name="reference")
+    schema = infer_schema(table, target=target, prediction=prediction)
+    doc = constraints.suggest(table, schema=schema, margin=margin, on_violation=on_violation)
+    text = constraints.save(doc, output, great_expectations=great_expectations)
+    click.echo(f"wrote {output}" if output else text.rstrip())

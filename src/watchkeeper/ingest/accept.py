@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from watchkeeper.errors import InputError, WatchkeeperError
+from watchkeeper.ingest.bounds import Plausibility, fit_id
 from watchkeeper.ingest.events import PayloadTooLarge, parse_batch, to_ipc
 from watchkeeper.ingest.validate import as_text, validate
 from watchkeeper.settings import Settings
@@ -36,8 +37,10 @@ class IngestResult:
     duplicates: int
     rejected: list[dict[str, Any]] = field(default_factory=list)
     ignored_fields: list[str] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # rules broken, counted
 
     def to_dict(self) -> dict[str, Any]:
+        warnings = {"warnings": self.warnings} if self.warnings else {}
         return {
             "accepted": self.accepted,
             "duplicates": self.duplicates,
@@ -47,6 +50,7 @@ class IngestResult:
                 for r in self.rejected
             ],
             "ignored_fields": self.ignored_fields,
+            **warnings,
         }
 
 
@@ -83,14 +87,19 @@ def accept(
         if version not in versions:
             result.rejected.extend(_unknown_version(part, positions, version))
             continue
-        checked = validate(part, store.reference(model, version)[0])
+        plausible = Plausibility.from_settings(settings)
+        checked = validate(part, store.reference(model, version)[0], plausible=plausible)
         for r in checked.rejected:
             r["index"] = int(positions[r["index"]])
         result.rejected.extend(checked.rejected)
         result.ignored_fields = sorted(set(result.ignored_fields) | set(checked.ignored_fields))
-        stored, dupes = log_batch(store, model, version, checked.accepted)
+        flagged = {w["prediction_id"] for w in checked.warnings}
+        stored, dupes = log_batch(store, model, version, checked.accepted, flagged)
         result.accepted += stored
         result.duplicates += len(dupes)
+        for w in checked.warnings:
+            if w["prediction_id"] not in dupes:
+                result.warnings.append({**w, "index": int(positions[w["index"]])})
     if result.rejected:
         store.quarantine_add(model, result.rejected)
     result.rejected.sort(key=lambda r: r["index"])
@@ -101,7 +110,7 @@ def _unknown_version(part: pa.Table, positions: Any, version: str) -> list[dict[
     return [
         {
             "index": int(positions[local]),
-            "prediction_id": row.get("prediction_id"),
+            "prediction_id": fit_id(row.get("prediction_id")),
             "event": {
                 k: (v if isinstance(v, str | int | float | bool) or v is None else str(v))
                 for k, v in row.items()
@@ -112,10 +121,13 @@ def _unknown_version(part: pa.Table, positions: Any, version: str) -> list[dict[
     ]
 
 
-def log_batch(store: Store, model: str, version: str, table: pa.Table) -> tuple[int, set[str]]:
+def log_batch(
+    store: Store, model: str, version: str, table: pa.Table, flagged: set[str] | None = None
+) -> tuple[int, set[str]]:
     """Write validated events of one version to the durable log; rows whose prediction_id is
     stored already are dropped. Returns (events stored, duplicate ids). Idempotent: a retried
-    batch stores nothing."""
+    batch stores nothing. The ``flagged`` ids (accepted although they break a validation
+    rule) that are stored are counted in ``violations_total``, in the same transaction."""
     if table.num_rows == 0:
         return 0, set()
     table = table.drop_columns(["version"]) if "version" in table.column_names else table
@@ -135,6 +147,9 @@ def log_batch(store: Store, model: str, version: str, table: pa.Table) -> tuple[
             data = to_ipc(table.filter(pc.is_in(column, pa.array(sorted(keep), pa.string()))))
         store.log_batch(conn, model, version, data, keep)
         store.add_counts(conn, model, {"events_total": len(keep)})
+        violations = len(flagged - duplicates) if flagged else 0
+        if violations:
+            store.add_counts(conn, model, {"violations_total": violations})
         return len(keep), duplicates
 
     return store.write(body)

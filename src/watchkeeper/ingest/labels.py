@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from watchkeeper.errors import InputError
 from watchkeeper.ingest.index import index_batch
 from watchkeeper.ingest.registry import target_classes, task_of
+from watchkeeper.ingest.validate import label_problems
 from watchkeeper.stats.labelled import Labelled, fold_labelled
 from watchkeeper.store import labels as stored
 from watchkeeper.store.state import Store
@@ -237,6 +238,10 @@ def check_actuals(data: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str,
             reasons += [{"field": k, "problem": "expected a single value"} for k in nested]
             reasons += [{"field": k, "problem": "contains a NUL character (U+0000)"} for k in nul]
             bad.append({"index": i, "prediction_id": item.get("prediction_id"), "reasons": reasons})
+            continue
+        problems = label_problems(item)  # what the store cannot hold, or not finite
+        if problems:
+            bad.append({"index": i, "prediction_id": item["prediction_id"], "reasons": problems})
             continue
         good.append(item)
     return good, bad

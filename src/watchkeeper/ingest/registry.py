@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from watchkeeper.constraints import apply as apply_rules
 from watchkeeper.errors import InputError
 from watchkeeper.ingest.events import RESERVED
 from watchkeeper.io import column_names, to_table
@@ -41,9 +42,13 @@ def register(
     retention_days: float | None = None,
     champion: bool = True,
     drift_reference: str | None = None,
+    constraints: object = None,
+    on_violation: str | None = None,
 ) -> dict[str, Any]:
     """Register a model (if new) and a version with its training reference: its schema (given
-    or inferred), its frozen reference profile and a sample of its rows."""
+    or inferred), its frozen reference profile and a sample of its rows. ``constraints`` (a
+    document, a Great Expectations suite, or ``"suggest"``) and ``on_violation`` set the
+    schema's validation rules (see ``watchkeeper.constraints``)."""
     check_name("model", model)
     check_name("version", version)
     if drift_reference is not None and drift_reference not in DRIFT_REFERENCES:
@@ -56,6 +61,8 @@ def register(
         schema = infer_schema(
             table, target=target, prediction=prediction, scores=scores, segments=segments
         )
+    if constraints is not None or on_violation is not None:
+        schema = apply_rules(schema, constraints, on_violation=on_violation, reference=table)
     for name in segments:
         if name not in schema.columns:
             raise InputError(f"segment column {name!r} is not in the reference")
@@ -121,6 +128,7 @@ def status(store: Store, model: str) -> dict[str, Any]:
         "drift_reference": info.drift_reference,
         "events_total": counters.get("events_total", 0),
         "quarantined_total": counters.get("quarantined_total", 0),
+        "violations_total": counters.get("violations_total", 0),
         "duplicates_total": counters.get("duplicates_total", 0),
         "actuals_total": counters.get("actuals_total", 0),
         "actuals_unmatched_total": counters.get("actuals_unmatched_total", 0),

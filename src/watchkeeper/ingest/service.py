@@ -44,6 +44,8 @@ class IngestService:
         retention_days: float | None = None,
         champion: bool = True,
         drift_reference: str | None = None,
+        constraints: object = None,
+        on_violation: str | None = None,
     ) -> dict[str, Any]:
         """Register a model (if new) and a version with its training reference."""
         return registry.register(
@@ -62,6 +64,8 @@ class IngestService:
             retention_days=retention_days,
             champion=champion,
             drift_reference=drift_reference,
+            constraints=constraints,
+            on_violation=on_violation,
         )
 
     def schema(self, model: str, version: str) -> Schema:

@@ -1,11 +1,15 @@
 """Vectorised validation of an event table against a model version's schema.
 
-A row is rejected, with a reason per field, when its ``prediction_id`` is missing or repeats
-one earlier in the batch, its timestamp does not parse (or is before 1970 or past 2038), a
-feature value has the wrong type or does not parse, a required feature (``nullable: false``
-in the schema) is missing or NaN, or its id, prediction or a segment contains a NUL character
-(the store's text cannot hold it).
-Everything else is accepted: an unseen category or an out-of-range value is data to monitor,
+A row is rejected, with a reason per field, when its ``prediction_id`` is missing, repeats
+one earlier in the batch or is longer than the store holds, its timestamp does not parse or
+lies outside the plausible range around the ingest time (:mod:`watchkeeper.ingest.bounds`), a
+feature value has the wrong type, does not parse or is ±Infinity, a required feature
+(``nullable: false`` in the schema) is missing or NaN, its latency is negative or implausibly
+large, its prediction or segment key is longer than the store holds, or its id, prediction or
+a segment contains a NUL character (the store's text cannot hold it). A value that breaks a
+rule of the schema (:mod:`watchkeeper.constraints`) rejects the row too under the schema's
+``on_violation: quarantine``; under ``count`` the row is accepted and the violation returned
+as a warning. Without rules an unseen category or an out-of-range value is data to monitor,
 not an error. Fields that are neither reserved nor in the schema are ignored and named in the
 response.
 """
@@ -20,6 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from watchkeeper.constraints import check
+from watchkeeper.ingest import bounds
 from watchkeeper.ingest.events import RESERVED
 from watchkeeper.io import ISO_DATETIME_RE, coerce_array
 from watchkeeper.schema import ColumnType, Role, Schema
@@ -27,7 +33,6 @@ from watchkeeper.schema import ColumnType, Role, Schema
 _MISSING_RE = r"^\s*(?:|nan|na|n/a|null|none)\s*$"
 CHECKED_ROLES = (Role.FEATURE, Role.SEGMENT)
 NUL = "contains a NUL character (U+0000)"
-MAX_TIME = 2**31  # epoch seconds: time buckets and windows are 32-bit integer columns
 
 
 @dataclass
@@ -37,6 +42,8 @@ class Validated:
     accepted: pa.Table
     rejected: list[dict[str, Any]] = field(default_factory=list)
     ignored_fields: list[str] = field(default_factory=list)
+    # accepted rows that break a rule under ``on_violation: count``: index, id, reasons
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _text_missing(arr: pa.Array) -> pa.Array:
@@ -76,6 +83,7 @@ def _column(table: pa.Table, name: str) -> pa.Array:
 
 
 def _times(table: pa.Table, now: float) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Event times (``now`` where not given) and the rows whose timestamp does not parse."""
     n = table.num_rows
     if "timestamp" not in table.column_names:
         return np.full(n, now), np.zeros(n, dtype=bool)
@@ -98,12 +106,52 @@ def _times(table: pa.Table, now: float) -> tuple[np.ndarray[Any, Any], np.ndarra
     return np.where(given & ~bad, value, now), bad
 
 
-def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Validated:
+def _time_problems(
+    event_time: np.ndarray[Any, Any], now: float, plausible: bounds.Plausibility
+) -> tuple[np.ndarray[Any, Any], Any]:
+    """Rows whose event time lies outside the plausible range (or the store's), and why."""
+    low = now - plausible.max_event_age_days * 86400
+    high = now + plausible.max_event_lead_seconds
+    store_low, store_high = bounds.EVENT_TIME_RANGE
+    outside = (event_time < max(low, store_low)) | (event_time > min(high, store_high))
+
+    def problem(i: int) -> str:
+        t = float(event_time[i])
+        if not store_low <= t <= store_high:
+            text = (
+                f"{t:.17g} is outside the times the store holds ({store_low:.0f}..{store_high:.0f})"
+            )
+        elif t < low:
+            text = f"{t:.17g} is more than {plausible.max_event_age_days:g} days before ingest"
+        else:
+            text = f"{t:.17g} is more than {plausible.max_event_lead_seconds:g} s after ingest"
+        if low <= t / 1000 <= high:
+            text += " (milliseconds? timestamps are epoch seconds)"
+        return text
+
+    return outside, problem
+
+
+def _longer(values: pa.Array, limit: int) -> np.ndarray[Any, Any]:
+    """Rows of a text column longer than ``limit`` characters."""
+    lengths = pc.fill_null(pc.utf8_length(values), 0)
+    return np.asarray(pc.greater(lengths, limit).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def validate(
+    table: pa.Table,
+    schema: Schema,
+    *,
+    now: float | None = None,
+    plausible: bounds.Plausibility | None = None,
+) -> Validated:
     """Split ``table`` into normalised accepted rows and rejected rows with reasons."""
     now = time.time() if now is None else now
+    plausible = plausible or bounds.Plausibility()
     n = table.num_rows
     # (mask, field, problem) per check; a row's reasons are built only when it is rejected
     flags: list[tuple[np.ndarray[Any, Any], str, Any]] = []
+    warned: list[tuple[np.ndarray[Any, Any], str, Any]] = []  # rule violations, counted only
 
     def flag(mask: np.ndarray[Any, Any], fieldname: str, problem: Any) -> None:
         if mask.any():
@@ -118,12 +166,17 @@ def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Va
         missing = np.ones(n, dtype=bool)
     flag(missing, "prediction_id", "missing")
     flag(_repeats(ids), "prediction_id", "repeats an earlier prediction_id in this batch")
+    flag(
+        _longer(ids, bounds.ID_CHARS),
+        "prediction_id",
+        f"longer than the {bounds.ID_CHARS} characters the store holds",
+    )
     columns["prediction_id"] = ids
 
     event_time, bad_time = _times(table, now)
     flag(bad_time, "timestamp", "not an ISO 8601 time or epoch seconds")
-    far = (event_time < 0) | (event_time >= MAX_TIME)
-    flag(far, "timestamp", "outside the times the store keeps (1970 to 2038-01-19)")
+    implausible, time_problem = _time_problems(event_time, now, plausible)
+    flag(implausible & ~bad_time, "timestamp", time_problem)
     columns["event_time"] = pa.array(event_time)
 
     # A failed request may carry no usable input: it is kept for the error rate, not rejected
@@ -157,7 +210,27 @@ def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Va
         absent = out_null & ~wrong
         if not col.nullable and (absent & ~failed).any():
             flag(absent & ~failed, col.name, "missing required feature (null or NaN)")
+        if col.type == ColumnType.NUMERIC:
+            infinite = np.asarray(pc.fill_null(pc.is_inf(coerced), False), dtype=bool)
+            flag(infinite, col.name, lambda i, c=coerced: f"not a finite number: {c[i].as_py()}")
+        for mask, problem in check(coerced, col):
+            (flags if schema.on_violation == "quarantine" else warned).append(
+                (mask, col.name, problem)
+            )
         columns[col.name] = coerced
+    segments = [c.name for c in schema.by_role(Role.SEGMENT) if c.name in columns]
+    if segments:  # the key ``name=value|...`` the prediction index stores
+        key = np.full(n, len(segments) - 1, dtype=np.int64)
+        for name in segments:
+            lengths = pc.fill_null(pc.utf8_length(as_text(columns[name])), 0)
+            key += len(name) + 1 + np.asarray(lengths.to_numpy(zero_copy_only=False))
+        flag(
+            key > bounds.SEGMENT_CHARS,
+            segments[0],
+            lambda i, k=key: (
+                f"segment key of {k[i]} characters; the store holds {bounds.SEGMENT_CHARS}"
+            ),
+        )
 
     # The columns below are always there (null when not given), with fixed types: every
     # batch of a model version has the same columns, so the lake reads as one table.
@@ -180,6 +253,13 @@ def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Va
             columns[name] = as_text(_column(table, name))
         else:
             columns[name] = pa.nulls(n, pa.string())
+    for name in dict.fromkeys(["prediction", *(c.name for c in schema.by_role(Role.PREDICTION))]):
+        if name in table.column_names and pa.types.is_string(columns[name].type):
+            flag(
+                _longer(columns[name], bounds.PREDICTION_CHARS),
+                name,
+                f"longer than the {bounds.PREDICTION_CHARS} characters the store holds",
+            )
     if "version" in table.column_names:
         columns["version"] = as_text(_column(table, "version"))
     columns["latency_ms"] = pa.nulls(n, pa.float64())
@@ -191,6 +271,10 @@ def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Va
             "latency_ms",
             "expected a number",
         )
+        ms = np.asarray(pc.fill_null(latency, 0.0).to_numpy(zero_copy_only=False), dtype=float)
+        flag(ms < 0, "latency_ms", lambda i, m=ms: f"negative: {m[i]:g}")
+        most = plausible.max_latency_ms
+        flag(ms > most, "latency_ms", lambda i, m=ms: f"{m[i]:g} is above the maximum {most:g}")
         columns["latency_ms"] = latency
     for name in table.column_names:
         if name.startswith("score."):
@@ -215,18 +299,36 @@ def validate(table: pa.Table, schema: Schema, *, now: float | None = None) -> Va
         bad |= mask
     rejected = []
     if bad.any():
-        reasons: dict[int, list[dict[str, str]]] = {int(i): [] for i in np.flatnonzero(bad)}
-        for mask, fieldname, problem in flags:
-            for i in np.flatnonzero(mask).tolist():
-                text = problem(i) if callable(problem) else problem
-                reasons[i].append({"field": fieldname, "problem": text})
+        reasons = _reasons(flags, bad)
         rows = table.filter(pa.array(bad)).to_pylist()
         shown_ids = ids.filter(pa.array(bad)).to_pylist()
         for row, pid, i in zip(rows, shown_ids, reasons, strict=True):
+            short = pid[: bounds.ID_CHARS] if isinstance(pid, str) else pid  # the quarantine's
             rejected.append(
-                {"index": i, "prediction_id": pid, "event": _jsonable(row), "reasons": reasons[i]}
+                {"index": i, "prediction_id": short, "event": _jsonable(row), "reasons": reasons[i]}
             )
-    return Validated(full.filter(pa.array(~bad)) if rejected else full, rejected, ignored)
+    warnings = []
+    if warned:
+        counted = np.zeros(n, dtype=bool)
+        for mask, _, _ in warned:
+            counted |= mask
+        counted &= ~bad
+        for i, why in _reasons(warned, counted).items():
+            warnings.append({"index": i, "prediction_id": ids[i].as_py(), "reasons": why})
+    accepted = full.filter(pa.array(~bad)) if rejected else full
+    return Validated(accepted, rejected, ignored, warnings)
+
+
+def _reasons(
+    flags: list[tuple[np.ndarray[Any, Any], str, Any]], rows: np.ndarray[Any, Any]
+) -> dict[int, list[dict[str, str]]]:
+    """The reasons of each row in ``rows`` (a mask), in row order: one per check it failed."""
+    reasons: dict[int, list[dict[str, str]]] = {int(i): [] for i in np.flatnonzero(rows)}
+    for mask, fieldname, problem in flags:
+        for i in np.flatnonzero(mask & rows).tolist():
+            text = problem(i) if callable(problem) else problem
+            reasons[i].append({"field": fieldname, "problem": text})
+    return reasons
 
 
 def _repeats(ids: pa.Array) -> np.ndarray[Any, Any]:
@@ -251,3 +353,29 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = str(value)
     return out
+
+
+def label_problems(item: dict[str, Any]) -> list[dict[str, str]]:
+    """Why a ground-truth label (``{"prediction_id", "label", ...}``) cannot be stored: an id or
+    a label longer than the store holds, or a label that is NaN or ±Infinity (a number, or
+    text such as ``"nan"``)."""
+    problems = []
+    pid, label = item.get("prediction_id"), item.get("label")
+    if isinstance(pid, str) and len(pid) > bounds.ID_CHARS:
+        problems.append(
+            {"field": "prediction_id", "problem": f"longer than the {bounds.ID_CHARS} "
+             "characters the store holds"}
+        )  # fmt: skip
+    if len(str(label)) > bounds.LABEL_CHARS:
+        problems.append(
+            {"field": "label", "problem": f"longer than the {bounds.LABEL_CHARS} characters "
+             "the store holds"}
+        )  # fmt: skip
+    elif isinstance(label, float | str) and not isinstance(label, bool):
+        try:
+            number = float(label)
+        except ValueError:
+            number = 0.0
+        if not np.isfinite(number):
+            problems.append({"field": "label", "problem": f"not a finite value: {label!r}"})
+    return problems

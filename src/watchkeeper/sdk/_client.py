@@ -228,10 +228,15 @@ class Client:
         window_seconds: int | None = None,
         drift_reference: str | None = None,
         champion: bool = True,
+        constraints: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        on_violation: str | None = None,
     ) -> dict[str, Any]:
         """Register ``model`` (if new) and ``version`` with its training reference; return the
         server's answer (the inferred schema among it). Unlike the log calls this waits for
         the server, and raises ``RequestError`` when it refuses (e.g. 409: the version exists).
+        ``constraints`` (a mapping, a JSON file, or ``"suggest"``: proposed from the reference)
+        and ``on_violation`` (``quarantine`` or ``count``) set validation rules; see
+        ``watchkeeper.constraints``.
         """
         url, token, timeout = self._transport_args
         return register(
@@ -247,6 +252,8 @@ class Client:
             window_seconds=window_seconds,
             drift_reference=drift_reference,
             champion=champion,
+            constraints=constraints,
+            on_violation=on_violation,
             timeout=timeout,
         )
 

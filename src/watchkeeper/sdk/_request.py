@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -86,6 +87,8 @@ def register(
     window_seconds: int | None = None,
     drift_reference: str | None = None,
     champion: bool = True,
+    constraints: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    on_violation: str | None = None,
     timeout: float = 30.0,
 ) -> dict[str, Any]:
     """Register ``model`` (if new) and ``version`` with its training reference on the
@@ -93,7 +96,9 @@ def register(
 
     ``reference`` is a ``.parquet``, ``.csv`` or ``.arrow`` file, or a pandas/polars
     DataFrame or an Arrow table. Raises ``ValueError`` for another kind of reference,
-    ``FileNotFoundError`` for a missing file, and as :func:`request` does.
+    ``FileNotFoundError`` for a missing file, and as :func:`request` does. ``constraints`` (a
+    mapping, a JSON file, or ``"suggest"``: proposed from the reference) and ``on_violation``
+    (``quarantine`` or ``count``) set validation rules; see ``watchkeeper.constraints``.
     """
     content = _reference_body(reference)
     query: dict[str, str] = {"champion": "true" if champion else "false"}
@@ -104,6 +109,8 @@ def register(
         ("window_seconds", None if window_seconds is None else str(int(window_seconds))),
         ("scores", _names(scores, "scores")),
         ("segments", _names(segments, "segments")),
+        ("constraints", _constraints_text(constraints)),
+        ("on_violation", on_violation),
     ):
         if value is not None:
             query[key] = value
@@ -153,3 +160,14 @@ def _reference_body(reference: Any) -> tuple[bytes, str]:
     buf = io.BytesIO()
     pq.write_table(table, buf)
     return buf.getvalue(), _REFERENCE_TYPES[".parquet"]
+
+
+def _constraints_text(constraints: Mapping[str, Any] | str | os.PathLike[str] | None) -> str | None:
+    """The ``constraints`` query parameter: JSON text, or ``suggest``; a path is read."""
+    if constraints is None or isinstance(constraints, Mapping):
+        return None if constraints is None else json.dumps(constraints)
+    if isinstance(constraints, str) and (
+        constraints == "suggest" or constraints.lstrip()[:1] == "{"
+    ):
+        return constraints
+    return Path(constraints).read_text(encoding="utf-8")

@@ -44,6 +44,10 @@ from watchkeeper.store.state import ModelInfo, Store
 COUNTERS = {
     "events_total": ("watchkeeper_ingest_events", "Events acknowledged (stored durably)."),
     "quarantined_total": ("watchkeeper_quarantined_events", "Events rejected by validation."),
+    "violations_total": (
+        "watchkeeper_rule_violation_events",
+        "Events accepted although they break a validation rule (on_violation: count).",
+    ),
     "duplicates_total": (
         "watchkeeper_duplicate_events",
         "Events dropped as retries of stored ids.",

@@ -75,6 +75,16 @@ async def register(
     drift_reference: Annotated[
         str | None, Query(description="training (the default) or previous_window")
     ] = None,
+    constraints: Annotated[
+        str | None,
+        Query(
+            description="validation rules as JSON text (a constraints document or a Great "
+            "Expectations suite), or suggest: proposed from the reference"
+        ),
+    ] = None,
+    on_violation: Annotated[
+        str | None, Query(description="quarantine (the default) or count")
+    ] = None,
 ) -> object:
     """Register a model (if new) and a version; the body is its training reference (Parquet,
     CSV, Arrow). The model-level parameters take effect when the model is first registered."""
@@ -92,6 +102,8 @@ async def register(
             window_seconds=window_seconds or None,
             champion=champion,
             drift_reference=drift_reference,
+            constraints=constraints,
+            on_violation=on_violation,
         )
     )
 
