@@ -120,7 +120,7 @@ def test_rules_under_count_accept_the_event_and_count_the_violation(
     assert reasons(answer, "warnings") == {"b": [("age", "150.0 is above the maximum 120")]}
     assert status(client, model)["violations_total"] == 1
     again = post(client, model, events)  # a retry: duplicates, not counted twice
-    assert again["duplicates"] == 3 and again["warnings"] == []
+    assert again["duplicates"] == 3 and "warnings" not in again
     assert status(client, model)["violations_total"] == 1
     metrics = client.get("/metrics").text
     assert f'watchkeeper_rule_violation_events_total{{model="{model}"}} 1.0' in metrics
