@@ -8,6 +8,7 @@ import io
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -208,3 +209,46 @@ def test_a_bad_label_is_rejected_alone_with_its_reason(
         "longer than the 200 characters the store holds"
     )
     assert "not a finite value" in answer["errors"][2]["reasons"][0]["problem"]
+
+
+def test_sdk_and_cli_register_a_great_expectations_suite(
+    server: Any, client: httpx.Client, reference: pa.Table, make_events: Events, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from watchkeeper.cli import main
+    from watchkeeper.sdk import Client
+
+    suite = {
+        "expectation_suite_name": "churn",
+        "expectations": [
+            {
+                "expectation_type": "expect_column_values_to_be_between",
+                "kwargs": {"column": "age", "min_value": 0, "max_value": 120},
+            }
+        ],
+        "meta": {"watchkeeper": {"on_violation": "count"}},
+    }
+    (tmp_path / "suite.json").write_text(json.dumps(suite))
+    sdk = Client(server.url, spool_dir=tmp_path / "spool")
+    try:
+        sdk.register("sdk-ge", reference, prediction="pred", constraints=tmp_path / "suite.json")
+    finally:
+        sdk.close()
+    pq.write_table(reference, tmp_path / "ref.parquet")
+    args = ["register", "cli-ge", str(tmp_path / "ref.parquet"), "--prediction", "pred"]
+    args += ["--constraints", str(tmp_path / "suite.json"), "--on-violation", "quarantine"]
+    result = CliRunner().invoke(main, [*args, "--url", server.url])
+    assert result.exit_code == 0, result.output
+    events = make_events(["fine", "old"])
+    events[1]["features"]["age"] = 130
+    counted, rejected = post(client, "sdk-ge", events), post(client, "cli-ge", events)
+    assert (counted["accepted"], len(counted["warnings"])) == (2, 1)  # the suite's policy
+    assert (rejected["accepted"], rejected["rejected"]) == (1, 1)  # the option wins
+    suite["expectations"].append(
+        {"expectation_type": "expect_column_kl_divergence_to_be_less_than", "kwargs": {}}
+    )
+    (tmp_path / "suite.json").write_text(json.dumps(suite))
+    result = CliRunner().invoke(main, [*args, "--url", server.url, "--version", "v2"])
+    assert result.exit_code != 0
+    assert "expect_column_kl_divergence_to_be_less_than" in result.output
