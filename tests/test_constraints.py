@@ -236,3 +236,13 @@ def test_cli_suggest_writes_constraints_and_great_expectations(tmp_path: Path) -
     ]
     missing = runner.invoke(main, ["constraints", "suggest", str(tmp_path / "nope.csv")])
     assert missing.exit_code != 0 and "nope.csv" in missing.output
+
+
+def test_a_segment_key_longer_than_the_store_holds_is_rejected() -> None:
+    schema = infer_schema(reference(), segments="plan")
+    table = rows(schema, age=[30.0, 40.0], plan=["basic", "p" * 400])
+    checked = validate(table, schema, now=NOW)
+    assert [r["index"] for r in checked.rejected] == [1]
+    assert checked.rejected[0]["reasons"] == [
+        {"field": "plan", "problem": "segment key of 405 characters; the store holds 400"}
+    ]
