@@ -153,15 +153,17 @@ def test_values_the_store_cannot_hold_or_implausible_are_rejected_and_the_rest_f
     long_id = make_events(["x" * 250])[0]
     long_prediction = make_events(["longpred"])[0]
     long_prediction["prediction"] = "y" * 500
+    unknown_version = dict(make_events(["z" * 250])[0], version="nope")
     events[1]["timestamp"] = now * 1000  # milliseconds
     events[2]["timestamp"] = now - 100 * 365 * 86400
     events[3]["timestamp"] = 2_524_608_000  # 2050: beyond a 32-bit bucket too
     events[4]["latency_ms"] = -5
     events[5]["latency_ms"] = 1e300
     events[6]["features"]["age"] = float("inf")
-    answer = post(client, model, [*events, long_id, long_prediction])
+    answer = post(client, model, [*events, long_id, long_prediction, unknown_version])
     assert answer["accepted"] == 2, answer
     why = reasons(answer)
+    assert why["z" * 200] == [("version", "unknown version 'nope'")]
     assert why["x" * 200] == [("prediction_id", "longer than the 200 characters the store holds")]
     assert why["longpred"] == [("prediction", "longer than the 400 characters the store holds")]
     assert "milliseconds?" in why["ms"][0][1] and why["ms"][0][0] == "timestamp"
@@ -173,7 +175,7 @@ def test_values_the_store_cannot_hold_or_implausible_are_rejected_and_the_rest_f
     info = status(client, model)
     wait_for(lambda: status(client, model)["events_pending"] == 0, "the processor to catch up")
     assert status(client, model)["events_total"] == 2
-    assert info["quarantined_total"] == 8
+    assert info["quarantined_total"] == 9
     assert processor_errors(client) == 0
 
 

@@ -45,6 +45,11 @@ _LOW, _HIGH = _int_range(tables.predictions.c.bucket)
 EVENT_TIME_RANGE = (float(_LOW + 86400), float(_HIGH))
 
 
+def fit_id(prediction_id: object) -> object:
+    """A rejected event's id as the quarantine's column holds it: its first ``ID_CHARS``."""
+    return prediction_id[:ID_CHARS] if isinstance(prediction_id, str) else prediction_id
+
+
 @dataclass(frozen=True)
 class Plausibility:
     """The settings ``max_event_age_days``, ``max_event_lead_seconds`` and ``max_latency_ms``:

@@ -303,9 +303,13 @@ def validate(
         rows = table.filter(pa.array(bad)).to_pylist()
         shown_ids = ids.filter(pa.array(bad)).to_pylist()
         for row, pid, i in zip(rows, shown_ids, reasons, strict=True):
-            short = pid[: bounds.ID_CHARS] if isinstance(pid, str) else pid  # the quarantine's
             rejected.append(
-                {"index": i, "prediction_id": short, "event": _jsonable(row), "reasons": reasons[i]}
+                {
+                    "index": i,
+                    "prediction_id": bounds.fit_id(pid),
+                    "event": _jsonable(row),
+                    "reasons": reasons[i],
+                }
             )
     warnings = []
     if warned:
