@@ -246,3 +246,21 @@ def test_a_segment_key_longer_than_the_store_holds_is_rejected() -> None:
     assert checked.rejected[0]["reasons"] == [
         {"field": "plan", "problem": "segment key of 405 characters; the store holds 400"}
     ]
+
+
+def test_plausibility_limits_are_settings() -> None:
+    from watchkeeper.errors import InputError
+    from watchkeeper.settings import load_settings
+
+    env = {"WATCHKEEPER_MAX_EVENT_AGE_DAYS": "1", "WATCHKEEPER_MAX_LATENCY_MS": "1000"}
+    assert Plausibility.from_settings(load_settings(environ=env)) == Plausibility(1, 86400, 1000)
+    with pytest.raises(InputError, match="max_latency_ms"):
+        load_settings(environ={"WATCHKEEPER_MAX_LATENCY_MS": "-1"})
+    schema = infer_schema(reference())
+    table = rows(schema, age=[30.0], plan=["basic"])
+    table = table.set_column(1, "timestamp", pa.array([NOW - 2 * 86400]))
+    assert validate(table, schema, now=NOW).rejected == []
+    strict = validate(table, schema, now=NOW, plausible=Plausibility(max_event_age_days=1))
+    assert strict.rejected[0]["reasons"] == [
+        {"field": "timestamp", "problem": "1749827200 is more than 1 days before ingest"}
+    ]
