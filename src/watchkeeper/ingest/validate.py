@@ -16,6 +16,7 @@ response.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,9 +119,10 @@ def _time_problems(
     def problem(i: int) -> str:
         t = float(event_time[i])
         if not store_low <= t <= store_high:
-            text = (
-                f"{t:.17g} is outside the times the store holds ({store_low:.0f}..{store_high:.0f})"
+            first, last = (
+                dt.datetime.fromtimestamp(x, dt.UTC).date() for x in bounds.EVENT_TIME_RANGE
             )
+            text = f"{t:.17g} is outside the times the store holds ({first} to {last})"
         elif t < low:
             text = f"{t:.17g} is more than {plausible.max_event_age_days:g} days before ingest"
         else:

@@ -174,6 +174,9 @@ class ModelStatus(Out):
     drift_reference: str
     events_total: int
     quarantined_total: int
+    violations_total: int = Field(
+        0, description="events accepted although they break a validation rule (count policy)"
+    )
     duplicates_total: int
     actuals_total: int
     actuals_unmatched_total: int
