@@ -375,8 +375,10 @@ class Store(DurableLog):
     def counters(self, model: str) -> dict[str, int]:
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(t.counters.c.name, t.counters.c.value).where(t.counters.c.model == model)
-            )
+                sa.select(t.counters.c.name, t.counters.c.value).where(
+                    (t.counters.c.model == model) & (t.counters.c.name != LAST_EVENT_TIME)
+                )
+            )  # counts only: the newest event time is read by last_event_time()
             return {name: int(value) for name, value in rows}
 
     def last_event_time(self, model: str) -> float | None:
