@@ -21,7 +21,7 @@ from watchkeeper.evaluation.evaluate import Evaluator
 from watchkeeper.evaluation.retention import sweep
 from watchkeeper.ingest.processor import Processor, ProcessorProcess
 from watchkeeper.ingest.service import IngestService
-from watchkeeper.server import alerts_api, dashboard, ingest_api, models_api
+from watchkeeper.server import alerts_api, dashboard, health, ingest_api, models_api
 from watchkeeper.server.errors import add_error_handlers, error_body
 from watchkeeper.server.openapi import install_openapi
 from watchkeeper.settings import Settings
@@ -83,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     add_error_handlers(app)
     app.include_router(models_api.router)
+    app.include_router(health.router)  # /readyz: the database and the disk (/healthz: alive)
     app.include_router(ingest_api.router)
     app.include_router(alerts_api.router)
     app.include_router(dashboard.router)  # the web dashboard: / and /ui/ (docs/dashboard.md)

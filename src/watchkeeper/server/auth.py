@@ -1,6 +1,6 @@
 """Bearer-token authentication with scopes: ingest (send events and labels), read (query),
 admin (register models and versions). Required whenever tokens are on (by default, when the
-server binds to a non-loopback address); ``/healthz`` is always open."""
+server binds to a non-loopback address); ``/healthz`` and ``/readyz`` are always open."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from watchkeeper.server.errors import error_body
 from watchkeeper.store.state import Store
 from watchkeeper.store.tokens import check_token
 
-OPEN_PATHS = ("/healthz", "/docs", "/openapi.json")
+OPEN_PATHS = ("/healthz", "/readyz", "/docs", "/openapi.json")
 
 
 def required_scope(method: str, path: str) -> str:
