@@ -51,6 +51,7 @@ def test_ready_when_the_database_answers_and_open_without_a_token(
         assert httpx.get(f"{srv.url}/healthz").status_code == 200
 
 
+@pytest.mark.slow  # a fault injected into a real PostgreSQL
 def test_not_ready_while_postgresql_refuses_connections(
     server: ServerFactory, tmp_path: Path
 ) -> None:
@@ -97,6 +98,7 @@ def _small_filesystem(path: Path, mib: int) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
+@pytest.mark.slow  # a filesystem mounted and filled
 def test_not_ready_while_the_data_directory_s_disk_is_full(
     server: ServerFactory, tmp_path: Path
 ) -> None:
