@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     delivery_attempts: int = 8
     delivery_backoff_seconds: float = 1.0
     delivery_timeout_seconds: float = 10.0
+    ready_min_free_mb: float = 64.0  # /readyz: free space the data directory needs (0: any)
 
     @classmethod
     def settings_customise_sources(

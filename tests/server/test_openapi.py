@@ -26,7 +26,7 @@ from watchkeeper.server.schemas.ingest import (
 from watchkeeper.settings import load_settings
 
 ERROR_REF = "#/components/schemas/ErrorBody"
-OPEN = {"/healthz"}
+OPEN = {"/healthz", "/readyz"}
 
 
 @pytest.fixture(scope="module")

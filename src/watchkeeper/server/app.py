@@ -21,7 +21,8 @@ from watchkeeper.evaluation.evaluate import Evaluator
 from watchkeeper.evaluation.retention import sweep
 from watchkeeper.ingest.processor import Processor, ProcessorProcess
 from watchkeeper.ingest.service import IngestService
-from watchkeeper.server import alerts_api, dashboard, ingest_api, models_api
+from watchkeeper.server import alerts_api, dashboard, health, ingest_api, models_api
+from watchkeeper.server.apidocs import install_docs
 from watchkeeper.server.errors import add_error_handlers, error_body
 from watchkeeper.server.openapi import install_openapi
 from watchkeeper.settings import Settings
@@ -70,6 +71,8 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # install_docs: Swagger UI and ReDoc from the installed package,
+        redoc_url=None,  # not from a CDN
         generate_unique_id_function=lambda route: route.name,  # operationId: the function
     )
     app.state.settings, app.state.store, app.state.service = settings, store, service
@@ -83,8 +86,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     add_error_handlers(app)
     app.include_router(models_api.router)
+    app.include_router(health.router)  # /readyz: the database and the disk (/healthz: alive)
     app.include_router(ingest_api.router)
     app.include_router(alerts_api.router)
     app.include_router(dashboard.router)  # the web dashboard: / and /ui/ (docs/dashboard.md)
     install_openapi(app)
+    install_docs(app)
     return app

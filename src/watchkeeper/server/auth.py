@@ -1,6 +1,6 @@
 """Bearer-token authentication with scopes: ingest (send events and labels), read (query),
 admin (register models and versions). Required whenever tokens are on (by default, when the
-server binds to a non-loopback address); ``/healthz`` is always open."""
+server binds to a non-loopback address); ``/healthz`` and ``/readyz`` are always open."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from watchkeeper.server.errors import error_body
 from watchkeeper.store.state import Store
 from watchkeeper.store.tokens import check_token
 
-OPEN_PATHS = ("/healthz", "/docs", "/openapi.json")
+OPEN_PATHS = ("/healthz", "/readyz", "/docs", "/redoc", "/openapi.json")
+OPEN_PREFIX = "/docs/static/"  # Swagger UI's and ReDoc's files (server/apidocs.py)
 
 
 def required_scope(method: str, path: str) -> str:
@@ -35,7 +36,8 @@ def auth_middleware(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         path = request.url.path
-        if path in OPEN_PATHS or is_dashboard_path(path):  # the dashboard checks its cookie
+        # the dashboard checks its cookie
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIX) or is_dashboard_path(path):
             return await call_next(request)
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("bearer "):

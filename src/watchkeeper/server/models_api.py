@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from watchkeeper import __version__
 from watchkeeper.evaluation.evaluate import latest, series
+from watchkeeper.evaluation.names import check_series
 from watchkeeper.server.bodies import TABLE_TYPES, read_body, table_from_upload
 from watchkeeper.server.deps import ProcessorDep, ServiceDep, SettingsDep, StoreDep
 from watchkeeper.server.errors import errors
@@ -131,8 +132,13 @@ async def metric_series(
     start: float | None = None,
     end: float | None = None,
 ) -> object:
-    """A metric's time series: one point per evaluated window (none for an unknown metric)."""
-    await run_in_threadpool(store.model, model)
+    """A metric's time series: one point per evaluated window. An unknown metric, feature,
+    version or segment column answers 404 naming the valid ones."""
+    await run_in_threadpool(
+        lambda: check_series(
+            store, model, metric, feature=feature, version=version, segment=segment
+        )
+    )
     points = await run_in_threadpool(
         lambda: series(
             store,
