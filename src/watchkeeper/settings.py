@@ -45,6 +45,7 @@ POSITIVE = (
     "max_body_bytes",
     "max_batch_events",
     "max_pending_events",
+    "processor_max_attempts",
     "window_seconds",
     "label_horizon_days",
     "retention_days",
@@ -90,6 +91,7 @@ class Settings(BaseSettings):
     require_tokens: bool | None = None  # None: required when binding to a non-loopback host
     log_level: str = "info"
     processor: str = "process"  # process: a child process works the log; thread: in the server
+    processor_max_attempts: int = 3  # failures in a row before a batch is dead-lettered
     public_url: str = ""  # base URL of links in alerts, e.g. https://wk.example.com
     monitors: list[Any] = []  # raw monitor specs: watchkeeper.alerts.config parses them
     notifiers: dict[str, Any] = {}  # name → its raw config, built by watchkeeper.alerts.config

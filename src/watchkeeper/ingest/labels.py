@@ -12,6 +12,7 @@ nor dropped. Once the prediction of an unmatched label is indexed, the label joi
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -25,6 +26,8 @@ from watchkeeper.ingest.validate import label_problems
 from watchkeeper.stats.labelled import Labelled, fold_labelled
 from watchkeeper.store import labels as stored
 from watchkeeper.store.state import Store
+
+log = logging.getLogger("watchkeeper.labels")
 
 # (version, segment, event time) → the matched (prediction, label, score) items there
 Pairs = dict[tuple[str, str, float], list[Labelled]]
@@ -57,13 +60,20 @@ def accept_actuals(store: Store, model: str, body: bytes) -> dict[str, Any]:
 
 def index_pending(store: Store, model: str) -> int:
     """Index the model's logged batches the processor has not reached yet (a label join
-    needs its predictions in the index); return how many were indexed."""
-    batches = store.unindexed_batches(model)
-    for batch_id in batches:
-        indexed = index_batch(store, batch_id)
+    needs its predictions in the index); return how many were indexed. A batch that cannot
+    be indexed is left to the processor (which dead-letters it, see ``store.dead_letters``):
+    labels for its predictions stay unmatched, the labels themselves are still recorded."""
+    done = 0
+    for batch_id in store.unindexed_batches(model):
+        try:
+            indexed = index_batch(store, batch_id)
+        except Exception:
+            log.exception("indexing batch %s of model %r for a label join failed", batch_id, model)
+            continue
         if indexed is not None:
             join_waiting(store, model, indexed.table.column("prediction_id").to_pylist())
-    return len(batches)
+        done += 1
+    return done
 
 
 def record_actuals(

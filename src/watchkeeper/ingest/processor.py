@@ -25,6 +25,7 @@ from watchkeeper.ingest.buckets import apply_buckets, profile_buckets
 from watchkeeper.ingest.index import index_batch
 from watchkeeper.ingest.labels import join_waiting
 from watchkeeper.settings import Settings
+from watchkeeper.store.dead_letters import dead_letter
 from watchkeeper.store.state import Store
 
 log = logging.getLogger("watchkeeper.processor")
@@ -58,6 +59,9 @@ class Processor:
         self.batches_processed = 0
         self.events_processed = 0
         self.errors = 0
+        self.dead_lettered = 0
+        # failures in a row of the batches failing now, by (id, received_at)
+        self._failures: dict[tuple[int, float], int] = {}
 
     def start(self) -> None:
         if self._thread is None:
@@ -90,28 +94,54 @@ class Processor:
 
         With ``raise_errors=False`` (the loop) a batch that fails is logged, counted in
         ``errors`` and left pending for the next run, and the batches after it are processed:
-        one batch that cannot be processed does not hold up the others."""
+        one batch that cannot be processed does not hold up the others. A batch that fails
+        ``processor_max_attempts`` times in a row is moved to the dead letters
+        (``store.dead_letters``) with its error, in either mode."""
         done = 0
         for group in _groups(self.store.pending_batches(limit)):
             try:
                 done += self._process_group(group)
+                self._succeeded(group)
                 continue
-            except Exception:
-                if raise_errors and len(group) == 1:
-                    raise
+            except Exception as exc:
                 if len(group) == 1:
-                    self.errors += 1
-                    log.exception("processing batch %s of model %r failed", *_who(group[0]))
+                    self._failed(group[0], exc)
+                    if raise_errors:
+                        raise
                     continue
             for batch in group:  # the group failed: each batch on its own
                 try:
                     done += self._process_group([batch])
-                except Exception:
+                    self._succeeded([batch])
+                except Exception as exc:
+                    self._failed(batch, exc)
                     if raise_errors:
                         raise
-                    self.errors += 1
-                    log.exception("processing batch %s of model %r failed", *_who(batch))
         return done
+
+    def _succeeded(self, group: list[dict[str, Any]]) -> None:
+        for batch in group:
+            self._failures.pop(_key(batch), None)
+
+    def _failed(self, batch: dict[str, Any], exc: Exception) -> None:
+        """Count a failure of the batch; at the bound, move it to the dead letters."""
+        self.errors += 1
+        log.error("processing batch %s of model %r failed", *_who(batch), exc_info=exc)
+        key = _key(batch)
+        attempts = self._failures.get(key, 0) + 1
+        if attempts < self.settings.processor_max_attempts:
+            self._failures[key] = attempts
+            return
+        self._failures.pop(key, None)
+        error = f"{type(exc).__name__}: {exc}"
+        if dead_letter(self.store, batch["id"], error=error, attempts=attempts):
+            self.dead_lettered += 1
+            log.error(
+                "batch %s of model %r failed %d times in a row: moved to the dead letters (%s)",
+                *_who(batch),
+                attempts,
+                error,
+            )
 
     def _lake_path(self, batch: dict[str, Any]) -> Path:
         day = datetime.fromtimestamp(batch["received_at"], UTC).strftime("%Y-%m-%d")
@@ -298,3 +328,7 @@ def _groups(batches: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 def _who(batch: dict[str, Any]) -> tuple[Any, Any]:
     return batch["id"], batch["model"]
+
+
+def _key(batch: dict[str, Any]) -> tuple[int, float]:
+    return int(batch["id"]), float(batch["received_at"])

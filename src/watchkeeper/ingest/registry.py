@@ -133,6 +133,8 @@ def status(store: Store, model: str) -> dict[str, Any]:
         "actuals_total": counters.get("actuals_total", 0),
         "actuals_unmatched_total": counters.get("actuals_unmatched_total", 0),
         "actuals_late_total": counters.get("actuals_late_total", 0),
+        "dead_lettered_batches_total": counters.get("dead_lettered_batches_total", 0),
+        "dead_lettered_events_total": counters.get("dead_lettered_events_total", 0),
         "events_pending": store.pending_events(),
         "last_event_time": last,
         "created_at": info.created_at,

@@ -328,3 +328,21 @@ retrain_jobs = sa.Table(
     sa.Column("log", sa.Text, nullable=False, default=""),
     sa.Column("error", sa.String(2000)),
 )
+
+# Batches of the durable log the processor failed on too often (processor_max_attempts in a
+# row): moved here with the last error, so the batches after them flow on.
+dead_batches = sa.Table(
+    "wk_dead_batches",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("version", sa.String(200), nullable=False),
+    sa.Column("batch_id", sa.Integer, nullable=False),  # its id in wk_ingest_batches
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("events", sa.Integer, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),  # as logged: kept for inspection
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("dead_at", sa.Float, nullable=False),
+    sa.Index("ix_wk_dead_batches_model", "model", "id"),
+)

@@ -181,6 +181,10 @@ class ModelStatus(Out):
     actuals_total: int
     actuals_unmatched_total: int
     actuals_late_total: int
+    dead_lettered_batches_total: int = Field(
+        description="logged batches the processor could not process: see dead-letters"
+    )
+    dead_lettered_events_total: int
     events_pending: int
     last_event_time: float | None
     created_at: float
@@ -216,3 +220,21 @@ class QuarantinedEvent(Out):
 class Quarantine(Out):
     model: str
     items: list[QuarantinedEvent]
+
+
+class DeadBatch(Out):
+    id: int
+    model: str
+    version: str
+    batch_id: int = Field(description="the batch's id in the durable log")
+    received_at: float
+    events: int
+    attempts: int = Field(description="failures in a row before it was moved here")
+    error: str = Field(description="the last error: its type and message")
+    dead_at: float
+    payload_bytes: int = Field(description="size of the logged payload, kept in the database")
+
+
+class DeadLetters(Out):
+    model: str
+    items: list[DeadBatch]

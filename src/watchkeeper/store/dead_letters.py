@@ -1,0 +1,101 @@
+"""The durable log's dead letters: a logged batch the processor failed on too often (the
+setting ``processor_max_attempts``, in a row) is moved out of the log, with its last error,
+into ``wk_dead_batches``, so one batch that cannot be processed never holds up the others.
+
+Moving it is one write transaction: the batch leaves the log (it is no longer pending), any
+index rows it got before failing are removed (labels for its predictions stay unmatched), and
+the model's ``dead_lettered_batches_total`` and ``dead_lettered_events_total`` counters are
+raised. Its payload is kept as it was logged, for inspection.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from watchkeeper.store import tables as t
+
+if TYPE_CHECKING:
+    from watchkeeper.store.state import Store
+
+ERROR_CHARS = 4000  # of the error text kept
+
+
+def dead_letter(store: Store, batch_id: int, *, error: str, attempts: int) -> bool:
+    """Move a logged batch to the dead letters; False when it is processed (or moved)
+    already, e.g. by another processor."""
+
+    def body(conn: sa.Connection) -> bool:
+        batch = store.claim_batch(conn, batch_id)
+        if batch is None:
+            return False
+        b = t.batches.c
+        events = conn.execute(sa.select(b.events).where(b.id == batch_id)).scalar_one()
+        conn.execute(
+            t.dead_batches.insert().values(
+                model=batch.model,
+                version=batch.version,
+                batch_id=batch_id,
+                received_at=batch.received_at,
+                events=events,
+                payload=batch.payload,
+                attempts=attempts,
+                error=error[:ERROR_CHARS],
+                dead_at=time.time(),
+            )
+        )
+        ids = _ids_or_none(batch.payload)
+        if ids:  # indexed before it failed (here, or by a label join): undo that
+            p = t.predictions.c
+            for start in range(0, len(ids), 500):
+                conn.execute(
+                    t.predictions.delete().where(
+                        (p.model == batch.model)
+                        & (p.batch_id == batch_id)
+                        & p.prediction_id.in_(ids[start : start + 500])
+                    )
+                )
+        conn.execute(t.batches.delete().where(b.id == batch_id))
+        store.add_counts(
+            conn,
+            batch.model,
+            {"dead_lettered_batches_total": 1, "dead_lettered_events_total": int(events)},
+        )
+
+        def forget() -> None:
+            store._indexed.discard((batch_id, batch.received_at))
+            store._unindexed.get(batch.model, {}).pop(batch_id, None)
+
+        store.on_commit(conn, forget)
+        return True
+
+    return store.write(body)
+
+
+def dead_letters(
+    store: Store, model: str, *, limit: int = 100, offset: int = 0
+) -> list[dict[str, Any]]:
+    """The model's dead-lettered batches, oldest first, without their payloads."""
+    d = t.dead_batches.c
+    columns = [c for c in t.dead_batches.c if c.name != "payload"]
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(*columns, sa.func.length(d.payload).label("payload_bytes"))
+            .where(d.model == model)
+            .order_by(d.id)
+            .limit(limit)
+            .offset(offset)
+        ).mappings()
+        return [dict(r) for r in rows]
+
+
+def _ids_or_none(payload: bytes) -> list[str] | None:
+    """The batch's prediction ids, or None when its payload cannot be read."""
+    from watchkeeper.store.log import _payload_ids
+
+    try:
+        return _payload_ids(payload)
+    except Exception:  # the payload may be why the batch is dead
+        return None

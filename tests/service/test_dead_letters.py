@@ -1,0 +1,158 @@
+"""The processor never stalls behind a batch it cannot process: a logged batch that fails
+``processor_max_attempts`` times in a row is moved to the dead letters with its error, the
+batches around it are processed, nothing stays pending, and the API lists it — on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+
+from tests.service.fixtures import make_events
+from watchkeeper.ingest.processor import Processor
+from watchkeeper.store import tables as t
+from watchkeeper.store.state import Store
+
+MODEL = "m"
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path) -> Iterator[Any]:
+    """The service on ``database_url``, its background work not started (the test runs the
+    processor itself, ``app.state.processor``)."""
+    with warnings.catch_warnings():  # starlette asks for httpx2, which is not needed here
+        warnings.simplefilter("ignore", UserWarning)
+        from fastapi.testclient import TestClient
+
+    from watchkeeper.server.app import create_app
+    from watchkeeper.settings import load_settings
+
+    settings = load_settings(
+        environ={}, data_dir=str(tmp_path / "data"), database_url=database_url, processor="thread"
+    )
+    application = create_app(settings)
+    application.state.client = TestClient(application)
+    try:
+        yield application
+    finally:
+        application.state.store.close()
+
+
+def register(client: Any, reference: pa.Table) -> None:
+    buf = io.BytesIO()
+    pq.write_table(reference, buf)
+    r = client.put(
+        f"/v1/models/{MODEL}/versions/v1?prediction=pred&segments=region",
+        content=buf.getvalue(),
+        headers={"content-type": "application/vnd.apache.parquet"},
+    )
+    assert r.status_code == 201, r.text
+
+
+def send(client: Any, ids: list[str]) -> None:
+    r = client.post(f"/v1/models/{MODEL}/predictions", json={"events": make_events(ids)})
+    assert r.status_code == 200 and r.json()["accepted"] == len(ids), r.text
+
+
+def log_poison(store: Store, ids: list[str]) -> int:
+    """A logged batch whose payload is not an Arrow stream, written through the log's step."""
+    return store.write(lambda conn: store.log_batch(conn, MODEL, "v1", b"\x00garbage", ids))
+
+
+def indexed_ids(store: Store) -> set[str]:
+    with store.engine.connect() as conn:
+        p = t.predictions.c
+        return set(conn.execute(sa.select(p.prediction_id).where(p.model == MODEL)).scalars())
+
+
+def test_a_batch_that_keeps_failing_is_dead_lettered_and_the_rest_flow_on(
+    app: Any, reference: pa.Table
+) -> None:
+    client, store = app.state.client, app.state.store
+    processor: Processor = app.state.processor
+    assert app.state.settings.processor_max_attempts == 3  # the default
+    register(client, reference)
+    first = [f"a-{i}" for i in range(10)]
+    second = [f"c-{i}" for i in range(10)]
+    send(client, first)
+    bad = log_poison(store, ["bad-0", "bad-1"])
+    send(client, second)
+
+    # the first pass: both good batches processed around the bad one, which stays pending
+    assert processor.run_once(raise_errors=False) == 2
+    assert indexed_ids(store) == set(first) | set(second)
+    assert processor.errors == 1 and store.pending_events() == 2
+    assert [b["id"] for b in store.pending_batches()] == [bad]
+    # a label join indexes what is pending first: the bad batch does not fail it
+    r = client.post(
+        f"/v1/models/{MODEL}/actuals",
+        json={"actuals": [{"prediction_id": "a-0", "label": "yes"}]},
+    )
+    assert r.status_code == 200 and r.json()["matched"] == 1, r.text
+
+    for _ in range(4):  # bounded: two more failures dead-letter it
+        processor.run_once(raise_errors=False)
+    assert processor.errors == 3 and processor.dead_lettered == 1
+    assert store.pending_batches() == [] and store.pending_events() == 0
+    assert processor.batches_processed == 2
+
+    status = client.get(f"/v1/models/{MODEL}").json()
+    assert status["events_pending"] == 0
+    assert status["dead_lettered_batches_total"] == 1
+    assert status["dead_lettered_events_total"] == 2
+    r = client.get(f"/v1/models/{MODEL}/dead-letters")
+    assert r.status_code == 200, r.text
+    [item] = r.json()["items"]
+    assert item["batch_id"] == bad and item["version"] == "v1" and item["events"] == 2
+    assert item["attempts"] == 3 and item["payload_bytes"] == len(b"\x00garbage")
+    assert item["error"].startswith("ArrowInvalid: "), item["error"]
+    assert item["dead_at"] >= item["received_at"]
+    assert client.get(f"/v1/models/{MODEL}/dead-letters?offset=1").json()["items"] == []
+
+    # labels for its predictions stay unmatched; the good ones keep matching
+    r = client.post(
+        f"/v1/models/{MODEL}/actuals",
+        json={
+            "actuals": [
+                {"prediction_id": "bad-0", "label": "yes"},
+                {"prediction_id": "c-0", "label": "no"},
+            ]
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["matched"], r.json()["unmatched"]) == (1, 1)
+
+    # later batches flow on
+    send(client, ["d-0", "d-1"])
+    assert processor.run_once(raise_errors=False) == 1
+    assert {"d-0", "d-1"} <= indexed_ids(store) and store.pending_events() == 0
+
+
+def test_a_batch_indexed_before_it_failed_leaves_the_index(
+    app: Any, reference: pa.Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure after the index step (here: the lake cannot be written) dead-letters the
+    batch with its index rows removed, so its predictions are not matched to labels."""
+    client, store = app.state.client, app.state.store
+    processor: Processor = app.state.processor
+    register(client, reference)
+    send(client, ["x-0", "x-1"])
+    lake = app.state.settings.lake_dir
+    lake.parent.mkdir(parents=True, exist_ok=True)
+    lake.write_text("a file where the lake's directory should be")
+    assert processor.run_once(raise_errors=False) == 0
+    assert indexed_ids(store) == {"x-0", "x-1"}  # indexed, then the lake write failed
+    for _ in range(2):
+        assert processor.run_once(raise_errors=False) == 0
+    assert processor.dead_lettered == 1 and store.pending_events() == 0
+    assert indexed_ids(store) == set()
+    [item] = client.get(f"/v1/models/{MODEL}/dead-letters").json()["items"]
+    assert item["error"].split(":")[0] in ("FileExistsError", "NotADirectoryError")
