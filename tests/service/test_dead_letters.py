@@ -5,9 +5,10 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import errno
 import io
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ import sqlalchemy as sa
 
 from tests.service.fixtures import make_events
 from watchkeeper.ingest.processor import Processor
+from watchkeeper.settings import Settings
 from watchkeeper.store import tables as t
+from watchkeeper.store.dead_letters import transient
 from watchkeeper.store.state import Store
 
 MODEL = "m"
@@ -74,7 +77,7 @@ def indexed_ids(store: Store) -> set[str]:
 
 
 def test_a_batch_that_keeps_failing_is_dead_lettered_and_the_rest_flow_on(
-    app: Any, reference: pa.Table
+    app: Any, reference: pa.Table, database_url: str, open_store: Callable[[str], Store]
 ) -> None:
     client, store = app.state.client, app.state.store
     processor: Processor = app.state.processor
@@ -85,6 +88,9 @@ def test_a_batch_that_keeps_failing_is_dead_lettered_and_the_rest_flow_on(
     send(client, first)
     bad = log_poison(store, ["bad-0", "bad-1"])
     send(client, second)
+    # a process that starts now reads the log's ids: the unreadable batch does not stop it
+    later = open_store(database_url)
+    assert later.write(lambda conn: later.known_ids(conn, MODEL, ["a-0", "b-0"])) == {"a-0"}
 
     # the first pass: both good batches processed around the bad one, which stays pending
     assert processor.run_once(raise_errors=False) == 2
@@ -156,3 +162,24 @@ def test_a_batch_indexed_before_it_failed_leaves_the_index(
     assert indexed_ids(store) == set()
     [item] = client.get(f"/v1/models/{MODEL}/dead-letters").json()["items"]
     assert item["error"].split(":")[0] in ("FileExistsError", "NotADirectoryError")
+
+
+def test_failures_of_the_database_or_disk_are_not_held_against_a_batch(database_url: str) -> None:
+    """Real errors: a value the database cannot hold is the batch's fault; an unreachable
+    database or a full disk is not (every batch would fail the same way)."""
+    from watchkeeper.store.state import create_engine
+
+    engine = create_engine(Settings(database_url=database_url).sqlalchemy_url)
+    try:
+        with engine.connect() as conn, pytest.raises(Exception) as value_error:
+            conn.execute(sa.text("SELECT CAST(:v AS BIGINT)"), {"v": 2**70})
+    finally:
+        engine.dispose()
+    assert not transient(value_error.value), repr(value_error.value)
+
+    unreachable = create_engine("postgresql://root@127.0.0.1:1/none")
+    with pytest.raises(sa.exc.OperationalError) as down:
+        unreachable.connect()
+    assert transient(down.value)
+    assert transient(OSError(errno.ENOSPC, "No space left on device"))
+    assert not transient(NotADirectoryError(errno.ENOTDIR, "Not a directory"))

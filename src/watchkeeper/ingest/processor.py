@@ -25,7 +25,7 @@ from watchkeeper.ingest.buckets import apply_buckets, profile_buckets
 from watchkeeper.ingest.index import index_batch
 from watchkeeper.ingest.labels import join_waiting
 from watchkeeper.settings import Settings
-from watchkeeper.store.dead_letters import dead_letter
+from watchkeeper.store.dead_letters import dead_letter, transient
 from watchkeeper.store.state import Store
 
 log = logging.getLogger("watchkeeper.processor")
@@ -96,7 +96,8 @@ class Processor:
         ``errors`` and left pending for the next run, and the batches after it are processed:
         one batch that cannot be processed does not hold up the others. A batch that fails
         ``processor_max_attempts`` times in a row is moved to the dead letters
-        (``store.dead_letters``) with its error, in either mode."""
+        (``store.dead_letters``) with its error, in either mode; failures of the database or
+        the disk (``transient``) are not counted against a batch."""
         done = 0
         for group in _groups(self.store.pending_batches(limit)):
             try:
@@ -128,6 +129,8 @@ class Processor:
         self.errors += 1
         log.error("processing batch %s of model %r failed", *_who(batch), exc_info=exc)
         key = _key(batch)
+        if transient(exc):  # not the batch's fault: it is not counted against it
+            return
         attempts = self._failures.get(key, 0) + 1
         if attempts < self.settings.processor_max_attempts:
             self._failures[key] = attempts

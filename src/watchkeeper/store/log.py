@@ -142,7 +142,10 @@ class DurableLog:
         for batch_id, payload in conn.execute(
             sa.select(b.id, b.payload).where((b.model == model) & b.processed.is_(False))
         ):
-            ids = _payload_ids(bytes(payload))
+            try:
+                ids = _payload_ids(bytes(payload))
+            except Exception:  # unreadable: the processor moves it to the dead letters
+                continue
             seen.add(ids)
             unindexed[int(batch_id)] = set(ids)
         self._seen[model] = seen
