@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.service.fixtures import make_events
+from watchkeeper.evaluation.retention import sweep
 from watchkeeper.ingest.processor import Processor
 from watchkeeper.settings import Settings
 from watchkeeper.store import tables as t
@@ -140,6 +141,13 @@ def test_a_batch_that_keeps_failing_is_dead_lettered_and_the_rest_flow_on(
     send(client, ["d-0", "d-1"])
     assert processor.run_once(raise_errors=False) == 1
     assert {"d-0", "d-1"} <= indexed_ids(store) and store.pending_events() == 0
+
+    # retention deletes a dead letter once it is older than the model's retention
+    settings = app.state.settings
+    assert sweep(store, settings.lake_dir)["dead_batches"] == 0
+    later_than_retention = item["dead_at"] + (settings.retention_days + 1) * 86400
+    assert sweep(store, settings.lake_dir, now=later_than_retention)["dead_batches"] == 1
+    assert client.get(f"/v1/models/{MODEL}/dead-letters").json()["items"] == []
 
 
 def test_a_batch_indexed_before_it_failed_leaves_the_index(

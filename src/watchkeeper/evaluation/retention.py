@@ -7,6 +7,8 @@ are kept longer, downsampled.
 * the prediction-id index: entries received longer ago than the label horizon *and* the
   retention are deleted (by receive time, so a retried backfill of old events is still
   recognised as a retry for that long);
+* dead-lettered batches (``store.dead_letters``) moved there longer ago than
+  ``retention_days`` are deleted;
 * window-level profiles, evaluations and metric points older than ``retention_days`` are
   deleted; the daily profiles are kept (the roll-up: hour → day), and before a day's window
   points go, the day is evaluated from its daily profile and labels: its metric points
@@ -38,6 +40,7 @@ def sweep(store: Store, lake_dir: Path, *, now: float | None = None) -> dict[str
         "window_profiles": 0,
         "metric_points": 0,
         "days_downsampled": 0,
+        "dead_batches": 0,
     }
     with store.write() as conn:
         removed["batches"] = conn.execute(
@@ -68,6 +71,10 @@ def sweep(store: Store, lake_dir: Path, *, now: float | None = None) -> dict[str
             conn.execute(
                 t.evaluations.delete().where((ev.model == info.name) & (ev.window_start < cutoff))
             )
+            dead = t.dead_batches.c
+            removed["dead_batches"] += conn.execute(
+                t.dead_batches.delete().where((dead.model == info.name) & (dead.dead_at < cutoff))
+            ).rowcount
             conn.execute(
                 t.bucket_performance.delete().where(
                     (t.bucket_performance.c.model == info.name)
