@@ -123,6 +123,10 @@ def test_a_batch_that_keeps_failing_is_dead_lettered_and_the_rest_flow_on(
     assert item["error"].startswith("ArrowInvalid: "), item["error"]
     assert item["dead_at"] >= item["received_at"]
     assert client.get(f"/v1/models/{MODEL}/dead-letters?offset=1").json()["items"] == []
+    assert (
+        f'watchkeeper_dead_lettered_batches_total{{model="{MODEL}"}} 1.0'
+        in client.get("/metrics").text.splitlines()
+    )
 
     # labels for its predictions stay unmatched; the good ones keep matching
     r = client.post(

@@ -7,7 +7,8 @@ of each schema, the fixed latency percentiles and severities, the configured not
 * ``watchkeeper_predictions_total{model,version,status}`` — processed events, status ok/error;
 * ``watchkeeper_prediction_latency_seconds{model,version}`` — histogram of reported latency;
 * ``watchkeeper_ingest_events_total{model}``, ``watchkeeper_quarantined_events_total{model}``,
-  ``watchkeeper_duplicate_events_total{model}``, ``watchkeeper_actuals_total{model}``;
+  ``watchkeeper_duplicate_events_total{model}``, ``watchkeeper_actuals_total{model}``,
+  ``watchkeeper_dead_lettered_batches_total{model}``;
 * ``watchkeeper_ingest_pending_events`` — events acknowledged but not yet processed;
 * ``watchkeeper_processor_batches_total``, ``watchkeeper_processor_errors_total``;
 * the window metrics, each in the families its catalogue entry's ``exports`` name
@@ -53,6 +54,10 @@ COUNTERS = {
         "Events dropped as retries of stored ids.",
     ),
     "actuals_total": ("watchkeeper_actuals", "Ground-truth labels joined to a prediction."),
+    "dead_lettered_batches_total": (
+        "watchkeeper_dead_lettered_batches",
+        "Logged batches the processor could not process, moved to the dead letters.",
+    ),
 }
 
 # the start of the newest window (False) and of the newest labelled window (True)
