@@ -16,7 +16,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -71,11 +70,12 @@ def _reference() -> pa.Table:
     return ref
 
 
-def register(client: httpx.Client, name: str, table: pa.Table, query: str) -> None:
+def register(client: Any, name: str, table: pa.Table, query: str, version: str = "v1") -> None:
+    """Register ``name`` ``version`` with ``table`` as its Parquet reference; expect 201."""
     buf = io.BytesIO()
     pq.write_table(table, buf)
     r = client.put(
-        f"/v1/models/{name}/versions/v1?{query}",
+        f"/v1/models/{name}/versions/{version}?{query}",
         content=buf.getvalue(),
         headers={"content-type": "application/vnd.apache.parquet"},
     )

@@ -10,7 +10,6 @@ regressor — with two hours of events (some failed) and labels for all of them.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import time
@@ -22,12 +21,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.dashboard.dashboard_data import settle
+from tests.dashboard.dashboard_data import register, settle
 from watchkeeper.evaluation.metrics import CATALOGUE, WindowMetric
 from watchkeeper.server.dashboard.render import FORMATS, environment
 from watchkeeper.store import tables as t
@@ -43,17 +41,6 @@ FIGURE = re.compile(r'<script type="application/json" id="fig-[\w-]+">(.*?)</scr
 class App:
     app: Any
     client: Any
-
-
-def _register(client: Any, name: str, table: pa.Table, query: str) -> None:
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    r = client.put(
-        f"/v1/models/{name}/versions/v1?{query}",
-        content=buf.getvalue(),
-        headers={"content-type": "application/vnd.apache.parquet"},
-    )
-    assert r.status_code == 201, r.text
 
 
 def _send(client: Any, name: str, rng: np.random.Generator, start: int, task: str) -> None:
@@ -101,7 +88,7 @@ def app(
     n = 1000
     x = rng.normal(0, 1, n)
     p_yes = rng.uniform(0, 1, n)
-    _register(
+    register(
         client,
         CLASSIFIER,
         pa.table(
@@ -114,7 +101,7 @@ def app(
         ),
         "prediction=pred&target=y&scores=p_yes",
     )
-    _register(
+    register(
         client,
         REGRESSOR,
         pa.table({"x": x, "pred": 2 * x, "y": 2 * x + rng.normal(0, 0.5, n)}),

@@ -6,17 +6,16 @@ PostgreSQL."""
 from __future__ import annotations
 
 import errno
-import io
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
+from tests.dashboard.dashboard_data import register as register_version
 from tests.service.fixtures import make_events
 from watchkeeper.evaluation.retention import sweep
 from watchkeeper.ingest.processor import Processor
@@ -51,14 +50,7 @@ def app(database_url: str, tmp_path: Path) -> Iterator[Any]:
 
 
 def register(client: Any, reference: pa.Table) -> None:
-    buf = io.BytesIO()
-    pq.write_table(reference, buf)
-    r = client.put(
-        f"/v1/models/{MODEL}/versions/v1?prediction=pred&segments=region",
-        content=buf.getvalue(),
-        headers={"content-type": "application/vnd.apache.parquet"},
-    )
-    assert r.status_code == 201, r.text
+    register_version(client, MODEL, reference, "prediction=pred&segments=region")
 
 
 def send(client: Any, ids: list[str]) -> None:

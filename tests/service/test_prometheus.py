@@ -10,7 +10,6 @@ unit per family.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import time
@@ -22,12 +21,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from tests.dashboard.dashboard_data import settle
+from tests.dashboard.dashboard_data import register, settle
 from watchkeeper.evaluation.metrics import CATALOGUE, UNIT_SUFFIXES
 
 CLASSIFIER, REGRESSOR = "classifier", "regressor"
@@ -42,17 +40,6 @@ class Exposition:
     families: dict[str, Any]  # family name (counters without _total) → family
     samples: list[Sample]
     api: Any  # the app's test client
-
-
-def _register(client: Any, name: str, table: pa.Table, query: str, version: str = "v1") -> None:
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    r = client.put(
-        f"/v1/models/{name}/versions/{version}?{query}",
-        content=buf.getvalue(),
-        headers={"content-type": "application/vnd.apache.parquet"},
-    )
-    assert r.status_code == 201, r.text
 
 
 def _send(
@@ -113,7 +100,7 @@ def _classifier(client: Any, rng: np.random.Generator, version: str = "v1") -> N
     table = {"x": x, "p_yes": p_yes, "pred": np.where(p_yes > 0.5, "yes", "no")}
     table["y"] = rng.choice(["no", "yes"], 1000)
     query = "prediction=pred&target=y&scores=p_yes"
-    _register(client, CLASSIFIER, pa.table(table), query, version)
+    register(client, CLASSIFIER, pa.table(table), query, version)
 
 
 def _scrape(client: Any) -> dict[str, Any]:
@@ -129,7 +116,7 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exposition]
     _classifier(client, rng)
     x = rng.normal(0, 1, 1000)
     table = {"x": x, "pred": 2 * x, "y": 2 * x + rng.normal(0, 0.5, 1000)}
-    _register(client, REGRESSOR, pa.table(table), "prediction=pred&target=y")
+    register(client, REGRESSOR, pa.table(table), "prediction=pred&target=y")
     monitor = {"name": "errors", "model": CLASSIFIER, "metric": "error_rate"}
     r = client.post("/v1/monitors", json=monitor | {"condition": "> 0.01", "severity": "critical"})
     assert r.status_code == 201, r.text
