@@ -6,6 +6,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import errno
+import json
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.dashboard.dashboard_data import register as register_version
-from tests.service.fixtures import make_events
+from tests.service.fixtures import make_events, reference_table
 from watchkeeper.evaluation.retention import sweep
 from watchkeeper.ingest.processor import Processor
 from watchkeeper.settings import Settings
@@ -187,3 +188,116 @@ def test_failures_of_the_database_or_disk_are_not_held_against_a_batch(database_
     assert transient(down.value)
     assert transient(OSError(errno.ENOSPC, "No space left on device"))
     assert not transient(NotADirectoryError(errno.ENOTDIR, "Not a directory"))
+
+
+def test_a_dead_letter_is_replayed_once_its_cause_is_fixed_or_deleted(
+    app: Any, reference: pa.Table
+) -> None:
+    """The lake's directory blocked by a file dead-letters two batches; with the file gone, one
+    is replayed and processed (its ids indexed once, a re-sent id a duplicate), the other
+    deleted; the counters tell what happened and an unknown id is a 404."""
+    client, store = app.state.client, app.state.store
+    processor: Processor = app.state.processor
+    register(client, reference)
+    lake = app.state.settings.lake_dir
+    lake.parent.mkdir(parents=True, exist_ok=True)
+    lake.write_text("a file where the lake's directory should be")
+    send(client, ["r-0", "r-1"])
+    send(client, ["s-0"])
+    for _ in range(3):
+        processor.run_once(raise_errors=False)
+    assert processor.dead_lettered == 2 and store.pending_events() == 0
+    first, second = client.get(f"/v1/models/{MODEL}/dead-letters").json()["items"]
+    assert client.get(f"/v1/models/{MODEL}").json()["dead_letters_waiting"] == 2
+
+    # replayed while the cause is still there: it fails again and comes back
+    r = client.post(f"/v1/models/{MODEL}/dead-letters/{first['id']}/replay")
+    assert r.status_code == 200, r.text
+    assert r.json()["events"] == 2 and r.json()["id"] == first["id"]
+    assert store.pending_events() == 2
+    for _ in range(3):
+        processor.run_once(raise_errors=False)
+    items = client.get(f"/v1/models/{MODEL}/dead-letters").json()["items"]
+    assert [i["events"] for i in items] == [1, 2] and processor.dead_lettered == 3
+    again = items[1]
+
+    lake.unlink()  # the cause fixed
+    r = client.post(f"/v1/models/{MODEL}/dead-letters/{again['id']}/replay")
+    assert r.status_code == 200, r.text
+    # the client sends one again meanwhile: a duplicate of the replayed batch, not stored twice
+    r = client.post(f"/v1/models/{MODEL}/predictions", json={"events": make_events(["r-1"])})
+    assert r.status_code == 200 and r.json()["duplicates"] == 1, r.text
+    processor.run_once(raise_errors=False)
+    assert indexed_ids(store) == {"r-0", "r-1"} and store.pending_events() == 0
+
+    r = client.delete(f"/v1/models/{MODEL}/dead-letters/{second['id']}")
+    assert r.status_code == 204, r.text
+    assert client.get(f"/v1/models/{MODEL}/dead-letters").json()["items"] == []
+    status = client.get(f"/v1/models/{MODEL}").json()
+    assert status["dead_lettered_batches_total"] == 3  # totals of what happened
+    assert status["dead_letters_waiting"] == 0
+    assert status["events_total"] == 3 and status["duplicates_total"] == 1
+
+    for method, path in (
+        ("post", f"/v1/models/{MODEL}/dead-letters/{again['id']}/replay"),
+        ("delete", f"/v1/models/{MODEL}/dead-letters/{second['id']}"),
+        ("delete", f"/v1/models/nope/dead-letters/{second['id']}"),
+    ):
+        r = getattr(client, method)(path)
+        assert r.status_code == 404, (path, r.text)
+        assert r.json()["error"]["type"] == "NotFoundError", r.text
+    r = client.post(f"/v1/models/{MODEL}/dead-letters/0/replay")
+    assert r.status_code == 422 and "dead_id" in r.text, r.text
+
+
+def test_the_cli_lists_replays_and_deletes_dead_letters_of_a_running_service(
+    server: Any, database_url: str, register: Any, wait_for: Any
+) -> None:
+    """``watchkeeper dead-letters`` against ``watchkeeper serve``: the lake blocked by a file
+    dead-letters two batches; with it gone, one is replayed (its events reach the index) and
+    the other deleted; a wrong id is one line and exit 2."""
+    from tests.alerts.test_alerts_api import cli
+
+    srv = server(database_url, env={"WATCHKEEPER_PROCESSOR_MAX_ATTEMPTS": "2"})
+    srv.lake_dir.parent.mkdir(parents=True, exist_ok=True)
+    srv.lake_dir.write_text("a file where the lake's directory should be")
+    env = {"WATCHKEEPER_URL": srv.url}
+    with srv.client() as client:
+        model = register(client, reference_table())
+        for ids in (["k-0", "k-1"], ["k-2"]):
+            r = client.post(f"/v1/models/{model}/predictions", json={"events": make_events(ids)})
+            assert r.status_code == 200 and r.json()["accepted"] == len(ids), r.text
+
+        def status() -> dict[str, Any]:
+            return dict(client.get(f"/v1/models/{model}").json())
+
+        wait_for(lambda: status()["dead_letters_waiting"] == 2, "two dead letters")
+        listed = cli("dead-letters", "list", model, env=env)
+        assert listed.returncode == 0, listed.stderr
+        assert (
+            listed.stdout.count("NotADirectoryError") + listed.stdout.count("FileExistsError") == 2
+        ), listed.stdout
+        first, second = json.loads(cli("dead-letters", "list", model, "--json", env=env).stdout)[
+            "items"
+        ]
+        srv.lake_dir.unlink()
+        replayed = cli("dead-letters", "replay", model, str(first["id"]), env=env)
+        assert replayed.returncode == 0, replayed.stderr
+        assert replayed.stdout.strip() == (
+            f"replayed dead letter {first['id']}: {first['events']} events logged again"
+        )
+        wait_for(lambda: status()["events_pending"] == 0, "the replayed batch processed")
+        deleted = cli("dead-letters", "delete", model, "--all", env=env)
+        assert deleted.stdout.strip() == f"deleted dead letter {second['id']}", deleted.stderr
+        final = status()
+        assert final["dead_letters_waiting"] == 0 and final["dead_lettered_batches_total"] == 2
+        r = client.post(
+            f"/v1/models/{model}/actuals",
+            json={"actuals": [{"prediction_id": i, "label": "x"} for i in ("k-0", "k-1", "k-2")]},
+        )
+        assert (r.json()["matched"], r.json()["unmatched"]) == (2, 1), r.text
+    missing = cli("dead-letters", "replay", model, "999", env=env)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    assert "404 NotFoundError: model" in missing.stderr and "no dead letter 999" in missing.stderr
+    both = cli("dead-letters", "delete", model, "1", "--all", env=env)
+    assert both.returncode == 2 and "not both" in both.stderr

@@ -4,7 +4,8 @@
 * :mod:`~watchkeeper.cli.service`: ``serve``, ``demo``, ``token`` (the service and its store);
 * :mod:`~watchkeeper.cli.models`: ``register`` (a model version on a running service),
   ``constraints suggest`` (its validation rules, from a reference file);
-* :mod:`~watchkeeper.cli.alerts`: ``monitors``, ``alerts``, ``silence`` (over the HTTP API).
+* :mod:`~watchkeeper.cli.alerts`: ``monitors``, ``alerts``, ``silence`` (over the HTTP API);
+* :mod:`~watchkeeper.cli.dead_letters`: ``dead-letters`` (what the processor could not process).
 
 Exit codes: 0 when fine, 1 when a ``--fail-on`` condition trips, 2 with one readable line on
 standard error for bad input (missing file, unreadable format, unknown column, bad option) or
@@ -16,6 +17,7 @@ from __future__ import annotations
 import click
 
 from watchkeeper.cli import alerts as _alerts
+from watchkeeper.cli import dead_letters as _dead_letters
 from watchkeeper.cli import models as _models
 from watchkeeper.cli import report as _report
 from watchkeeper.cli import service as _service
@@ -42,5 +44,6 @@ for _command in (
     _alerts.monitors,
     _alerts.alerts,
     _alerts.silence,
+    _dead_letters.dead_letters,
 ):
     main.add_command(_command)

@@ -135,6 +135,9 @@ def status(store: Store, model: str) -> dict[str, Any]:
         "actuals_late_total": counters.get("actuals_late_total", 0),
         "dead_lettered_batches_total": counters.get("dead_lettered_batches_total", 0),
         "dead_lettered_events_total": counters.get("dead_lettered_events_total", 0),
+        "dead_letters_waiting": counters.get("dead_lettered_batches_total", 0)
+        - counters.get("dead_letters_replayed_total", 0)
+        - counters.get("dead_letters_deleted_total", 0),
         "events_pending": store.pending_events(),
         "last_event_time": last,
         "created_at": info.created_at,

@@ -3,7 +3,8 @@
 The factory builds the service's parts (store, ingest service, processor, evaluator,
 alerting), keeps them on ``app.state`` (routes read them through ``server/deps.py``), runs
 them in the lifespan and wires the route modules: ``models_api`` and ``ingest_api`` (the
-models and their events), ``alerts_api`` (monitors, alerts, silences, actions) and the
+models and their events), ``dead_letters_api`` (what the processor could not
+process), ``alerts_api`` (monitors, alerts, silences, actions) and the
 ``dashboard``. Errors have one JSON shape (``server/errors.py``).
 """
 
@@ -21,7 +22,14 @@ from watchkeeper.evaluation.evaluate import Evaluator
 from watchkeeper.evaluation.retention import sweep
 from watchkeeper.ingest.processor import Processor, ProcessorProcess
 from watchkeeper.ingest.service import IngestService
-from watchkeeper.server import alerts_api, dashboard, health, ingest_api, models_api
+from watchkeeper.server import (
+    alerts_api,
+    dashboard,
+    dead_letters_api,
+    health,
+    ingest_api,
+    models_api,
+)
 from watchkeeper.server.apidocs import install_docs
 from watchkeeper.server.errors import add_error_handlers, error_body
 from watchkeeper.server.openapi import install_openapi
@@ -86,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     add_error_handlers(app)
     app.include_router(models_api.router)
+    app.include_router(dead_letters_api.router)
     app.include_router(health.router)  # /readyz: the database and the disk (/healthz: alive)
     app.include_router(ingest_api.router)
     app.include_router(alerts_api.router)

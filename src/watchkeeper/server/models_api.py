@@ -1,5 +1,5 @@
-"""The model routes: health, the model list, registration, status, metric series, quarantine,
-dead letters and the Prometheus exposition.
+"""The model routes: health, the model list, registration, status, metric series, quarantine
+and the Prometheus exposition (the dead letters: ``server/dead_letters_api.py``).
 
 Reads need the ``read`` scope, registration ``admin`` (``server/auth.py``).
 """
@@ -21,7 +21,6 @@ from watchkeeper.server.errors import errors
 from watchkeeper.server.openapi import request_body
 from watchkeeper.server.params import MAX_INT, NO_NUL, Offset
 from watchkeeper.server.schemas.ingest import (
-    DeadLetters,
     Health,
     MetricSeries,
     ModelList,
@@ -29,7 +28,6 @@ from watchkeeper.server.schemas.ingest import (
     Quarantine,
     Registered,
 )
-from watchkeeper.store.dead_letters import dead_letters as read_dead_letters
 
 QUARANTINE_MAX = 10_000
 
@@ -171,26 +169,6 @@ async def quarantine(
     await run_in_threadpool(store.model, model)
     rows = await run_in_threadpool(
         lambda: store.quarantine(model, limit=min(limit, QUARANTINE_MAX), offset=offset)
-    )
-    return {"model": model, "items": rows}
-
-
-@router.get(
-    "/v1/models/{model}/dead-letters",
-    response_model=DeadLetters,
-    responses=errors(400, 401, 403, 404, 422),
-)
-async def dead_letters(
-    model: str,
-    store: StoreDep,
-    limit: Annotated[int, Query(ge=0, le=MAX_INT, description=f"at most {QUARANTINE_MAX}")] = 100,
-    offset: Offset = 0,
-) -> object:
-    """Logged batches the processor failed on too often (``processor_max_attempts`` in a
-    row), with their last error, oldest first; their events are not processed."""
-    await run_in_threadpool(store.model, model)
-    rows = await run_in_threadpool(
-        lambda: read_dead_letters(store, model, limit=min(limit, QUARANTINE_MAX), offset=offset)
     )
     return {"model": model, "items": rows}
 

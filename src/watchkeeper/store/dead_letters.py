@@ -6,6 +6,11 @@ Moving it is one write transaction: the batch leaves the log (it is no longer pe
 index rows it got before failing are removed (labels for its predictions stay unmatched), and
 the model's ``dead_lettered_batches_total`` and ``dead_lettered_events_total`` counters are
 raised. Its payload is kept as it was logged, for inspection.
+
+Once the cause is fixed (an upgrade, a wider column), :func:`replay_dead_letter` logs the
+payload again as a new batch for the processor; :func:`delete_dead_letter` drops it for good.
+The counters are totals of what happened: neither lowers them (a replay raises
+``dead_letters_replayed_total``, a deletion ``dead_letters_deleted_total``).
 """
 
 from __future__ import annotations
@@ -101,6 +106,51 @@ def dead_letters(
             .offset(offset)
         ).mappings()
         return [dict(r) for r in rows]
+
+
+def replay_dead_letter(store: Store, model: str, dead_id: int) -> dict[str, Any] | None:
+    """Log a dead-lettered batch's payload again as a new batch and remove it from the dead
+    letters, in one transaction; None when the model has no dead letter ``dead_id``.
+
+    Its events are processed like any others: ids stored meanwhile (the client sent them again)
+    count as duplicates, and a batch that still fails comes back to the dead letters."""
+    d = t.dead_batches.c
+
+    def body(conn: sa.Connection) -> dict[str, Any] | None:
+        row = conn.execute(
+            sa.select(d.version, d.payload, d.events)
+            .where((d.model == model) & (d.id == dead_id))
+            .with_for_update()
+        ).first()
+        if row is None:
+            return None
+        payload = bytes(row.payload)
+        ids = _ids_or_none(payload)
+        batch_id = store.log_batch(conn, model, row.version, payload, ids or [])
+        if ids is None:  # unreadable: log_batch counted none, keep the logged count
+            b = t.batches.c
+            conn.execute(t.batches.update().where(b.id == batch_id).values(events=row.events))
+        conn.execute(t.dead_batches.delete().where(d.id == dead_id))
+        store.add_counts(conn, model, {"dead_letters_replayed_total": 1})
+        return {"id": dead_id, "batch_id": batch_id, "events": int(row.events)}
+
+    return store.write(body)
+
+
+def delete_dead_letter(store: Store, model: str, dead_id: int) -> bool:
+    """Drop a dead-lettered batch and its events for good; False when the model has no dead
+    letter ``dead_id``."""
+    d = t.dead_batches.c
+
+    def body(conn: sa.Connection) -> bool:
+        gone = conn.execute(
+            t.dead_batches.delete().where((d.model == model) & (d.id == dead_id))
+        ).rowcount
+        if gone:
+            store.add_counts(conn, model, {"dead_letters_deleted_total": 1})
+        return bool(gone)
+
+    return store.write(body)
 
 
 def _ids_or_none(payload: bytes) -> list[str] | None:

@@ -185,6 +185,9 @@ class ModelStatus(Out):
         description="logged batches the processor could not process: see dead-letters"
     )
     dead_lettered_events_total: int
+    dead_letters_waiting: int = Field(
+        0, description="dead-lettered batches neither replayed nor deleted yet"
+    )
     events_pending: int
     last_event_time: float | None
     created_at: float
@@ -238,3 +241,9 @@ class DeadBatch(Out):
 class DeadLetters(Out):
     model: str
     items: list[DeadBatch]
+
+
+class ReplayedDeadLetter(Out):
+    id: int = Field(description="the dead letter's id (now gone from the dead letters)")
+    batch_id: int = Field(description="the new batch's id in the durable log")
+    events: int
