@@ -292,11 +292,55 @@ def test_accuracy_drop_fires_once_notifies_retrains_and_resolves(
         "delivery firing → ops: sent" in shown_cli and "delivery resolved → mail: sent" in shown_cli
     )
     assert f"retrain job {job['id']}: succeeded" in shown_cli
+
+    # the model's history: each step once, in the order it happened
+    events = client.get("/v1/models/churn/history").json()["events"]
+    kinds = [e["kind"] for e in reversed(events)]  # oldest first
+    assert sorted(kinds) == sorted(
+        [
+            "version_registered",
+            "alert_pending",
+            "alert_firing",
+            "action_queued",
+            "action_started",
+            "action_succeeded",
+            "alert_resolved",
+        ]
+    ), kinds
+    assert kinds[0] == "version_registered" and kinds[-1] == "alert_resolved"
+    order = {kind: i for i, kind in enumerate(kinds)}
+    assert order["alert_pending"] < order["alert_firing"] < order["action_started"]
+    assert order["action_queued"] < order["action_started"] < order["action_succeeded"]
+    assert [e["at"] for e in events] == sorted((e["at"] for e in events), reverse=True)
+    ended = next(e for e in events if e["kind"] == "action_succeeded")
+    assert ended["detail"]["job_id"] == job["id"] and ended["detail"]["exit_code"] == 0
+    firing = next(e for e in events if e["kind"] == "alert_firing")
+    assert firing["detail"]["alert_id"] == alert["id"] and firing["version"] == "v1"
+    after = client.get("/v1/models/churn/history", params={"since": firing["at"]}).json()
+    assert after["events"] == [e for e in events if e["at"] >= firing["at"]]
+    before = client.get("/v1/models/churn/history", params={"until": firing["at"]}).json()
+    assert before["events"] == [e for e in events if e["at"] < firing["at"]]
+    only = client.get("/v1/models/churn/history", params={"kind": "alert_firing"}).json()
+    assert [e["kind"] for e in only["events"]] == ["alert_firing"]
+    r = client.get("/v1/models/churn/history", params={"kind": "alert_flaring"})
+    assert r.status_code == 422 and "kind" in r.text, r.text
+    assert client.get("/v1/models/nope/history").status_code == 404
+    shown_cli = cli_history(srv.url)
+    assert "alert_firing" in shown_cli and "action_succeeded" in shown_cli
     client.close()
+
+
+def cli_history(url: str) -> str:
+    """``watchkeeper history churn`` as a user runs it."""
+    return cli_run(url, "history", "churn")
 
 
 def cli_show(url: str, alert_id: int) -> str:
     """``watchkeeper alerts show`` as a user runs it."""
+    return cli_run(url, "alerts", "show", str(alert_id))
+
+
+def cli_run(url: str, *args: str) -> str:
     import os
     import subprocess
 
@@ -304,7 +348,7 @@ def cli_show(url: str, alert_id: int) -> str:
     cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "watchkeeper.cli"]
     env = {**os.environ, "COLUMNS": "250", "WATCHKEEPER_URL": url}
     done = subprocess.run(
-        [*cmd, "alerts", "show", str(alert_id)],
+        [*cmd, *args],
         capture_output=True,
         text=True,
         env=env,

@@ -5,7 +5,8 @@
 * :mod:`~watchkeeper.cli.models`: ``register`` (a model version on a running service),
   ``constraints suggest`` (its validation rules, from a reference file);
 * :mod:`~watchkeeper.cli.alerts`: ``monitors``, ``alerts``, ``silence`` (over the HTTP API);
-* :mod:`~watchkeeper.cli.dead_letters`: ``dead-letters`` (what the processor could not process).
+* :mod:`~watchkeeper.cli.dead_letters`: ``dead-letters`` (what the processor could not process);
+* :mod:`~watchkeeper.cli.history`: ``history`` (every step of a model's life).
 
 Exit codes: 0 when fine, 1 when a ``--fail-on`` condition trips, 2 with one readable line on
 standard error for bad input (missing file, unreadable format, unknown column, bad option) or
@@ -18,6 +19,7 @@ import click
 
 from watchkeeper.cli import alerts as _alerts
 from watchkeeper.cli import dead_letters as _dead_letters
+from watchkeeper.cli import history as _history
 from watchkeeper.cli import models as _models
 from watchkeeper.cli import report as _report
 from watchkeeper.cli import service as _service
@@ -45,5 +47,6 @@ for _command in (
     _alerts.alerts,
     _alerts.silence,
     _dead_letters.dead_letters,
+    _history.history,
 ):
     main.add_command(_command)

@@ -6,7 +6,7 @@ Reads need the ``read`` scope, registration ``admin`` (``server/auth.py``).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -22,12 +22,14 @@ from watchkeeper.server.openapi import request_body
 from watchkeeper.server.params import MAX_INT, NO_NUL, Offset
 from watchkeeper.server.schemas.ingest import (
     Health,
+    History,
     MetricSeries,
     ModelList,
     ModelStatus,
     Quarantine,
     Registered,
 )
+from watchkeeper.store.history import HISTORY_KINDS, history
 
 QUARANTINE_MAX = 10_000
 
@@ -171,6 +173,35 @@ async def quarantine(
         lambda: store.quarantine(model, limit=min(limit, QUARANTINE_MAX), offset=offset)
     )
     return {"model": model, "items": rows}
+
+
+HISTORY_MAX = 1000
+
+
+@router.get(
+    "/v1/models/{model}/history",
+    response_model=History,
+    responses=errors(400, 401, 403, 404, 422),
+)
+async def model_history(
+    model: str,
+    store: StoreDep,
+    since: Annotated[float | None, Query(allow_inf_nan=False, description="Unix seconds")] = None,
+    until: Annotated[float | None, Query(allow_inf_nan=False, description="Unix seconds")] = None,
+    kind: Annotated[
+        list[Literal[HISTORY_KINDS]] | None,  # type: ignore[valid-type]
+        Query(description="only these kinds (repeat the parameter for several)"),
+    ] = None,
+    limit: Annotated[int, Query(ge=0, le=MAX_INT, description=f"at most {HISTORY_MAX}")] = 200,
+) -> object:
+    """Every step of the model's life, newest first: versions registered, its alerts' state
+    changes, and the actions (retraining jobs, webhooks) they started and how each ended."""
+    await run_in_threadpool(store.model, model)
+    limit = min(limit, HISTORY_MAX)
+    events = await run_in_threadpool(
+        lambda: history(store, model, since=since, until=until, kinds=kind, limit=limit)
+    )
+    return {"model": model, "events": events}
 
 
 @router.get(

@@ -247,3 +247,16 @@ class ReplayedDeadLetter(Out):
     id: int = Field(description="the dead letter's id (now gone from the dead letters)")
     batch_id: int = Field(description="the new batch's id in the durable log")
     events: int
+
+
+class HistoryEvent(Out):
+    at: float = Field(description="when it happened (Unix seconds)")
+    kind: str = Field(description="version_registered, alert_<state> or action_<status>")
+    version: str
+    summary: str
+    detail: dict[str, Any]
+
+
+class History(Out):
+    model: str
+    events: list[HistoryEvent] = Field(description="newest first")
