@@ -211,7 +211,7 @@ def test_inference_errors(mixed: pa.Table) -> None:
     for kwargs in ({"segments": ["nope"]}, {"exclude": "nope"}, {"numeric": ["nope"]}):
         with pytest.raises(SchemaError, match="column 'nope' not found"):
             infer_schema(mixed, **kwargs)
-    with pytest.raises(SchemaError, match="'label' is given two roles: target and prediction"):
+    with pytest.raises(SchemaError, match="'label' is given as both target and prediction"):
         infer_schema(mixed, target="label", prediction=["label"])
     with pytest.raises(SchemaError, match="'income' is given two types: categorical and numeric"):
         infer_schema(mixed, categorical=["income"], numeric=["income"])

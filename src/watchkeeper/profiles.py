@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from watchkeeper.errors import InputError, ProfileMismatchError
 from watchkeeper.io import to_table
-from watchkeeper.schema import ColumnSchema, ColumnType, Schema, coerce_column, infer_schema
+from watchkeeper.schema import ColumnSchema, ColumnType, Role, Schema, coerce_column, infer_schema
 from watchkeeper.stats.categorical import (
     DEFAULT_MAX_CATEGORIES,
     CategoricalProfile,
@@ -90,8 +90,11 @@ class ProfileSpec:
 
 
 def profiled_columns(schema: Schema) -> list[ColumnSchema]:
-    """Columns that get a statistical profile: numeric and categorical ones of any role."""
-    return [c for c in schema.columns.values() if c.type in PROFILED_TYPES]
+    """Columns that get a statistical profile: numeric and categorical ones of any role but
+    ``ignored``."""
+    return [
+        c for c in schema.columns.values() if c.type in PROFILED_TYPES and c.role != Role.IGNORED
+    ]
 
 
 @dataclass

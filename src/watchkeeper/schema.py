@@ -6,7 +6,7 @@ flag, nullability, and optional validation rules: ``min_value`` / ``max_value``,
 and JSON / YAML serialisation; :func:`coerce_column` casts
 a column for profiling by its type. :func:`infer_schema` (defined in
 :mod:`watchkeeper.schema_infer`, whose docstring gives the inference rules) infers a schema
-from a reference table.
+from a reference table; :func:`explain_schema` also says why each column got its role.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from watchkeeper.errors import SchemaError
 from watchkeeper.io import coerce_array
 
 __all__ = ["ColumnSchema", "ColumnType", "Role", "Schema"]
-__all__ += ["coerce_column", "default_drift", "infer_schema"]
+__all__ += ["coerce_column", "default_drift", "explain_schema", "infer_schema"]
 
 SCHEMA_VERSION = 1
 RULES = ("min_value", "max_value", "value_set", "regex", "max_length")
@@ -52,6 +52,7 @@ class Role(StrEnum):
     ID = "id"
     TIMESTAMP = "timestamp"
     SEGMENT = "segment"
+    IGNORED = "ignored"  # in the reference, not monitored: not checked, profiled or drifted
 
 
 _DRIFT_TYPES = (ColumnType.NUMERIC, ColumnType.CATEGORICAL)
@@ -392,4 +393,4 @@ def coerce_column(table: pa.Table, col: ColumnSchema) -> tuple[pa.Array, int]:
 
 # Re-exported here, its public home. Imported last because watchkeeper.schema_infer imports the
 # types above from this module: the cycle resolves since they are all defined by now.
-from watchkeeper.schema_infer import infer_schema  # noqa: E402
+from watchkeeper.schema_infer import explain_schema, infer_schema  # noqa: E402

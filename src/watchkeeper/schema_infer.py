@@ -43,17 +43,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from watchkeeper import schema_roles  # its functions are read at call time: an import cycle
 from watchkeeper.errors import SchemaError
 from watchkeeper.io import ISO_DATETIME_RE, column_names, to_table
 from watchkeeper.schema import ColumnSchema, ColumnType, Role, Schema, _not_found, default_drift
 
-__all__ = ["infer_schema"]
+__all__ = ["explain_schema", "infer_schema"]
 
 _SAMPLE_SIZE = 10_000
 _ID_NAME_TOKENS = frozenset({"id", "uuid", "guid", "identifier"})
@@ -136,6 +136,8 @@ def infer_schema(
     id_columns: str | Sequence[str] = (),
     timestamp: str | None = None,
     segments: str | Sequence[str] = (),
+    features: str | Sequence[str] = (),
+    ignore: str | Sequence[str] = (),
     categorical: str | Sequence[str] = (),
     numeric: str | Sequence[str] = (),
     text: str | Sequence[str] = (),
@@ -144,23 +146,63 @@ def infer_schema(
     max_categorical_integer_cardinality: int = 20,
     infer_ids: bool = True,
     infer_timestamp: bool = True,
+    exclude_lookalikes: bool = False,
     sample_size: int = _SAMPLE_SIZE,
 ) -> Schema:
     """Infer a :class:`Schema` from a reference table (see the module docstring for the rules).
 
     ``table`` may be anything :func:`watchkeeper.io.to_table` accepts. ``infer_ids=False`` keeps
     unnamed id-like columns as ordinary features; ``infer_timestamp=False`` leaves the timestamp
-    role to the ``timestamp`` argument.
+    role to the ``timestamp`` argument. ``exclude_lookalikes=True`` keeps columns that look like
+    a model's score or an epoch time out of the features (:mod:`watchkeeper.schema_roles`).
+    :func:`explain_schema` takes the same arguments and also says why each column got its role.
     """
+    return explain_schema(
+        table, target=target, prediction=prediction, scores=scores, id_columns=id_columns,
+        timestamp=timestamp, segments=segments, features=features, ignore=ignore,
+        categorical=categorical, numeric=numeric, text=text, datetime=datetime,
+        exclude=exclude, infer_ids=infer_ids, infer_timestamp=infer_timestamp,
+        max_categorical_integer_cardinality=max_categorical_integer_cardinality,
+        exclude_lookalikes=exclude_lookalikes, sample_size=sample_size,
+    )[0]  # fmt: skip
+
+
+def explain_schema(
+    table: pa.Table,
+    *,
+    target: str | None = None,
+    prediction: str | Sequence[str] | None = None,
+    scores: str | Sequence[str] | None = None,
+    id_columns: str | Sequence[str] = (),
+    timestamp: str | None = None,
+    segments: str | Sequence[str] = (),
+    features: str | Sequence[str] = (),
+    ignore: str | Sequence[str] = (),
+    categorical: str | Sequence[str] = (),
+    numeric: str | Sequence[str] = (),
+    text: str | Sequence[str] = (),
+    datetime: str | Sequence[str] = (),
+    exclude: str | Sequence[str] = (),
+    max_categorical_integer_cardinality: int = 20,
+    infer_ids: bool = True,
+    infer_timestamp: bool = True,
+    exclude_lookalikes: bool = False,
+    sample_size: int = _SAMPLE_SIZE,
+) -> tuple[Schema, dict[str, str]]:
+    """:func:`infer_schema`, and the reason for each column's role, by column name: e.g.
+    ``"given as target"``, ``"named like an id, many distinct values"``, ``"named like a score,
+    values in [0, 1], beside the binary prediction 'pred'"``."""
     if not isinstance(table, pa.Table):
         table = to_table(table, name="reference")
     available = table.column_names
     roles: dict[str, Role] = {}
+    given: dict[str, str] = {}  # column -> the argument that gave its role
     forced: dict[str, ColumnType] = {}
     role_args: list[tuple[str, str | Sequence[str] | None, Role]] = [
         ("target", target, Role.TARGET), ("prediction", prediction, Role.PREDICTION),
         ("scores", scores, Role.SCORE), ("id_columns", id_columns, Role.ID),
         ("timestamp", timestamp, Role.TIMESTAMP), ("segments", segments, Role.SEGMENT),
+        ("features", features, Role.FEATURE), ("ignore", ignore, Role.IGNORED),
     ]  # fmt: skip
     type_args: list[tuple[str, str | Sequence[str], ColumnType]] = [
         ("categorical", categorical, ColumnType.CATEGORICAL), ("text", text, ColumnType.TEXT),
@@ -170,39 +212,85 @@ def infer_schema(
     excluded = set(column_names(exclude, "exclude"))
     for name in sorted(excluded - set(available)):
         raise SchemaError(f"exclude: {_not_found(name, available)}")
-    for arg, names, kind in [*role_args, *type_args]:
-        for name in column_names(names, arg):
-            if name not in available:
-                raise SchemaError(f"{arg}: {_not_found(name, available)}")
-            seen: dict[str, Any] = roles if isinstance(kind, Role) else forced
-            if seen.get(name, kind) != kind:
-                what = "roles" if isinstance(kind, Role) else "types"
-                raise SchemaError(f"column {name!r} is given two {what}: {seen[name]} and {kind}")
-            seen[name] = kind
+    for arg, names, role in role_args:
+        for name in _known(names, arg, available):
+            if roles.setdefault(name, role) != role:
+                raise SchemaError(f"column {name!r} is given as both {given[name]} and {arg}")
+            given.setdefault(name, arg)
+    for arg, names, kind in type_args:
+        for name in _known(names, arg, available):
+            if forced.setdefault(name, kind) != kind:
+                raise SchemaError(f"column {name!r} is given two types: {forced[name]} and {kind}")
     columns: list[ColumnSchema] = []
+    reasons: dict[str, str] = {}
     for name in available:
         col = table.column(name)
         role = roles.get(name, Role.FEATURE)
         ctype = forced.get(name) or _ROLE_TYPES.get(role)
         if ctype is None:
             ctype = _infer_type(name, col, max_categorical_integer_cardinality, sample_size)
-            if ctype == ColumnType.ID and role == Role.FEATURE and infer_ids:
+            if ctype == ColumnType.ID and name not in roles and infer_ids:
                 role = Role.ID
-            elif (ctype in (ColumnType.ID, ColumnType.TEXT) and role != Role.FEATURE) or (
-                ctype == ColumnType.ID and not infer_ids
+                named = _id_like_name(name)
+                reasons[name] = "named like an id, " if named else ""
+                reasons[name] += "many distinct values" if named else "nearly every value distinct"
+            elif (ctype in (ColumnType.ID, ColumnType.TEXT) and role not in _KEEP_TYPE) or (
+                ctype == ColumnType.ID and role in _KEEP_TYPE
             ):
                 ctype = ColumnType.CATEGORICAL
+        if name in given:
+            reasons[name] = "given in ignore" if role == Role.IGNORED else f"given as {given[name]}"
         nulls = col.null_count
         if pa.types.is_floating(col.type):
             nulls += pc.sum(pc.is_nan(col)).as_py() or 0
         drift = default_drift(ctype, role) and name not in excluded
         columns.append(ColumnSchema(name, ctype, role, nulls > 0, drift, str(col.type)))
     datetimes = [c for c in columns if c.type == ColumnType.DATETIME]
-    if timestamp is None and infer_timestamp and [c.role for c in datetimes] == [Role.FEATURE]:
+    if (
+        timestamp is None
+        and infer_timestamp
+        and [(c.role, c.name in roles) for c in datetimes] == [(Role.FEATURE, False)]
+    ):
         datetimes[0].role = Role.TIMESTAMP
-    return Schema.from_columns(columns)
+        reasons[datetimes[0].name] = "the only date/time column"
+    if exclude_lookalikes:
+        reasons |= schema_roles.settle_lookalikes(
+            table, columns, given, scores_given=bool(column_names(scores, "scores")),
+            prediction=column_names(prediction, "prediction"), target=target,
+        )  # fmt: skip
+    for c in columns:
+        reasons[c.name] = _feature_reason(c, reasons.get(c.name), c.name in excluded)
+    return Schema.from_columns(columns), reasons
 
 
+def _known(names: str | Sequence[str] | None, arg: str, available: list[str]) -> list[str]:
+    """The names an argument gives, each checked to be a column of the reference."""
+    out = column_names(names, arg)
+    for name in out:
+        if name not in available:
+            raise SchemaError(f"{arg}: {_not_found(name, available)}")
+    return out
+
+
+def _feature_reason(col: ColumnSchema, reason: str | None, excluded: bool) -> str:
+    """The reason shown for a column: what made its role, and what a feature's data means."""
+    if col.role not in (Role.FEATURE, Role.SEGMENT):
+        return reason or col.role.value
+    kind = {
+        ColumnType.NUMERIC: "numeric", ColumnType.CATEGORICAL: "categorical",
+        ColumnType.TEXT: "free text, no drift check",
+        ColumnType.DATETIME: "date/time, no drift check", ColumnType.ID: "id, no drift check",
+    }[col.type]  # fmt: skip
+    parts = [kind]
+    if excluded:
+        parts.append("drift off (exclude)")
+    if col.type in (ColumnType.NUMERIC, ColumnType.CATEGORICAL):
+        parts.append("optional (nulls in the reference)" if col.nullable else "required (no nulls)")
+    return f"{reason or 'inferred'}: {', '.join(parts)}"
+
+
+# roles whose column keeps its inferred type, but never type id: ordinary features
+_KEEP_TYPE = (Role.FEATURE, Role.IGNORED)
 _ROLE_TYPES = {
     Role.SCORE: ColumnType.NUMERIC, Role.ID: ColumnType.ID,
     Role.TIMESTAMP: ColumnType.DATETIME, Role.SEGMENT: ColumnType.CATEGORICAL,

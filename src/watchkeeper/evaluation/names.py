@@ -8,7 +8,8 @@ measured per feature.
 
 The metrics are those of the catalogue (:mod:`watchkeeper.evaluation.metrics`); a metric's
 features are the columns of the model's versions the evaluator writes it for (drift: the
-drift columns, prediction drift: the prediction, missing share: every column).
+drift columns, prediction drift: the prediction, missing share: every column but the
+ignored ones).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def features_of(schema: Schema, metric: str) -> list[str]:
         return [c.name for c in schema.drift_columns() if c.role != Role.PREDICTION]
     if metric == "prediction_drift":
         return [c.name for c in schema.by_role(Role.PREDICTION)]
-    return list(schema.columns)
+    return [c.name for c in schema.columns.values() if c.role != Role.IGNORED]
 
 
 def _unknown(what: str, name: str, valid: Iterable[str]) -> NotFoundError:
