@@ -488,7 +488,12 @@ def test_the_register_command(server: Server, tmp_path: Path) -> None:
     done = register(name, str(path), "--target", "label", "--segments", "color")
     assert done.returncode == 0, done.stderr
     assert f"registered {name} v1 with a 400-row reference (champion)" in done.stdout
-    assert "target: label" in done.stdout and "segment: color" in done.stdout
+    rows = [line.split()[:3] for line in done.stdout.splitlines()]
+    assert ["label", "target", "categorical"] in rows and [
+        "color",
+        "segment",
+        "categorical",
+    ] in rows
     assert server.status(name)["segments"] == ["color"]
     again = register(name, str(path))
     assert again.returncode == 2

@@ -132,8 +132,11 @@ def test_the_generated_client_registers_ingests_and_reads(
         body=types.File(payload=io.BytesIO(buf.getvalue()), mime_type="application/octet-stream"),
         prediction="pred",
         segments="region",
+        ignore="income",
     )
     assert isinstance(reg, m.Registered) and reg.reference_rows == reference.num_rows
+    roles = {c.name: (c.role, c.reason) for c in reg.roles}
+    assert roles["income"] == ("ignored", "given in ignore") and roles["pred"][0] == "prediction"
     assert "gen" in models.list_models.sync(client=client).models
 
     ids = [f"g{i}" for i in range(30)]

@@ -23,6 +23,18 @@ from watchkeeper.sdk import register as register_version
 @click.option("--scores", help="Score (probability) columns, comma-separated.")
 @click.option("--segments", help="Segment columns, comma-separated (a new model only).")
 @click.option(
+    "--feature",
+    "features",
+    multiple=True,
+    help="Monitor this column as a feature (repeatable; or comma-separated).",
+)
+@click.option(
+    "--ignore",
+    "ignore",
+    multiple=True,
+    help="Leave this column out of monitoring (repeatable; or comma-separated).",
+)
+@click.option(
     "--window-seconds", type=int, help="Evaluation window (a new model only; default 3600)."
 )
 @click.option(
@@ -50,6 +62,8 @@ def register(
     prediction: str | None,
     scores: str | None,
     segments: str | None,
+    features: tuple[str, ...],
+    ignore: tuple[str, ...],
     window_seconds: int | None,
     drift_reference: str | None,
     challenger: bool,
@@ -71,6 +85,8 @@ def register(
             prediction=prediction,
             scores=_names(scores),
             segments=_names(segments),
+            features=_many(features),
+            ignore=_many(ignore),
             window_seconds=window_seconds,
             drift_reference=drift_reference,
             champion=not challenger,
@@ -81,15 +97,33 @@ def register(
         raise api_error(exc) from None
     except (FileNotFoundError, ValueError) as exc:  # no such file, not a reference, bad --url
         raise InputError(str(exc)) from None
-    roles: dict[str, list[str]] = {}
-    for col in answer["schema"]["columns"]:
-        roles.setdefault(col["role"], []).append(col["name"])
     click.echo(
         f"registered {model} {version} with a {answer['reference_rows']:,}-row reference"
         + ("" if challenger else " (champion)")
     )
-    for role, names in sorted(roles.items()):
-        click.echo(f"  {role}: {', '.join(names)}")
+    _print_roles(answer.get("roles", []))
+
+
+def _print_roles(roles: list[dict[str, str]]) -> None:
+    """The columns' roles as the service inferred and applied them, and why."""
+    from rich.table import Table
+
+    from watchkeeper.progress import output_console
+
+    table = Table("column", "role", "type", "why", box=None, pad_edge=False)
+    for col in roles:
+        table.add_row(col["name"], col["role"], col["type"], col["reason"])
+    console = output_console()
+    console.print(table)
+    console.print(
+        "to change a role, register a new --version with --feature COLUMN, --ignore COLUMN, "
+        "--scores, --target or --prediction"
+    )
+
+
+def _many(values: tuple[str, ...]) -> list[str] | None:
+    """A repeatable option, each value one name or several comma-separated."""
+    return [name for value in values for name in value.split(",")] or None
 
 
 def _names(value: str | None) -> list[str] | None:

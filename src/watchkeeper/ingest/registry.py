@@ -17,7 +17,7 @@ from watchkeeper.errors import InputError
 from watchkeeper.ingest.events import RESERVED
 from watchkeeper.io import column_names, to_table
 from watchkeeper.profiles import DatasetProfile, profile_reference
-from watchkeeper.schema import Role, Schema, infer_schema
+from watchkeeper.schema import Role, Schema, explain_schema
 from watchkeeper.settings import Settings
 from watchkeeper.stats.labelled import binary_classes
 from watchkeeper.store.state import DRIFT_REFERENCES, Store, check_name
@@ -36,6 +36,8 @@ def register(
     prediction: str | None = None,
     scores: str | Sequence[str] | None = None,
     segments: str | Sequence[str] | None = None,
+    features: str | Sequence[str] | None = None,
+    ignore: str | Sequence[str] | None = None,
     schema: Schema | None = None,
     window_seconds: int | None = None,
     label_horizon_days: float | None = None,
@@ -48,7 +50,10 @@ def register(
     """Register a model (if new) and a version with its training reference: its schema (given
     or inferred), its frozen reference profile and a sample of its rows. ``constraints`` (a
     document, a Great Expectations suite, or ``"suggest"``) and ``on_violation`` set the
-    schema's validation rules (see ``watchkeeper.constraints``)."""
+    schema's validation rules (see ``watchkeeper.constraints``). ``features`` and ``ignore``
+    force columns to be features or to be left out of monitoring; columns that look like a
+    model's score or an epoch time are kept out of the features (``watchkeeper.schema_roles``).
+    The answer's ``roles`` say, per column, its role and why."""
     check_name("model", model)
     check_name("version", version)
     if drift_reference is not None and drift_reference not in DRIFT_REFERENCES:
@@ -58,9 +63,12 @@ def register(
     segments = column_names(segments, "segments")  # one name is one column
     table = to_table(reference, name="reference")
     if schema is None:
-        schema = infer_schema(
-            table, target=target, prediction=prediction, scores=scores, segments=segments
-        )
+        schema, reasons = explain_schema(
+            table, target=target, prediction=prediction, scores=scores, segments=segments,
+            features=features or (), ignore=ignore or (), exclude_lookalikes=True,
+        )  # fmt: skip
+    else:
+        reasons = {name: "from the given schema" for name in schema.columns}
     if constraints is not None or on_violation is not None:
         schema = apply_rules(schema, constraints, on_violation=on_violation, reference=table)
     for name in segments:
@@ -99,6 +107,10 @@ def register(
         "version": version,
         "reference_rows": table.num_rows,
         "schema": schema.to_dict(),
+        "roles": [
+            {"name": c.name, "role": c.role.value, "type": c.type.value, "reason": reasons[c.name]}
+            for c in schema.columns.values()
+        ],
     }
 
 

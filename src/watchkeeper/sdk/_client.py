@@ -225,6 +225,8 @@ class Client:
         prediction: str | None = None,
         scores: str | list[str] | None = None,
         segments: str | list[str] | None = None,
+        features: str | list[str] | None = None,
+        ignore: str | list[str] | None = None,
         window_seconds: int | None = None,
         drift_reference: str | None = None,
         champion: bool = True,
@@ -236,7 +238,9 @@ class Client:
         the server, and raises ``RequestError`` when it refuses (e.g. 409: the version exists).
         ``constraints`` (a mapping, a JSON file, or ``"suggest"``: proposed from the reference)
         and ``on_violation`` (``quarantine`` or ``count``) set validation rules; see
-        ``watchkeeper.constraints``.
+        ``watchkeeper.constraints``. ``features`` and ``ignore`` (a column name or a list)
+        force columns to be features or leave them out of monitoring; the answer's ``roles``
+        list each column's role and why.
         """
         url, token, timeout = self._transport_args
         return register(
@@ -249,6 +253,8 @@ class Client:
             prediction=prediction,
             scores=scores,
             segments=segments,
+            features=features,
+            ignore=ignore,
             window_seconds=window_seconds,
             drift_reference=drift_reference,
             champion=champion,

@@ -84,6 +84,8 @@ def register(
     prediction: str | None = None,
     scores: str | list[str] | None = None,
     segments: str | list[str] | None = None,
+    features: str | list[str] | None = None,
+    ignore: str | list[str] | None = None,
     window_seconds: int | None = None,
     drift_reference: str | None = None,
     champion: bool = True,
@@ -99,6 +101,8 @@ def register(
     ``FileNotFoundError`` for a missing file, and as :func:`request` does. ``constraints`` (a
     mapping, a JSON file, or ``"suggest"``: proposed from the reference) and ``on_violation``
     (``quarantine`` or ``count``) set validation rules; see ``watchkeeper.constraints``.
+    ``features`` and ``ignore`` (a column name or a list of them) force columns to be features
+    or leave them out of monitoring. The answer's ``roles`` list each column's role and why.
     """
     content = _reference_body(reference)
     query: dict[str, str] = {"champion": "true" if champion else "false"}
@@ -109,6 +113,8 @@ def register(
         ("window_seconds", None if window_seconds is None else str(int(window_seconds))),
         ("scores", _names(scores, "scores")),
         ("segments", _names(segments, "segments")),
+        ("features", _names(features, "features")),
+        ("ignore", _names(ignore, "ignore")),
         ("constraints", _constraints_text(constraints)),
         ("on_violation", on_violation),
     ):

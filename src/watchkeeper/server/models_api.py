@@ -71,6 +71,12 @@ async def register(
     prediction: str | None = None,
     scores: Annotated[str | None, Query(description="score columns, comma-separated")] = None,
     segments: Annotated[str | None, Query(description="segment columns, comma-separated")] = None,
+    features: Annotated[
+        str | None, Query(description="columns to monitor as features, comma-separated")
+    ] = None,
+    ignore: Annotated[
+        str | None, Query(description="columns to leave out of monitoring, comma-separated")
+    ] = None,
     window_seconds: Annotated[
         int | None, Query(ge=0, description="the model's window; 0 or unset: the default")
     ] = None,
@@ -90,7 +96,9 @@ async def register(
     ] = None,
 ) -> object:
     """Register a model (if new) and a version; the body is its training reference (Parquet,
-    CSV, Arrow). The model-level parameters take effect when the model is first registered."""
+    CSV, Arrow). The model-level parameters take effect when the model is first registered.
+    The answer's ``roles`` give each column's role and why; a column named in no parameter
+    and looking like a score or an epoch time is not made a feature."""
     body = await read_body(request, settings.max_body_bytes)
     table = table_from_upload(body, request.headers.get("content-type"))
     return await run_in_threadpool(
@@ -102,6 +110,8 @@ async def register(
             prediction=prediction,
             scores=_split(scores),
             segments=_split(segments),
+            features=_split(features),
+            ignore=_split(ignore),
             window_seconds=window_seconds or None,
             champion=champion,
             drift_reference=drift_reference,

@@ -136,11 +136,21 @@ class ModelList(Out):
     models: list[str]
 
 
+class ColumnRole(Out):
+    name: str
+    role: str = Field(
+        description="feature, prediction, score, target, id, timestamp, segment or ignored"
+    )
+    type: str = Field(description="numeric, categorical, datetime, text or id")
+    reason: str = Field(description="why the column has this role, e.g. 'given as target'")
+
+
 class Registered(Out):
     model: str
     version: str
     reference_rows: int
     schema_: dict[str, Any] = Field(alias="schema", description="the inferred column schema")
+    roles: list[ColumnRole] = Field(description="each column's role and why, in column order")
 
 
 class VersionInfo(Out):
