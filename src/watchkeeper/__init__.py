@@ -31,6 +31,7 @@ _EXPORTS = {
     "ColumnType": "watchkeeper.schema",
     "Role": "watchkeeper.schema",
     "Schema": "watchkeeper.schema",
+    "explain_schema": "watchkeeper.schema",
     "infer_schema": "watchkeeper.schema",
 }
 
@@ -47,6 +48,7 @@ __all__ = [
     "WatchkeeperError",
     "__version__",
     "compare",
+    "explain_schema",
     "infer_schema",
     "profile",
     "profile_reference",
@@ -63,7 +65,14 @@ if TYPE_CHECKING:
         profile_table,
     )
     from watchkeeper.report import Report, compare
-    from watchkeeper.schema import ColumnSchema, ColumnType, Role, Schema, infer_schema
+    from watchkeeper.schema import (
+        ColumnSchema,
+        ColumnType,
+        Role,
+        Schema,
+        explain_schema,
+        infer_schema,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -101,7 +101,8 @@ def register(
         f"registered {model} {version} with a {answer['reference_rows']:,}-row reference"
         + ("" if challenger else " (champion)")
     )
-    _print_roles(answer.get("roles", []))
+    if answer.get("roles"):  # an older service does not say
+        _print_roles(answer["roles"])
 
 
 def _print_roles(roles: list[dict[str, str]]) -> None:
