@@ -28,11 +28,16 @@ Inference rules of :func:`infer_schema` (explicit arguments always win, see belo
   columns are not drift features by default (set ``drift=True`` with
   :meth:`~watchkeeper.schema.Schema.with_overrides` to monitor e.g. prediction drift).
 
+* With ``exclude_lookalikes=True`` a column no argument names that looks like a model's score
+  or an epoch time is not made a feature (:mod:`watchkeeper.schema_roles` has the rules).
+
 Explicit arguments: ``target``/``prediction``/``scores``/``id_columns``/``timestamp``/``segments``
-set roles (scores are numeric, timestamps datetime, segments categorical, id columns id; target and
-prediction are never typed id/text); ``categorical``/``numeric``/``text``/``datetime`` force types;
-``exclude`` turns drift off. Naming a column that does not exist raises
-:class:`~watchkeeper.errors.SchemaError`.
+/``features``/``ignore`` set roles (scores are numeric, timestamps datetime, segments categorical,
+id columns id; target and prediction are never typed id/text, nor a column given as a feature,
+which is categorical when id-like); ``categorical``/``numeric``/``text``/``datetime`` force types;
+``exclude`` turns drift off. Naming a column that does not exist, or one column in two role
+arguments, raises :class:`~watchkeeper.errors.SchemaError`. :func:`explain_schema` also returns
+the reason for each column's role.
 
 Speed: distinct counts (``pyarrow.compute.count_distinct``), date and text checks run on a fixed
 random sample of ``sample_size`` non-null values (all when fewer; high-cardinality hash tables
