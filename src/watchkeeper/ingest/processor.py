@@ -25,7 +25,8 @@ from watchkeeper.ingest.buckets import apply_buckets, profile_buckets
 from watchkeeper.ingest.index import index_batch
 from watchkeeper.ingest.labels import join_waiting
 from watchkeeper.settings import Settings
-from watchkeeper.store.dead_letters import dead_letter, transient
+from watchkeeper.store.dead_letters import dead_letter
+from watchkeeper.store.faults import transient
 from watchkeeper.store.state import Store
 
 log = logging.getLogger("watchkeeper.processor")
@@ -97,7 +98,7 @@ class Processor:
         one batch that cannot be processed does not hold up the others. A batch that fails
         ``processor_max_attempts`` times in a row is moved to the dead letters
         (``store.dead_letters``) with its error, in either mode; failures of the database or
-        the disk (``transient``) are not counted against a batch."""
+        the disk (``store.faults.transient``) are not counted against a batch."""
         done = 0
         for group in _groups(self.store.pending_batches(limit)):
             try:
