@@ -203,6 +203,7 @@ def test_postgresql_backends_terminated_mid_ingest(
         assert client.send("GET", f"/v1/models/{client.model}", retry=False) == 200
         assert client.send("GET", "/v1/silences", retry=False) == 200
         assert_stored_once(srv, open_store(url), client, wait_for)
+        assert "processor process exited" not in srv.log.read_text()  # it waited instead
 
 
 # ------------------------------------------------------------------ a full disk (SQLite)
@@ -384,3 +385,53 @@ def test_only_faults_of_the_surroundings_are_transient(tmp_path: Path) -> None:
     assert isinstance(answer, StoreUnavailable) and answer.http_status == 503
     assert "database is locked" in str(answer) and answer.retry_after > 0
 
+
+@pytest.mark.slow  # a processor process started against a closed database
+def test_the_processor_process_waits_for_the_database_instead_of_dying(
+    tmp_path: Path,
+    reference: pa.Table,
+    make_events: Events,
+    open_store: Callable[[str], Store],
+    capfd: pytest.CaptureFixture[str],
+    wait_for: Any,
+) -> None:
+    import json
+
+    from watchkeeper.ingest.processor import ProcessorProcess
+    from watchkeeper.ingest.service import IngestService
+    from watchkeeper.settings import load_settings
+
+    with make_database("postgresql", tmp_path / "db") as url:
+        settings = load_settings(data_dir=tmp_path / "data", database_url=url)
+        store = open_store(url)
+        service = IngestService(store, settings)
+        service.register("m", reference, prediction="pred", segments=["region"])
+        name = url.rsplit("/", 1)[1]
+        admin, _ = _pg_admin()
+        worker = ProcessorProcess(settings)
+        with admin:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            try:
+                worker.start()
+                seen = []
+
+                def waiting() -> bool:
+                    seen.append(capfd.readouterr().err)
+                    return "the processor waits for the database" in "".join(seen)
+
+                wait_for(waiting, "the processor process to find the database closed", 60)
+                time.sleep(1.5)  # a second attempt, still closed
+                assert worker._child.is_alive() and worker.restarts == 0
+            finally:
+                admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        try:
+            body = json.dumps({"events": make_events(["a", "b"])}).encode()
+            assert service.ingest("m", body, "application/json").accepted == 2
+            wait_for(lambda: worker.events_processed == 2, "the processor to work the log", 60)
+            assert worker.restarts == 0
+        finally:
+            worker.stop()
