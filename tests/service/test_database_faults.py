@@ -435,3 +435,31 @@ def test_the_processor_process_waits_for_the_database_instead_of_dying(
             assert worker.restarts == 0
         finally:
             worker.stop()
+
+
+def test_a_commit_stands_when_its_connection_dies_right_after(
+    tmp_path: Path, open_store: Callable[[str], Store]
+) -> None:
+    """The backend is terminated between the commit and the end of ``store.write`` (while
+    the on-commit actions run, one of which fails on the dead connection): the write still
+    returns what it committed, and the next write gets a new connection."""
+    with make_database("postgresql", tmp_path / "db") as url:
+        store = open_store(url)
+        admin, _ = _pg_admin()
+        with admin:
+
+            def body(conn: sa.Connection) -> str:
+                store.add_counts(conn, "m", {"n": 1})
+                pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+
+                def after() -> None:
+                    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                    conn.execute(sa.text("SELECT 1"))  # a cleanup touching the connection
+
+                store.on_commit(conn, after)
+                return "committed"
+
+            assert store.write(body) == "committed"
+        assert store.counters("m") == {"n": 1}
+        store.bump("m", {"n": 1})
+        assert store.counters("m") == {"n": 2}
