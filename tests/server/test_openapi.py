@@ -84,6 +84,15 @@ def test_every_operation_has_a_typed_success_and_the_auth_errors(doc: dict[str, 
             assert "400" in statuses, (method, path)  # a NUL character in a text parameter
 
 
+def test_every_operation_but_healthz_may_answer_503_with_retry_after(doc: dict[str, Any]) -> None:
+    """The database or its disk may be away for any route that reads or writes it."""
+    for path, method, op in operations(doc):
+        if path == "/healthz":
+            assert "503" not in op["responses"], (method, path)
+            continue
+        assert "Retry-After" in op["responses"]["503"]["headers"], (method, path)
+
+
 def test_the_bounded_parameters_say_so(doc: dict[str, Any]) -> None:
     for path, method, op in operations(doc):
         for p in op.get("parameters", []):

@@ -4,16 +4,19 @@ are real (a PostgreSQL database closed to connections, a small filesystem filled
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.service.fixtures import ServerFactory, _pg_admin, make_database
+from tests.service.fixtures import (
+    ServerFactory,
+    _pg_admin,
+    fill,
+    make_database,
+    small_filesystem,
+)
 
 MIB = 2**20
 
@@ -82,36 +85,17 @@ def test_not_ready_below_the_free_space_setting(server: ServerFactory, tmp_path:
         assert "ready_min_free_mb" in _ready(srv.url).json()["error"]["message"]
 
 
-@contextlib.contextmanager
-def _small_filesystem(path: Path, mib: int) -> Iterator[Path]:
-    path.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(path)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small filesystem: {mounted.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
 @pytest.mark.slow  # a filesystem mounted and filled
 def test_not_ready_while_the_data_directory_s_disk_is_full(
     server: ServerFactory, tmp_path: Path
 ) -> None:
     with (
         make_database("postgresql", tmp_path / "db") as url,
-        _small_filesystem(tmp_path / "small", 8) as data_dir,
+        small_filesystem(tmp_path / "small", 8) as data_dir,
     ):
         srv = server(url, data_dir=data_dir, env={"WATCHKEEPER_READY_MIN_FREE_MB": "0"})
         assert_ready(_ready(srv.url))
-        filler = data_dir / "filler"
-        with contextlib.suppress(OSError), filler.open("wb", buffering=0) as f:
-            while True:  # until the filesystem is full
-                f.write(b"\0" * MIB)
+        filler = fill(data_dir)
         assert_not_ready(_ready(srv.url), "disk")
         filler.unlink()
         assert_ready(_ready(srv.url))

@@ -9,6 +9,9 @@ test imports its helpers by name (``from tests.service.fixtures import Server``)
   127.0.0.1:5432 and dropped after, ``DROP DATABASE ... WITH (FORCE)``). Without a reachable
   PostgreSQL the ``postgresql`` cases are skipped, except under CI (env ``CI`` set), where
   they fail: CI must test both backends.
+* ``small_filesystem(path, mib)``: a tmpfs of ``mib`` MiB mounted at ``path`` (a context
+  manager), for a disk that really fills up; skipped where mounting is not permitted, except
+  under CI, where it fails.
 * ``server`` (per test) and ``module_server`` (per module) are factories of :class:`Server`:
   ``watchkeeper serve`` in a subprocess on a free port, which can be SIGKILLed and restarted on
   the same data directory and database.
@@ -16,6 +19,7 @@ test imports its helpers by name (``from tests.service.fixtures import Server``)
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import io
 import itertools
@@ -150,6 +154,35 @@ def module_databases(
             return stack.enter_context(make_database(request.param, directory))
 
         yield new
+
+
+@contextmanager
+def small_filesystem(path: Path, mib: int) -> Iterator[Path]:
+    """A tmpfs of ``mib`` MiB mounted at ``path`` (created) and unmounted after."""
+    path.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        _unavailable(f"cannot mount a small filesystem: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Write a file in ``directory`` until its filesystem is full; return the file."""
+    filler = directory / "filler"
+    with contextlib.suppress(OSError), filler.open("wb", buffering=0) as f:
+        while True:
+            f.write(b"\0" * 2**20)
+    with contextlib.suppress(OSError), filler.open("ab", buffering=0) as f:
+        while True:  # the last blocks
+            f.write(b"\0" * 4096)
+    return filler
 
 
 # ---------------------------------------------------------------------------------- servers

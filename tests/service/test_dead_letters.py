@@ -22,7 +22,7 @@ from watchkeeper.evaluation.retention import sweep
 from watchkeeper.ingest.processor import Processor
 from watchkeeper.settings import Settings
 from watchkeeper.store import tables as t
-from watchkeeper.store.dead_letters import transient
+from watchkeeper.store.faults import transient
 from watchkeeper.store.state import Store
 
 MODEL = "m"

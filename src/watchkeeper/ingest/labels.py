@@ -25,6 +25,7 @@ from watchkeeper.ingest.registry import target_classes, task_of
 from watchkeeper.ingest.validate import label_problems
 from watchkeeper.stats.labelled import Labelled, fold_labelled
 from watchkeeper.store import labels as stored
+from watchkeeper.store.faults import transient
 from watchkeeper.store.state import Store
 
 log = logging.getLogger("watchkeeper.labels")
@@ -67,7 +68,9 @@ def index_pending(store: Store, model: str) -> int:
     for batch_id in store.unindexed_batches(model):
         try:
             indexed = index_batch(store, batch_id)
-        except Exception:
+        except Exception as exc:
+            if transient(exc):  # the database is away: the labels cannot be kept either
+                raise
             log.exception("indexing batch %s of model %r for a label join failed", batch_id, model)
             continue
         if indexed is not None:

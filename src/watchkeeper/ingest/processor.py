@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ from watchkeeper.ingest.buckets import apply_buckets, profile_buckets
 from watchkeeper.ingest.index import index_batch
 from watchkeeper.ingest.labels import join_waiting
 from watchkeeper.settings import Settings
-from watchkeeper.store.dead_letters import dead_letter, transient
+from watchkeeper.store.dead_letters import dead_letter
+from watchkeeper.store.faults import transient
 from watchkeeper.store.state import Store
 
 log = logging.getLogger("watchkeeper.processor")
@@ -37,11 +39,15 @@ def write_durably(table: pa.Table, path: Path) -> None:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as fh:
-        pq.write_table(table, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    try:
+        with tmp.open("wb") as fh:
+            pq.write_table(table, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+    except BaseException:  # e.g. a full disk: give back what the partial file took
+        tmp.unlink(missing_ok=True)
+        raise
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)  # the rename itself
@@ -78,9 +84,9 @@ class Processor:
         while not self._stop.is_set():
             try:
                 busy = self.run_once(raise_errors=False)
-            except Exception:  # keep the service up; the batch stays pending and is retried
+            except Exception as exc:  # keep the service up; the batch stays pending, retried
                 self.errors += 1
-                log.exception("processing a batch failed")
+                _log_failure(exc)
                 busy = 0
             if not busy:
                 self._stop.wait(0.2)
@@ -97,7 +103,7 @@ class Processor:
         one batch that cannot be processed does not hold up the others. A batch that fails
         ``processor_max_attempts`` times in a row is moved to the dead letters
         (``store.dead_letters``) with its error, in either mode; failures of the database or
-        the disk (``transient``) are not counted against a batch."""
+        the disk (``store.faults.transient``) are not counted against a batch."""
         done = 0
         for group in _groups(self.store.pending_batches(limit)):
             try:
@@ -127,10 +133,11 @@ class Processor:
     def _failed(self, batch: dict[str, Any], exc: Exception) -> None:
         """Count a failure of the batch; at the bound, move it to the dead letters."""
         self.errors += 1
+        if transient(exc):  # not the batch's fault: it is not counted against it
+            log.warning("batch %s of model %r: the database or disk is away: %s", *_who(batch), exc)
+            return
         log.error("processing batch %s of model %r failed", *_who(batch), exc_info=exc)
         key = _key(batch)
-        if transient(exc):  # not the batch's fault: it is not counted against it
-            return
         attempts = self._failures.get(key, 0) + 1
         if attempts < self.settings.processor_max_attempts:
             self._failures[key] = attempts
@@ -277,15 +284,21 @@ def _child_main(settings: Settings, counts: Any, parent: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # see ProcessorProcess._spawn
     _die_with_parent()
-    store = Store(settings.sqlalchemy_url)
+
+    def running() -> bool:
+        return not counts[3] and os.getppid() == parent
+
+    store = _open_store(settings, running)
+    if store is None:
+        return
     processor = Processor(store, settings)
     try:
-        while not counts[3] and os.getppid() == parent:
+        while running():
             try:
                 busy = processor.run_once(raise_errors=False)
-            except Exception:  # e.g. the database away for a moment: try again
+            except Exception as exc:  # e.g. the database away for a moment: try again
                 processor.errors += 1
-                log.exception("processing failed")
+                _log_failure(exc)
                 busy = 0
             counts[0], counts[1], counts[2] = (
                 processor.batches_processed,
@@ -296,6 +309,28 @@ def _child_main(settings: Settings, counts: Any, parent: int) -> None:
                 time.sleep(0.2)
     finally:
         store.close()
+
+
+def _open_store(settings: Settings, running: Callable[[], bool]) -> Store | None:
+    """The child's store; while the database is away (``transient``: unreachable, its
+    connections terminated, locked), tried again every second instead of dying."""
+    while running():
+        try:
+            return Store(settings.sqlalchemy_url)
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            log.warning("the processor waits for the database: %s", exc)
+            time.sleep(1.0)
+    return None
+
+
+def _log_failure(exc: Exception) -> None:
+    """A pass of the processor failed before reaching a batch."""
+    if transient(exc):  # the database or disk is away: it is retried on the next pass
+        log.warning("processing waits for the database or disk: %s", exc)
+    else:
+        log.error("processing failed", exc_info=exc)
 
 
 def _die_with_parent() -> None:

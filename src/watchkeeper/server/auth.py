@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from watchkeeper.server.dashboard.session import is_dashboard_path
-from watchkeeper.server.errors import error_body
+from watchkeeper.server.errors import database_fault, error_body
 from watchkeeper.store.state import Store
 from watchkeeper.store.tokens import check_token
 
@@ -48,7 +48,13 @@ def auth_middleware(
                 401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        scopes = await run_in_threadpool(check_token, store, header[7:].strip())
+        try:
+            scopes = await run_in_threadpool(check_token, store, header[7:].strip())
+        except Exception as exc:  # a middleware's errors bypass the app's error handlers
+            fault = database_fault(exc)
+            if fault is None:
+                raise
+            return fault
         if scopes is None:
             return JSONResponse(
                 error_body(401, "Unauthorized", "the token is not valid"),

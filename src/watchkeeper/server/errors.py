@@ -4,13 +4,20 @@ Every error the API returns — a :class:`WatchkeeperError` (its ``http_status``
 of the framework (404 for an unknown path, 405), a request that fails validation (422) and
 the token middleware's 401 and 403 — has the body ``{"error": {"status", "type", "message"}}``.
 Routes list the statuses they return with :func:`errors`, so the OpenAPI document says so.
+
+A fault of the database or of the data directory's disk (``store.faults.transient``: the
+database unreachable, its connection terminated, SQLite locked past its busy timeout, a disk
+full) is answered 503 ``StoreUnavailable`` with ``Retry-After``, on every route
+(:func:`database_fault`); any other exception stays a 500.
 """
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -18,6 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from watchkeeper.errors import WatchkeeperError
+from watchkeeper.store.faults import unavailable
+
+log = logging.getLogger("watchkeeper.server")
 
 STATUS_MEANINGS = {
     400: "The request cannot be used: the message names the parameter, field or value",
@@ -27,7 +37,8 @@ STATUS_MEANINGS = {
     409: "A conflict: the object exists already, or belongs to the settings file",
     413: "The body or the batch is over the limit",
     422: "A parameter has the wrong type or range, or every event of a batch was rejected",
-    503: "Too many events wait to be processed: retry after the Retry-After seconds",
+    503: "The service cannot take the request now (the database or its disk is unavailable, "
+    "or too many events wait to be processed): retry after the Retry-After seconds",
 }
 
 
@@ -73,6 +84,23 @@ def error_response(exc: WatchkeeperError) -> JSONResponse:
     return JSONResponse(error_body(status, type(exc).__name__, str(exc)), status, headers=headers)
 
 
+def database_fault(exc: BaseException) -> JSONResponse | None:
+    """The 503 answer to a fault of the database or the disk (logged), or None when ``exc``
+    is something else."""
+    error = unavailable(exc)
+    if error is None:
+        return None
+    log.warning("answered 503: %s", error)
+    return error_response(error)
+
+
+async def _fault(_request: Request, exc: Exception) -> JSONResponse:
+    response = database_fault(exc)
+    if response is None:
+        raise exc  # not the surroundings': a 500, logged by the server
+    return response
+
+
 async def _watchkeeper(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, WatchkeeperError)
     return error_response(exc)
@@ -99,3 +127,5 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(WatchkeeperError, _watchkeeper)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(sa.exc.SQLAlchemyError, _fault)
+    app.add_exception_handler(OSError, _fault)

@@ -3,7 +3,9 @@
 A route whose body is read by hand documents it with :func:`request_body`; the models it
 names are hoisted into ``components/schemas`` by :func:`install_openapi`, which also drops
 FastAPI's default 422 (a schema the app never returns): a route that can answer 422 lists it
-with :func:`~watchkeeper.server.errors.errors` and the real error body.
+with :func:`~watchkeeper.server.errors.errors` and the real error body. Every operation but
+``/healthz`` may answer 503 with ``Retry-After`` (the database or its disk unavailable,
+``store.faults``): the document says so for each.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
+
+from watchkeeper.server.errors import errors
 
 REF = "#/components/schemas/{model}"
 BINARY = {"type": "string", "format": "binary"}
@@ -42,6 +46,15 @@ def request_body(
     return {"requestBody": body, _HOIST: schemas}
 
 
+def _unavailable() -> dict[str, Any]:
+    response = errors(503)[503]
+    return {
+        "description": response["description"],
+        "headers": response["headers"],
+        "content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorBody")}}},
+    }
+
+
 def install_openapi(app: FastAPI) -> None:
     """Replace ``app.openapi`` with one that builds the document described above, once."""
 
@@ -62,6 +75,10 @@ def install_openapi(app: FastAPI) -> None:
                 responses = operation.get("responses", {})
                 if "HTTPValidationError" in str(responses.get("422")):
                     del responses["422"]  # added by FastAPI; a route that can 422 says so
+        for path, item in doc.get("paths", {}).items():
+            for operation in item.values():
+                if path != "/healthz":  # alive: it reads nothing
+                    operation["responses"].setdefault("503", _unavailable())
         for unused in ("HTTPValidationError", "ValidationError"):
             if unused not in str(doc["paths"]):
                 schemas.pop(unused, None)

@@ -15,7 +15,6 @@ The counters are totals of what happened: neither lowers them (a replay raises
 
 from __future__ import annotations
 
-import errno
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -27,17 +26,6 @@ if TYPE_CHECKING:
     from watchkeeper.store.state import Store
 
 ERROR_CHARS = 4000  # of the error text kept
-
-
-def transient(exc: BaseException) -> bool:
-    """A failure of the surroundings, not of the batch (the database unreachable, locked or
-    out of space, a full disk): every batch would fail the same way, so it does not count
-    toward moving one to the dead letters."""
-    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.DisconnectionError):
-        return True
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def dead_letter(store: Store, batch_id: int, *, error: str, attempts: int) -> bool:

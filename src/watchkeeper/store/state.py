@@ -31,6 +31,7 @@ lost a race on a unique key, so a batch is stored once and applied to the profil
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -42,14 +43,17 @@ import sqlalchemy as sa
 
 from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.store import tables as t
+from watchkeeper.store.engine import WRITE_OPTION, busy_timeout, create_engine
+from watchkeeper.store.faults import StoreUnavailable
 from watchkeeper.store.idfilter import IdFilter
 from watchkeeper.store.log import ID_CHUNK, LAST_EVENT_TIME, DurableLog
 from watchkeeper.store.migrations import migrate
 
 _T = TypeVar("_T")
+log = logging.getLogger("watchkeeper.store")
+__all__ = ["ConflictError", "ModelInfo", "NotFoundError", "Store", "create_engine"]
 
 DRIFT_REFERENCES = ("training", "previous_window")
-WRITE_OPTION = "watchkeeper_write"  # execution option of a write transaction (see _begin)
 RETRIES = 3  # a write that lost a race with another process (unique key) is run again
 
 
@@ -65,50 +69,6 @@ class ConflictError(WatchkeeperError):
 
     http_status = 409
     exit_code = 2
-
-
-def create_engine(url: str) -> sa.Engine:
-    if url.startswith("postgresql://"):  # psycopg 3 is the driver we ship (extra "postgres")
-        url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            _wal(cur)
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
-        @sa.event.listens_for(engine, "begin")
-        def _begin(conn: sa.Connection) -> None:
-            # A write transaction (Store.write) takes the database's write lock at its start,
-            # so what it reads (stored ids, a batch's state, a profile) stays true until it
-            # commits, also against other processes. Otherwise the driver begins a transaction
-            # only at the first INSERT/UPDATE/DELETE: the reads before it see no lock.
-            if conn.get_execution_options().get(WRITE_OPTION):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
-    return sa.create_engine(url, pool_pre_ping=True)
-
-
-def _wal(cur: Any, timeout: float = 30.0) -> None:
-    """Put the SQLite file in WAL mode. Switching a new file to WAL needs its exclusive lock,
-    and SQLite answers "database is locked" at once, without waiting out the busy timeout,
-    while another process opening the same new file holds it: wait for that one here."""
-    import sqlite3
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            cur.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 @dataclass(frozen=True)
@@ -129,6 +89,7 @@ class Store(DurableLog):
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_engine(url)
+        self.lock_timeout = busy_timeout(url)  # a write waits no longer for this process's lock
         self.schema_version = migrate(self.engine)  # the Alembic revision in force
         self._write_lock = threading.RLock()  # one writer at a time: SQLite allows no more
         self._references: dict[tuple[str, str], tuple[Any, Any]] = {}
@@ -170,17 +131,32 @@ class Store(DurableLog):
 
     @contextmanager
     def _transaction(self) -> Iterator[sa.Connection]:
-        with self._write_lock, self.engine.connect() as conn:
-            conn.execution_options(**{WRITE_OPTION: True})
+        """Commit or raise; once committed, nothing after it (the on-commit actions, giving
+        the connection back to the pool) turns the commit into an error: those failures are
+        logged."""
+        if not self._write_lock.acquire(timeout=self.lock_timeout):
+            raise StoreUnavailable(
+                f"the database is busy: another write of this process held it for over "
+                f"{self.lock_timeout:g} s; retry later"
+            )
+        try:
             actions: list[Callable[[], None]] = []
-            self._on_commit[conn] = actions
+            conn = self.engine.connect()
             try:
+                conn.execution_options(**{WRITE_OPTION: True})
+                self._on_commit[conn] = actions
                 with conn.begin():
                     yield conn
             finally:
-                del self._on_commit[conn]
+                self._on_commit.pop(conn, None)
+                _close(conn)
             for action in actions:  # committed; still the only writer of this process
-                action()
+                try:
+                    action()
+                except Exception:  # the commit stands: this process's memory lags behind
+                    log.exception("an action after a committed write failed")
+        finally:
+            self._write_lock.release()
 
     def on_commit(self, conn: sa.Connection, action: Callable[[], None]) -> None:
         """Run ``action`` once the write transaction of ``conn`` has committed (not at all
@@ -429,6 +405,15 @@ def _retrying(
             if not lost or attempt == RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def _close(conn: sa.Connection) -> None:
+    """Give a connection back to the pool; a failure to (a connection lost meanwhile) is
+    logged, never raised: it must not hide the transaction's own outcome."""
+    try:
+        conn.close()
+    except Exception:
+        log.warning("closing a database connection failed", exc_info=True)
 
 
 def _storable(text: Any) -> Any:
