@@ -393,7 +393,7 @@ def test_intervals_contain_point_and_are_reproducible() -> None:
             if x["ci_low"] is not None:
                 assert 0.0 <= x["ci_low"] <= x["value"] <= x["ci_high"]
                 assert x["ci_high"] > x["ci_low"]
-                assert x["ci_method"] in ("wilson", "bootstrap", "hanley-mcneil", "normal")
+                assert x["ci_method"] in ("wilson", "bootstrap", "delong", "normal")
         elif isinstance(x, dict):
             for v in x.values():
                 walk(v)

@@ -13,7 +13,7 @@ Metrics are computed from the merged aggregate by
 :mod:`~watchkeeper.stats.confusion` (accuracy, precision, recall, F1: ``"wilson"`` and seeded
 ``"bootstrap"`` intervals, scikit-learn's ``zero_division=0``) and
 :mod:`~watchkeeper.stats.score_histograms` (ROC AUC and average precision from the binned
-scores, with binning error bounds: ``"hanley-mcneil"``, ``"wilson"`` and ``"normal"``
+scores, with binning error bounds: ``"delong"``, ``"wilson"`` and ``"normal"``
 intervals). Log loss uses the exact sums (``-log(max(p_true, 1e-15))``; ``"normal"`` interval
 from the sums of the loss and its square), so it matches scikit-learn except for probabilities
 below 1e-15 (scikit-learn clips at machine epsilon). Every metric value has the

@@ -15,9 +15,10 @@ point value so that it contains it.
 Interval formulas
 -----------------
 Two-sided at level ``confidence``: :func:`normal_quantile` gives z, :func:`wilson_interval`
-the Wilson score interval of a binomial proportion and :func:`hanley_mcneil_variance` the
-Hanley & McNeil (1982) variance of a ROC AUC. :func:`safe_div` is the ratio with
-scikit-learn's ``zero_division=0`` convention that the point values use.
+the Wilson score interval of a binomial proportion (the ROC AUC's DeLong variance lives with
+the score histograms it is computed from, :mod:`watchkeeper.stats.score_histograms`).
+:func:`safe_div` is the ratio with scikit-learn's ``zero_division=0`` convention that the
+point values use.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from watchkeeper.errors import InputError
 
 __all__ = [
     "MetricValue",
-    "hanley_mcneil_variance",
     "metric_value",
     "normal_quantile",
     "safe_div",
@@ -105,15 +105,6 @@ def wilson_interval(
         centre = (p + z * z / (2.0 * t)) / denom
         half = z * np.sqrt(p * (1.0 - p) / t + z * z / (4.0 * t * t)) / denom
     return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
-
-
-def hanley_mcneil_variance(auc: FloatArray, n_pos: FloatArray, n_neg: FloatArray) -> FloatArray:
-    """Hanley & McNeil variance of ROC AUC values (vectorised; 0.0 where a class is empty)."""
-    q1, q2 = auc / (2.0 - auc), 2.0 * auc * auc / (1.0 + auc)
-    return safe_div(
-        auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc),
-        n_pos * n_neg,
-    )
 
 
 def safe_div(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:

@@ -15,10 +15,12 @@ and "all its positives first" orderings, and the sum of the per-bin worst cases 
 ``pr_auc_error_bound`` (multiclass: bounds are averaged like the values). When each bin holds
 at most one distinct score, both binned values equal scikit-learn's exactly.
 
-Intervals: ROC AUC -- ``"hanley-mcneil"`` (multiclass macro: per-class variances, classes
-treated as independent); average precision of one class -- ``"wilson"``, as a proportion of
-its positives (the binomial interval of Boyd et al. 2013); multiclass macro average precision
--- ``"normal"`` (per-class binomial variances, classes treated as independent).
+Intervals: ROC AUC -- ``"delong"``: DeLong et al. (1988)'s variance from the placement values
+of the rows, which the histograms hold exactly for binned scores (:func:`delong_variance`;
+multiclass macro: per-class variances, classes treated as independent); average precision of
+one class -- ``"wilson"``, as a proportion of its positives (the binomial interval of Boyd et
+al. 2013); multiclass macro average precision -- ``"normal"`` (per-class binomial variances,
+classes treated as independent).
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from scipy.special import digamma
 from watchkeeper.errors import InputError
 from watchkeeper.stats.intervals import (
     MetricValue,
-    hanley_mcneil_variance,
     metric_value,
     normal_quantile,
     safe_div,
@@ -43,6 +44,7 @@ __all__ = [
     "ap_from_hist",
     "auc_from_hist",
     "class_probabilities",
+    "delong_variance",
     "ranking_metrics",
     "score_histogram",
 ]
@@ -110,6 +112,25 @@ def auc_from_hist(pos: FloatArray, neg: FloatArray) -> tuple[FloatArray, FloatAr
     return safe_div(wins, pairs), safe_div(0.5 * (pos * neg).sum(-1), pairs)
 
 
+def delong_variance(pos: FloatArray, neg: FloatArray) -> FloatArray:
+    """DeLong's variance of the binned ROC AUC along the last axis (0.0 where a side is empty).
+
+    A positive in bin b beats the negatives below b and ties (1/2) those in b: its placement
+    value is ``V10_b = (negatives below b + negatives in b / 2) / n_neg``; a negative's is
+    ``V01_b = (positives above b + positives in b / 2) / n_pos``. Rows of one bin share it, so
+    ``var = S10 / n_pos + S01 / n_neg`` with ``S10``, ``S01`` the sample variances of the
+    placement values, weighted by the bin counts (DeLong, DeLong & Clarke-Pearson 1988)."""
+    n_pos, n_neg = pos.sum(-1, keepdims=True), neg.sum(-1, keepdims=True)
+    auc = auc_from_hist(pos, neg)[0][..., None]
+    v10 = safe_div(np.cumsum(neg, axis=-1) - 0.5 * neg, n_neg)
+    above = n_pos - np.cumsum(pos, axis=-1)
+    v01 = safe_div(above + 0.5 * pos, n_pos)
+    s10 = safe_div((pos * (v10 - auc) ** 2).sum(-1), np.maximum(n_pos[..., 0] - 1, 1))
+    s01 = safe_div((neg * (v01 - auc) ** 2).sum(-1), np.maximum(n_neg[..., 0] - 1, 1))
+    ok = (n_pos[..., 0] > 0) & (n_neg[..., 0] > 0)
+    return np.where(ok, safe_div(s10, n_pos[..., 0]) + safe_div(s01, n_neg[..., 0]), 0.0)
+
+
 def ap_from_hist(pos: FloatArray, neg: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Average precision (one threshold per bin) and its error bound, along the last axis."""
     p, q = pos[..., ::-1], neg[..., ::-1]  # descending thresholds
@@ -140,14 +161,14 @@ def ranking_metrics(
     n_pos, n_neg = pos.sum(-1), neg.sum(-1)
     auc, auc_err = auc_from_hist(pos, neg)
     ap, ap_err = ap_from_hist(pos, neg)
-    auc_var = hanley_mcneil_variance(auc, n_pos, n_neg)
+    auc_var = delong_variance(pos, neg)
     auc_ok, ap_ok = (n_pos > 0) & (n_neg > 0), n_pos > 0
 
     def auc_metric(sel: npt.NDArray[np.bool_], reason: str | None) -> MetricValue:
         value = float(auc[sel].mean())
         se = float(np.sqrt(auc_var[sel].sum())) / int(sel.sum())
         return metric_value(
-            value, max(value - z * se, 0.0), min(value + z * se, 1.0), "hanley-mcneil", reason
+            value, max(value - z * se, 0.0), min(value + z * se, 1.0), "delong", reason
         )
 
     def ap_metric(sel: npt.NDArray[np.bool_], reason: str | None) -> MetricValue:
