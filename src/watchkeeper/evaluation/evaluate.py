@@ -5,14 +5,16 @@ all segments). It is evaluated once it has closed, and again whenever its profil
 (late events) or labels for its predictions arrive (late ground truth). Each evaluation
 replaces the window's metric points:
 
-* ``drift_statistic`` per drift feature (and the prediction column), with threshold, method
-  and decision in ``detail``; ``drifted_share`` over the drift features;
+* ``drift_statistic`` per drift feature, with threshold, method and decision in ``detail``;
+  ``drifted_share`` over the drift features; ``prediction_drift`` the same for the model's
+  outputs (its prediction and score columns), apart from the features' counts;
 * ``missing_share`` per feature;
 * ``count``, ``error_rate``, ``latency_p50`` / ``latency_p95`` / ``latency_p99`` (seconds,
   interpolated in the latency histogram);
 * with labels: ``accuracy``, ``f1`` (binary: positive class; else macro), ``precision``,
   ``recall`` or ``mae``, ``rmse``, ``r2``; and ``labels``, the labelled count; ``roc_auc``
-  for a binary model whose events carry a score (its schema's first score column).
+  for a binary model whose events carry a score (its schema's first score column); each with
+  its confidence interval in ``detail`` (:mod:`watchkeeper.evaluation.performance`).
 
 Drift uses the statistics core's calibrated decisions at the window's sample size. The
 performance and latency metrics written are those of the catalogue
@@ -30,41 +32,18 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from watchkeeper.evaluation.metrics import latency, performance
+from watchkeeper.evaluation.metrics import latency
+from watchkeeper.evaluation.performance import performance_points
 from watchkeeper.profiles import DatasetProfile
 from watchkeeper.quality import column_quality
 from watchkeeper.schema import Role
 from watchkeeper.stats.drift import column_drift
 from watchkeeper.stats.operations import latency_quantile
-from watchkeeper.stats.performance import ClassificationAggregate, RegressionAggregate
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import Store
 
 log = logging.getLogger("watchkeeper.evaluate")
 ALPHA = 0.01
-
-
-def _value(metric: Any) -> float | None:
-    if isinstance(metric, dict):
-        v = metric.get("value")
-        return None if v is None else float(v)
-    return None
-
-
-def performance_points(entry: dict[str, Any]) -> dict[str, float | None]:
-    """The catalogue's performance metrics of the entry's task, each the aggregate's metric of
-    its name; a ``scored`` one only when some labelled predictions carried a score."""
-    agg = entry["aggregate"]
-    if agg["task"] == "regression":
-        m = RegressionAggregate.from_dict(agg["aggregate"]).metrics()
-        return {p.name: _value(m[p.name]) for p in performance("regression")}
-    metrics = performance("classification")
-    m = ClassificationAggregate.from_dict(agg["aggregate"]).metrics(n_bootstrap=0)
-    out = {p.name: _value(m[p.name]) for p in metrics if not p.scored}
-    if agg.get("scored"):  # the labelled predictions that carried a score
-        scored = ClassificationAggregate.from_dict(agg["scored"]).metrics(n_bootstrap=0)
-        out |= {p.name: _value(scored.get(p.name)) for p in metrics if p.scored}
-    return out
 
 
 class Evaluator:
@@ -229,7 +208,8 @@ def window_points(
         )
 
     drift_cols = [c.name for c in schema.drift_columns()]
-    drift_cols += [c.name for c in schema.by_role(Role.PREDICTION) if c.name not in drift_cols]
+    outputs = [c.name for c in (*schema.by_role(Role.PREDICTION), *schema.by_role(Role.SCORE))]
+    drift_cols += [name for name in outputs if name not in drift_cols]
     if row["segment"] not in ("", "*"):
         # a segment's view fixes every segment column (the key names them all): their values
         # differ from the whole reference's by construction, which is not drift
@@ -244,7 +224,7 @@ def window_points(
         d = column_drift(name, ref, cur, alpha=ALPHA)
         if d.statistic is None:
             continue
-        is_feature = schema.columns[name].role != Role.PREDICTION
+        is_feature = name not in outputs
         metric = "drift_statistic" if is_feature else "prediction_drift"
         point(
             metric,
@@ -282,8 +262,8 @@ def window_points(
     perf = row.get("performance_row")
     if perf is not None and perf["labels"]:
         point("labels", "", perf["labels"])
-        for name, value in performance_points(perf).items():
-            point(name, "", value)
+        for name, (value, detail) in performance_points(perf["aggregate"]).items():
+            point(name, "", value, detail)
     summary = {
         "drifted": drifted,
         "checked": checked,

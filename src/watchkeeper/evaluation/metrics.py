@@ -181,22 +181,22 @@ _ENTRIES = (
         "prediction_drift",
         "drift",
         "statistic",
-        "the drift statistic of the prediction column",
+        "the drift statistic of a model output (the prediction or a score column), kept apart "
+        "from the features' drift",
         label="prediction drift",
         format="num",
         higher_is_better=False,
         per_feature=True,
-        dashboard=False,
         exports=(
             _gauge(
                 "prediction_drift_statistic",
-                "Drift statistic of the prediction column in the newest window.",
+                "Drift statistic of a model output (prediction or score) in the newest window.",
                 *WINDOW,
                 "feature",
             ),
             _gauge(
                 "prediction_drift_threshold",
-                "Calibrated drift threshold of the prediction column in the newest window.",
+                "Calibrated drift threshold of a model output in the newest window.",
                 *WINDOW,
                 "feature",
                 detail="threshold",
@@ -293,7 +293,6 @@ _ENTRIES = (
         sample="labels",
         task="classification",
         scored=True,
-        dashboard=False,
         exports=(
             _gauge(
                 "performance_roc_auc_ratio",

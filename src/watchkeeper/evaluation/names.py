@@ -8,8 +8,8 @@ measured per feature.
 
 The metrics are those of the catalogue (:mod:`watchkeeper.evaluation.metrics`); a metric's
 features are the columns of the model's versions the evaluator writes it for (drift: the
-drift columns, prediction drift: the prediction, missing share: every column but the
-ignored ones).
+drift columns, prediction drift: the prediction and scores, missing share: every column but
+the ignored ones).
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ __all__ = ["check_series", "features_of"]
 
 def features_of(schema: Schema, metric: str) -> list[str]:
     """The columns of ``schema`` the evaluator writes the per-feature ``metric`` for."""
+    outputs = (Role.PREDICTION, Role.SCORE)
     if metric == "drift_statistic":
-        return [c.name for c in schema.drift_columns() if c.role != Role.PREDICTION]
+        return [c.name for c in schema.drift_columns() if c.role not in outputs]
     if metric == "prediction_drift":
-        return [c.name for c in schema.by_role(Role.PREDICTION)]
+        return [c.name for c in schema.columns.values() if c.role in outputs]
     return [c.name for c in schema.columns.values() if c.role != Role.IGNORED]
 
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.ingest.bounds import Plausibility, fit_id
 from watchkeeper.ingest.events import PayloadTooLarge, parse_batch, to_ipc
+from watchkeeper.ingest.registry import target_classes
 from watchkeeper.ingest.validate import as_text, validate
 from watchkeeper.settings import Settings
 from watchkeeper.store.state import Store
@@ -88,7 +89,14 @@ def accept(
             result.rejected.extend(_unknown_version(part, positions, version))
             continue
         plausible = Plausibility.from_settings(settings)
-        checked = validate(part, store.reference(model, version)[0], plausible=plausible)
+        schema, reference = store.reference(model, version)
+        classes = target_classes(schema, reference)
+        checked = validate(
+            part,
+            schema,
+            plausible=plausible,
+            positive_score=None if classes is None else f"score.{classes[-1]}",
+        )
         for r in checked.rejected:
             r["index"] = int(positions[r["index"]])
         result.rejected.extend(checked.rejected)

@@ -48,7 +48,8 @@ def register(
     on_violation: str | None = None,
 ) -> dict[str, Any]:
     """Register a model (if new) and a version with its training reference: its schema (given
-    or inferred), its frozen reference profile and a sample of its rows. ``constraints`` (a
+    or inferred), its frozen reference profile, a sample of its rows and its performance (the
+    training baseline, when it has the target and the prediction). ``constraints`` (a
     document, a Great Expectations suite, or ``"suggest"``) and ``on_violation`` set the
     schema's validation rules (see ``watchkeeper.constraints``). ``features`` and ``ignore``
     force columns to be features or to be left out of monitoring; columns that look like a
@@ -84,6 +85,8 @@ def register(
             f"reference column(s) {clash} have reserved event field names; rename them"
         )
     profile = profile_reference(table, schema)
+    from watchkeeper.ingest.baseline import reference_performance  # it imports this module
+
     if model not in {m.name for m in store.models()}:
         store.create_model(
             model,
@@ -100,6 +103,7 @@ def register(
         reference_profile=profile.to_bytes(),
         reference_rows=table.num_rows,
         reference_sample=_sample(table),
+        reference_performance=reference_performance(table, schema, profile),
         champion=champion,
     )
     return {

@@ -146,8 +146,13 @@ def validate(
     *,
     now: float | None = None,
     plausible: bounds.Plausibility | None = None,
+    positive_score: str | None = None,
 ) -> Validated:
-    """Split ``table`` into normalised accepted rows and rejected rows with reasons."""
+    """Split ``table`` into normalised accepted rows and rejected rows with reasons.
+
+    ``positive_score``: the ``scores`` entry of a binary target's positive class
+    (``score.<class>``); the schema's first score column takes it when the event does not
+    name that column, as the label join does (:func:`watchkeeper.ingest.index.scores`)."""
     now = time.time() if now is None else now
     plausible = plausible or bounds.Plausibility()
     n = table.num_rows
@@ -245,9 +250,10 @@ def validate(
             columns[col.name], _ = coerce_array(_column(table, source), kind)
         else:
             columns[col.name] = pa.nulls(n, pa.float64() if kind == "numeric" else pa.string())
-    for col in schema.by_role(Role.SCORE):  # probabilities: kept for ROC AUC once labels come
-        if col.name in table.column_names:
-            columns[col.name], _ = coerce_array(_column(table, col.name), "numeric")
+    for i, col in enumerate(schema.by_role(Role.SCORE)):  # for ROC AUC and prediction drift
+        score_source = col.name if col.name in table.column_names or i else positive_score
+        if score_source is not None and score_source in table.column_names:
+            columns[col.name], _ = coerce_array(_column(table, score_source), "numeric")
         else:
             columns[col.name] = pa.nulls(n, pa.float64())
     for name in ("prediction", "status", "error"):

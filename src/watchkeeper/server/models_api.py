@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from watchkeeper import __version__
 from watchkeeper.evaluation.evaluate import latest, series
 from watchkeeper.evaluation.names import check_series
+from watchkeeper.evaluation.performance import baseline
 from watchkeeper.server.bodies import TABLE_TYPES, read_body, table_from_upload
 from watchkeeper.server.deps import ProcessorDep, ServiceDep, SettingsDep, StoreDep
 from watchkeeper.server.errors import errors
@@ -144,8 +145,10 @@ async def metric_series(
     start: float | None = None,
     end: float | None = None,
 ) -> object:
-    """A metric's time series: one point per evaluated window. An unknown metric, feature,
-    version or segment column answers 404 naming the valid ones."""
+    """A metric's time series: one point per evaluated window; a performance point's
+    ``detail`` is its confidence interval, and ``baseline`` the metric over each version's
+    training reference. An unknown metric, feature, version or segment column answers 404
+    naming the valid ones."""
     await run_in_threadpool(
         lambda: check_series(
             store, model, metric, feature=feature, version=version, segment=segment
@@ -163,7 +166,14 @@ async def metric_series(
             end=end,
         )
     )
-    return {"model": model, "metric": metric, "feature": feature, "points": points}
+    base = await run_in_threadpool(lambda: baseline(store, model, metric, version))
+    return {
+        "model": model,
+        "metric": metric,
+        "feature": feature,
+        "points": points,
+        "baseline": base,
+    }
 
 
 @router.get(

@@ -217,6 +217,7 @@ class Store(DurableLog):
         reference_profile: bytes,
         reference_rows: int,
         reference_sample: bytes | None,
+        reference_performance: Mapping[str, Any] | None = None,
         champion: bool = True,
     ) -> None:
         self.model(model)
@@ -237,6 +238,9 @@ class Store(DurableLog):
                     reference_profile=reference_profile,
                     reference_rows=reference_rows,
                     reference_sample=reference_sample,
+                    reference_performance=None
+                    if reference_performance is None
+                    else dict(reference_performance),
                 )
             )
             if champion:

@@ -35,6 +35,8 @@ versions = sa.Table(
     sa.Column("reference_profile", sa.LargeBinary, nullable=False),
     sa.Column("reference_rows", sa.Integer, nullable=False),
     sa.Column("reference_sample", sa.LargeBinary),  # Parquet bytes, at most a few thousand rows
+    # the training baseline: the reference's labelled rows folded (stats.labelled), or null
+    sa.Column("reference_performance", sa.JSON),
 )
 
 # The durable log: a batch is acknowledged once its row is committed here.

@@ -205,13 +205,28 @@ class ModelStatus(Out):
     latest_window: LatestWindow | None
 
 
+DETAIL = (
+    "what the metric says besides its value: a drift statistic's threshold, decision and "
+    "method; a performance metric's confidence interval {low, high, level, method, n, reason} "
+    "(docs/service.md#performance-intervals-and-the-training-baseline)"
+)
+
+
 class MetricPoint(Out):
     version: str
     segment: str
     window_start: int
     window_seconds: int
     value: float | None
-    detail: Any = None
+    detail: Any = Field(None, description=DETAIL)
+
+
+class Baseline(Out):
+    """A performance metric over the labelled rows of a version's training reference."""
+
+    version: str
+    value: float | None
+    detail: Any = Field(None, description="its confidence interval, as a point's")
 
 
 class MetricSeries(Out):
@@ -219,6 +234,11 @@ class MetricSeries(Out):
     metric: str
     feature: str
     points: list[MetricPoint]
+    baseline: list[Baseline] = Field(
+        default_factory=list,
+        description="a performance metric's training baseline, per version whose reference "
+        "had the target and the prediction (empty for other metrics)",
+    )
 
 
 class QuarantinedEvent(Out):
