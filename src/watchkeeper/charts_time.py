@@ -22,6 +22,8 @@ __all__ = ["SERIES_COLORS", "time_series_figure", "time_series_spec"]
 
 # The series of one chart (p50, p95, p99; accuracy, f1, ...), in order.
 SERIES_COLORS = (CURRENT_COLOR, "#f59e0b", ALERT_COLOR, "#0d9488", "#7c3aed", "#64748b")
+BAND_FILL = "rgba(37, 99, 235, 0.18)"  # the first series' colour, light: its interval
+BASELINE_COLOR = "#0f172a"
 
 
 @functools.cache
@@ -46,6 +48,10 @@ def time_series_spec(
     threshold: Sequence[float | None] | None = None,
     marked: Sequence[bool] | None = None,
     customdata: Sequence[object] | None = None,
+    band: tuple[Sequence[float | None], Sequence[float | None]] | None = None,
+    band_name: str = "interval",
+    baseline: float | None = None,
+    baseline_name: str = "baseline",
 ) -> dict[str, Any]:
     """One or more series over time, one point per window, as a plain plotly figure dict.
 
@@ -53,6 +59,9 @@ def time_series_spec(
     a dashed line (a drift threshold, which moves with each window's size); ``marked`` draws
     the points of the first series where it is true in the alert colour (drifted windows);
     ``customdata`` rides on the first series (a dashboard links a clicked point to it).
+    ``band`` (low, high) shades an interval around the first series (a confidence interval;
+    windows where either end is None are left out of it); ``baseline`` draws a horizontal
+    dotted line (a training baseline) across the chart.
 
     The dict is what ``go.Figure(...).to_plotly_json()`` would give, without the validation.
     """
@@ -90,6 +99,19 @@ def time_series_spec(
                 "hoverinfo": "skip",
             }
         )
+    if band is not None and data:
+        data.append(_band(x, values(band[0]), values(band[1]), band_name))
+    if baseline is not None and math.isfinite(baseline) and x:
+        data.append(
+            {
+                "type": "scatter",
+                "name": plotly_text(baseline_name),
+                "x": [x[0], x[-1]],
+                "y": [float(baseline)] * 2,
+                "mode": "lines",
+                "line": {"color": BASELINE_COLOR, "width": 2, "dash": "dot"},
+            }
+        )
     if marked is not None and data:
         hit = [i for i, m in enumerate(marked) if m]
         data.append(
@@ -116,6 +138,22 @@ def time_series_spec(
     if y_title:
         layout["yaxis"]["title"] = {"text": plotly_text(y_title)}
     return {"data": data, "layout": layout}
+
+
+def _band(x: list[str], low: list[float | None], high: list[float | None], name: str) -> Any:
+    """One closed polygon: the high ends left to right, then the low ends back."""
+    keep = [i for i in range(len(x)) if low[i] is not None and high[i] is not None]
+    return {
+        "type": "scatter",
+        "name": plotly_text(name),
+        "x": [x[i] for i in keep] + [x[i] for i in reversed(keep)],
+        "y": [high[i] for i in keep] + [low[i] for i in reversed(keep)],
+        "mode": "lines",
+        "fill": "toself",
+        "fillcolor": BAND_FILL,
+        "line": {"width": 0, "color": BAND_FILL},
+        "hoverinfo": "skip",
+    }
 
 
 def time_series_figure(

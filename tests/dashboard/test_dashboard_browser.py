@@ -217,8 +217,11 @@ def test_every_page_loads_without_errors_and_charts_have_points(
                 "fig-volume",
                 "fig-latency",
                 "fig-errors",
-                "fig-performance",
+                *(f"fig-performance-{m}" for m in ("accuracy", "f1", "precision", "recall")),
+                "fig-performance-roc_auc",
                 "fig-drift",
+                "fig-prediction-drift-0",  # churn_score
+                "fig-prediction-drift-1",  # churn_predicted
             }
         if name.startswith("feature"):
             assert {"fig-distribution", "fig-feature-drift", "fig-feature-missing"} <= set(points)
@@ -241,6 +244,66 @@ def test_model_page_screenshot(visit: Callable[[str], Visit], live: Live) -> Non
         target = ROOT / "docs" / "images" / "model-page.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
+    assert v.errors == []
+
+
+def test_model_page_draws_intervals_the_baseline_and_prediction_drift(
+    visit: Callable[[str], Visit], live: Live
+) -> None:
+    """Each performance chart shades the windows' confidence intervals and draws the training
+    baseline as a line, with the figures the API answers; the prediction's own drift has its
+    charts and card."""
+    v = visit(live.read)
+    v.go(f"/ui/models/{MODEL}?range=7d")
+    headers = {"authorization": f"Bearer {live.read}"}
+    with httpx.Client(base_url=live.url, headers=headers, timeout=30) as api:
+
+        def answer(metric: str, feature: str = "") -> dict[str, Any]:
+            params = {"metric": metric, "feature": feature, "version": "v1"}
+            r = api.get(f"/v1/models/{MODEL}/metrics", params=params)
+            assert r.status_code == 200, r.text
+            body: dict[str, Any] = r.json()
+            return body
+
+        for metric in ("accuracy", "roc_auc"):
+            body = answer(metric)
+            traces = v.page.evaluate(
+                """id => document.querySelector(`.plot[data-figure="${id}"]`).data.map(
+                       t => ({name: t.name, fill: t.fill || null, y: Array.from(t.y)}))""",
+                f"fig-performance-{metric}",
+            )
+            by_name = {t["name"]: t for t in traces}
+            points = [p for p in body["points"] if p["value"] is not None]
+            assert len(points) >= 3, metric
+            # a window without labels is a gap in the chart and has no point
+            assert [y for y in by_name[metric]["y"] if y is not None] == [
+                p["value"] for p in points
+            ]
+            band = by_name["95% interval"]
+            highs = [p["detail"]["high"] for p in points]
+            lows = [p["detail"]["low"] for p in points]
+            assert band["fill"] == "toself" and band["y"] == highs + lows[::-1], metric
+            assert all(lo < hi for lo, hi in zip(lows, highs, strict=True)), metric
+            [base] = body["baseline"]
+            assert by_name["training baseline"]["y"] == [base["value"]] * 2, metric
+            # plotly drew the band's fill and the baseline's dotted line
+            chart = f"#chart-performance-{metric}"
+            assert v.page.locator(f"{chart} .scatterlayer .js-fill").count() >= 1
+            assert (
+                v.page.locator(f"{chart} .scatterlayer .js-line[style*='dasharray']").count() >= 1
+            )
+
+        card = v.page.locator("#prediction-drift-card").text_content() or ""
+        assert "Prediction drift" in card and "churn_predicted" in card and "churn_score" in card
+        for i, output in enumerate(("churn_score", "churn_predicted")):  # in schema order
+            drift = [p["value"] for p in answer("prediction_drift", output)["points"]]
+            shown = [y for y in v.trace(f"fig-prediction-drift-{i}")["y"] if y is not None]
+            assert shown == drift and len(drift) >= 3, output
+            title = v.page.locator(f"#chart-prediction-drift-{i} h3").inner_text()
+            assert title == f"Prediction drift: {output}"
+    v.page.set_viewport_size({"width": 1400, "height": 2400})
+    v.ready()
+    v.shot("model-page-performance")
     assert v.errors == []
 
 

@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.dashboard.dashboard_data import register, settle
 from watchkeeper.evaluation.metrics import CATALOGUE, WindowMetric
+from watchkeeper.evaluation.names import features_of
 from watchkeeper.server.dashboard.render import FORMATS, environment
 from watchkeeper.store import tables as t
 
@@ -210,7 +211,9 @@ def _shown(app: App, path: str) -> tuple[set[str], str]:
 
 
 def test_the_dashboard_names_and_formats_every_catalogued_metric(app: App) -> None:
-    """A metric the dashboard shows is named by its label: a chart's legend, or a card."""
+    """A metric the dashboard shows is named by its label: a chart's legend, or a card; a
+    feature's page shows those of the feature, the model page the others (the prediction's
+    own drift among them)."""
     env = environment()
     assert set(FORMATS) <= set(env.filters)
     labels = [m.label for m in CATALOGUE.values()]
@@ -220,9 +223,11 @@ def test_the_dashboard_names_and_formats_every_catalogued_metric(app: App) -> No
             False: _shown(app, f"/ui/models/{model}?range=all"),
             True: _shown(app, f"/ui/models/{model}/features/x?range=all"),
         }
+        schema = app.app.state.store.reference(model, "v1")[0]
         for metric in CATALOGUE.values():
             if metric.dashboard and _applies(metric, model):
-                legends, text = pages[metric.per_feature]
+                of_x = metric.per_feature and "x" in features_of(schema, metric.name)
+                legends, text = pages[of_x]
                 in_text = re.search(rf">[^<]*\b{re.escape(metric.label)}\b[^<]*<", text)
                 assert metric.label in legends or in_text, (model, metric.name, legends)
     for metric in CATALOGUE.values():

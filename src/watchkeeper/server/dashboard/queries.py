@@ -116,6 +116,21 @@ def scalar_series(
     return out
 
 
+def detail_series(
+    store: Store, scope: Scope, metrics: Sequence[str], feature: str = ""
+) -> dict[str, dict[int, tuple[float | None, Any]]]:
+    """Series with their points' detail: metric → window start → (value, detail)."""
+    mp = t.metric_points.c
+    q = sa.select(mp.metric, mp.window_start, mp.value, mp.detail).where(
+        scope.points(*metrics) & (mp.feature == feature)
+    )
+    out: dict[str, dict[int, tuple[float | None, Any]]] = {m: {} for m in metrics}
+    with store.engine.connect() as conn:
+        for metric, start, value, detail in conn.execute(q):
+            out[metric][int(start)] = (value, detail)
+    return out
+
+
 def feature_series(
     store: Store, scope: Scope, metrics: Sequence[str], feature: str
 ) -> dict[str, list[tuple[int, float | None, Any]]]:

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from watchkeeper.errors import InputError, WatchkeeperError
-from watchkeeper.server.dashboard import alerts_view, queries, views
+from watchkeeper.server.dashboard import alerts_view, performance_view, queries, views
 from watchkeeper.server.dashboard.assets import serve_asset
 from watchkeeper.server.dashboard.feature_view import feature_page
 from watchkeeper.server.dashboard.filters import RANGE_LABELS
@@ -114,7 +114,12 @@ async def model_page(request: Request, model: str) -> Response:
         ctx = views.resolve(store, model, params)
         summaries = queries.summaries(store, ctx.scope)
         series = views.model_series(store, ctx, summaries)
-        charts = views.model_charts(series)
+        perf = series["performance"]
+        performance = performance_view.performance_charts(
+            store, ctx, series["times"], perf, percent=perf == views.CLASSIFICATION
+        )
+        outputs = performance_view.prediction_drift(store, ctx, series["times"])
+        charts = views.model_charts(series, performance, outputs["charts"])
         table = views.features_table(store, ctx, list(summaries), params.sort, params.order)
         firing = alerts_view.firing_by_model(store)
         keep = params.query()
@@ -131,6 +136,7 @@ async def model_page(request: Request, model: str) -> Response:
             "table": table,
             "columns": columns,
             "cards": views.cards(series, ctx, table),
+            "outputs": outputs,
             "alerts_firing": None if firing is None else firing.get(model, 0),
         }
         return page("model.html.j2", context)

@@ -165,9 +165,14 @@ def model_series(
     return {"data": data, "times": times, "performance": perf}
 
 
-def model_charts(series: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The model page's charts."""
-    data, times, perf = series["data"], series["times"], series["performance"]
+def model_charts(
+    series: Mapping[str, Any],
+    performance: Sequence[dict[str, Any]] = (),
+    outputs: Sequence[dict[str, Any]] = (),
+) -> list[dict[str, Any]]:
+    """The model page's charts, with its ``performance`` charts and the prediction drift of
+    its ``outputs`` (:mod:`watchkeeper.server.dashboard.performance_view`) in place."""
+    data, times = series["data"], series["times"]
 
     def col(metric: str, scale: float = 1.0) -> list[float | None]:
         values = [data[metric].get(w) for w in times]
@@ -184,14 +189,9 @@ def model_charts(series: Mapping[str, Any]) -> list[dict[str, Any]]:
         _chart("volume", "Volume", times, cols("count"), bars=True, y_title="events"),
         _chart("latency", "Latency", times, cols(*LATENCY), y_title="ms"),
         _chart("errors", "Error rate", times, cols("error_rate"), y_format=".1%"),
-        _chart(
-            "performance",
-            "Performance (from labels)",
-            times,
-            cols(*perf),
-            y_format=".2f" if perf == REGRESSION else ".0%",
-        ),
+        *performance,
         _chart("drift", "Drifted features", times, cols("drifted_share"), y_format=".0%"),
+        *outputs,
     ]
 
 
