@@ -79,10 +79,10 @@ def prediction_drift(store: Store, ctx: Context, times: Sequence[int]) -> dict[s
     """The prediction drift of each model output over the range: ``charts`` and ``outputs``
     (the newest window's statistic, threshold, decision and method of each)."""
     schema, _ = store.reference(ctx.info.name, ctx.version)
-    charts, outputs = [], []
+    charts, outputs, evaluated = [], [], set(times)
     for i, name in enumerate(features_of(schema, "prediction_drift")):
         series = queries.feature_series(store, ctx.scope, ("prediction_drift",), name)
-        points = [p for p in series["prediction_drift"] if p[0] in set(times)]
+        points = [p for p in series["prediction_drift"] if p[0] in evaluated]
         details = [d if isinstance(d, dict) else {} for _, _, d in points]
         newest = details[-1] if details else {}
         outputs.append(
