@@ -56,7 +56,7 @@ def performance_charts(
         figure = time_series_spec(
             xs,
             {catalogue.label(metric): ys["value"]},
-            y_format=".0%" if percent and metric != "roc_auc" else ".3g",
+            y_format=".2f" if metric == "roc_auc" else (".0%" if percent else ".3g"),
             band=(ys["low"], ys["high"]),
             band_name=BAND,
             baseline=base[0]["value"] if base else None,
