@@ -124,7 +124,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     ("store",),
     ("ingest", "evaluation"),
-    ("alerts",),
+    ("alerts", "serving"),
     ("server",),
     ("demo",),
     ("cli",),

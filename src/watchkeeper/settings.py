@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     delivery_backoff_seconds: float = 1.0
     delivery_timeout_seconds: float = 10.0
     ready_min_free_mb: float = 64.0  # /readyz: free space the data directory needs (0: any)
+    mlflow_tracking_uri: str = (
+        ""  # MLflow models:/ and runs:/ artifacts; empty: MLFLOW_TRACKING_URI
+    )
 
     @classmethod
     def settings_customise_sources(

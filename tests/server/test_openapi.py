@@ -26,7 +26,7 @@ from watchkeeper.server.schemas.ingest import (
 from watchkeeper.settings import load_settings
 
 ERROR_REF = "#/components/schemas/ErrorBody"
-OPEN = {"/healthz", "/readyz"}
+OPEN = {"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"}
 
 
 @pytest.fixture(scope="module")

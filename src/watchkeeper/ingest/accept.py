@@ -59,18 +59,30 @@ def accept(
     store: Store, settings: Settings, model: str, body: bytes, content_type: str | None
 ) -> IngestResult:
     """Parse, validate and durably log a batch of the model's prediction events."""
-    info = store.model(model)
+    store.model(model)
+    check_backlog(store, settings)
+    table = parse_batch(body, content_type)
+    if table.num_rows > settings.max_batch_events:
+        raise PayloadTooLarge(
+            f"batch of {table.num_rows} events; the limit is {settings.max_batch_events}"
+        )
+    return accept_table(store, settings, model, table)
+
+
+def check_backlog(store: Store, settings: Settings) -> None:
+    """:class:`Overloaded` (503) while too many events wait to be processed."""
     pending = store.pending_events()
     if pending > settings.max_pending_events:
         raise Overloaded(
             f"{pending} events wait to be processed (the limit is "
             f"{settings.max_pending_events}); retry later"
         )
-    table = parse_batch(body, content_type)
-    if table.num_rows > settings.max_batch_events:
-        raise PayloadTooLarge(
-            f"batch of {table.num_rows} events; the limit is {settings.max_batch_events}"
-        )
+
+
+def accept_table(store: Store, settings: Settings, model: str, table: pa.Table) -> IngestResult:
+    """Validate and durably log events already in the flat table shape (``parse_batch``'s):
+    the path of a batch once parsed, and of the serving endpoints' events (in process)."""
+    info = store.model(model)
     if info.champion is None:
         raise InputError(f"model {model!r} has no version yet: register one with a reference")
     versions = {v["version"] for v in store.versions(model)}

@@ -4,8 +4,9 @@ The factory builds the service's parts (store, ingest service, processor, evalua
 alerting), keeps them on ``app.state`` (routes read them through ``server/deps.py``), runs
 them in the lifespan and wires the route modules: ``models_api`` and ``ingest_api`` (the
 models and their events), ``dead_letters_api`` (what the processor could not
-process), ``alerts_api`` (monitors, alerts, silences, actions) and the
-``dashboard``. Errors have one JSON shape (``server/errors.py``).
+process), ``serving_api`` (model artifacts and the inference endpoints), ``alerts_api``
+(monitors, alerts, silences, actions) and the ``dashboard``. Errors have one JSON shape
+(``server/errors.py``).
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from watchkeeper.server import (
     health,
     ingest_api,
     models_api,
+    serving_api,
 )
 from watchkeeper.server.apidocs import install_docs
 from watchkeeper.server.errors import add_error_handlers, error_body
 from watchkeeper.server.openapi import install_openapi
+from watchkeeper.serving.registry import ServedModels
 from watchkeeper.settings import Settings
 from watchkeeper.store.state import Store
 
@@ -86,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings, app.state.store, app.state.service = settings, store, service
     app.state.processor, app.state.evaluator = processor, evaluator
     app.state.alerting = alerting
+    app.state.served = ServedModels(store, settings)  # the models in memory (serving_api)
 
     if settings.tokens_required:
         from watchkeeper.server.auth import auth_middleware
@@ -97,6 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(dead_letters_api.router)
     app.include_router(health.router)  # /readyz: the database and the disk (/healthz: alive)
     app.include_router(ingest_api.router)
+    app.include_router(serving_api.router)  # artifacts, /v1/.../predict, OIP v2 (docs/serving.md)
     app.include_router(alerts_api.router)
     app.include_router(dashboard.router)  # the web dashboard: / and /ui/ (docs/dashboard.md)
     install_openapi(app)

@@ -15,13 +15,22 @@ from watchkeeper.server.errors import database_fault, error_body
 from watchkeeper.store.state import Store
 from watchkeeper.store.tokens import check_token
 
-OPEN_PATHS = ("/healthz", "/readyz", "/docs", "/redoc", "/openapi.json")
+OPEN_PATHS = (
+    "/healthz",
+    "/readyz",
+    "/v2/health/live",
+    "/v2/health/ready",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+)
 OPEN_PREFIX = "/docs/static/"  # Swagger UI's and ReDoc's files (server/apidocs.py)
 
 
 def required_scope(method: str, path: str) -> str:
     if method == "POST" and (
-        path.endswith(("/predictions", "/actuals")) or path == "/v1/cloudevents"
+        path.endswith(("/predictions", "/actuals", "/predict", "/infer"))
+        or path == "/v1/cloudevents"
     ):
         return "ingest"
     if method in ("GET", "HEAD"):

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from watchkeeper.alerts.catalog import Catalog
 from watchkeeper.ingest.processor import Processor, ProcessorProcess
 from watchkeeper.ingest.service import IngestService
+from watchkeeper.serving.registry import ServedModels
 from watchkeeper.settings import Settings
 from watchkeeper.store.state import Store
 
@@ -43,8 +44,14 @@ async def get_catalog(request: Request) -> Catalog:
     return catalog
 
 
+async def get_served(request: Request) -> ServedModels:
+    served: ServedModels = request.app.state.served
+    return served
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 ServiceDep = Annotated[IngestService, Depends(get_service)]
 ProcessorDep = Annotated[Processor | ProcessorProcess, Depends(get_processor)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+ServedDep = Annotated[ServedModels, Depends(get_served)]

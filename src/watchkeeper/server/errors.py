@@ -37,6 +37,8 @@ STATUS_MEANINGS = {
     409: "A conflict: the object exists already, or belongs to the settings file",
     413: "The body or the batch is over the limit",
     422: "A parameter has the wrong type or range, or every event of a batch was rejected",
+    500: "The model failed to load or to score: the message names the model and the error",
+    501: "A runtime of an optional extra is not installed: the message names the extra",
     503: "The service cannot take the request now (the database or its disk is unavailable, "
     "or too many events wait to be processed): retry after the Retry-After seconds",
 }

@@ -348,3 +348,21 @@ dead_batches = sa.Table(
     sa.Column("dead_at", sa.Float, nullable=False),
     sa.Index("ix_wk_dead_batches_model", "model", "id"),
 )
+
+# A version's model artifact (watchkeeper.serving): the file under <data_dir>/artifacts, or an
+# MLflow model URI, and what it takes and gives.
+artifacts = sa.Table(
+    "wk_artifacts",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("version", sa.String(200), primary_key=True),
+    sa.Column("format", sa.String(20), nullable=False),  # onnx, skops, mlflow, pickle
+    sa.Column("sha256", sa.String(64), nullable=False),  # of the bytes, or of the MLflow URI
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("path", sa.Text),  # relative to <data_dir>/artifacts; none for an MLflow URI
+    sa.Column("uri", sa.Text),  # models:/name@alias, models:/name/1 or runs:/<id>/model
+    sa.Column("features", sa.JSON, nullable=False),  # input names, in the model's order
+    sa.Column("signature", sa.JSON, nullable=False),  # {"inputs": [...], "outputs": [...]}
+    sa.Column("trusted", sa.JSON, nullable=False),  # skops types / ["pickle"] trusted
+    sa.Column("attached_at", sa.Float, nullable=False),
+)

@@ -1,0 +1,312 @@
+"""The serving routes (docs/serving.md): a version's artifact, ``POST /v1/models/{model}/
+predict`` and the Open Inference Protocol v2 (``/v2/...``), as KServe, Triton and Seldon
+clients call it. Every scored request becomes the model's prediction events, in process
+(``serving.predict``); scoring runs in the thread pool, never on the event loop.
+
+Attaching an artifact needs the ``admin`` scope, scoring ``ingest`` (it writes events), the
+metadata ``read``; ``/v2/health/live`` and ``/v2/health/ready`` are open.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from watchkeeper import __version__
+from watchkeeper.errors import InputError
+from watchkeeper.schema import ColumnType, Schema
+from watchkeeper.server.bodies import read_body, read_json
+from watchkeeper.server.deps import ServedDep, SettingsDep, StoreDep
+from watchkeeper.server.errors import errors
+from watchkeeper.server.openapi import request_body
+from watchkeeper.server.params import NO_NUL
+from watchkeeper.server.schemas.serving import (
+    Artifact,
+    ArtifactUri,
+    InferRequest,
+    InferResponse,
+    Live,
+    ModelMetadata,
+    PredictColumns,
+    Predicted,
+    PredictRows,
+    Ready,
+    ServerMetadata,
+)
+from watchkeeper.serving import oip
+from watchkeeper.serving.artifacts import artifact, attach
+from watchkeeper.serving.predict import Answer, score
+
+router = APIRouter(tags=["serving"], dependencies=[NO_NUL])
+PLATFORMS = {
+    "onnx": "onnxruntime_onnx",
+    "skops": "sklearn_skops",
+    "pickle": "sklearn_pickle",
+    "mlflow": "mlflow_pyfunc",
+}
+IDS_HEADER = "x-prediction-ids"  # comma-separated, one per row
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v for v in value.split(",") if v] if value else None
+
+
+@router.put(
+    "/v1/models/{model}/versions/{version}/artifact",
+    response_model=Artifact,
+    responses=errors(400, 401, 403, 404, 413, 422, 501),
+    openapi_extra=request_body(
+        "the model file (ONNX, skops; pickle only with trust_pickle), or an MLflow URI",
+        {
+            "application/json": ArtifactUri,
+            "application/octet-stream": None,
+            "application/onnx": None,
+            "application/x-skops": None,
+        },
+    ),
+)
+async def put_artifact(
+    request: Request,
+    model: str,
+    version: str,
+    served: ServedDep,
+    settings: SettingsDep,
+    format: Annotated[
+        str | None, Query(description="onnx, skops or pickle (else from the content type)")
+    ] = None,
+    features: Annotated[
+        str | None, Query(description="input names in the model's order, comma-separated")
+    ] = None,
+    trusted: Annotated[
+        str | None, Query(description="skops types to trust, comma-separated")
+    ] = None,
+    trust_pickle: Annotated[
+        bool, Query(description="load a pickle/joblib file: it runs code when loaded")
+    ] = False,
+) -> object:
+    """Attach (or replace) the version's model artifact; it is loaded and checked first."""
+    body = await read_body(request, settings.max_body_bytes)
+    content_type = request.headers.get("content-type", "")
+    uri, names = None, _split(features)
+    if content_type.split(";")[0].strip().lower() == "application/json":
+        data = _json(body)
+        if not isinstance(data, dict) or not isinstance(data.get("uri"), str):
+            raise InputError('artifact JSON body: expected {"uri": "models:/...", ...}')
+        uri, names = data["uri"], data.get("features") or names
+        body = b""
+
+    def run() -> dict[str, Any]:
+        answer = attach(
+            served.store,
+            settings,
+            model,
+            version,
+            data=body,
+            fmt=format,
+            content_type=content_type,
+            uri=uri,
+            features=names,
+            trusted=_split(trusted),
+            trust_pickle=trust_pickle,
+        )
+        served.forget(model, version)
+        return answer
+
+    return await run_in_threadpool(run)
+
+
+@router.get(
+    "/v1/models/{model}/versions/{version}/artifact",
+    response_model=Artifact,
+    responses=errors(400, 401, 403, 404),
+)
+async def get_artifact(model: str, version: str, store: StoreDep) -> object:
+    """The version's artifact: format, sha256, inputs and signature."""
+    return await run_in_threadpool(artifact, store, model, version)
+
+
+@router.post(
+    "/v1/models/{model}/predict",
+    response_model=Predicted,
+    responses=errors(400, 401, 403, 404, 413, 500, 501, 503),
+    openapi_extra=request_body(
+        "rows or columns of features", {"application/json": [PredictRows, PredictColumns]}
+    ),
+)
+async def predict(
+    request: Request,
+    model: str,
+    served: ServedDep,
+    version: Annotated[str | None, Query(description="default: the champion")] = None,
+) -> object:
+    """Score rows with the champion (or ``version``); each row becomes a prediction event."""
+    data = await read_json(request)
+    if not isinstance(data, dict) or ("rows" in data) == ("columns" in data):
+        raise InputError('predict body: expected {"rows": [...]} or {"columns": {...}}')
+    ids = data.get("prediction_ids") or _split(request.headers.get(IDS_HEADER))
+    if "rows" in data:
+        rows = data["rows"]
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise InputError("rows: expected a list of objects of feature: value")
+        names = list(dict.fromkeys(k for r in rows for k in r))
+        columns = {n: [r.get(n) for r in rows] for n in names}
+    else:
+        columns = data["columns"]
+        if not isinstance(columns, dict) or not all(isinstance(v, list) for v in columns.values()):
+            raise InputError("columns: expected an object of feature: [values]")
+    answer: Answer = await run_in_threadpool(
+        lambda: score(served, model, columns, version=version, prediction_ids=ids)
+    )
+    scores = None
+    if answer.scores is not None:
+        scores = [dict(zip(answer.classes, map(float, row), strict=True)) for row in answer.scores]
+    return {
+        "model": model,
+        "version": answer.version,
+        "prediction_ids": answer.prediction_ids,
+        "predictions": answer.predictions,
+        "scores": scores,
+        "latency_ms": answer.latency_ms,
+    }
+
+
+# ------------------------------------------------------------------ Open Inference Protocol v2
+@router.get("/v2/health/live", response_model=Live)
+async def v2_live() -> dict[str, bool]:
+    """OIP server liveness (open, like /healthz)."""
+    return {"live": True}
+
+
+@router.get("/v2/health/ready", response_model=Ready)
+async def v2_ready() -> dict[str, bool]:
+    """OIP server readiness (open): the server takes requests; a model's own readiness is
+    /v2/models/{model}/ready."""
+    return {"ready": True}
+
+
+@router.get("/v2", response_model=ServerMetadata, responses=errors(401, 403))
+async def v2_server() -> dict[str, Any]:
+    """OIP server metadata."""
+    return {"name": "watchkeeper", "version": __version__, "extensions": []}
+
+
+async def _version(served: ServedDep, model: str, version: str | None) -> str:
+    if version:
+        return version
+    champion: str = await run_in_threadpool(served.champion, model)
+    return champion
+
+
+async def _metadata(served: ServedDep, model: str, version: str | None) -> dict[str, Any]:
+    version = await _version(served, model, version)
+    info = await run_in_threadpool(artifact, served.store, model, version)
+    schema: Schema = (await run_in_threadpool(served.store.reference, model, version))[0]
+    inputs = [
+        {
+            "name": f,
+            "datatype": "FP64" if _numeric(schema, f) else "BYTES",
+            "shape": [-1, 1],
+        }
+        for f in info["features"]
+    ]
+    versions = [v["version"] for v in await run_in_threadpool(served.store.versions, model)]
+    return {
+        "name": model,
+        "versions": versions,
+        "platform": PLATFORMS.get(info["format"], info["format"]),
+        "inputs": inputs,
+        "outputs": info["signature"]["outputs"],
+        "parameters": {"version": version, "classes": info["signature"].get("classes", [])},
+    }
+
+
+def _numeric(schema: Schema, name: str) -> bool:
+    column = schema.columns.get(name)
+    return column is not None and column.type == ColumnType.NUMERIC
+
+
+@router.get(
+    "/v2/models/{model}", response_model=ModelMetadata, responses=errors(400, 401, 403, 404)
+)
+async def v2_model(model: str, served: ServedDep) -> object:
+    """OIP model metadata of the champion: one input per feature, the outputs."""
+    return await _metadata(served, model, None)
+
+
+@router.get(
+    "/v2/models/{model}/versions/{version}",
+    response_model=ModelMetadata,
+    responses=errors(400, 401, 403, 404),
+)
+async def v2_model_version(model: str, version: str, served: ServedDep) -> object:
+    """OIP model metadata of a version."""
+    return await _metadata(served, model, version)
+
+
+async def _ready(served: ServedDep, model: str, version: str | None) -> dict[str, Any]:
+    version = await _version(served, model, version)
+    await run_in_threadpool(served.get, model, version)  # loads it: 404 or 500 if it cannot
+    return {"name": model, "ready": True}
+
+
+@router.get(
+    "/v2/models/{model}/ready", response_model=Ready, responses=errors(400, 401, 403, 404, 500)
+)
+async def v2_model_ready(model: str, served: ServedDep) -> object:
+    """200 once the champion's model is loaded; 404 without an artifact, 500 if it does not
+    load."""
+    return await _ready(served, model, None)
+
+
+@router.get(
+    "/v2/models/{model}/versions/{version}/ready",
+    response_model=Ready,
+    responses=errors(400, 401, 403, 404, 500),
+)
+async def v2_version_ready(model: str, version: str, served: ServedDep) -> object:
+    """200 once the version's model is loaded."""
+    return await _ready(served, model, version)
+
+
+async def _infer(request: Request, served: ServedDep, model: str, version: str | None) -> Any:
+    body = await read_json(request)
+    version = await _version(served, model, version)
+    info = await run_in_threadpool(artifact, served.store, model, version)
+    columns, ids, request_id, _ = oip.parse_request(body, info["features"])
+    ids = ids or _split(request.headers.get(IDS_HEADER))
+    answer = await run_in_threadpool(
+        lambda: score(served, model, columns, version=version, prediction_ids=ids)
+    )
+    return oip.response(answer, request_id, body.get("outputs"))
+
+
+INFER = {
+    "response_model": InferResponse,
+    "responses": errors(400, 401, 403, 404, 413, 500, 501, 503),
+    "openapi_extra": request_body(
+        "an OIP v2 inference request", {"application/json": InferRequest}
+    ),
+}
+
+
+@router.post("/v2/models/{model}/infer", **INFER)  # type: ignore[arg-type]
+async def v2_infer(request: Request, model: str, served: ServedDep) -> object:
+    """OIP inference with the champion; the rows become prediction events."""
+    return await _infer(request, served, model, None)
+
+
+@router.post("/v2/models/{model}/versions/{version}/infer", **INFER)  # type: ignore[arg-type]
+async def v2_infer_version(request: Request, model: str, version: str, served: ServedDep) -> object:
+    """OIP inference with a given version."""
+    return await _infer(request, served, model, version)
+
+
+def _json(body: bytes) -> Any:
+    import json
+
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"body is not valid JSON: {exc}") from None
