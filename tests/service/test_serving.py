@@ -353,3 +353,58 @@ def test_an_mlflow_model_from_a_local_registry_by_alias(
         assert [s["yes"] for s in r.json()["scores"]] == pytest.approx(proba[:, 1].tolist())
         r = client.put(f"/v1/models/{model}/versions/v1/artifact", json={"uri": "models:/nope@x"})
         assert r.status_code == 400 and "models:/nope@x" in r.json()["error"]["message"]
+
+
+def test_the_sdk_and_the_command_line_attach_at_registration_or_later(
+    api: Server, clf: Any, onnx_bytes: bytes, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from watchkeeper.cli import main
+    from watchkeeper.sdk import Client, register
+
+    x, y = training(200, seed=1)
+    reference = tmp_path / "train.parquet"
+    table = pa.table({"x1": x[:, 0], "x2": x[:, 1], "x3": x[:, 2], "label": y, "pred": y})
+    pq.write_table(table, reference)
+    onnx_file = tmp_path / "model.onnx"
+    onnx_file.write_bytes(onnx_bytes)
+    pickle_file = tmp_path / "model.joblib"
+    pickle_file.write_bytes(pickle.dumps(clf))
+
+    answer = register(
+        api.url, "sdk-fn", reference, target="label", prediction="pred", artifact=onnx_file
+    )
+    assert answer["artifact"]["format"] == "onnx"
+    with Client(api.url) as client:
+        answer = client.register(
+            "sdk-client",
+            reference,
+            target="label",
+            prediction="pred",
+            artifact=pickle_file,
+            trust_pickle=True,
+        )
+    assert answer["artifact"]["format"] == "pickle" and answer["artifact"]["trusted"] == ["pickle"]
+
+    runner = CliRunner()
+    base = ["--target", "label", "--prediction", "pred", "--url", api.url]
+    result = runner.invoke(
+        main, ["register", "cli", str(reference), "--artifact", str(pickle_file), *base]
+    )
+    assert result.exit_code == 2 and "--trust-pickle" in result.output, result.output
+    result = runner.invoke(main, ["attach", "cli", "v1", str(onnx_file), "--url", api.url])
+    assert result.exit_code == 0 and "attached a onnx artifact" in result.output, result.output
+    result = runner.invoke(
+        main, ["attach", "cli", "v1", str(pickle_file), "--trust-pickle", "--url", api.url]
+    )
+    assert result.exit_code == 0 and "pickle" in result.output, result.output
+
+    with api.client() as http:
+        for model in ("sdk-fn", "sdk-client", "cli"):
+            r = http.post(
+                f"/v1/models/{model}/predict",
+                json={"columns": {f: x[:4, j].tolist() for j, f in enumerate(FEATURES)}},
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["predictions"] == clf.predict(x[:4].astype(np.float32)).tolist()

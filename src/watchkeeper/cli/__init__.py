@@ -4,6 +4,7 @@
 * :mod:`~watchkeeper.cli.service`: ``serve``, ``demo``, ``token`` (the service and its store);
 * :mod:`~watchkeeper.cli.models`: ``register`` (a model version on a running service),
   ``constraints suggest`` (its validation rules, from a reference file);
+* :mod:`~watchkeeper.cli.serving`: ``attach`` (a version's model artifact to serve);
 * :mod:`~watchkeeper.cli.alerts`: ``monitors``, ``alerts``, ``silence`` (over the HTTP API);
 * :mod:`~watchkeeper.cli.dead_letters`: ``dead-letters`` (what the processor could not process);
 * :mod:`~watchkeeper.cli.history`: ``history`` (every step of a model's life).
@@ -23,6 +24,7 @@ from watchkeeper.cli import history as _history
 from watchkeeper.cli import models as _models
 from watchkeeper.cli import report as _report
 from watchkeeper.cli import service as _service
+from watchkeeper.cli import serving as _serving
 from watchkeeper.cli._output import Group
 
 __all__ = ["main"]
@@ -42,6 +44,7 @@ for _command in (
     _service.token,
     _service.demo,
     _models.register,
+    _serving.attach,
     _models.constraints_group,
     _alerts.monitors,
     _alerts.alerts,

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from watchkeeper.cli._api import api_error, api_options
+from watchkeeper.cli.serving import artifact_options, attach_or_fail, describe
 from watchkeeper.errors import InputError
 from watchkeeper.sdk import RequestError
 from watchkeeper.sdk import register as register_version
@@ -53,6 +54,12 @@ from watchkeeper.sdk import register as register_version
     type=click.Choice(["quarantine", "count"]),
     help="What a rule violation does: reject the event (default) or accept and count it.",
 )
+@click.option(
+    "--artifact",
+    help="The version's model to serve: a .onnx or .skops file (a pickle with "
+    "--trust-pickle) or an MLflow URI (models:/name@alias, runs:/<id>/model).",
+)
+@artifact_options
 @api_options
 def register(
     model: str,
@@ -69,6 +76,11 @@ def register(
     challenger: bool,
     constraints: str | None,
     on_violation: str | None,
+    artifact: str | None,
+    artifact_format: str | None,
+    inputs: str | None,
+    trust_types: tuple[str, ...],
+    trust_pickle: bool,
     url: str,
     token: str | None,
 ) -> None:
@@ -103,6 +115,19 @@ def register(
     )
     if answer.get("roles"):  # an older service does not say
         _print_roles(answer["roles"])
+    if artifact is not None:  # after the version exists: a refused artifact leaves it unserved
+        info = attach_or_fail(
+            url,
+            token,
+            model,
+            version,
+            artifact=artifact,
+            artifact_format=artifact_format,
+            inputs=_names(inputs),
+            trusted_types=list(trust_types) or None,
+            trust_pickle=trust_pickle,
+        )
+        click.echo(describe(info))
 
 
 def _print_roles(roles: list[dict[str, str]]) -> None:

@@ -21,7 +21,7 @@ from ._client import Client, default_spool_dir
 from ._deadletter import DeadLetter
 from ._events import new_prediction_id
 from ._monitor import Monitor, Observation
-from ._request import RequestError, register, request
+from ._request import RequestError, attach_artifact, register, request
 from ._stats import ClientStats
 from .middleware import WatchkeeperMiddleware
 
@@ -33,6 +33,7 @@ __all__ = [
     "Observation",
     "RequestError",
     "WatchkeeperMiddleware",
+    "attach_artifact",
     "default_spool_dir",
     "new_prediction_id",
     "register",

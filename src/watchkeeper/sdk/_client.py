@@ -232,10 +232,18 @@ class Client:
         champion: bool = True,
         constraints: Mapping[str, Any] | str | os.PathLike[str] | None = None,
         on_violation: str | None = None,
+        artifact: str | os.PathLike[str] | None = None,
+        artifact_format: str | None = None,
+        artifact_inputs: list[str] | None = None,
+        trusted_types: list[str] | None = None,
+        trust_pickle: bool = False,
     ) -> dict[str, Any]:
         """Register ``model`` (if new) and ``version`` with its training reference; return the
-        server's answer (the inferred schema among it). Unlike the log calls this waits for
-        the server, and raises ``RequestError`` when it refuses (e.g. 409: the version exists).
+        server's answer (the inferred schema among it). ``artifact`` (a ``.onnx`` or
+        ``.skops`` file, a pickle only with ``trust_pickle``, or an MLflow ``models:/`` or
+        ``runs:/`` URI) attaches the version's model to serve (see ``attach_artifact``).
+        Unlike the log calls this waits for the server, and raises ``RequestError`` when it
+        refuses (e.g. 409: the version exists).
         ``constraints`` (a mapping, a JSON file, or ``"suggest"``: proposed from the reference)
         and ``on_violation`` (``quarantine`` or ``count``) set validation rules; see
         ``watchkeeper.constraints``. ``features`` and ``ignore`` (a column name or a list)
@@ -260,6 +268,11 @@ class Client:
             champion=champion,
             constraints=constraints,
             on_violation=on_violation,
+            artifact=artifact,
+            artifact_format=artifact_format,
+            artifact_inputs=artifact_inputs,
+            trusted_types=trusted_types,
+            trust_pickle=trust_pickle,
             timeout=timeout,
         )
 

@@ -1,5 +1,6 @@
-"""Direct requests to the service, waiting for its answer: ``request()`` for any route and
-``register()`` for a model version with its reference. ``Client.register`` and the
+"""Direct requests to the service, waiting for its answer: ``request()`` for any route,
+``register()`` for a model version with its reference (and its model artifact), and
+``attach_artifact()`` for a version's model artifact. ``Client.register`` and the
 ``watchkeeper`` command use them; the log calls never do (they go through the sender)."""
 
 from __future__ import annotations
@@ -91,10 +92,19 @@ def register(
     champion: bool = True,
     constraints: Mapping[str, Any] | str | os.PathLike[str] | None = None,
     on_violation: str | None = None,
+    artifact: str | os.PathLike[str] | None = None,
+    artifact_format: str | None = None,
+    artifact_inputs: list[str] | None = None,
+    trusted_types: list[str] | None = None,
+    trust_pickle: bool = False,
     timeout: float = 30.0,
 ) -> dict[str, Any]:
     """Register ``model`` (if new) and ``version`` with its training reference on the
     service at ``url``; return the server's answer (the inferred schema among it).
+
+    With ``artifact`` (a model file or an MLflow URI) the version's model is attached too
+    (:func:`attach_artifact`; ``artifact_format``, ``artifact_inputs``, ``trusted_types`` and
+    ``trust_pickle`` go there), and the answer has its metadata under ``"artifact"``.
 
     ``reference`` is a ``.parquet``, ``.csv`` or ``.arrow`` file, or a pandas/polars
     DataFrame or an Arrow table. Raises ``ValueError`` for another kind of reference,
@@ -123,6 +133,71 @@ def register(
     path = f"/v1/models/{quote(model, safe='')}/versions/{quote(version, safe='')}"
     answer: dict[str, Any] = request(
         url, "PUT", f"{path}?{urlencode(query)}", token=token, content=content, timeout=timeout
+    )
+    if artifact is not None:
+        answer["artifact"] = attach_artifact(
+            url,
+            model,
+            version,
+            artifact,
+            token=token,
+            artifact_format=artifact_format,
+            inputs=artifact_inputs,
+            trusted_types=trusted_types,
+            trust_pickle=trust_pickle,
+            timeout=timeout,
+        )
+    return answer
+
+
+_ARTIFACT_TYPES = {
+    ".onnx": "application/onnx",
+    ".skops": "application/x-skops",
+    ".pkl": "application/x-pickle",
+    ".pickle": "application/x-pickle",
+    ".joblib": "application/x-pickle",
+}
+
+
+def attach_artifact(
+    url: str,
+    model: str,
+    version: str,
+    artifact: str | os.PathLike[str],
+    *,
+    token: str | None = None,
+    artifact_format: str | None = None,
+    inputs: list[str] | None = None,
+    trusted_types: list[str] | None = None,
+    trust_pickle: bool = False,
+    timeout: float = 120.0,
+) -> dict[str, Any]:
+    """Attach (or replace) the model artifact of ``version``: a ``.onnx``, ``.skops`` file
+    (or a pickle/joblib file, refused unless ``trust_pickle``: it runs code when loaded), or
+    an MLflow URI (``models:/name@alias``, ``models:/name/1``, ``runs:/<id>/model``).
+    ``inputs`` names unnamed model inputs in order; ``trusted_types`` lists the skops types to
+    trust. Returns the artifact's metadata; raises as :func:`request` does."""
+    query: dict[str, str] = {}
+    if inputs:
+        query["features"] = ",".join(inputs)
+    if trusted_types:
+        query["trusted"] = ",".join(trusted_types)
+    if trust_pickle:
+        query["trust_pickle"] = "true"
+    if artifact_format:
+        query["format"] = artifact_format
+    path = f"/v1/models/{quote(model, safe='')}/versions/{quote(version, safe='')}/artifact"
+    path += f"?{urlencode(query)}" if query else ""
+    if isinstance(artifact, str) and artifact.startswith(("models:/", "runs:/")):
+        body: dict[str, Any] = {"uri": artifact}
+        answer: dict[str, Any] = request(url, "PUT", path, body, token=token, timeout=timeout)
+        return answer
+    file = Path(artifact)
+    if not file.is_file():
+        raise FileNotFoundError(f"artifact {file}: no such file")
+    kind = _ARTIFACT_TYPES.get(file.suffix.lower(), "application/octet-stream")
+    answer = request(
+        url, "PUT", path, token=token, content=(file.read_bytes(), kind), timeout=timeout
     )
     return answer
 
