@@ -306,8 +306,14 @@ def test_oip_requests_that_do_not_fit_the_model_name_the_tensor(
             assert r.status_code == 400, (request, r.text)
             assert message in r.json()["error"]["message"], r.text
         other = register(client)
-        r = client.post(f"/v2/models/{other}/infer", json=cases[0][0])
+        request = {
+            "inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}],
+            "parameters": {"prediction_ids": ["none-1"]},
+        }
+        r = client.post(f"/v2/models/{other}/infer", json=request)
         assert r.status_code == 404 and "no artifact" in r.json()["error"]["message"]
+        (item,) = client.get(f"/v1/models/{other}/quarantine").json()["items"]
+        assert item["prediction_id"] == "none-1" and item["reasons"][0]["field"] == "model"
 
 
 @pytest.mark.slow

@@ -36,8 +36,9 @@ from watchkeeper.server.schemas.serving import (
     ServerMetadata,
 )
 from watchkeeper.serving import oip
-from watchkeeper.serving.artifacts import artifact, attach
+from watchkeeper.serving.artifacts import artifact, attach, schema_features
 from watchkeeper.serving.predict import Answer, score
+from watchkeeper.store import artifacts as stored
 
 router = APIRouter(tags=["serving"], dependencies=[NO_NUL])
 PLATFORMS = {
@@ -273,13 +274,22 @@ async def v2_version_ready(model: str, version: str, served: ServedDep) -> objec
 async def _infer(request: Request, served: ServedDep, model: str, version: str | None) -> Any:
     body = await read_json(request)
     version = await _version(served, model, version)
-    info = await run_in_threadpool(artifact, served.store, model, version)
-    columns, ids, request_id, _ = oip.parse_request(body, info["features"])
+    features = await run_in_threadpool(_input_names, served, model, version)
+    columns, ids, request_id, _ = oip.parse_request(body, features)
     ids = ids or _split(request.headers.get(IDS_HEADER))
     answer = await run_in_threadpool(
         lambda: score(served, model, columns, version=version, prediction_ids=ids)
     )
     return oip.response(answer, request_id, body.get("outputs"))
+
+
+def _input_names(served: ServedDep, model: str, version: str) -> list[str]:
+    """The model's inputs in order; without an artifact the schema's features, so that
+    scoring fails where the request's rows are quarantined (``serving.predict``)."""
+    row = stored.get_artifact(served.store, model, version)
+    if row is not None:
+        return list(row["features"])
+    return schema_features(served.store.reference(model, version)[0])
 
 
 INFER = {
