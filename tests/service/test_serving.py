@@ -14,6 +14,7 @@ import operator
 import pickle
 import secrets
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -414,3 +415,37 @@ def test_the_sdk_and_the_command_line_attach_at_registration_or_later(
             )
             assert r.status_code == 200, r.text
             assert r.json()["predictions"] == clf.predict(x[:4].astype(np.float32)).tolist()
+
+
+def test_concurrent_first_requests_are_all_answered_and_a_new_artifact_is_served_at_once(
+    api: Server, clf: Any, wait_for: Callable[..., None]
+) -> None:
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = training()
+    flipped = LogisticRegression().fit(x, np.where(y == "yes", "no", "yes"))
+    test = rows(6, seed=11)
+    body = {"columns": {f: test[:, j].tolist() for j, f in enumerate(FEATURES)}}
+    with api.client() as client:
+        model = register(client)
+        assert put_artifact(client, model, sio.dumps(clf), "application/x-skops").status_code == 200
+
+        def ask(_: int) -> Any:
+            with api.client() as c:
+                return c.post(f"/v1/models/{model}/predict", json=body)
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(ask, range(16)))
+        assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+        assert all(a.json()["predictions"] == clf.predict(test).tolist() for a in answers)
+
+        r = put_artifact(client, model, sio.dumps(flipped), "application/x-skops")
+        assert r.status_code == 200, r.text
+        r = client.post(f"/v1/models/{model}/predict", json=body)
+        assert r.json()["predictions"] == flipped.predict(test).tolist()
+        assert r.json()["predictions"] != clf.predict(test).tolist()
+        wait_for(
+            lambda: client.get(f"/v1/models/{model}").json()["events_total"] == 17 * 6,
+            "every scored row stored",
+        )
