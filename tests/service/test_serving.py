@@ -334,7 +334,8 @@ def test_an_mlflow_model_from_a_local_registry_by_alias(
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.set_tracking_uri(tracking)
     mlflow.set_registry_uri(tracking)
-    with mlflow.start_run():
+    experiment = mlflow.create_experiment("serving", artifact_location=(tmp_path / "runs").as_uri())
+    with mlflow.start_run(experiment_id=experiment):
         mlflow.sklearn.log_model(
             forest, name="model", registered_model_name="churn", input_example=frame.head(2)
         )
