@@ -14,6 +14,7 @@ events with ``status: error`` and the error text.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from watchkeeper.schema import ColumnType, Role, Schema
 from watchkeeper.serving.loaders import ModelLoadError, Scored
 from watchkeeper.serving.registry import ScoredRequest, ServedModels
 
+log = logging.getLogger(__name__)
 MAX_REASONS = 5  # of the rejected rows named in an error message
 
 
@@ -103,8 +105,12 @@ def score(
     latency = (time.perf_counter() - start) * 1000
     out = {**base, **columns, **_outputs(scored, schema), "latency_ms": [latency] * n}
     accept_table(store, settings, model, _table({**out, "status": ["ok"] * n}))
+    scored_request = ScoredRequest(model, version, columns, ids, scored.predictions)
     for hook in served.after_score:
-        hook(ScoredRequest(model, version, columns, ids, scored.predictions))
+        try:
+            hook(scored_request)
+        except Exception:  # a copy for a challenger never fails the champion's answer
+            log.exception("after_score hook %r failed on %s %s", hook, model, version)
     return Answer(model, version, ids, scored.predictions, scored.scores, scored.classes, latency)
 
 
@@ -120,6 +126,8 @@ def _rows(columns: dict[str, list[Any]]) -> int:
 def _ids(given: list[str] | None, n: int) -> list[str]:
     if given is None:
         return [uuid.uuid4().hex for _ in range(n)]
+    if not isinstance(given, list) or not all(isinstance(i, str | int) for i in given):
+        raise InputError("prediction_ids: expected a list of strings, one per row")
     if len(given) != n:
         raise InputError(f"prediction_ids: {len(given)} ids for {n} rows")
     return [str(i) for i in given]
