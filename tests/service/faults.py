@@ -6,7 +6,7 @@
   failed connection, until it is answered with a 2xx. Every status and every failed connection
   is counted; the ids of a 2xx are *acknowledged*.
 * :func:`processor_pid` / :func:`kill_processor`: the server's processor child process, and
-  ``kill -9`` of it alone.
+  ``kill -9`` of it alone; :func:`wait_processing`: until the processor is at work.
 * :func:`small_disk` / :func:`fill_disk`: a tmpfs of a given size (we are root in CI), and a
   file that fills it until the kernel answers ENOSPC.
 """
@@ -53,15 +53,24 @@ def arrow_body(ids: list[str], seed: int) -> bytes:
 
 
 class Load:
-    """``clients`` threads posting batches of ``batch`` fresh ids until :meth:`stop`; a batch
-    in hand is delivered before a thread stops, so at the end every id sent is acknowledged
-    (or named in ``problems``)."""
+    """``clients`` threads posting batches of ``batch`` fresh ids, ``rate`` events a second in
+    all (what two cores can take in and process together), until :meth:`stop`; a batch in
+    hand is delivered before a thread stops, so at the end every id sent is acknowledged (or
+    named in ``problems``)."""
 
     def __init__(
-        self, server: Server, model: str, *, tag: str, clients: int = 2, batch: int = 2000
+        self,
+        server: Server,
+        model: str,
+        *,
+        tag: str,
+        clients: int = 2,
+        batch: int = 2000,
+        rate: float = 10_000,
     ) -> None:
         self.server, self.model, self.tag = server, model, tag
         self.clients, self.batch = clients, batch
+        self.interval = batch * clients / rate  # seconds between two batches of one client
         self.acknowledged: set[str] = set()
         self.statuses: Counter[int] = Counter()  # every HTTP status answered
         self.connection_errors = 0  # requests that got no answer (server down, reset)
@@ -106,6 +115,10 @@ class Load:
                 )
             time.sleep(0.02)
 
+    def statuses_now(self) -> Counter[int]:
+        with self._lock:
+            return self.statuses.copy()
+
     def unexpected_statuses(self) -> dict[int, int]:
         return {s: n for s, n in self.statuses.items() if s // 100 != 2 and s != 503}
 
@@ -117,11 +130,13 @@ class Load:
 
     def _client(self, n: int) -> None:
         with httpx.Client(timeout=30) as http:
-            k = 0
+            k, next_at = 0, time.monotonic()
             while not self._stop.is_set():
                 ids = [f"{self.tag}-{n}-{k}-{i}" for i in range(self.batch)]
                 self._deliver(http, ids, arrow_body(ids, seed=k))
                 k += 1
+                next_at = max(next_at + self.interval, time.monotonic() - self.interval)
+                self._stop.wait(max(0.0, next_at - time.monotonic()))
 
     def _deliver(self, http: httpx.Client, ids: list[str], body: bytes) -> None:
         deadline = time.monotonic() + DELIVERY_TIMEOUT
@@ -153,6 +168,22 @@ class Load:
 
 
 # ---------------------------------------------------------------------------------- processes
+def lake_files(server: Server) -> int:
+    return sum(1 for _ in server.lake_dir.rglob("*.parquet"))
+
+
+def wait_processing(server: Server, batches: int = 1, timeout: float = 60.0) -> None:
+    """Until the processor has written ``batches`` more batches to the lake: it is at work, most
+    likely profiling a batch whose lake file is written and whose profiles are not committed
+    yet, so a kill now lands where a batch is half done."""
+    target = lake_files(server) + batches
+    deadline = time.monotonic() + timeout
+    while lake_files(server) < target:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the processor did not get to work:\n{server.log_tail()}")
+        time.sleep(0.002)
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
