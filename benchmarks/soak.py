@@ -110,22 +110,26 @@ class Soak:
         while not self.stop.is_set():
             row: dict[str, Any] = {"t": time.monotonic() - self.started}
             for name, pid in (("server", server), ("processor", processor_pid(server))):
-                row[f"{name}_rss_mb"], row[f"{name}_fds"], row[f"{name}_pid"] = read_proc(pid)
+                rss, fds, cpu = read_proc(pid)
+                row |= {f"{name}_rss_mb": rss, f"{name}_fds": fds, f"{name}_cpu_s": cpu}
+                row[f"{name}_pid"] = pid
             self.samples.append(row)
             self.stop.wait(SAMPLE_EVERY)
 
 
-def read_proc(pid: int | None) -> tuple[float | None, int | None, int | None]:
-    """(RSS in MB, open file descriptors) of ``pid`` from /proc, and the pid."""
+def read_proc(pid: int | None) -> tuple[float | None, int | None, float | None]:
+    """RSS in MB, open file descriptors and CPU seconds used (user + system) of ``pid``."""
     if pid is None:
         return None, None, None
     try:
         status = Path(f"/proc/{pid}/status").read_text()
         fds = len(os.listdir(f"/proc/{pid}/fd"))
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:  # exited meanwhile
-        return None, None, pid
+        return None, None, None
     kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-    return kb / 1024, fds, pid
+    cpu = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return kb / 1024, fds, cpu
 
 
 def processor_pid(server: int) -> int | None:
@@ -181,6 +185,9 @@ def summarise(soak: Soak, warmup: float, measured: float) -> dict[str, Any]:
             )
             label = f"{process} {'RSS' if what == 'rss_mb' else 'open fds'}"
             rows.append({"what": label, "unit": unit, "start": s, "end": e})
+    for process in ("server", "processor"):  # CPU used for the same work: contention-proof
+        s, e = (cpu_percent(soak.samples, f"{process}_cpu_s", w) for w in (first, last))
+        rows.append({"what": f"{process} CPU", "unit": "%", "start": s, "end": e})
     for route in routes(soak, MODEL):
         for q in (50, 99):
             s, e = (
@@ -204,11 +211,32 @@ def summarise(soak: Soak, warmup: float, measured: float) -> dict[str, Any]:
         "failed_count": len(failed),
         "transport_errors": soak.errors[:50],
         "events_acknowledged": len(soak.sent),
+        "per_minute": per_minute(soak, warmup),
         "processor_restarts": len(pids) - 1,
         "warmup_s": warmup,
         "measured_s": measured,
         "load": os.getloadavg(),
     }
+
+
+def cpu_percent(samples: list[dict[str, Any]], key: str, window: tuple[float, float]) -> float:
+    """CPU time used over the window's wall time, in % of one core."""
+    inside = [x for x in samples if window[0] <= x["t"] < window[1] and x[key] is not None]
+    return (inside[-1][key] - inside[0][key]) / (inside[-1]["t"] - inside[0]["t"]) * 100
+
+
+def per_minute(soak: Soak, warmup: float) -> dict[str, list[list[float]]]:
+    """route → [minute, requests, p50 ms, p99 ms] for each minute after the warm-up."""
+    out: dict[str, list[list[float]]] = {}
+    for route in routes(soak, MODEL):
+        rows = [x for x in soak.requests if x[1] == route and x[0] >= warmup]
+        minutes = sorted({int((x[0] - warmup) // 60) for x in rows})
+        out[route] = []
+        for m in minutes:
+            ms = [x[2] * 1000 for x in rows if int((x[0] - warmup) // 60) == m]
+            p50, p99 = np.percentile(ms, [50, 99])
+            out[route].append([m, len(ms), round(float(p50), 1), round(float(p99), 1)])
+    return out
 
 
 def plot(soak: Soak, warmup: float, path: Path) -> str:
