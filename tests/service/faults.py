@@ -7,29 +7,23 @@
   is counted; the ids of a 2xx are *acknowledged*.
 * :func:`processor_pid` / :func:`kill_processor`: the server's processor child process, and
   ``kill -9`` of it alone; :func:`wait_processing`: until the processor is at work.
-* :func:`small_disk` / :func:`fill_disk`: a tmpfs of a given size (we are root in CI), and a
-  file that fills it until the kernel answers ENOSPC.
 """
 
 from __future__ import annotations
 
-import errno
 import functools
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pyarrow as pa
 from pyarrow import ipc
 
-from tests.service.fixtures import Server, events_table, unavailable
+from tests.service.fixtures import Server, events_table
 
 ARROW = {"content-type": "application/vnd.apache.arrow.stream"}
 DELIVERY_TIMEOUT = 120.0  # seconds one batch may take, all its retries included
@@ -225,36 +219,3 @@ def kill_processor(server: Server, timeout: float = 30.0) -> int:
             return new
         time.sleep(0.05)
     raise AssertionError(f"the server did not restart its processor:\n{server.log_tail()}")
-
-
-# ---------------------------------------------------------------------------------- disk
-@contextmanager
-def small_disk(directory: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of ``size`` mounted on ``directory``; skipped where mounting is not allowed,
-    except under CI (env ``CI``), where that fails."""
-    directory.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode:
-        unavailable(f"cannot mount a tmpfs for the disk-full phase: {mounted.stderr.strip()}")
-    try:
-        yield directory
-    finally:  # lazily: a server killed a moment ago may still hold a file
-        subprocess.run(["umount", "-l", str(directory)], check=False)
-
-
-def fill_disk(directory: Path) -> Path:
-    """Write a file into ``directory`` until its file system is full (ENOSPC); return it."""
-    filler = directory / "filler"
-    chunk = b"\0" * (1 << 20)
-    with filler.open("wb", buffering=0) as fh:
-        try:
-            while True:
-                fh.write(chunk)  # a short write when nearly full; the next one fails
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC, exc
-    return filler

@@ -60,7 +60,7 @@ EVENT_TIME = float(int(time.time()) - 600)
 _pg_failures: list[str] = []
 
 
-def unavailable(message: str) -> None:
+def _unavailable(message: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{message} (CI is set: both backends must be tested)", pytrace=False)
     pytest.skip(message)
@@ -71,10 +71,10 @@ def _pg_admin() -> tuple[Any, str]:
     try:
         import psycopg
     except ImportError as exc:  # pragma: no cover - psycopg is a dev dependency
-        unavailable(f"psycopg is not installed: {exc}")
+        _unavailable(f"psycopg is not installed: {exc}")
         raise
     if _pg_failures:  # tried before in this run: do not wait for the timeouts again
-        unavailable(_pg_failures[0])
+        _unavailable(_pg_failures[0])
     errors = []
     for user in dict.fromkeys(("postgres", getpass.getuser())):
         try:
@@ -91,7 +91,7 @@ def _pg_admin() -> tuple[Any, str]:
         else:
             return conn, user
     _pg_failures.append(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}: {'; '.join(errors)}")
-    unavailable(_pg_failures[0])
+    _unavailable(_pg_failures[0])
     raise AssertionError("unreachable")
 
 
@@ -183,7 +183,7 @@ def small_filesystem(path: Path, mib: int) -> Iterator[Path]:
         check=False,
     )
     if mounted.returncode != 0:
-        unavailable(f"cannot mount a small filesystem: {mounted.stderr.decode().strip()}")
+        _unavailable(f"cannot mount a small filesystem: {mounted.stderr.decode().strip()}")
     try:
         yield path
     finally:

@@ -26,12 +26,14 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from tests.service.faults import Load, fill_disk, kill_processor, small_disk, wait_processing
+from tests.service.faults import Load, kill_processor, wait_processing
 from tests.service.fixtures import (
     BACKENDS,
     ServerFactory,
+    fill,
     lake_counts,
     make_database,
+    small_filesystem,
     stored_ids,
     terminate_backends,
 )
@@ -40,7 +42,7 @@ from watchkeeper.store.state import Store
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 PHASE_EVENTS = 20_000  # acknowledged between two faults; 6 phases, 2 backends: 240k at least
-DISK = "256m"  # the SQLite phase's tmpfs: the run's database and lake need about a third
+DISK_MIB = 256  # the SQLite phase's tmpfs: the run's database and lake need about a third
 DISK_FULL_SECONDS = 3.0
 TERMINATIONS = 5  # PostgreSQL: rounds of pg_terminate_backend, TERMINATE_EVERY seconds apart
 TERMINATE_EVERY = 0.4
@@ -53,14 +55,17 @@ def faulty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
         with make_database("postgresql", tmp_path / "db") as url:
             yield url, tmp_path / "data"
         return
-    with small_disk(tmp_path / "disk", DISK) as disk, make_database("sqlite", disk / "db") as url:
+    with (
+        small_filesystem(tmp_path / "disk", DISK_MIB) as disk,
+        make_database("sqlite", disk / "db") as url,
+    ):
         yield url, disk / "data"
 
 
 def disk_full(load: Load, disk: Path) -> str:
     """Fill the disk under the load, keep it full a few seconds, free it."""
     before = load.statuses_now()
-    filler = fill_disk(disk)
+    filler = fill(disk)
     try:
         time.sleep(DISK_FULL_SECONDS)
     finally:
@@ -141,4 +146,5 @@ def test_acknowledged_is_stored_exactly_once_through_kills_and_database_faults(
     if unexpected := load.unexpected_statuses():
         failures.append(f"statuses other than 2xx and 503 answered: {unexpected}")
     assert not failures, f"{failures} ({story})"
+    print(story)  # pytest -s shows what the run went through
     assert len(acknowledged) >= 6 * PHASE_EVENTS
