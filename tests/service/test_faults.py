@@ -43,7 +43,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 PHASE_EVENTS = 20_000  # acknowledged between two faults; 6 phases, 2 backends: 240k at least
 DISK_MIB = 256  # the SQLite phase's tmpfs: the run's database and lake need about a third
-DISK_FULL_SECONDS = 3.0
+DISK_FULL_SECONDS = 3.0  # full, after the first request it made fail
 TERMINATIONS = 5  # PostgreSQL: rounds of pg_terminate_backend, TERMINATE_EVERY seconds apart
 TERMINATE_EVERY = 0.4
 
@@ -63,17 +63,28 @@ def faulty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
 
 
 def disk_full(load: Load, disk: Path) -> str:
-    """Fill the disk under the load, keep it full a few seconds, free it."""
+    """Fill the disk under the load until a request is refused (SQLite may first fill the
+    free room of its files), keep it full a few seconds more, free it."""
     before = load.statuses_now()
+
+    def refused() -> int:
+        return sum(n for s, n in (load.statuses_now() - before).items() if s // 100 != 2)
+
     filler = fill(disk)
     try:
+        deadline = time.monotonic() + 30
+        while not refused() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        full_for = 30 - (deadline - time.monotonic())
         time.sleep(DISK_FULL_SECONDS)
     finally:
         filler.unlink()
     during = load.statuses_now() - before
-    refused = sum(n for status, n in during.items() if status // 100 != 2)
-    assert refused, f"no request failed while the disk was full: {dict(during)}"
-    return f"disk full for {DISK_FULL_SECONDS:.0f} s: statuses meanwhile {dict(during)}"
+    assert refused(), f"no request was refused in 30 s of a full disk: {dict(during)}"
+    return (
+        f"disk full for {full_for + DISK_FULL_SECONDS:.1f} s (first refusal after "
+        f"{full_for:.1f} s): statuses meanwhile {dict(during)}"
+    )
 
 
 def terminate(load: Load, database_url: str) -> str:
