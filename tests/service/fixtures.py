@@ -8,7 +8,8 @@ test imports its helpers by name (``from tests.service.fixtures import Server``)
   under a temporary directory) and ``postgresql`` (a database ``wk_test_<hex>`` created on
   127.0.0.1:5432 and dropped after, ``DROP DATABASE ... WITH (FORCE)``). Without a reachable
   PostgreSQL the ``postgresql`` cases are skipped, except under CI (env ``CI`` set), where
-  they fail: CI must test both backends.
+  they fail: CI must test both backends. :func:`terminate_backends` ends the connections
+  of such a database from the outside, as a PostgreSQL restart or failover does.
 * ``small_filesystem(path, mib)``: a tmpfs of ``mib`` MiB mounted at ``path`` (a context
   manager), for a disk that really fills up; skipped where mounting is not permitted, except
   under CI, where it fails.
@@ -41,8 +42,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import sqlalchemy as sa
 
 from watchkeeper.settings import Settings
+from watchkeeper.store import tables as t
 from watchkeeper.store.state import Store
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -113,6 +116,20 @@ def make_database(backend: str, directory: Path) -> Iterator[str]:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+def terminate_backends(database_url: str) -> int:
+    """End every connection to the PostgreSQL database of ``database_url``
+    (``pg_terminate_backend``), as a restart or failover of PostgreSQL does; return how many."""
+    name = database_url.rsplit("/", 1)[1]
+    admin, _ = _pg_admin()
+    with admin:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            [name],
+        ).fetchall()
+    return sum(1 for (ended,) in rows if ended)
 
 
 def sqlalchemy_url(database_url: str) -> str:
@@ -317,6 +334,26 @@ def _wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+def stored_ids(store: Store, model: str) -> list[str]:
+    """The model's ids in the prediction index, as often as each is there."""
+    with store.engine.connect() as conn:
+        q = sa.select(t.predictions.c.prediction_id).where(t.predictions.c.model == model)
+        return list(conn.execute(q).scalars())
+
+
+def lake_counts(server: Server, model: str) -> dict[str, int]:
+    """How often each id is in the lake, read with DuckDB over the hive-partitioned files."""
+    import duckdb
+
+    with duckdb.connect() as db:
+        rows = db.execute(
+            f"SELECT prediction_id, count(*) FROM read_parquet('{server.lake_dir}/**/*.parquet',"
+            " hive_partitioning=true) WHERE model = ? GROUP BY prediction_id",
+            [model],
+        ).fetchall()
+    return {pid: int(n) for pid, n in rows}
 
 
 # ---------------------------------------------------------------------------------- data

@@ -8,12 +8,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import duckdb
 import httpx
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
+from tests.service.fixtures import lake_counts, stored_ids
 from watchkeeper.evaluation.retention import sweep
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import Store
@@ -66,23 +66,6 @@ class Stream:
         for th in threads:
             th.join(timeout=120)
         assert self.killed.is_set() and not self.problems, self.problems
-
-
-def stored_ids(store: Store, model: str) -> list[str]:
-    with store.engine.connect() as conn:
-        q = sa.select(t.predictions.c.prediction_id).where(t.predictions.c.model == model)
-        return list(conn.execute(q).scalars())
-
-
-def lake_counts(server: Any, model: str) -> dict[str, int]:
-    """How often each id is in the lake, read with DuckDB over the hive-partitioned files."""
-    with duckdb.connect() as db:
-        rows = db.execute(
-            f"SELECT prediction_id, count(*) FROM read_parquet('{server.lake_dir}/**/*.parquet',"
-            " hive_partitioning=true) WHERE model = ? GROUP BY prediction_id",
-            [model],
-        ).fetchall()
-    return {pid: int(n) for pid, n in rows}
 
 
 @pytest.mark.slow
