@@ -21,6 +21,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import ValidationError, field_validator
@@ -55,7 +56,12 @@ POSITIVE = (
     "delivery_attempts",
     "delivery_backoff_seconds",
     "delivery_timeout_seconds",
+    "session_hours",
+    "auth_failure_limit",
+    "auth_failure_window_seconds",
 )
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+NAME_LISTS = ("allowed_hosts", "allowed_origins")  # JSON or comma-separated from the env
 
 
 class Settings(BaseSettings):
@@ -102,6 +108,14 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = (
         ""  # MLflow models:/ and runs:/ artifacts; empty: MLFLOW_TRACKING_URI
     )
+    # browsers (server/guard.py): the Host names served (empty: derived from host and
+    # public_url, see trusted_hosts) and the other origins whose pages may post here
+    allowed_hosts: list[str] = []
+    allowed_origins: list[str] = []
+    session_hours: float = 12.0  # a dashboard session ends this long after sign-in
+    # failed token checks (bearer or login) per client address before 429, and their window
+    auth_failure_limit: int = 10
+    auth_failure_window_seconds: float = 60.0
 
     @classmethod
     def settings_customise_sources(
@@ -139,6 +153,68 @@ class Settings(BaseSettings):
         if self.require_tokens is not None:
             return self.require_tokens
         return not self.is_loopback
+
+    @property
+    def trusted_hosts(self) -> list[str]:
+        """The Host names the server answers: ``allowed_hosts`` when set; else, on a loopback
+        address, the loopback names and the host of ``public_url``; on any other address every
+        name (``*``: tokens are on there, and a page of another site has none to send).
+
+        >>> Settings(public_url="https://wk.example.com").trusted_hosts
+        ['localhost', '127.0.0.1', '::1', 'wk.example.com']
+        >>> Settings(host="0.0.0.0").trusted_hosts, Settings(allowed_hosts=["a"]).trusted_hosts
+        (['*'], ['a'])
+        """
+        if self.allowed_hosts:
+            return list(self.allowed_hosts)
+        if not self.is_loopback:
+            return ["*"]
+        names = [*LOOPBACK_NAMES]
+        public = urlsplit(self.public_url).hostname if self.public_url else None
+        if self.host not in names:
+            names.append(self.host)
+        if public and public not in names:
+            names.append(public)
+        return names
+
+    @field_validator(*NAME_LISTS, mode="before")
+    @classmethod
+    def _names(cls, value: object) -> object:
+        if value is None:
+            return []
+        if isinstance(value, str):  # one name, or a comma-separated list
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        out = []
+        for name in value:
+            host = name.strip().lower()
+            if host.startswith("[") and host.endswith("]"):
+                host = host[1:-1]
+            if not host or "/" in host or (":" in host and not _is_ip(host)):
+                raise ValueError(
+                    f"{name!r} is not a host name (give names without scheme or port, "
+                    "e.g. wk.example.com, *.example.com or *)"
+                )
+            out.append(host)
+        return out
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        out = []
+        for origin in value:
+            parts = urlsplit(origin.strip())
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
+                raise ValueError(
+                    f"{origin!r} is not an origin (scheme://host[:port], "
+                    "e.g. https://grafana.example.com)"
+                )
+            out.append(f"{parts.scheme}://{parts.netloc}".lower())
+        return out
 
     @field_validator("require_tokens", mode="before")
     @classmethod
@@ -199,6 +275,14 @@ class Settings(BaseSettings):
 _AUTO = ("", "none", "auto")
 
 
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 class _Environment(EnvSettingsSource):
     """``WATCHKEEPER_*`` variables of a given mapping (``os.environ`` by default); JSON text
     that does not parse is an error naming the setting."""
@@ -215,6 +299,9 @@ class _Environment(EnvSettingsSource):
             return json.loads(value)
         if isinstance(value, str) and not value.strip():
             return field.get_default(call_default_factory=True)
+        listed = isinstance(value, str) and value.lstrip().startswith("[")
+        if field_name in NAME_LISTS and isinstance(value, str) and not listed:
+            return value  # a comma-separated list: Settings splits it
         try:
             return super().decode_complex_value(field_name, field, value)
         except ValueError as exc:

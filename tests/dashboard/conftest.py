@@ -30,7 +30,7 @@ def filled(
     url = module_databases()
     data_dir = tmp_path_factory.mktemp("dashboard")
     app = create_app(load_settings(environ={}, data_dir=str(data_dir), database_url=url))
-    client = TestClient(app)
+    client = TestClient(app, base_url="http://localhost")  # a name the server answers to
     sent = fill(client)
     settle(app)
     backend = "postgresql" if url.startswith("postgresql") else "sqlite"

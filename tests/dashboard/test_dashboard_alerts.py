@@ -23,6 +23,13 @@ def open_alerts(filled: Filled) -> list[dict[str, object]]:
     return alerts
 
 
+def csrf(filled: Filled) -> str:
+    """The CSRF token the alerts page's forms carry (tokens are off: its ``wk_csrf`` cookie)."""
+    found = re.search(r'name="csrf" value="([^"]+)"', filled.client.get("/ui/alerts").text)
+    assert found is not None
+    return found.group(1)
+
+
 def test_open_alerts_are_listed_with_a_silence_form(filled: Filled) -> None:
     alerts = open_alerts(filled)
     assert alerts and all(a["monitor"] == MONITOR["name"] for a in alerts)
@@ -53,6 +60,7 @@ def test_silencing_from_the_page_silences_that_alert(filled: Filled) -> None:
             "duration": "4h",
             "comment": "looking into it",
             "next": "/ui/alerts",
+            "csrf": csrf(filled),
         },
         follow_redirects=False,
     )
@@ -71,7 +79,7 @@ def test_silencing_from_the_page_silences_that_alert(filled: Filled) -> None:
 
     r = filled.client.post(
         f"/ui/alerts/silences/{mine[0]['id']}/expire",
-        data={"next": "/ui/alerts"},
+        data={"next": "/ui/alerts", "csrf": csrf(filled)},
         follow_redirects=False,
     )
     assert r.status_code == 303
@@ -89,5 +97,6 @@ def test_silencing_from_the_page_silences_that_alert(filled: Filled) -> None:
 def test_a_bad_silence_form_is_a_400_naming_the_field(
     filled: Filled, form: dict[str, str], named: str
 ) -> None:
-    r = filled.client.post("/ui/alerts/silence", data=form, follow_redirects=False)
+    data = {**form, "csrf": csrf(filled)}
+    r = filled.client.post("/ui/alerts/silence", data=data, follow_redirects=False)
     assert r.status_code == 400 and f"form field {named}" in r.text

@@ -5,6 +5,7 @@ served to anyone, cached for a year."""
 from __future__ import annotations
 
 import gzip
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from importlib import resources
@@ -40,16 +41,24 @@ def client(app: Any) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         from fastapi.testclient import TestClient
-    return TestClient(app, follow_redirects=False)
+    return TestClient(app, base_url="http://localhost", follow_redirects=False)
 
 
 def token(app: Any, *scopes: str) -> str:
     return create_token(app.state.store, "-".join(scopes), list(scopes))
 
 
+def csrf_of(html: str) -> str:
+    """The CSRF token a page's forms carry."""
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "the page has no form with a CSRF token"
+    return found.group(1)
+
+
 def login(app: Any, value: str, next_path: str = "/") -> Any:
     c = client(app)
-    r = c.post("/ui/login", data={"token": value, "next": next_path})
+    csrf = csrf_of(c.get("/ui/login").text)
+    r = c.post("/ui/login", data={"token": value, "next": next_path, "csrf": csrf})
     return c, r
 
 
@@ -80,9 +89,10 @@ def test_read_token_session_cookie_is_httponly_and_strict(secured: Any) -> None:
     c, r = login(secured, value, "/ui/alerts")
     assert r.status_code == 303 and r.headers["location"] == "/ui/alerts"
     cookie = r.headers["set-cookie"]
-    assert cookie.startswith("wk_session=wk_")
+    assert cookie.startswith("wk_session=")
     flags = {part.strip().lower() for part in cookie.split(";")}
     assert {"httponly", "samesite=strict", "path=/"} <= flags
+    assert "max-age=43200" in flags  # session_hours: 12
     assert c.get("/").status_code == 200
     assert c.get("/ui/alerts").status_code == 200
     # the cookie is not an API credential: the API wants its bearer token, as before
@@ -96,7 +106,8 @@ def test_read_scope_sees_but_cannot_silence(secured: Any) -> None:
     c, _ = login(secured, token(secured, "read"))
     page = c.get("/ui/alerts")
     assert page.status_code == 200 and 'action="/ui/alerts/silence"' not in page.text
-    r = c.post("/ui/alerts/silence", data={"alert": "1", "duration": "1h"})
+    form = {"alert": "1", "duration": "1h", "csrf": csrf_of(page.text)}
+    r = c.post("/ui/alerts/silence", data=form)
     assert r.status_code == 403 and "read scope only" in r.text
 
 
@@ -120,7 +131,7 @@ def test_a_revoked_token_ends_its_session(secured: Any) -> None:
 
 def test_logout_clears_the_cookie(secured: Any) -> None:
     c, _ = login(secured, token(secured, "read"))
-    r = c.post("/ui/logout")
+    r = c.post("/ui/logout", data={"csrf": csrf_of(c.get("/").text)})
     assert r.status_code == 303 and r.headers["location"] == "/ui/login"
     assert (
         'wk_session=""' in r.headers["set-cookie"] or "max-age=0" in r.headers["set-cookie"].lower()

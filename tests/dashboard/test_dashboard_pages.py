@@ -312,7 +312,7 @@ def test_a_model_without_events_has_empty_pages(tmp_path: Path) -> None:
         from fastapi.testclient import TestClient
 
     app = create_app(load_settings(environ={}, data_dir=str(tmp_path)))
-    client = TestClient(app)
+    client = TestClient(app, base_url="http://localhost")  # a name the server answers to
     try:
         assert "No model is registered yet" in client.get("/").text
         register(

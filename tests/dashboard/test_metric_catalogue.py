@@ -84,7 +84,7 @@ def app(
     data_dir = tmp_path_factory.mktemp("catalogue")
     settings = load_settings(environ={}, data_dir=str(data_dir), database_url=module_databases())
     application = create_app(settings)
-    client = TestClient(application)
+    client = TestClient(application, base_url="http://localhost")
     rng = np.random.default_rng(11)
     n = 1000
     x = rng.normal(0, 1, n)

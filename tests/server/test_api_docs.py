@@ -36,7 +36,8 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     )
     app = create_app(settings)
     try:
-        yield TestClient(app)  # no lifespan: the page and its files need no service
+        # no lifespan: the page and its files need no service
+        yield TestClient(app, base_url="http://localhost")
     finally:
         app.state.store.close()
 
@@ -68,7 +69,7 @@ def test_the_docs_pages_name_only_this_server_s_files(
 def test_the_pages_files_answer_without_a_token(client: Any, page: str) -> None:
     kinds = {".js": "javascript", ".css": "text/css", ".png": "image/png", ".json": "json"}
     for url in _urls(client.get(page).text):
-        r = client.get(urljoin("http://testserver/docs", url))  # tokens are on: no header
+        r = client.get(urljoin("http://localhost/docs", url))  # tokens are on: no header
         assert r.status_code == 200, (url, r.status_code)
         kind = next(v for k, v in kinds.items() if url.endswith(k))
         assert kind in r.headers["content-type"], (url, r.headers["content-type"])

@@ -43,7 +43,7 @@ def app(database_url: str, tmp_path: Path) -> Iterator[Any]:
         environ={}, data_dir=str(tmp_path / "data"), database_url=database_url, processor="thread"
     )
     application = create_app(settings)
-    application.state.client = TestClient(application)
+    application.state.client = TestClient(application, base_url="http://localhost")
     try:
         yield application
     finally:

@@ -313,13 +313,15 @@ def test_a_batch_with_only_bad_rows_is_422(
     assert r.json()["accepted"] == 0 and r.json()["rejected"] == 1
 
 
-def test_an_unreadable_body_is_400_with_the_error_shape(
+def test_an_unreadable_body_is_400_and_another_type_415_with_the_error_shape(
     client: httpx.Client, reference: pa.Table, register: Register
 ) -> None:
     model = register(client, reference)
     assert_error(post(client, model, b"{not json", "application/json"), 400, "PayloadError")
     assert_error(post(client, model, b"PAR1 garbage", PARQUET), 400, "PayloadError", "Parquet")
-    assert_error(post(client, model, b"a,b\n1,2\n", "text/csv"), 400, "PayloadError", "text/csv")
+    assert_error(
+        post(client, model, b"a,b\n1,2\n", "text/csv"), 415, "UnsupportedMediaType", "text/csv"
+    )
 
 
 # ---------------------------------------------------------------------------- idempotency

@@ -91,7 +91,7 @@ def _app(data_dir: Path) -> tuple[Any, Any]:
     from watchkeeper.settings import load_settings
 
     app = create_app(load_settings(environ={}, data_dir=str(data_dir)))
-    return app, TestClient(app)
+    return app, TestClient(app, base_url="http://localhost")
 
 
 def _classifier(client: Any, rng: np.random.Generator, version: str = "v1") -> None:

@@ -15,7 +15,7 @@ from watchkeeper.alerts import queries
 from watchkeeper.alerts.catalog import describe
 from watchkeeper.alerts.silences import create_silence, expire_silence, silences
 from watchkeeper.errors import InputError
-from watchkeeper.server.bodies import read_json
+from watchkeeper.server.bodies import BODY_TYPE, read_json
 from watchkeeper.server.deps import CatalogDep, SettingsDep, StoreDep
 from watchkeeper.server.errors import errors
 from watchkeeper.server.openapi import request_body
@@ -38,7 +38,7 @@ DELIVERY_STATUSES = ("pending", "sent", "failed", "silenced")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "timeout", "skipped")
 SILENCE_FIELDS = {"matchers", "duration", "expires_at", "comment", "created_by"}
 
-router = APIRouter(tags=["alerts"], dependencies=[NO_NUL])
+router = APIRouter(tags=["alerts"], dependencies=[NO_NUL, BODY_TYPE])
 
 AlertId = Annotated[int, path_id("an alert's id")]
 READ = errors(401, 403, 422)
@@ -63,7 +63,7 @@ async def list_monitors(store: StoreDep, catalog: CatalogDep) -> object:
     "/v1/monitors",
     status_code=201,
     response_model=MonitorOut,
-    responses=errors(400, 401, 403, 409),
+    responses=errors(400, 401, 403, 409, 415),
     openapi_extra=MONITOR_BODY,
 )
 async def add_monitor(request: Request, store: StoreDep, catalog: CatalogDep) -> object:
@@ -82,7 +82,7 @@ async def get_monitor(name: str, store: StoreDep, catalog: CatalogDep) -> object
 @router.put(
     "/v1/monitors/{name}",
     response_model=MonitorOut,
-    responses=errors(400, 401, 403, 409),
+    responses=errors(400, 401, 403, 409, 415),
     openapi_extra=MONITOR_BODY,
 )
 async def replace_monitor(
@@ -157,7 +157,7 @@ async def get_alert(alert_id: AlertId, store: StoreDep, settings: SettingsDep) -
     "/v1/silences",
     status_code=201,
     response_model=Silence,
-    responses=errors(400, 401, 403),
+    responses=errors(400, 401, 403, 415),
     openapi_extra=request_body("a silence", {"application/json": SilenceIn}),
 )
 async def add_silence(request: Request, store: StoreDep) -> object:

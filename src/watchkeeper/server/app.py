@@ -6,7 +6,8 @@ them in the lifespan and wires the route modules: ``models_api`` and ``ingest_ap
 models and their events), ``dead_letters_api`` (what the processor could not
 process), ``serving_api`` (model artifacts and the inference endpoints), ``alerts_api``
 (monitors, alerts, silences, actions) and the ``dashboard``. Errors have one JSON shape
-(``server/errors.py``).
+(``server/errors.py``). Every request passes the browser guard (``server/guard.py``: its
+Host, the Origin of a change) and, with tokens on, the token check (``server/auth.py``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from watchkeeper.server import (
 )
 from watchkeeper.server.apidocs import install_docs
 from watchkeeper.server.errors import add_error_handlers, error_body
+from watchkeeper.server.guard import BrowserGuard
 from watchkeeper.server.openapi import install_openapi
+from watchkeeper.server.ratelimit import FailureLimiter
 from watchkeeper.serving.registry import ServedModels
 from watchkeeper.settings import Settings
 from watchkeeper.store.state import Store
@@ -91,10 +94,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.alerting = alerting
     app.state.served = ServedModels(store, settings)  # the models in memory (serving_api)
 
+    # failed token checks per client (bearer and dashboard login): 429 past the limit
+    app.state.limiter = FailureLimiter(
+        settings.auth_failure_limit, settings.auth_failure_window_seconds
+    )
     if settings.tokens_required:
         from watchkeeper.server.auth import auth_middleware
 
-        app.middleware("http")(auth_middleware(store))
+        app.middleware("http")(auth_middleware(store, app.state.limiter))
+    # outermost: the Host and Origin checks come before the token and the routes
+    app.add_middleware(BrowserGuard, settings=settings)
 
     add_error_handlers(app)
     app.include_router(models_api.router)

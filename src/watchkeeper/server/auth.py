@@ -1,6 +1,9 @@
 """Bearer-token authentication with scopes: ingest (send events and labels), read (query),
 admin (register models and versions). Required whenever tokens are on (by default, when the
-server binds to a non-loopback address); ``/healthz`` and ``/readyz`` are always open."""
+server binds to a non-loopback address); ``/healthz`` and ``/readyz`` are always open.
+
+A client whose tokens failed too often is refused (429) before its token is checked
+(:mod:`watchkeeper.server.ratelimit`, shared with the dashboard's login)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from watchkeeper.server.dashboard.session import is_dashboard_path
-from watchkeeper.server.errors import database_fault, error_body
+from watchkeeper.server.errors import database_fault, error_body, error_response
+from watchkeeper.server.ratelimit import FailureLimiter, TooManyFailures
 from watchkeeper.store.state import Store
 from watchkeeper.store.tokens import check_token
 
@@ -38,8 +42,12 @@ def required_scope(method: str, path: str) -> str:
     return "admin"
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def auth_middleware(
-    store: Store,
+    store: Store, limiter: FailureLimiter
 ) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
     async def middleware(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -57,6 +65,11 @@ def auth_middleware(
                 401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        client = client_address(request)
+        try:
+            limiter.check(client)
+        except TooManyFailures as exc:
+            return error_response(exc)
         try:
             scopes = await run_in_threadpool(check_token, store, header[7:].strip())
         except Exception as exc:  # a middleware's errors bypass the app's error handlers
@@ -65,6 +78,7 @@ def auth_middleware(
                 raise
             return fault
         if scopes is None:
+            limiter.fail(client)
             return JSONResponse(
                 error_body(401, "Unauthorized", "the token is not valid"),
                 401,

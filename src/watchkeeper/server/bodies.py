@@ -1,11 +1,12 @@
-"""Request bodies read by hand: a size limit while streaming, reference tables by content type."""
+"""Request bodies read by hand: their content type checked, a size limit while streaming,
+reference tables by content type."""
 
 from __future__ import annotations
 
 import io
 from typing import Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from watchkeeper.errors import InputError
 from watchkeeper.ingest.events import PayloadTooLarge
@@ -17,6 +18,48 @@ TABLE_TYPES = {
     "application/vnd.apache.arrow.file": ".arrow",
     "text/csv": ".csv",
 }
+
+
+class UnsupportedMediaType(InputError):
+    """A body whose content type the route does not read."""
+
+    http_status = 415
+
+
+def media_type(content_type: str | None) -> str:
+    """The media type of a ``Content-Type`` header, lower case, without its parameters.
+
+    >>> media_type("Application/JSON; charset=utf-8"), media_type(None)
+    ('application/json', '')
+    """
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def accepted_types(route: object) -> list[str]:
+    """The content types a route documents for its body (``openapi_extra``, see
+    :func:`watchkeeper.server.openapi.request_body`): the check and the OpenAPI document
+    read the same list."""
+    extra = getattr(route, "openapi_extra", None) or {}
+    return list(extra.get("requestBody", {}).get("content", {}))
+
+
+async def _check_body_type(request: Request) -> None:
+    """A route with a documented body takes only its content types: a JSON route JSON, which
+    a page of another site cannot send without the browser asking first (CORS preflight),
+    unlike ``text/plain`` or a form. 415 naming the type received and the accepted ones."""
+    accepted = accepted_types(request.scope.get("route"))
+    if not accepted:
+        return
+    received = media_type(request.headers.get("content-type"))
+    if received not in accepted:
+        shown = f"content type {received!r}" if received else "no content type"
+        raise UnsupportedMediaType(
+            f"body with {shown}: this route reads {', '.join(accepted)} "
+            "(set the Content-Type header)"
+        )
+
+
+BODY_TYPE = Depends(_check_body_type)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

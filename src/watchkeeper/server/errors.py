@@ -1,8 +1,9 @@
 """The API's one JSON error shape: built by :func:`error_body`, documented by :class:`ErrorBody`.
 
 Every error the API returns — a :class:`WatchkeeperError` (its ``http_status``), an HTTP error
-of the framework (404 for an unknown path, 405), a request that fails validation (422) and
-the token middleware's 401 and 403 — has the body ``{"error": {"status", "type", "message"}}``.
+of the framework (404 for an unknown path, 405), a request that fails validation (422), the
+token middleware's 401, 403 and 429 and the browser guard's 400 and 403 — has the body
+``{"error": {"status", "type", "message"}}``.
 Routes list the statuses they return with :func:`errors`, so the OpenAPI document says so.
 
 A fault of the database or of the data directory's disk (``store.faults.transient``: the
@@ -36,7 +37,9 @@ STATUS_MEANINGS = {
     404: "The model, version or other named object does not exist",
     409: "A conflict: the object exists already, or belongs to the settings file",
     413: "The body or the batch is over the limit",
+    415: "The body's content type is not one this route reads: the message names them",
     422: "A parameter has the wrong type or range, or every event of a batch was rejected",
+    429: "Too many failed token checks from this client: retry after the Retry-After seconds",
     500: "The model failed to load or to score: the message names the model and the error",
     501: "A runtime of an optional extra is not installed: the message names the extra",
     503: "The service cannot take the request now (the database or its disk is unavailable, "
@@ -66,9 +69,11 @@ def error_body(status: int, kind: str, message: str, **extra: Any) -> dict[str, 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The ``responses`` of a route for these error statuses, each with :class:`ErrorBody`."""
     out: dict[int | str, dict[str, Any]] = {}
+    if 401 in statuses:  # a client whose tokens failed too often gets 429 (server/ratelimit.py)
+        statuses = tuple(sorted({*statuses, 429}))
     for status in statuses:
         out[status] = {"model": ErrorBody, "description": STATUS_MEANINGS[status]}
-        if status == 503:
+        if status in (429, 503):
             out[status]["headers"] = {
                 "Retry-After": {"description": "seconds", "schema": {"type": "integer"}}
             }

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from watchkeeper.ingest.events import ARROW_TYPES, PARQUET_TYPES
-from watchkeeper.server.bodies import read_body
+from watchkeeper.server.bodies import BODY_TYPE, read_body
 from watchkeeper.server.deps import ServiceDep, SettingsDep
 from watchkeeper.server.errors import errors
 from watchkeeper.server.openapi import request_body
@@ -27,7 +27,7 @@ from watchkeeper.server.schemas.ingest import (
     PredictionRows,
 )
 
-router = APIRouter(tags=["ingest"], dependencies=[NO_NUL])
+router = APIRouter(tags=["ingest"], dependencies=[NO_NUL, BODY_TYPE])
 
 PREDICTION_BODY = request_body(
     'a batch of prediction events: row JSON ({"events": [...]}; a bare list of events is '
@@ -48,7 +48,7 @@ PREDICTION_BODY = request_body(
             "model": IngestResponse,
             "description": "every event of the batch was rejected (each with its reasons)",
         },
-        **errors(400, 401, 403, 404, 413, 503),
+        **errors(400, 401, 403, 404, 413, 415, 503),
     },
     openapi_extra=PREDICTION_BODY,
 )
@@ -68,7 +68,7 @@ async def predictions(
 @router.post(
     "/v1/models/{model}/actuals",
     response_model=ActualsResponse,
-    responses=errors(400, 401, 403, 404, 413),
+    responses=errors(400, 401, 403, 404, 413, 415),
     openapi_extra=request_body(
         'ground-truth labels ({"actuals": [...]} or a bare list)',
         {"application/json": ActualsBody},
@@ -93,7 +93,7 @@ CLOUDEVENT_BODY["requestBody"]["content"]["application/json"] = {"schema": {}}
 @router.post(
     "/v1/cloudevents",
     response_model=CloudEventResponse,
-    responses=errors(400, 401, 403, 404, 413, 503),
+    responses=errors(400, 401, 403, 404, 413, 415, 503),
     openapi_extra=CLOUDEVENT_BODY,
 )
 async def cloudevents(

@@ -189,6 +189,18 @@ tokens = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
+# dashboard sessions (store/sessions.py): the cookie holds a random id, this row its hash
+sessions = sa.Table(
+    "wk_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("token_id", sa.String(32), nullable=False),  # revoking the token ends them
+    sa.Column("csrf", sa.String(64), nullable=False),  # the forms' token of this session
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Index("ix_wk_sessions_token", "token_id"),
+)
+
 
 # ---------------------------------------------------------------------------- alerts
 

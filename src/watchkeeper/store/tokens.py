@@ -68,9 +68,11 @@ def list_tokens(store: Store) -> list[dict[str, Any]]:
 
 
 def revoke_token(store: Store, token_id: str) -> None:
+    """Delete the token and the dashboard sessions opened with it (store/sessions.py)."""
     with store.write() as conn:
         if not conn.execute(t.tokens.delete().where(t.tokens.c.id == token_id)).rowcount:
             raise NotFoundError(f"no token with id {token_id!r}")
+        conn.execute(t.sessions.delete().where(t.sessions.c.token_id == token_id))
 
 
 def count_tokens(store: Store) -> int:

@@ -23,16 +23,21 @@ from watchkeeper.server.dashboard.feature_view import feature_page
 from watchkeeper.server.dashboard.filters import RANGE_LABELS
 from watchkeeper.server.dashboard.render import page
 from watchkeeper.server.dashboard.session import (
+    COOKIE,
     LoginRequired,
     Viewer,
     clear_session,
+    cookie_csrf,
+    csrf_ok,
     login_redirect,
+    remember_csrf,
     safe_next,
-    same_origin,
     set_session,
     tokens_required,
     viewer,
 )
+from watchkeeper.server.ratelimit import TooManyFailures
+from watchkeeper.store.sessions import end_session, open_session
 from watchkeeper.store.state import Store
 from watchkeeper.store.tokens import check_token
 
@@ -61,9 +66,19 @@ async def _render(request: Request, build: Callable[[Viewer], Response]) -> Resp
     except LoginRequired as exc:
         return login_redirect(exc.next_path)
     try:
-        return await run_in_threadpool(build, who)
+        response = await run_in_threadpool(build, who)
     except WatchkeeperError as exc:
-        return _error_page(exc, who)
+        response = _error_page(exc, who)
+    if who.new_csrf:
+        remember_csrf(response, request, who.csrf)
+    return response
+
+
+def _stale_form() -> Forbidden:
+    return Forbidden(
+        "this form's CSRF token is missing or wrong (a form of another site, or an old page): "
+        "reload the page and try again"
+    )
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -242,13 +257,13 @@ async def _act(
     except LoginRequired:
         return login_redirect("/ui/alerts")
     try:
-        if not same_origin(request):
-            raise Forbidden("this form was posted from another site")
+        form = await _form(request)
+        if not csrf_ok(form, who.csrf):
+            raise _stale_form()
         if not who.can_act:
             raise Forbidden("your token has the read scope only: silencing needs admin")
         if not alerts_view.available():
             raise InputError("alerts are not available in this build")
-        form = await _form(request)
         await run_in_threadpool(action, who, form)
     except WatchkeeperError as exc:
         return _error_page(exc, who)
@@ -280,11 +295,22 @@ async def end_silence(request: Request, silence_id: int) -> Response:
     )
 
 
+def _login_page(
+    request: Request, target: str, problem: str | None = None, status: int = 200
+) -> Response:
+    csrf, new = cookie_csrf(request)
+    context = {"nav": "", "next": target, "problem": problem, "csrf": csrf}
+    response = page("login.html.j2", context, status=status)
+    if new:
+        remember_csrf(response, request, csrf)
+    return response
+
+
 @router.get("/ui/login")
 async def login_form(request: Request, next: str = "/") -> Response:
     if not tokens_required(request):
         return RedirectResponse(safe_next(next), 303)
-    return page("login.html.j2", {"nav": "", "next": safe_next(next), "problem": None})
+    return _login_page(request, safe_next(next))
 
 
 @router.post("/ui/login")
@@ -293,25 +319,50 @@ async def login(request: Request) -> Response:
     target = safe_next(form.get("next"))
     if not tokens_required(request):
         return RedirectResponse(target, 303)
+    if not csrf_ok(form, cookie_csrf(request)[0]):
+        return _login_page(request, target, str(_stale_form()), 403)
+    limiter = request.app.state.limiter
+    client = request.client.host if request.client else "unknown"
+    try:
+        limiter.check(client)
+    except TooManyFailures as exc:
+        response = _login_page(request, target, str(exc), 429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     token = form.get("token", "").strip()
-    scopes = await run_in_threadpool(check_token, store_of(request), token) if token else None
-    problem = None
+    store = store_of(request)
+    scopes = await run_in_threadpool(check_token, store, token) if token else None
     if not scopes:
-        problem = "That token is not valid."
-    elif not {"read", "admin"} & set(scopes):
+        if token:
+            limiter.fail(client)
+        return _login_page(request, target, "That token is not valid.", 401)
+    if not {"read", "admin"} & set(scopes):
         problem = (
             f"That token has the scopes {', '.join(scopes)}; the dashboard needs read or admin."
         )
-    if problem:
-        return page("login.html.j2", {"nav": "", "next": target, "problem": problem}, status=401)
+        return _login_page(request, target, problem, 401)
+    hours = request.app.state.settings.session_hours
+    token_id = token.split("_", 2)[1]
+    session_id, _ = await run_in_threadpool(open_session, store, token_id, scopes, hours)
     response = RedirectResponse(target, 303)
-    set_session(response, request, token)
+    set_session(response, request, session_id, hours)
     return response
 
 
 @router.post("/ui/logout")
 async def logout(request: Request) -> Response:
-    response = RedirectResponse("/ui/login" if tokens_required(request) else "/", 303)
+    """End the session (its row is deleted: the cookie opens nothing any more)."""
+    if not tokens_required(request):
+        return RedirectResponse("/", 303)
+    try:
+        who = await viewer(request)
+    except LoginRequired:
+        who = None
+    if who is not None:
+        if not csrf_ok(await _form(request), who.csrf):
+            return _error_page(_stale_form(), who)
+        await run_in_threadpool(end_session, store_of(request), request.cookies.get(COOKIE, ""))
+    response = RedirectResponse("/ui/login", 303)
     clear_session(response, request)
     return response
 
