@@ -214,9 +214,9 @@ def test_ctrl_c_stops_serve_and_its_processor_without_a_traceback(tmp_path: Path
         assert bad not in text, text
 
 
-def _startup_lines(*args: str | Path) -> list[str]:
-    """Start `watchkeeper serve` with ``args``, wait until it answers, stop it, and return what
-    it printed on standard error before serving."""
+def _startup_lines(*args: str | Path, about: tuple[str, ...] = ("auth:", "warning:")) -> list[str]:
+    """Start `watchkeeper serve` with ``args``, wait until it answers, stop it, and return the
+    lines starting with ``about`` it printed on standard error before serving."""
     port = _free_port()
     proc = subprocess.Popen(
         [*_command(), "serve", "--port", str(port), *map(str, args)],
@@ -236,7 +236,7 @@ def _startup_lines(*args: str | Path) -> list[str]:
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
-    return [line for line in err.splitlines() if line.startswith(("auth:", "warning:"))]
+    return [line for line in err.splitlines() if line.startswith(about)]
 
 
 def test_the_startup_says_whether_tokens_are_required(tmp_path: Path) -> None:
@@ -251,6 +251,13 @@ def test_the_startup_says_whether_tokens_are_required(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     assert _startup_lines("--data-dir", data, "--require-tokens") == [
         "auth: bearer tokens required (1 token)"
+    ]
+
+
+def test_the_startup_names_the_host_names_it_answers(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert _startup_lines("--data-dir", data, about=("hosts:",)) == [
+        "hosts: localhost, 127.0.0.1, ::1 (other Host names get 400; allowed_hosts)"
     ]
 
 

@@ -161,3 +161,27 @@ def test_a_null_data_base64_is_no_data(client: httpx.Client, api: Any) -> None:
     )
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "waiting"
+
+
+def test_every_route_with_a_body_refuses_a_type_it_does_not_document(
+    client: httpx.Client, api: Any
+) -> None:
+    """Each operation of the OpenAPI document with a request body answers a ``text/plain``
+    body (what a page of another site may send without a preflight) with 415 listing exactly
+    its documented content types, and 415 is among its documented statuses."""
+    doc = client.get("/openapi.json").json()
+    checked = []
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            if "requestBody" not in operation:
+                continue
+            documented = list(operation["requestBody"]["content"])
+            url = path.replace("{model}", api.model).replace("{version}", "v9")
+            url = url.replace("{name}", "m")
+            r = client.request(
+                method, url, content=b'{"a": 1}', headers={"content-type": "text/plain"}
+            )
+            assert_error(r, 415, "'text/plain'", ", ".join(documented))
+            assert "415" in operation["responses"], (method, path)
+            checked.append(f"{method.upper()} {path}")
+    assert len(checked) >= 7, checked  # predictions, actuals, cloudevents, versions, ...

@@ -76,6 +76,8 @@ def serve(
     )
     for line in _auth_lines(settings, app.state.store):
         click.echo(line, err=True)
+    hosts = ", ".join(settings.trusted_hosts)
+    click.echo(f"hosts: {hosts} (other Host names get 400; allowed_hosts)", err=True)
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -15,7 +15,7 @@ from watchkeeper.alerts import queries
 from watchkeeper.alerts.catalog import describe
 from watchkeeper.alerts.silences import create_silence, expire_silence, silences
 from watchkeeper.errors import InputError
-from watchkeeper.server.bodies import BODY_TYPE, read_json
+from watchkeeper.server.bodies import read_json
 from watchkeeper.server.deps import CatalogDep, SettingsDep, StoreDep
 from watchkeeper.server.errors import errors
 from watchkeeper.server.openapi import request_body
@@ -38,7 +38,7 @@ DELIVERY_STATUSES = ("pending", "sent", "failed", "silenced")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "timeout", "skipped")
 SILENCE_FIELDS = {"matchers", "duration", "expires_at", "comment", "created_by"}
 
-router = APIRouter(tags=["alerts"], dependencies=[NO_NUL, BODY_TYPE])
+router = APIRouter(tags=["alerts"], dependencies=[NO_NUL])
 
 AlertId = Annotated[int, path_id("an alert's id")]
 READ = errors(401, 403, 422)

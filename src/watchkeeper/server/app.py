@@ -34,6 +34,7 @@ from watchkeeper.server import (
     serving_api,
 )
 from watchkeeper.server.apidocs import install_docs
+from watchkeeper.server.bodies import BODY_TYPE
 from watchkeeper.server.errors import add_error_handlers, error_body
 from watchkeeper.server.guard import BrowserGuard
 from watchkeeper.server.openapi import install_openapi
@@ -88,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,  # install_docs: Swagger UI and ReDoc from the installed package,
         redoc_url=None,  # not from a CDN
         generate_unique_id_function=lambda route: route.name,  # operationId: the function
+        dependencies=[BODY_TYPE],  # every route with a documented body: its content types only
     )
     app.state.settings, app.state.store, app.state.service = settings, store, service
     app.state.processor, app.state.evaluator = processor, evaluator

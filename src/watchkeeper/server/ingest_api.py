@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from watchkeeper.ingest.events import ARROW_TYPES, PARQUET_TYPES
-from watchkeeper.server.bodies import BODY_TYPE, read_body
+from watchkeeper.server.bodies import read_body
 from watchkeeper.server.deps import ServiceDep, SettingsDep
 from watchkeeper.server.errors import errors
 from watchkeeper.server.openapi import request_body
@@ -27,7 +27,7 @@ from watchkeeper.server.schemas.ingest import (
     PredictionRows,
 )
 
-router = APIRouter(tags=["ingest"], dependencies=[NO_NUL, BODY_TYPE])
+router = APIRouter(tags=["ingest"], dependencies=[NO_NUL])
 
 PREDICTION_BODY = request_body(
     'a batch of prediction events: row JSON ({"events": [...]}; a bare list of events is '

@@ -16,7 +16,7 @@ from watchkeeper import __version__
 from watchkeeper.evaluation.evaluate import latest, series
 from watchkeeper.evaluation.names import check_series
 from watchkeeper.evaluation.performance import baseline
-from watchkeeper.server.bodies import BODY_TYPE, TABLE_TYPES, read_body, table_from_upload
+from watchkeeper.server.bodies import TABLE_TYPES, read_body, table_from_upload
 from watchkeeper.server.deps import ProcessorDep, ServiceDep, SettingsDep, StoreDep
 from watchkeeper.server.errors import errors
 from watchkeeper.server.openapi import request_body
@@ -34,7 +34,7 @@ from watchkeeper.store.history import HISTORY_KINDS, history
 
 QUARANTINE_MAX = 10_000
 
-router = APIRouter(tags=["models"], dependencies=[NO_NUL, BODY_TYPE])
+router = APIRouter(tags=["models"], dependencies=[NO_NUL])
 
 
 @router.get("/healthz", response_model=Health)
