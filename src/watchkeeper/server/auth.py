@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from watchkeeper.server.dashboard.session import is_dashboard_path
 from watchkeeper.server.errors import database_fault, error_body, error_response
-from watchkeeper.server.ratelimit import FailureLimiter, TooManyFailures
+from watchkeeper.server.ratelimit import FailureLimiter, TooManyFailures, client_address
 from watchkeeper.store.state import Store
 from watchkeeper.store.tokens import check_token
 
@@ -40,10 +40,6 @@ def required_scope(method: str, path: str) -> str:
     if method in ("GET", "HEAD"):
         return "read"
     return "admin"
-
-
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def auth_middleware(

@@ -13,9 +13,17 @@ import threading
 import time
 from collections import OrderedDict, deque
 
+from starlette.requests import Request
+
 from watchkeeper.errors import WatchkeeperError
 
 MAX_CLIENTS = 10_000  # addresses remembered; the least recently failed is forgotten first
+
+
+def client_address(request: Request) -> str:
+    """The address failures are counted for: uvicorn's client (behind a trusted proxy, the
+    ``X-Forwarded-For`` client)."""
+    return request.client.host if request.client else "unknown"
 
 
 class TooManyFailures(WatchkeeperError):

@@ -36,7 +36,7 @@ from watchkeeper.server.dashboard.session import (
     tokens_required,
     viewer,
 )
-from watchkeeper.server.ratelimit import TooManyFailures
+from watchkeeper.server.ratelimit import TooManyFailures, client_address
 from watchkeeper.store.sessions import end_session, open_session
 from watchkeeper.store.state import Store
 from watchkeeper.store.tokens import check_token
@@ -322,7 +322,7 @@ async def login(request: Request) -> Response:
     if not csrf_ok(form, cookie_csrf(request)[0]):
         return _login_page(request, target, str(_stale_form()), 403)
     limiter = request.app.state.limiter
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request)
     try:
         limiter.check(client)
     except TooManyFailures as exc:
