@@ -5,7 +5,8 @@ names are hoisted into ``components/schemas`` by :func:`install_openapi`, which 
 FastAPI's default 422 (a schema the app never returns): a route that can answer 422 lists it
 with :func:`~watchkeeper.server.errors.errors` and the real error body. Every operation but
 ``/healthz`` may answer 503 with ``Retry-After`` (the database or its disk unavailable,
-``store.faults``): the document says so for each.
+``store.faults``): the document says so for each. Every operation with a request body lists
+415 (``server/bodies.py`` refuses the content types it does not document).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from watchkeeper.server.errors import errors
 REF = "#/components/schemas/{model}"
 BINARY = {"type": "string", "format": "binary"}
 _HOIST = "x-watchkeeper-schemas"
+UNSUPPORTED_TYPE = {
+    "description": "The body's content type is not one this route reads: the message names them",
+    "content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorBody")}}},
+}
 
 
 def request_body(
@@ -73,6 +78,8 @@ def install_openapi(app: FastAPI) -> None:
             for operation in item.values():
                 schemas.update(operation.pop(_HOIST, {}))
                 responses = operation.get("responses", {})
+                if "requestBody" in operation:  # server/bodies.py: other content types get 415
+                    responses.setdefault("415", UNSUPPORTED_TYPE)
                 if "HTTPValidationError" in str(responses.get("422")):
                     del responses["422"]  # added by FastAPI; a route that can 422 says so
         for path, item in doc.get("paths", {}).items():
