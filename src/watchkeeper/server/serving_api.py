@@ -36,7 +36,7 @@ from watchkeeper.server.schemas.serving import (
     ServerMetadata,
 )
 from watchkeeper.serving import oip
-from watchkeeper.serving.artifacts import artifact, attach, schema_features
+from watchkeeper.serving.artifacts import CONTENT_TYPES, artifact, attach, schema_features
 from watchkeeper.serving.predict import Answer, score
 from watchkeeper.store import artifacts as stored
 
@@ -63,8 +63,7 @@ def _split(value: str | None) -> list[str] | None:
         {
             "application/json": ArtifactUri,
             "application/octet-stream": None,
-            "application/onnx": None,
-            "application/x-skops": None,
+            **dict.fromkeys(CONTENT_TYPES),  # onnx, skops and pickle files
         },
     ),
 )
