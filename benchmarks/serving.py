@@ -2,7 +2,7 @@
 same runtimes (the floor: no monitoring) and MLflow's own model server, on the same ONNX and
 scikit-learn models, in one run.
 
-    python benchmarks/serving.py --models onnx --update-docs      # about 5 minutes
+    python benchmarks/serving.py --models onnx --update-docs      # about 7 minutes
     python benchmarks/serving.py --models sklearn --update-docs   # the skops model
     python benchmarks/serving.py --plot benchmarks/results/serving-onnx.json   # the PNG only
 
@@ -38,7 +38,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving_report import QUANTILES, plot, summarise, write_outputs  # noqa: E402
+from serving_report import QUANTILES, plot, summarise, write_outputs
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -145,7 +145,8 @@ def _request(method: str, url: str, body: bytes, ctype: str) -> Any:
         return json.loads(resp.read())
 
 
-def start_servers(work: Path, paths: dict[str, Path], ports: list[int], database: str | None
+def start_servers(
+    work: Path, paths: dict[str, Path], ports: list[int], database: str | None
 ) -> list[Target]:
     py = sys.executable
     floor_env = {
@@ -359,7 +360,9 @@ def main() -> None:
                 for kind, rows, conc in configs:
                     body = bodies(rows)
                     for t in targets:
-                        progress.update(task, description=f"{t.server} {kind} {rows} row(s) c={conc}")
+                        progress.update(
+                            task, description=f"{t.server} {kind} {rows} row(s) c={conc}"
+                        )
                         n = args.requests if rows == 1 else args.batch_requests
                         result = measure(t, kind, body[_shape(t, kind)], conc, n, work)
                         runs.append({"server": t.server, "endpoint": t.endpoint, "model": kind,
@@ -390,10 +393,20 @@ def main() -> None:
 
 def _commit() -> str:
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, cwd=BENCH, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "src"], capture_output=True,
-                               text=True, cwd=BENCH, check=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=BENCH,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "src"],
+            capture_output=True,
+            text=True,
+            cwd=BENCH,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return sha + (" (src/ modified)" if dirty else "")  # fmt: skip

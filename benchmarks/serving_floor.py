@@ -24,9 +24,7 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 FEATURES = os.environ["SERVING_FLOOR_FEATURES"].split(",")
-ONNX = ort.InferenceSession(
-    os.environ["SERVING_FLOOR_ONNX"], providers=["CPUExecutionProvider"]
-)
+ONNX = ort.InferenceSession(os.environ["SERVING_FLOOR_ONNX"], providers=["CPUExecutionProvider"])
 ONNX_INPUT = ONNX.get_inputs()[0].name
 SKLEARN = sio.load(os.environ["SERVING_FLOOR_SKOPS"])  # written by the benchmark itself
 

@@ -17,7 +17,7 @@ RESULTS = BENCH / "results"
 DOCS = BENCH.parent / "docs"
 QUANTILES = [i / 2 for i in range(201)] + [99.9]  # 0, 0.5, ..., 100 % and 99.9 %
 GOALS = {"median_ms": 0.5, "p99_ms": 2.0, "throughput": 0.8}
-SHADOW = "not measured: shadow serving is being built on another branch (SLOT(shadow) in serving.py)"
+SHADOW = "not measured: shadow serving is being built on another branch (SLOT(shadow))"
 
 
 def _key(run: dict[str, Any]) -> tuple[str, int, int]:
@@ -41,10 +41,24 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
             continue
         what = f"{run['endpoint'].split()[1]}, {run['model']}"
         if run["concurrency"] == 1:
-            goals.append(_goal(f"overhead, median ({what})", "<= 0.5 ms",
-                               run["over_floor_median_ms"], GOALS["median_ms"], "{:+.2f} ms"))
-            goals.append(_goal(f"overhead, p99 ({what})", "<= 2 ms",
-                               run["over_floor_p99_ms"], GOALS["p99_ms"], "{:+.2f} ms"))
+            goals.append(
+                _goal(
+                    f"overhead, median ({what})",
+                    "<= 0.5 ms",
+                    run["over_floor_median_ms"],
+                    GOALS["median_ms"],
+                    "{:+.2f} ms",
+                )
+            )
+            goals.append(
+                _goal(
+                    f"overhead, p99 ({what})",
+                    "<= 2 ms",
+                    run["over_floor_p99_ms"],
+                    GOALS["p99_ms"],
+                    "{:+.2f} ms",
+                )
+            )
         else:
             goals.append(_goal(f"throughput, {run['concurrency']} connections ({what})",
                                ">= 80 % of the floor", run["throughput_of_floor"],
