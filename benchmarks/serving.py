@@ -394,17 +394,17 @@ def main() -> None:
 def _commit() -> str:
     try:
         sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+            ["git", "log", "-1", "--format=%h", "--", "src"],  # the last commit of src/
             capture_output=True,
             text=True,
-            cwd=BENCH,
+            cwd=BENCH.parent,
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "src"],
             capture_output=True,
             text=True,
-            cwd=BENCH,
+            cwd=BENCH.parent,
             check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
