@@ -24,6 +24,7 @@ from watchkeeper.evaluation.evaluate import Evaluator
 from watchkeeper.evaluation.retention import sweep
 from watchkeeper.ingest.processor import Processor, ProcessorProcess
 from watchkeeper.ingest.service import IngestService
+from watchkeeper.promotion.verdict import judge_all
 from watchkeeper.server import (
     alerts_api,
     dashboard,
@@ -32,6 +33,7 @@ from watchkeeper.server import (
     ingest_api,
     models_api,
     serving_api,
+    promotion_api,
 )
 from watchkeeper.server.apidocs import install_docs
 from watchkeeper.server.bodies import BODY_TYPE
@@ -64,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
     evaluator = Evaluator(store)
     alerting = Alerting(store, settings, alert_settings)
     evaluator.after_pass.append(alerting.engine.run_once)
+    evaluator.after_pass.append(lambda: judge_all(store))  # verdicts on shadow challengers
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -113,6 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)  # /readyz: the database and the disk (/healthz: alive)
     app.include_router(ingest_api.router)
     app.include_router(serving_api.router)  # artifacts, /v1/.../predict, OIP v2 (docs/serving.md)
+    app.include_router(promotion_api.router)  # champion, challengers (docs/promotion.md)
     app.include_router(alerts_api.router)
     app.include_router(dashboard.router)  # the web dashboard: / and /ui/ (docs/dashboard.md)
     install_openapi(app)
