@@ -12,7 +12,9 @@ from watchkeeper.store.state import ConflictError, NotFoundError, Store
 
 
 def state_of(store: Store) -> dict[str, tuple[str, str | None, float | None]]:
-    return {s["version"]: (s["state"], s["mode"], s["share"]) for s in states.states(store, "churn")}
+    return {
+        s["version"]: (s["state"], s["mode"], s["share"]) for s in states.states(store, "churn")
+    }
 
 
 def test_new_versions_are_registered_beside_the_champion(store: Store) -> None:
@@ -56,7 +58,7 @@ def test_a_bad_challenge_names_the_field(
 
 def test_canary_shares_add_up_to_at_most_one(store: Store) -> None:
     states.challenge(store, "churn", "v2", mode="canary", share=0.6)
-    with pytest.raises(InputError, match="answer 0.6 of the requests already"):
+    with pytest.raises(InputError, match=r"answer 0\.6 of the requests already"):
         states.challenge(store, "churn", "v3", mode="canary", share=0.5)
     states.challenge(store, "churn", "v2", mode="canary", share=0.3)  # its own share changes
     states.challenge(store, "churn", "v3", mode="canary", share=0.5)
