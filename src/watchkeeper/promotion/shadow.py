@@ -119,9 +119,8 @@ class ShadowQueue:
 
     def score(self, copy: ShadowCopy) -> None:
         """Score one copy with each shadow challenger of its model and store the answers."""
-        for version in self._shadows(copy.model):
-            if version == copy.champion:
-                continue
+        shadows = [v for v in self._shadows(copy.model) if v != copy.champion]
+        for version in shadows:
             start = time.perf_counter()
             error: str | None = None
             predictions: Sequence[Any] = [None] * len(copy.prediction_ids)
@@ -146,6 +145,7 @@ class ShadowQueue:
                 for i, pid in enumerate(copy.prediction_ids)
             ]
             states.add_shadow(self.store, copy.model, rows)
+        if shadows:
             with self._count_lock:
                 self._scored[copy.model] += 1
 
