@@ -4,7 +4,11 @@ rollback, retire, the policy and its field errors, and the history they leave.""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -130,7 +134,7 @@ def test_the_policy_is_stored(model: tuple[httpx.Client, str]) -> None:
     assert got["configured"] is True
     assert got["policy"] == {
         "min_labelled": 300, "metric": "f1", "alpha": 0.05, "max_latency_ratio": 2.0,
-        "max_error_rate_increase": 0.01, "mode": "auto",
+        "latency_slack_ms": 1.0, "max_error_rate_increase": 0.01, "mode": "auto",
     }  # fmt: skip
     assert client.get(f"/v1/models/{name}/verdicts").json() == {"model": name, "verdicts": []}
 
@@ -142,3 +146,38 @@ def test_the_policy_is_stored(model: tuple[httpx.Client, str]) -> None:
 def test_changes_need_the_admin_scope(path: str) -> None:
     assert required_scope("POST", path) == "admin"
     assert required_scope("PUT", "/v1/models/m/promotion-policy") == "admin"
+
+
+def cli(url: str, *args: str, ok: bool = True) -> str:
+    """``watchkeeper ARGS`` as a user runs it against the server."""
+    exe = Path(sys.executable).with_name("watchkeeper")
+    cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "watchkeeper.cli"]
+    env = {**os.environ, "COLUMNS": "200", "WATCHKEEPER_URL": url}
+    done = subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert (done.returncode == 0) == ok, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def test_the_command_line(srv: Server, model: tuple[httpx.Client, str]) -> None:
+    client, name = model
+    assert "a challenger in shadow" in cli(srv.url, "challenge", name, "v2", "--shadow")
+    out = cli(srv.url, "challenge", name, "v3", "--canary", "0.25", "--entity-key", "region")
+    assert "as a canary on 25% of the requests" in out
+    assert "give one of --shadow or --canary" in cli(
+        srv.url, "challenge", name, "v3", "--shadow", "--canary", "0.1", ok=False
+    )
+    table = cli(srv.url, "versions", name)
+    assert "canary" in table and "25%" in table and "shadow" in table
+    assert f"{name}: champion v2 (was v1)" in cli(srv.url, "promote", name, "v2")
+    assert f"{name}: champion v1 (was v2)" in cli(srv.url, "rollback", name)
+    assert "retired" in cli(srv.url, "retire", name, "v3")
+    assert "409 Conflict" in cli(srv.url, "rollback", name, ok=False)
+    out = cli(srv.url, "promotion-policy", name, "--metric", "f1", "--mode", "auto")
+    assert "metric: f1" in out and "mode: auto" in out
+    out = cli(srv.url, "promotion-policy", name, "--min-labelled", "300")
+    assert "metric: f1" in out and "min_labelled: 300" in out  # the other fields kept
+    assert "alpha 2.0" in cli(srv.url, "promotion-policy", name, "--alpha", "2", ok=False)
+    assert client.get(f"/v1/models/{name}").json()["champion"] == "v1"
+    assert "challenger" in cli(srv.url, "verdicts", name)  # the table's header, no rows

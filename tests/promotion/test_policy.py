@@ -17,6 +17,7 @@ def test_defaults_round_trip() -> None:
         "metric": "accuracy",
         "alpha": 0.05,
         "max_latency_ratio": 2.0,
+        "latency_slack_ms": 1.0,
         "max_error_rate_increase": 0.01,
         "mode": "manual",
     }
@@ -33,6 +34,7 @@ def test_defaults_round_trip() -> None:
         ("alpha", 0, "alpha 0: a level between 0 and 1"),
         ("alpha", "0.05", "alpha '0.05'"),
         ("max_latency_ratio", -1, "max_latency_ratio -1: a ratio above 0"),
+        ("latency_slack_ms", -1, "latency_slack_ms -1: milliseconds, 0 or more"),
         ("max_error_rate_increase", 2, "max_error_rate_increase 2: between 0 and 1"),
         ("mode", "sometimes", "mode 'sometimes': use one of auto, manual"),
         ("speed", 1, "unknown field(s) speed"),

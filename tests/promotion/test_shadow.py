@@ -22,12 +22,12 @@ class GatedScorer:
 
     def __call__(
         self, model: str, version: str, columns: dict[str, list[Any]]
-    ) -> tuple[Sequence[Any], Sequence[float] | None]:
+    ) -> tuple[Sequence[Any], Sequence[float] | None, float | None]:
         self.gate.wait(30)
         if version == "v3":
             raise RuntimeError("v3 cannot score")
         ages = columns["age"]
-        return ["yes" if a > 30 else "no" for a in ages], [a / 100 for a in ages]
+        return ["yes" if a > 30 else "no" for a in ages], [a / 100 for a in ages], None
 
 
 def copy(i: int) -> ShadowCopy:

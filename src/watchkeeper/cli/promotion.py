@@ -138,6 +138,7 @@ def retire(model: str, version: str, url: str, token: str | None, as_json: bool)
 @click.option("--metric", help="accuracy, f1, roc_auc, mae or rmse.")
 @click.option("--alpha", type=float, help="The paired test's level.")
 @click.option("--max-latency-ratio", type=float, help="Challenger p95 ≤ this × champion's.")
+@click.option("--latency-slack-ms", type=float, help="Or ≤ champion's p95 + this.")
 @click.option(
     "--max-error-rate-increase", type=float, help="Challenger errors ≤ champion's + this."
 )

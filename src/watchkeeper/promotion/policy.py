@@ -4,7 +4,8 @@
 ``metric`` is compared on those same requests by a paired test (accuracy: McNemar's test;
 f1, roc_auc, mae, rmse: the paired bootstrap, ``stats/paired.py``) at level ``alpha``. Guards
 a better challenger must also pass: its latency p95 at most ``max_latency_ratio`` times the
-champion's on the same requests, its error rate at most the champion's plus
+champion's on the same requests (or at most ``latency_slack_ms`` above it: a ratio of
+sub-millisecond timings is noise), its error rate at most the champion's plus
 ``max_error_rate_increase``. ``mode`` ``auto`` promotes a challenger that passes; ``manual``
 raises a "ready to promote" alert and leaves the promotion to an admin.
 
@@ -23,6 +24,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from watchkeeper.errors import InputError
+from watchkeeper.settings import Settings
 from watchkeeper.stats.paired import PAIRED_METRICS
 
 MODES = ("auto", "manual")
@@ -36,6 +38,7 @@ class Policy:
     metric: str = "accuracy"
     alpha: float = 0.05
     max_latency_ratio: float = 2.0
+    latency_slack_ms: float = 1.0
     max_error_rate_increase: float = 0.01
     mode: str = "manual"
 
@@ -58,6 +61,9 @@ class Policy:
             raise InputError(
                 f"max_latency_ratio {self.max_latency_ratio!r}: a ratio above 0, e.g. 2"
             )
+        _number("latency_slack_ms", self.latency_slack_ms, "milliseconds, 0 or more")
+        if not self.latency_slack_ms >= 0:
+            raise InputError(f"latency_slack_ms {self.latency_slack_ms!r}: milliseconds, 0 or more")
         _number("max_error_rate_increase", self.max_error_rate_increase, "between 0 and 1")
         if not 0 <= self.max_error_rate_increase <= 1:
             raise InputError(
@@ -88,3 +94,15 @@ class Policy:
 def _number(name: str, value: Any, what: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InputError(f"{name} {value!r}: {what}")
+
+
+def configured_policies(settings: Settings) -> dict[str, Policy]:
+    """The policies of the settings file (``promotion_policies``: model → fields), checked:
+    a bad one names the model and the field."""
+    policies = {}
+    for model, fields_ in settings.promotion_policies.items():
+        try:
+            policies[model] = Policy.from_dict(fields_)
+        except InputError as exc:
+            raise InputError(f"promotion_policies.{model}: {exc}") from None
+    return policies

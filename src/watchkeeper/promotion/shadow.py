@@ -26,13 +26,16 @@ from typing import TYPE_CHECKING, Any
 from watchkeeper.store import promotion as states
 
 if TYPE_CHECKING:
+    from watchkeeper.serving.registry import ScoredRequest, ServedModels
     from watchkeeper.store.state import Store
 
 log = logging.getLogger("watchkeeper.promotion")
 CHALLENGERS_SECONDS = 1.0  # how long the worker trusts its list of a model's challengers
 
-# (model, version, the request's feature columns) -> (predictions, positive-class scores)
-Scorer = Callable[[str, str, dict[str, list[Any]]], tuple[Sequence[Any], Sequence[float] | None]]
+# (model, version, the request's feature columns) -> (predictions, positive-class scores,
+# the model's milliseconds or None: then the call is timed)
+Scored = tuple[Sequence[Any], Sequence[float] | None, float | None]
+Scorer = Callable[[str, str, dict[str, list[Any]]], Scored]
 
 
 @dataclass(frozen=True)
@@ -125,11 +128,12 @@ class ShadowQueue:
             error: str | None = None
             predictions: Sequence[Any] = [None] * len(copy.prediction_ids)
             scores: Sequence[float] | None = None
+            took: float | None = None
             try:
-                predictions, scores = self.scorer(copy.model, version, copy.columns)
+                predictions, scores, took = self.scorer(copy.model, version, copy.columns)
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"[:2000]
-            latency = (time.perf_counter() - start) * 1000
+            latency = took if took is not None else (time.perf_counter() - start) * 1000
             now = time.time()
             rows = [
                 {
@@ -159,3 +163,33 @@ class ShadowQueue:
             cached = (now, versions)
             self._challengers[model] = cached
         return cached[1]
+
+
+def serving_scorer(served: ServedModels) -> Scorer:
+    """A :data:`Scorer` over the served models: the version's predictions and, for two
+    classes, the later class's score (the positive class, as the prediction index keeps)."""
+    from watchkeeper.serving.predict import predict_rows
+
+    def score(model: str, version: str, columns: dict[str, list[Any]]) -> Scored:
+        scored, took = predict_rows(served, model, version, columns)
+        positive = None
+        if (
+            scored.scores is not None
+            and scored.scores.ndim == 2
+            and scored.scores.shape[1] in (1, 2)
+        ):
+            positive = scored.scores[:, -1].tolist()
+        return scored.predictions, positive, took
+
+    return score
+
+
+def copy_of(request: ScoredRequest) -> ShadowCopy:
+    """The shadow copy of a request the served models answered."""
+    return ShadowCopy(
+        request.model,
+        request.version,
+        request.columns,
+        request.prediction_ids,
+        request.latency_ms,
+    )

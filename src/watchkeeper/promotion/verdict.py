@@ -21,6 +21,7 @@ chance of promoting a challenger that is no better grows with the looks (at most
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,9 +45,17 @@ class Verdict:
     evidence: dict[str, Any]
 
 
-def policy_of(store: Store, model: str) -> Policy | None:
+def policy_of(
+    store: Store, model: str, configured: Mapping[str, Policy] | None = None
+) -> tuple[Policy | None, str]:
+    """The model's policy and where it comes from: ``api`` (set through the API, it wins),
+    ``settings`` (the settings file's ``promotion_policies``) or ``none``."""
     stored = states.get_policy(store, model)
-    return Policy.from_dict(stored) if stored is not None else None
+    if stored is not None:
+        return Policy.from_dict(stored), "api"
+    if configured and model in configured:
+        return configured[model], "settings"
+    return None, "none"
 
 
 def judge(store: Store, model: str, challenger: str, policy: Policy) -> Verdict | None:
@@ -95,11 +104,11 @@ def judge(store: Store, model: str, challenger: str, policy: Policy) -> Verdict 
     return Verdict(verdict_id, decision, evidence)
 
 
-def judge_all(store: Store) -> None:
+def judge_all(store: Store, configured: Mapping[str, Policy] | None = None) -> None:
     """One pass: a verdict on each shadow challenger of each model with a policy (the
     evaluator runs it after each of its passes, once the windows are evaluated)."""
     for info in store.models():
-        policy = policy_of(store, info.name)
+        policy, _ = policy_of(store, info.name, configured)
         if policy is None:
             continue
         for c in states.challengers(store, info.name):
@@ -178,6 +187,7 @@ def _guards(pairs: list[dict[str, Any]], policy: Policy) -> dict[str, dict[str, 
         challenger_p95 is None
         or champion_p95 is None
         or challenger_p95 <= policy.max_latency_ratio * champion_p95
+        or challenger_p95 <= champion_p95 + policy.latency_slack_ms
     )
     errors = sum(1 for p in pairs if p["error"])
     rate = errors / len(pairs) if pairs else 0.0
@@ -186,6 +196,7 @@ def _guards(pairs: list[dict[str, Any]], policy: Policy) -> dict[str, dict[str, 
             "champion_ms": champion_p95,
             "challenger_ms": challenger_p95,
             "max_ratio": policy.max_latency_ratio,
+            "slack_ms": policy.latency_slack_ms,
             "passed": latency_ok,
         },
         "error_rate": {

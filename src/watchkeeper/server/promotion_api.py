@@ -13,11 +13,12 @@ from starlette.concurrency import run_in_threadpool
 
 from watchkeeper.errors import InputError
 from watchkeeper.promotion.policy import Policy
+from watchkeeper.promotion.verdict import policy_of
 from watchkeeper.server.bodies import read_json
 from watchkeeper.server.deps import StoreDep
 from watchkeeper.server.errors import errors
 from watchkeeper.server.openapi import request_body
-from watchkeeper.server.params import NO_NUL
+from watchkeeper.server.params import MAX_INT, NO_NUL
 from watchkeeper.server.schemas.promotion import (
     ChallengeIn,
     PolicyIn,
@@ -31,6 +32,7 @@ from watchkeeper.server.schemas.promotion import (
 from watchkeeper.store import promotion as states
 
 router = APIRouter(tags=["promotion"], dependencies=[NO_NUL])
+VERDICTS_MAX = 1000
 
 
 def _changed(request: Request, model: str) -> None:
@@ -152,12 +154,18 @@ async def retire(model: str, version: str, request: Request, store: StoreDep) ->
     response_model=PolicyOut,
     responses=errors(400, 401, 403, 404),
 )
-async def get_policy(model: str, store: StoreDep) -> object:
-    """The model's promotion policy; without one, the defaults and no verdicts."""
+async def get_policy(model: str, request: Request, store: StoreDep) -> object:
+    """The model's promotion policy and its ``source``: ``api`` (set here), ``settings`` (the
+    settings file's ``promotion_policies``) or ``none`` (the defaults, and no verdicts)."""
     await run_in_threadpool(store.model, model)
-    stored = await run_in_threadpool(states.get_policy, store, model)
-    policy = Policy.from_dict(stored or {})
-    return {"model": model, "policy": policy.to_dict(), "configured": stored is not None}
+    configured = getattr(request.app.state, "policies", {})
+    policy, source = await run_in_threadpool(policy_of, store, model, configured)
+    return {
+        "model": model,
+        "policy": (policy or Policy()).to_dict(),
+        "configured": policy is not None,
+        "source": source,
+    }
 
 
 @router.put(
@@ -173,7 +181,7 @@ async def put_policy(model: str, request: Request, store: StoreDep) -> object:
         raise InputError("body: expected a JSON object of policy fields")
     policy = Policy.from_dict({k: v for k, v in data.items() if v is not None})
     await run_in_threadpool(states.put_policy, store, model, policy.to_dict())
-    return {"model": model, "policy": policy.to_dict(), "configured": True}
+    return {"model": model, "policy": policy.to_dict(), "configured": True, "source": "api"}
 
 
 @router.get(
@@ -184,9 +192,10 @@ async def put_policy(model: str, request: Request, store: StoreDep) -> object:
 async def list_verdicts(
     model: str,
     store: StoreDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    limit: Annotated[int, Query(ge=0, le=MAX_INT, description=f"at most {VERDICTS_MAX}")] = 50,
 ) -> object:
     """The verdicts on the model's challengers with their evidence, newest first."""
     await run_in_threadpool(store.model, model)
+    limit = min(limit, VERDICTS_MAX)
     rows = await run_in_threadpool(lambda: states.verdicts(store, model, limit=limit))
     return {"model": model, "verdicts": rows}

@@ -57,6 +57,9 @@ class PolicyIn(In):
     max_latency_ratio: float | None = Field(
         None, description="challenger latency p95 at most this times the champion's (2)"
     )
+    latency_slack_ms: float | None = Field(
+        None, description="or at most this many milliseconds above the champion's (1)"
+    )
     max_error_rate_increase: float | None = Field(
         None, description="challenger error rate at most the champion's plus this (0.01)"
     )
@@ -67,6 +70,7 @@ class PolicyOut(Out):
     model: str
     policy: dict[str, Any]
     configured: bool = Field(description="false: the defaults, no verdicts are made")
+    source: str = Field(description="api, settings (the settings file) or none")
 
 
 class VerdictOut(Out):
