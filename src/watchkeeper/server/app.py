@@ -27,6 +27,7 @@ from watchkeeper.evaluation.evaluate import Evaluator
 from watchkeeper.evaluation.retention import sweep
 from watchkeeper.ingest.processor import Processor, ProcessorProcess
 from watchkeeper.ingest.service import IngestService
+from watchkeeper.promotion.challenger import from_job
 from watchkeeper.promotion.policy import configured_policies
 from watchkeeper.promotion.router import Router
 from watchkeeper.promotion.shadow import ShadowQueue, copy_of, serving_scorer
@@ -81,6 +82,10 @@ def create_app(settings: Settings) -> FastAPI:
         shadow.offer(copy_of(request))  # never waits: a full queue drops and counts
 
     served.after_score.append(copy_to_shadows)
+    # a retraining command's model becomes a version in shadow (promotion/challenger.py)
+    alerting.jobs.on_artifact = lambda job, dataset, output: from_job(
+        store, settings, job, dataset, output
+    )
     policies = configured_policies(settings)  # a bad policy fails before anything starts
     evaluator.after_pass.append(lambda: judge_all(store, policies))  # verdicts on challengers
 
