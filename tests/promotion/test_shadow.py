@@ -65,7 +65,7 @@ def test_a_full_queue_drops_and_counts_without_waiting(store: Store) -> None:
     assert failed["prediction"] is None and failed["error"] == "RuntimeError: v3 cannot score"
 
 
-def test_the_champion_and_retired_versions_are_not_shadows(store: Store) -> None:
+def test_only_the_champions_requests_go_to_the_shadows(store: Store) -> None:
     states.challenge(store, "churn", "v2", mode="shadow")
     states.challenge(store, "churn", "v3", mode="canary", share=0.5)
     scorer = GatedScorer()
@@ -75,6 +75,10 @@ def test_the_champion_and_retired_versions_are_not_shadows(store: Store) -> None
     states.retire(store, "churn", "v2")
     shadow._challengers.clear()  # the worker's one-second cache of the challengers
     shadow.score(copy(1))
+    states.challenge(store, "churn", "v2", mode="shadow")
+    shadow._challengers.clear()
+    canary = ShadowCopy("churn", "v3", {"age": [50.0]}, ["c0"], 1.0)  # a canary answered it
+    shadow.score(canary)
     with store.engine.connect() as conn:
         stored = {(r.version, r.prediction_id) for r in conn.execute(t.shadow_predictions.select())}
     assert stored == {("v2", "a0"), ("v2", "b0")}

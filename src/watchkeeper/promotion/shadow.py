@@ -121,8 +121,12 @@ class ShadowQueue:
                 self._queue.task_done()
 
     def score(self, copy: ShadowCopy) -> None:
-        """Score one copy with each shadow challenger of its model and store the answers."""
+        """Score one copy with each shadow challenger of its model and store the answers;
+        a request a canary (or a version asked for by name) answered is not the champion's
+        and is skipped."""
         shadows = [v for v in self._shadows(copy.model) if v != copy.champion]
+        if shadows and self.store.model(copy.model).champion != copy.champion:
+            return
         for version in shadows:
             start = time.perf_counter()
             error: str | None = None
