@@ -124,7 +124,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     ("store",),
     ("ingest", "evaluation"),
-    ("alerts", "serving"),
+    ("alerts", "serving", "promotion"),
     ("server",),
     ("demo",),
     ("cli",),

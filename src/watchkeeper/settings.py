@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     delivery_backoff_seconds: float = 1.0
     delivery_timeout_seconds: float = 10.0
     ready_min_free_mb: float = 64.0  # /readyz: free space the data directory needs (0: any)
+    shadow_queue_size: int = 1000  # shadow copies waiting; beyond, a copy is dropped, counted
+    promotion_policies: dict[str, Any] = {}  # model → its promotion policy (promotion.policy)
     mlflow_tracking_uri: str = (
         ""  # MLflow models:/ and runs:/ artifacts; empty: MLFLOW_TRACKING_URI
     )

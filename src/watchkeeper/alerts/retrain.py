@@ -6,11 +6,18 @@ alert's window (normally the alert's own window), exported by :mod:`watchkeeper.
 to ``<data_dir>/retrain/<model>/job-<id>.parquet``.
 
 **The command** runs without a shell. ``{dataset}``, ``{model}``, ``{version}``, ``{alert}``,
-``{window_start}``, ``{rows}`` and ``{job}`` in its arguments are replaced, and the same values are
-in the environment as ``WATCHKEEPER_DATASET``, ``WATCHKEEPER_MODEL``, ``WATCHKEEPER_VERSION``,
-``WATCHKEEPER_ALERT_ID``, ``WATCHKEEPER_WINDOW_START``, ``WATCHKEEPER_ROWS``,
-``WATCHKEEPER_JOB_ID``, with the alert as JSON in ``WATCHKEEPER_ALERT``. Past its timeout the
-command's process group is killed (status ``timeout``). Exit 0 is ``succeeded``.
+``{window_start}``, ``{rows}``, ``{job}`` and ``{output}`` in its arguments are replaced, and the
+same values are in the environment as ``WATCHKEEPER_DATASET``, ``WATCHKEEPER_MODEL``,
+``WATCHKEEPER_VERSION``, ``WATCHKEEPER_ALERT_ID``, ``WATCHKEEPER_WINDOW_START``,
+``WATCHKEEPER_ROWS``, ``WATCHKEEPER_JOB_ID``, ``WATCHKEEPER_OUTPUT``, with the alert as JSON in
+``WATCHKEEPER_ALERT``. Past its timeout the command's process group is killed (status
+``timeout``). Exit 0 is ``succeeded``.
+
+**The new model.** ``{output}`` is a path (``<data_dir>/retrain/<model>/job-<id>.model``, not
+there yet) where the command may write the model it trained (an ONNX or skops file). When it
+did and the command succeeded, ``on_artifact`` (set by the server: it registers the file as a
+new version whose reference is the exported window, and puts it in shadow) is called; if that
+fails, the job fails with the reason.
 
 **One job per model.** A retrain job holds the model's key (``running_key``, unique) while queued
 or running; an alert firing meanwhile records a ``skipped`` job naming the one that runs.
@@ -28,7 +35,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +48,9 @@ from watchkeeper.store.state import Store
 
 log = logging.getLogger("watchkeeper.alerts")
 LOG_LIMIT = 64 * 1024  # characters of a job's output kept (the end)
-PLACEHOLDERS = ("dataset", "model", "version", "alert", "window_start", "rows", "job")
+PLACEHOLDERS = ("dataset", "model", "version", "alert", "window_start", "rows", "job", "output")
+# (the job's row, the exported window, the model file the command wrote) -> a line for the log
+OnArtifact = Callable[[Mapping[str, Any], Path | None, Path], str]
 
 
 def enqueue_actions(
@@ -85,6 +94,7 @@ class JobRunner:
         self._thread: threading.Thread | None = None
         self._workers: list[threading.Thread] = []
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
+        self.on_artifact: OnArtifact | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -209,7 +219,11 @@ class JobRunner:
                     window_start=window,
                 )
             )
+        output = self.data_dir / "retrain" / job["model"] / f"job-{job['id']}.model"
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.unlink(missing_ok=True)  # only what this job's command writes counts
         facts = {
+            "output": str(output),
             "dataset": "" if dataset is None else str(dataset),
             "model": job["model"],
             "version": job["version"],
@@ -221,7 +235,18 @@ class JobRunner:
         action = job["action"]
         if job["kind"] == "webhook":
             return _call_webhook(action, {**facts, "alert": alert})
-        return self._command(job["id"], action, facts, alert)
+        result = self._command(job["id"], action, facts, alert)
+        if result["status"] == "succeeded" and output.is_file() and self.on_artifact is not None:
+            try:
+                note = self.on_artifact({**job, "window_start": window}, dataset, output)
+            except Exception as exc:
+                return {
+                    **result,
+                    "status": "failed",
+                    "error": f"the command's model at {output} was not registered: {exc}"[:2000],
+                }
+            result["log"] = f"{result['log']}\n{note}"
+        return result
 
     def _command(
         self,

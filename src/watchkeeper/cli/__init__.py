@@ -7,7 +7,9 @@
 * :mod:`~watchkeeper.cli.serving`: ``attach`` (a version's model artifact to serve);
 * :mod:`~watchkeeper.cli.alerts`: ``monitors``, ``alerts``, ``silence`` (over the HTTP API);
 * :mod:`~watchkeeper.cli.dead_letters`: ``dead-letters`` (what the processor could not process);
-* :mod:`~watchkeeper.cli.history`: ``history`` (every step of a model's life).
+* :mod:`~watchkeeper.cli.history`: ``history`` (every step of a model's life);
+* :mod:`~watchkeeper.cli.promotion`: ``versions``, ``challenge``, ``promote``, ``rollback``,
+  ``retire``, ``promotion-policy``, ``verdicts`` (champion and challengers).
 
 Exit codes: 0 when fine, 1 when a ``--fail-on`` condition trips, 2 with one readable line on
 standard error for bad input (missing file, unreadable format, unknown column, bad option) or
@@ -22,6 +24,7 @@ from watchkeeper.cli import alerts as _alerts
 from watchkeeper.cli import dead_letters as _dead_letters
 from watchkeeper.cli import history as _history
 from watchkeeper.cli import models as _models
+from watchkeeper.cli import promotion as _promotion
 from watchkeeper.cli import report as _report
 from watchkeeper.cli import service as _service
 from watchkeeper.cli import serving as _serving
@@ -51,5 +54,12 @@ for _command in (
     _alerts.silence,
     _dead_letters.dead_letters,
     _history.history,
+    _promotion.versions,
+    _promotion.challenge,
+    _promotion.promote,
+    _promotion.rollback,
+    _promotion.retire,
+    _promotion.promotion_policy,
+    _promotion.verdicts,
 ):
     main.add_command(_command)

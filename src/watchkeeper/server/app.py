@@ -4,10 +4,13 @@ The factory builds the service's parts (store, ingest service, processor, evalua
 alerting), keeps them on ``app.state`` (routes read them through ``server/deps.py``), runs
 them in the lifespan and wires the route modules: ``models_api`` and ``ingest_api`` (the
 models and their events), ``dead_letters_api`` (what the processor could not
-process), ``serving_api`` (model artifacts and the inference endpoints), ``alerts_api``
-(monitors, alerts, silences, actions) and the ``dashboard``. Errors have one JSON shape
-(``server/errors.py``). Every request passes the browser guard (``server/guard.py``: its
-Host, the Origin of a change) and, with tokens on, the token check (``server/auth.py``).
+process), ``serving_api`` (model artifacts and the inference endpoints),
+``promotion_api`` (champion, challengers, policies, verdicts), ``alerts_api`` (monitors,
+alerts, silences, actions) and the ``dashboard``. The served models route each request to
+the champion or a canary and copy it to the shadow challengers (``promotion``); the
+evaluator's passes end with the verdicts. Errors have one JSON shape (``server/errors.py``).
+Every request passes the browser guard (``server/guard.py``: its Host, the Origin of a
+change) and, with tokens on, the token check (``server/auth.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ from watchkeeper.evaluation.evaluate import Evaluator
 from watchkeeper.evaluation.retention import sweep
 from watchkeeper.ingest.processor import Processor, ProcessorProcess
 from watchkeeper.ingest.service import IngestService
+from watchkeeper.promotion.challenger import from_job
+from watchkeeper.promotion.policy import configured_policies
+from watchkeeper.promotion.router import Router
+from watchkeeper.promotion.shadow import ShadowQueue, copy_of, serving_scorer
+from watchkeeper.promotion.verdict import judge_all
 from watchkeeper.server import (
     alerts_api,
     dashboard,
@@ -31,6 +39,7 @@ from watchkeeper.server import (
     health,
     ingest_api,
     models_api,
+    promotion_api,
     serving_api,
 )
 from watchkeeper.server.apidocs import install_docs
@@ -39,7 +48,7 @@ from watchkeeper.server.errors import add_error_handlers, error_body
 from watchkeeper.server.guard import BrowserGuard
 from watchkeeper.server.openapi import install_openapi
 from watchkeeper.server.ratelimit import FailureLimiter
-from watchkeeper.serving.registry import ServedModels
+from watchkeeper.serving.registry import ScoredRequest, ServedModels
 from watchkeeper.settings import Settings
 from watchkeeper.store.state import Store
 
@@ -64,10 +73,26 @@ def create_app(settings: Settings) -> FastAPI:
     evaluator = Evaluator(store)
     alerting = Alerting(store, settings, alert_settings)
     evaluator.after_pass.append(alerting.engine.run_once)
+    served = ServedModels(store, settings)  # the models in memory (serving_api)
+    router = Router(store)  # canaries answer their share (promotion/router.py)
+    served.route = router.choose
+    shadow = ShadowQueue(store, serving_scorer(served), size=settings.shadow_queue_size)
+
+    def copy_to_shadows(request: ScoredRequest) -> None:
+        shadow.offer(copy_of(request))  # never waits: a full queue drops and counts
+
+    served.after_score.append(copy_to_shadows)
+    # a retraining command's model becomes a version in shadow (promotion/challenger.py)
+    alerting.jobs.on_artifact = lambda job, dataset, output: from_job(
+        store, settings, job, dataset, output
+    )
+    policies = configured_policies(settings)  # a bad policy fails before anything starts
+    evaluator.after_pass.append(lambda: judge_all(store, policies))  # verdicts on challengers
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         processor.start()
+        shadow.start()
         alerting.start()
         evaluator.start(
             settings.evaluation_interval_seconds,
@@ -79,6 +104,7 @@ def create_app(settings: Settings) -> FastAPI:
             evaluator.stop()
             alerting.stop()
             processor.stop()
+            shadow.stop()
             store.close()
 
     app = FastAPI(
@@ -94,7 +120,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings, app.state.store, app.state.service = settings, store, service
     app.state.processor, app.state.evaluator = processor, evaluator
     app.state.alerting = alerting
-    app.state.served = ServedModels(store, settings)  # the models in memory (serving_api)
+    app.state.served, app.state.router, app.state.shadow = served, router, shadow
+    app.state.policies = policies
 
     # failed token checks per client (bearer and dashboard login): 429 past the limit
     app.state.limiter = FailureLimiter(
@@ -113,6 +140,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)  # /readyz: the database and the disk (/healthz: alive)
     app.include_router(ingest_api.router)
     app.include_router(serving_api.router)  # artifacts, /v1/.../predict, OIP v2 (docs/serving.md)
+    app.include_router(promotion_api.router)  # champion, challengers (docs/promotion.md)
     app.include_router(alerts_api.router)
     app.include_router(dashboard.router)  # the web dashboard: / and /ui/ (docs/dashboard.md)
     install_openapi(app)

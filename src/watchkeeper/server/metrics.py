@@ -103,8 +103,8 @@ def newest_window(store: Store, info: ModelInfo, *, labelled: bool) -> dict[str,
 
 
 class _Collector:
-    def __init__(self, store: Store, processor: Any) -> None:
-        self.store, self.processor = store, processor
+    def __init__(self, store: Store, processor: Any, shadow: Any = None) -> None:
+        self.store, self.processor, self.shadow = store, processor, shadow
 
     def collect(self) -> Iterator[Metric]:
         predictions = CounterMetricFamily(
@@ -171,6 +171,22 @@ class _Collector:
             value=self.processor.errors,
         )
         yield from _alert_families(self.store)
+        if self.shadow is not None:  # promotion.shadow.ShadowQueue: this process's copies
+            dropped = CounterMetricFamily(
+                "watchkeeper_shadow_dropped",
+                "Shadow copies dropped because the queue was full, since start.",
+                labels=["model"],
+            )
+            scored = CounterMetricFamily(
+                "watchkeeper_shadow_scored",
+                "Requests scored by the shadow challengers, since start.",
+                labels=["model"],
+            )
+            for model, counts in sorted(self.shadow.counts().items()):
+                dropped.add_metric([model], counts["dropped"])
+                scored.add_metric([model], counts["scored"])
+            yield dropped
+            yield scored
 
 
 def _window_families() -> dict[str, GaugeMetricFamily]:
@@ -239,7 +255,7 @@ def _alert_families(store: Store) -> Iterator[Metric]:
     yield failures
 
 
-def render_metrics(store: Store, processor: Any) -> tuple[bytes, str]:
+def render_metrics(store: Store, processor: Any, shadow: Any = None) -> tuple[bytes, str]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(store, processor))
+    registry.register(_Collector(store, processor, shadow))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -232,9 +232,10 @@ async def model_history(
         **errors(401, 403),
     },
 )
-async def metrics(store: StoreDep, processor: ProcessorDep) -> Response:
+async def metrics(request: Request, store: StoreDep, processor: ProcessorDep) -> Response:
     """The Prometheus exposition (docs/service.md#prometheus-and-grafana)."""
     from watchkeeper.server.metrics import render_metrics
 
-    body, content_type = await run_in_threadpool(render_metrics, store, processor)
+    shadow = getattr(request.app.state, "shadow", None)
+    body, content_type = await run_in_threadpool(render_metrics, store, processor, shadow)
     return Response(body, media_type=content_type)

@@ -55,9 +55,10 @@ def score(
     prediction_ids: list[str] | None = None,
 ) -> Answer:
     """Score the rows (a list of values per feature) with ``version`` (default: the
-    champion) and log them as the model's prediction events."""
+    champion, or a canary for its share of the requests) and log them as the model's
+    prediction events."""
     store, settings = served.store, served.settings
-    version = version or served.champion(model)
+    version = version or served.answering(model, columns)
     schema: Schema = store.reference(model, version)[0]
     n = _rows(columns)
     if n > settings.max_batch_events:
@@ -105,13 +106,30 @@ def score(
     latency = (time.perf_counter() - start) * 1000
     out = {**base, **columns, **_outputs(scored, schema), "latency_ms": [latency] * n}
     accept_table(store, settings, model, _table({**out, "status": ["ok"] * n}))
-    scored_request = ScoredRequest(model, version, columns, ids, scored.predictions)
+    scored_request = ScoredRequest(model, version, columns, ids, scored.predictions, latency)
     for hook in served.after_score:
         try:
             hook(scored_request)
         except Exception:  # a copy for a challenger never fails the champion's answer
             log.exception("after_score hook %r failed on %s %s", hook, model, version)
     return Answer(model, version, ids, scored.predictions, scored.scores, scored.classes, latency)
+
+
+def predict_rows(
+    served: ServedModels, model: str, version: str, columns: dict[str, list[Any]]
+) -> tuple[Scored, float]:
+    """What ``version`` answers for the rows, logged nowhere (a shadow challenger's copy), and
+    the milliseconds the model took (as the champion's latency is measured: loading the
+    model and converting the inputs are not counted)."""
+    schema: Schema = served.store.reference(model, version)[0]
+    loaded = served.get(model, version)
+    missing = [f for f in loaded.features if f not in columns]
+    if missing:
+        raise InputError(f"the request lacks the model's input(s) {missing}")
+    arrays = {f: _array(columns[f], schema, f) for f in loaded.features}
+    start = time.perf_counter()
+    scored = loaded.predict(arrays)
+    return scored, (time.perf_counter() - start) * 1000
 
 
 def _rows(columns: dict[str, list[Any]]) -> int:

@@ -39,6 +39,7 @@ class ScoredRequest:
     columns: dict[str, Any]  # the request's feature values, a list per feature
     prediction_ids: list[str]
     predictions: list[Any]
+    latency_ms: float | None = None  # the answering version's, for the request
 
 
 @dataclass
@@ -57,6 +58,8 @@ class ServedModels:
         self._locks: dict[Key, threading.Lock] = {}
         self._guard = threading.Lock()
         self.after_score: list[Callable[[ScoredRequest], None]] = []
+        # (model, champion, the request's columns) -> the answering version (a canary's share)
+        self.route: Callable[[str, str, dict[str, Any]], str] | None = None
 
     def champion(self, model: str) -> str:
         """The version that answers the model's requests."""
@@ -64,6 +67,12 @@ class ServedModels:
         if champion is None:
             raise NotFoundError(f"model {model!r} has no version yet")
         return champion
+
+    def answering(self, model: str, columns: dict[str, Any]) -> str:
+        """The version that answers this request: the champion, or a canary for its share
+        (``route``, set by the server: ``promotion/router.py``)."""
+        champion = self.champion(model)
+        return champion if self.route is None else self.route(model, champion, columns)
 
     def loaded_versions(self) -> list[Key]:
         """The (model, version) pairs in memory."""

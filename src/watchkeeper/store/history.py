@@ -3,8 +3,11 @@
 The steps are read from where they are recorded, not copied into a table of their own, so the
 history cannot disagree with them: a version registered (``wk_model_versions``), each state an
 alert of the model entered (``wk_alert_events``: pending, firing, resolved, cancelled), and each
-action an alert started (``wk_retrain_jobs``: queued, then started, then how it ended). Each
-step appears once; events at the same time keep the order they happened in.
+action an alert started (``wk_retrain_jobs``: queued, then started, then how it ended), each
+change of a version's state (``wk_promotions``: a challenger's shadow or canary start, a
+promotion, a rollback, a retirement) and each verdict on a challenger (``wk_verdicts``, with
+its evidence). Each step appears once; events at the same time keep the order they happened
+in.
 
 >>> HISTORY_KINDS[:3]
 ('version_registered', 'alert_pending', 'alert_firing')
@@ -23,12 +26,15 @@ if TYPE_CHECKING:
     from watchkeeper.store.state import Store
 
 ENDINGS = ("succeeded", "failed", "timeout", "skipped")
+PROMOTION_ACTIONS = ("shadow_started", "canary_started", "promoted", "rolled_back", "retired")
 HISTORY_KINDS: tuple[str, ...] = (
     "version_registered",
     *(f"alert_{s}" for s in ("pending", "firing", "resolved", "cancelled")),
     "action_queued",
     "action_started",
     *(f"action_{s}" for s in ENDINGS),
+    *PROMOTION_ACTIONS,
+    "verdict",
 )
 
 
@@ -51,6 +57,8 @@ def history(
                 *_versions(conn, model, since, until),
                 *_alerts(conn, model, since, until),
                 *_actions(conn, model, since, until),
+                *_promotions(conn, model, since, until),
+                *_verdicts(conn, model, since, until),
             )
             if e["kind"] in wanted
             and (since is None or e["at"] >= since)
@@ -168,3 +176,59 @@ def _actions(
                 "summary": f"{what} job {r.id} {r.status}" + (f": {r.error}" if r.error else ""),
                 "_order": (2, r.id, 2),
             }
+
+
+def _promotions(
+    conn: sa.Connection, model: str, since: float | None, until: float | None
+) -> Iterator[dict[str, Any]]:
+    p = t.promotions.c
+    rows = conn.execute(
+        sa.select(p.id, p.at, p.action, p.version, p.previous, p.detail).where(
+            (p.model == model) & _between(p.at, since, until)
+        )
+    )
+    for r in rows:
+        detail = {**(r.detail or {}), "previous": r.previous}
+        if r.action == "shadow_started":
+            summary = f"version {r.version} started in shadow"
+        elif r.action == "canary_started":
+            summary = f"version {r.version} started as a canary on {detail.get('share', 0):.0%}"
+        elif r.action == "promoted":
+            summary = f"version {r.version} promoted to champion, replacing {r.previous}"
+        elif r.action == "rolled_back":
+            summary = f"rolled back to version {r.version}, retiring {r.previous}"
+        else:
+            summary = f"version {r.version} retired"
+        if detail.get("verdict_id") is not None:
+            summary += f" on verdict {detail['verdict_id']}"
+        yield {
+            "at": float(r.at),
+            "kind": r.action,
+            "version": r.version,
+            "summary": summary,
+            "detail": detail,
+            "_order": (3, r.id),
+        }
+
+
+def _verdicts(
+    conn: sa.Connection, model: str, since: float | None, until: float | None
+) -> Iterator[dict[str, Any]]:
+    v = t.verdicts.c
+    rows = conn.execute(
+        sa.select(v.id, v.at, v.champion, v.challenger, v.decision, v.evidence).where(
+            (v.model == model) & _between(v.at, since, until)
+        )
+    )
+    for r in rows:
+        e = r.evidence
+        yield {
+            "at": float(r.at),
+            "kind": "verdict",
+            "version": r.challenger,
+            "summary": f"verdict {r.id} on {r.challenger} against {r.champion}: {r.decision} "
+            f"({e['metric']} {e['challenger']:.4g} vs {e['champion']:.4g} on {e['n']:,} "
+            f"labelled requests, p = {e['p_value']:.3g})",
+            "detail": {"verdict_id": r.id, "decision": r.decision, "champion": r.champion, **e},
+            "_order": (2.5, r.id),
+        }

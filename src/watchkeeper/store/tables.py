@@ -378,3 +378,73 @@ artifacts = sa.Table(
     sa.Column("trusted", sa.JSON, nullable=False),  # skops types / ["pickle"] trusted
     sa.Column("attached_at", sa.Float, nullable=False),
 )
+
+# Champion, challengers and retired versions (store/promotion.py). The champion is
+# wk_models.champion; a version here is a challenger (mode shadow, or canary with a share of
+# the traffic, sticky by an entity key) or retired.
+version_states = sa.Table(
+    "wk_version_states",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("version", sa.String(200), primary_key=True),
+    sa.Column("state", sa.String(20), nullable=False),  # challenger or retired
+    sa.Column("mode", sa.String(20)),  # shadow or canary (a challenger)
+    sa.Column("share", sa.Float),  # of the requests a canary answers
+    sa.Column("entity_key", sa.String(200)),  # the input that keeps an entity on one version
+    sa.Column("changed_at", sa.Float, nullable=False),
+)
+
+# Every change of a version's state, in order: the model's history and rollback read it.
+promotions = sa.Table(
+    "wk_promotions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    # shadow_started, canary_started, promoted, rolled_back, retired
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("version", sa.String(200), nullable=False),
+    sa.Column("previous", sa.String(200)),  # the champion before a promotion or rollback
+    sa.Column("detail", sa.JSON, nullable=False),  # mode, share, verdict id, by whom
+    sa.Index("ix_wk_promotions_model", "model", "id"),
+)
+
+# What a shadow challenger answered for a request the champion answered: paired with the
+# champion's prediction (wk_predictions) and the label (wk_actuals) by prediction_id.
+shadow_predictions = sa.Table(
+    "wk_shadow_predictions",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("version", sa.String(200), primary_key=True),
+    sa.Column("prediction_id", sa.String(200), primary_key=True),
+    sa.Column("prediction", sa.String(400)),
+    sa.Column("score", sa.Float),
+    sa.Column("latency_ms", sa.Float),
+    sa.Column("champion_latency_ms", sa.Float),
+    sa.Column("error", sa.String(2000)),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
+# A model's promotion policy (promotion/policy.py), as validated.
+promotion_policies = sa.Table(
+    "wk_promotion_policies",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("policy", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# A verdict on a challenger: the paired evidence and the decision taken on it.
+verdicts = sa.Table(
+    "wk_verdicts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("champion", sa.String(200), nullable=False),
+    sa.Column("challenger", sa.String(200), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    # promote, ready (manual policy), retire, collecting
+    sa.Column("decision", sa.String(20), nullable=False),
+    sa.Column("evidence", sa.JSON, nullable=False),
+    sa.Index("ix_wk_verdicts_model", "model", "id"),
+)
