@@ -121,6 +121,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "charts_time",
         "progress",
         "examples",
+        "example_model",
     ),
     ("store",),
     ("ingest", "evaluation"),

@@ -12,7 +12,8 @@
   ``models:/name/1``, ``runs:/<id>/model``); scores through the underlying model's
   ``predict_proba`` when it has one.
 
-The runtimes are optional: ``pip install 'watchkeeper[serve]'`` (onnxruntime, skops) and
+skops and scikit-learn are installed with watchkeeper (the demo serves a scikit-learn model);
+onnxruntime and MLflow are optional: ``pip install 'watchkeeper[serve]'`` and
 ``'watchkeeper[mlflow]'``; without them a clear error names the extra.
 """
 
