@@ -1,61 +1,85 @@
-"""``watchkeeper demo``: the service on embedded defaults, an example model, and a replayed
-production stream in which drift and a quality drop appear while you watch.
+"""``watchkeeper demo``: the whole loop, live — a served model degrades, an alert fires, a
+retraining job trains a challenger, the challenger proves itself in shadow on the same
+requests, it is promoted, and accuracy recovers.
 
-The stream covers ``hours`` of simulated traffic ending now, one hour per step. The inputs
-drift gradually from 30 % of the way in (income, credit score, country mix, a new plan); the
-relation between inputs and churn changes from 55 % of the way in, so accuracy drops; ground
-truth for each hour arrives ``label_delay_hours`` steps later; about 1 % of requests fail.
+The service runs on embedded defaults with short windows (``window_seconds``, 20 s). Version
+``v1`` of the example churn model (:mod:`watchkeeper.example_model`) is trained on the
+example's training data, registered with it as the reference and served. A monitor watches
+its accuracy (below the training baseline minus 0.1 fires) and retrains with the example
+model's own script, ``python -m watchkeeper.example_model {dataset} {output}``; a promotion
+policy (auto, accuracy) judges the retrained version in shadow.
+
+A background thread sends traffic to ``POST /v1/models/churn/predict`` in small batches with
+prediction ids, and posts each batch's labels one window later. After ``windows_before``
+windows the world changes: new kinds of customers (input drift: income, credit score,
+country mix, a new plan) and churn no longer follows activity (concept drift, ``concept``
+times the example's documented change), so v1's accuracy falls. The run ends once a window
+answered by the promoted version has all its labels (or after ``minutes``, naming the step
+that did not happen); :mod:`watchkeeper.demo_story` then prints what happened, read from the
+API.
 """
 
 from __future__ import annotations
 
+import http.client
 import io
+import json
 import shutil
 import socket
+import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass
+from collections import Counter, deque
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from watchkeeper.examples import _frame, churn_example
+from watchkeeper.example_model import FEATURES
+from watchkeeper.examples import _frame
 from watchkeeper.server.launch import LOCK_NAME, DataDirLock, listen
 
 MODEL = "churn"
 MARKER = ".watchkeeper-demo"
-FEATURES = (
-    "age",
-    "income",
-    "tenure_months",
-    "credit_score",
-    "balance",
-    "num_products",
-    "country",
-    "plan",
-    "is_active",
-)
+MONITOR = "accuracy-floor"
 
 
 @dataclass
 class DemoPlan:
-    hours: int = 48
-    events_per_hour: int = 400
-    label_delay_hours: int = 6
-    drift_start: float = 0.3
-    concept_start: float = 0.55
+    window_seconds: int = 20
+    rows_per_second: float = 40.0
+    batch_rows: int = 10
+    windows_before: int = 2  # full windows of the old world before it changes
+    concept: float = 3.0  # strength of the change of the feature → churn relation
+    minutes: float = 8.0  # give up after this long
+    reference_rows: int = 20_000
     seed: int = 11
 
-    def drift(self, h: int) -> float:
-        x = (h / max(self.hours - 1, 1) - self.drift_start) / (1 - self.drift_start)
-        return float(np.clip(x, 0.0, 1.0))
+    def __post_init__(self) -> None:
+        if self.window_seconds < 2:
+            raise ValueError(f"window_seconds must be at least 2, got {self.window_seconds}")
+        if self.rows_per_second <= 0 or self.batch_rows < 1:
+            raise ValueError("rows_per_second must be positive and batch_rows at least 1")
 
-    def concept(self, h: int) -> float:
-        return 1.0 if h / max(self.hours - 1, 1) >= self.concept_start else 0.0
+    @property
+    def rows_per_window(self) -> int:
+        return int(self.rows_per_second * self.window_seconds)
+
+    @property
+    def min_samples(self) -> int:
+        """Labels a window needs before the monitor judges it (and the retraining job trains
+        on): half a window's rows."""
+        return max(20, self.rows_per_window // 2)
+
+    @property
+    def min_labelled(self) -> int:
+        """Labelled shadow pairs a verdict needs: half a window's rows, at most 300."""
+        return max(30, min(300, self.rows_per_window // 2))
 
 
 def prepare_dir(path: Path) -> DataDirLock:
@@ -99,63 +123,192 @@ def start_server(
     raise RuntimeError(f"the demo server did not start on {host}:{port}")
 
 
-def register(base_url: str, reference_rows: int, window_seconds: int) -> None:
-    ref, _ = churn_example(reference_rows=reference_rows, current_rows=10)
-    buf = io.BytesIO()
-    pq.write_table(ref, buf)
-    query = (
-        f"target=churned&prediction=churn_predicted&scores=churn_score"
-        f"&segments=country&window_seconds={window_seconds}"
+def demo_settings(plan: DemoPlan, threshold: float) -> dict[str, Any]:
+    """The monitor with its retraining command, and the promotion policy."""
+    return {
+        "window_seconds": plan.window_seconds,
+        "evaluation_interval_seconds": min(1.0, plan.window_seconds / 10),
+        "monitors": [
+            {
+                "name": MONITOR,
+                "model": MODEL,
+                "metric": "accuracy",
+                "condition": f"< {threshold:.2f}",
+                "min_samples": plan.min_samples,
+                "for_windows": 1,
+                "actions": [
+                    {
+                        "type": "retrain",
+                        "command": [
+                            sys.executable,
+                            "-m",
+                            "watchkeeper.example_model",
+                            "{dataset}",
+                            "{output}",
+                        ],
+                        "timeout": 300,
+                    }
+                ],
+            }
+        ],
+        "promotion_policies": {
+            MODEL: {"metric": "accuracy", "min_labelled": plan.min_labelled, "mode": "auto"}
+        },
+    }
+
+
+def champion_v1(plan: DemoPlan) -> tuple[pa.Table, Any, float]:
+    """(reference, model, its accuracy on the reference): v1 trained on the example's training
+    data, the reference carrying v1's predictions so the training baseline is v1's."""
+    from watchkeeper.example_model import features, target, train
+
+    rng = np.random.default_rng(plan.seed)
+    table = _frame(rng, plan.reference_rows, datetime(2026, 10, 1), drifted=False, first_id=0)
+    model = train(table)
+    predicted = np.asarray(model.predict(features(table)), dtype=np.int64)
+    reference = table.select([*FEATURES, "churned"]).append_column(
+        "churn_predicted", pa.array(predicted)
     )
-    req = urllib.request.Request(
+    return reference, model, float(np.mean(predicted == target(table)))
+
+
+def register(base_url: str, plan: DemoPlan, reference: pa.Table, model: Any) -> None:
+    import skops.io as sio
+
+    buf = io.BytesIO()
+    pq.write_table(reference, buf)
+    query = (
+        # every feature is a model input (a segment column is not one of the schema's
+        # features, and a retrained version is fed the schema's features)
+        f"target=churned&prediction=churn_predicted&window_seconds={plan.window_seconds}"
+    )
+    _call(
         f"{base_url}/v1/models/{MODEL}/versions/v1?{query}",
-        data=buf.getvalue(),
-        method="PUT",
-        headers={"content-type": "application/vnd.apache.parquet"},
+        buf.getvalue(),
+        "PUT",
+        "application/vnd.apache.parquet",
+    )
+    _call(
+        f"{base_url}/v1/models/{MODEL}/versions/v1/artifact?features={','.join(FEATURES)}",
+        sio.dumps(model),
+        "PUT",
+        "application/x-skops",
+    )
+
+
+def _call(url: str, body: bytes, method: str, content_type: str) -> Any:
+    req = urllib.request.Request(
+        url, data=body, method=method, headers={"content-type": content_type}
     )
     with urllib.request.urlopen(req, timeout=120) as resp:
-        resp.read()
+        return json.loads(resp.read() or b"null")
 
 
-def hour_events(
-    plan: DemoPlan, h: int, start: float, rng: np.random.Generator
-) -> list[dict[str, Any]]:
-    table = _frame(
-        rng,
-        plan.events_per_hour,
-        datetime.fromtimestamp(start, UTC).replace(tzinfo=None),
-        drifted=plan.drift(h),
-        concept=plan.concept(h),
-        first_id=h * plan.events_per_hour,
-        span_seconds=3600,
-    )
-    rows = table.to_pylist()
-    latency = rng.lognormal(np.log(18 + 10 * plan.drift(h)), 0.4, len(rows))
-    failed = rng.random(len(rows)) < 0.01
-    events = []
-    for row, ms, fail in zip(rows, latency, failed, strict=True):
-        stamp = row["event_time"].replace(tzinfo=UTC).timestamp()
-        events.append(
-            {
-                "prediction_id": f"{row['customer_id']}-{h}",
-                "timestamp": stamp,
-                "features": {k: row[k] for k in FEATURES},
-                "prediction": None if fail else row["churn_predicted"],
-                "latency_ms": float(ms) * (4 if fail else 1),
-                "status": "error" if fail else "ok",
-                "error": "TimeoutError: feature store did not answer" if fail else None,
-                "label": row["churned"],
-                "scores": None if fail else {"1": float(row["churn_score"])},
-            }
-        )
-    return events
-
-
-def _get(url: str) -> Any:
-    import json
-
+def get(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=30) as resp:
         return json.loads(resp.read())
+
+
+@dataclass
+class Traffic:
+    """Requests to the inference endpoint from a background thread, and their labels one
+    window later; the world changes at ``change_at`` (epoch seconds)."""
+
+    host: str
+    port: int
+    plan: DemoPlan
+    change_at: float
+    sent: int = 0
+    labelled: int = 0
+    failed: int = 0
+    answered_by: Counter[str] = field(default_factory=Counter)
+    last_error: str = ""
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    @property
+    def changed(self) -> bool:
+        return time.time() >= self.change_at
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="wk-demo-traffic", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        rng = np.random.default_rng(self.plan.seed + 1)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        pending: deque[tuple[float, list[dict[str, Any]]]] = deque()
+        pause = self.plan.batch_rows / self.plan.rows_per_second
+        n = 0
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            changed = self.changed
+            table = _frame(
+                rng,
+                self.plan.batch_rows,
+                datetime.now(UTC),
+                drifted=changed,
+                concept=self.plan.concept if changed else 0.0,
+                first_id=n,
+                span_seconds=pause,
+            )
+            n += table.num_rows
+            ids = [f"demo-{i:08d}" for i in range(n - table.num_rows, n)]
+            columns = {name: _json_values(table.column(name)) for name in FEATURES}
+            try:
+                answer = self._post(conn, "predict", {"columns": columns, "prediction_ids": ids})
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                self.failed += table.num_rows
+                self.last_error = str(exc)
+                conn.close()
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            else:
+                self.sent += table.num_rows
+                self.answered_by[answer["version"]] += table.num_rows
+                labels = table.column("churned").to_pylist()
+                actuals = [
+                    {"prediction_id": pid, "label": int(label)}
+                    for pid, label in zip(answer["prediction_ids"], labels, strict=True)
+                ]
+                pending.append((time.time() + self.plan.window_seconds, actuals))
+            while pending and pending[0][0] <= time.time():
+                actuals = pending.popleft()[1]
+                try:
+                    self._post(conn, "actuals", {"actuals": actuals})
+                    self.labelled += len(actuals)
+                except (OSError, http.client.HTTPException, ValueError) as exc:
+                    self.last_error = str(exc)
+                    conn.close()
+                    conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            next_at += pause
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+        conn.close()
+
+    def _post(self, conn: http.client.HTTPConnection, route: str, body: Any) -> Any:
+        conn.request(
+            "POST",
+            f"/v1/models/{MODEL}/{route}",
+            body=json.dumps(body),
+            headers={"content-type": "application/json"},
+        )
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.status >= 400:
+            raise ValueError(f"{route}: {resp.status} {data[:300]!r}")
+        return json.loads(data)
+
+
+def _json_values(column: pa.ChunkedArray) -> list[Any]:
+    """A column as JSON values: NaN (a missing balance) as null."""
+    return [
+        None if isinstance(v, float) and v != v else v  # noqa: PLR0124 (NaN)
+        for v in column.to_pylist()
+    ]
 
 
 def run_demo(
@@ -164,14 +317,11 @@ def run_demo(
     host: str = "127.0.0.1",
     port: int = 8700,
     plan: DemoPlan | None = None,
-    hours_per_second: float = 4.0,
     keep_serving: bool = True,
 ) -> dict[str, Any]:
-    """Run the demo; returns the model's status once the replay has been evaluated."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
+    """Run the demo; returns the story read from the API (empty when it was interrupted)."""
+    from watchkeeper.demo_story import Story, print_story, print_where_to_look, watch
     from watchkeeper.progress import output_console
-    from watchkeeper.sdk import Client
     from watchkeeper.server.app import create_app
     from watchkeeper.settings import load_settings
 
@@ -183,63 +333,34 @@ def run_demo(
     except BaseException:
         sock.close()
         raise
+    started = time.time()
+    reference, model, baseline = champion_v1(plan)
+    threshold = round(baseline - 0.1, 2)
     settings = load_settings(
-        data_dir=data_dir,
-        host=host,
-        port=port,
-        window_seconds=3600,
-        evaluation_interval_seconds=1.0,
+        data_dir=data_dir, host=host, port=port, **demo_settings(plan, threshold)
     )
     server, thread = start_server(create_app(settings), host, port, sock)
     base = f"http://{host}:{port}"
+    story: dict[str, Any] = {}
+    traffic: Traffic | None = None
     console.print(f"[bold]watchkeeper demo[/] · service on {base} · data in {data_dir}")
-    register(base, reference_rows=20_000, window_seconds=3600)
-    console.print(f"registered model [bold]{MODEL}[/] v1 with a 20,000-row training reference")
-    client = Client(base, spool_dir=data_dir / "spool")
-    rng = np.random.default_rng(plan.seed)
-    first_hour = (int(time.time()) // 3600 - plan.hours) * 3600
-    waiting: dict[int, list[tuple[str, Any]]] = {}
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[note]}"),
-    )
+    console.print(f"dashboard: {base}/ui/models/{MODEL} (open it now and watch)")
     try:
-        with Progress(*columns, console=console) as progress:
-            task = progress.add_task("replaying hours", total=plan.hours, note="")
-            for h in range(plan.hours):
-                events = hour_events(plan, h, first_hour + h * 3600, rng)
-                for e in events:
-                    client.log_prediction(
-                        MODEL,
-                        e["features"],
-                        e["prediction"],
-                        prediction_id=e["prediction_id"],
-                        timestamp=e["timestamp"],
-                        latency_ms=e["latency_ms"],
-                        status=e["status"],
-                        error=e["error"],
-                        scores=e["scores"],
-                    )
-                waiting[h] = [
-                    (e["prediction_id"], e["label"]) for e in events if e["status"] == "ok"
-                ]
-                for pid, label in waiting.pop(h - plan.label_delay_hours, []):
-                    client.log_actual(MODEL, pid, label)
-                note = f"input drift {plan.drift(h):.0%}" + (
-                    " · concept drift" if plan.concept(h) else ""
-                )
-                progress.update(task, advance=1, note=note)
-                time.sleep(1 / hours_per_second)
-        client.flush(timeout=60)
+        register(base, plan, reference, model)
         console.print(
-            f"{plan.hours * plan.events_per_hour:,} predictions sent; labels arrived "
-            f"{plan.label_delay_hours} h late, so the last {plan.label_delay_hours} hours "
-            "have none yet"
+            f"v1 of {MODEL!r} trained on {plan.reference_rows:,} rows (accuracy {baseline:.3f})"
+            f", registered with them as its reference and served; monitor {MONITOR!r}: "
+            f"accuracy < {threshold:.2f} retrains with `python -m watchkeeper.example_model`"
         )
-        status = _wait_evaluated(base, first_hour + (plan.hours - 1) * 3600, console)
-        _print_where_to_look(console, base, settings, status)
+        w = plan.window_seconds
+        change_at = (time.time() // w + 1 + plan.windows_before) * w
+        traffic = Traffic(host, port, plan, change_at)
+        traffic.start()
+        outcome = watch(base, plan, traffic, console, deadline=started + plan.minutes * 60)
+        traffic.stop()
+        story = Story.read(base, started, change_at, baseline, threshold, outcome).to_dict()
+        print_story(console, story)
+        print_where_to_look(console, base, settings)
         if keep_serving:
             console.print("serving until Ctrl-C …")
             while thread.is_alive():
@@ -247,60 +368,9 @@ def run_demo(
     except KeyboardInterrupt:
         console.print("stopping …")
     finally:
-        client.close(timeout=5)
+        if traffic is not None:
+            traffic.stop()
         server.should_exit = True
         thread.join(timeout=30)
         lock.release()
-    return status if "status" in locals() else {}
-
-
-def _wait_evaluated(
-    base: str, last_window: int, console: Any, timeout: float = 180
-) -> dict[str, Any]:
-    deadline = time.time() + timeout
-    with console.status("waiting for the last window to be evaluated"):
-        while time.time() < deadline:
-            status: dict[str, Any] = _get(f"{base}/v1/models/{MODEL}")
-            latest = status.get("latest_window") or {}
-            if status.get("events_pending") == 0 and latest.get("window_start", 0) >= last_window:
-                return status
-            time.sleep(0.5)
-    final: dict[str, Any] = _get(f"{base}/v1/models/{MODEL}")
-    return final
-
-
-def _print_where_to_look(console: Any, base: str, settings: Any, status: dict[str, Any]) -> None:
-    acc = _get(f"{base}/v1/models/{MODEL}/metrics?metric=accuracy")["points"]
-    share = _get(f"{base}/v1/models/{MODEL}/metrics?metric=drifted_share")["points"]
-    p95 = _get(f"{base}/v1/models/{MODEL}/metrics?metric=latency_p95")["points"]
-
-    def fmt(points: list[dict[str, Any]], i: int, pattern: str) -> str:
-        value = points[i]["value"] if points and points[i]["value"] is not None else None
-        return "—" if value is None else pattern.format(value)
-
-    console.print(
-        f"events stored {status['events_total']:,} · quarantined {status['quarantined_total']:,}"
-        f" · labels joined {status['actuals_total']:,}"
-    )
-    console.print(
-        f"drifted features: first window {fmt(share, 0, '{:.0%}')}"
-        f" → last {fmt(share, -1, '{:.0%}')}"
-    )
-    console.print(
-        f"accuracy: first labelled window {fmt(acc, 0, '{:.3f}')} → last {fmt(acc, -1, '{:.3f}')}"
-    )
-    console.print(f"latency p95: {fmt(p95, 0, '{:.3f}')} s → {fmt(p95, -1, '{:.3f}')} s")
-    console.print("[bold]where to look[/]")
-    for what, url in (
-        ("dashboard", f"{base}/ui/models/{MODEL}"),
-        ("model status", f"{base}/v1/models/{MODEL}"),
-        ("accuracy over time", f"{base}/v1/models/{MODEL}/metrics?metric=accuracy"),
-        (
-            "drift of income",
-            f"{base}/v1/models/{MODEL}/metrics?metric=drift_statistic&feature=income",
-        ),
-        ("Prometheus metrics", f"{base}/metrics"),
-        ("API docs", f"{base}/docs"),
-    ):
-        console.print(f"  {what:<20} {url}")
-    console.print(f"  {'raw events (DuckDB)':<20} {settings.lake_dir}/model={MODEL}/**/*.parquet")
+    return story

@@ -11,7 +11,8 @@ which trains on ``DATASET`` (Parquet) and writes the model to ``OUTPUT`` in the 
 The pipeline takes the features as one 2-D array in :data:`FEATURES` order (it is fit on an
 array, not a DataFrame, so serving it needs no pandas): the numeric ones imputed with their
 scaled and missing values (``balance`` has some) imputed from the five nearest training rows,
-``country`` and ``plan`` one-hot encoded ignoring categories never seen in training
+``country``, ``plan`` and ``is_active`` (as text) one-hot encoded ignoring categories never
+seen in training
 (``plan="family"`` after the drift), then a logistic regression. Every step is a scikit-learn
 type whose skops file needs no other type trusted (``SimpleImputer`` would: it keeps a
 ``numpy.dtype``, which the serving loader refuses by default), so a retrained model loads as
@@ -43,23 +44,29 @@ FEATURES = (
     "plan",
     "is_active",
 )
-CATEGORICAL = ("country", "plan")
+# fed as text: the inference endpoint passes every non-numeric feature as text ("True")
+CATEGORICAL = ("country", "plan", "is_active")
 TARGETS = ("label", "churned")  # a retraining job's export names the target ``label``
 
 
 def features(table: pa.Table) -> np.ndarray[Any, Any]:
     """The model's input: the features of ``table`` as one object array, in :data:`FEATURES`
-    order (missing numbers are NaN)."""
+    order, as the inference endpoint passes them: numbers as floats (missing ones NaN), the
+    others as text (``str(True)`` is ``"True"``)."""
     missing = [name for name in FEATURES if name not in table.column_names]
     if missing:
         raise InputError(f"the table has no column(s) {missing}; the model needs {list(FEATURES)}")
     columns = []
     for name in FEATURES:
         column = table.column(name)
-        if name not in CATEGORICAL:
-            column = column.cast(pa.float64())
-        columns.append(column.to_numpy(zero_copy_only=False))
-    return np.column_stack(columns).astype(object)
+        if name in CATEGORICAL:
+            columns.append(np.array([None if v is None else str(v) for v in column.to_pylist()]))
+        else:
+            columns.append(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
+    out = np.empty((table.num_rows, len(FEATURES)), dtype=object)
+    for i, values in enumerate(columns):
+        out[:, i] = values
+    return out
 
 
 def target(table: pa.Table) -> np.ndarray[Any, Any]:

@@ -210,33 +210,38 @@ def token_revoke(
 )
 @click.option("--port", type=int, default=8700, show_default=True, help="Port of the demo service.")
 @click.option(
-    "--hours",
-    type=click.IntRange(min=8),
-    default=48,
+    "--window-seconds",
+    type=click.IntRange(min=2),
+    default=20,
     show_default=True,
-    help="Hours of production traffic to replay.",
+    help="Length of the model's windows; the story takes about ten of them.",
 )
 @click.option(
-    "--speed",
-    type=click.FloatRange(min=0.1),
-    default=4.0,
+    "--rate",
+    type=click.FloatRange(min=1),
+    default=40.0,
     show_default=True,
-    help="Simulated hours replayed per second.",
+    help="Requests (rows) per second sent to the inference endpoint.",
 )
-@click.option("--exit", "exit_after", is_flag=True, help="Stop once the replay is evaluated.")
-def demo(data_dir: Path, port: int, hours: int, speed: float, exit_after: bool) -> None:
-    """Start the service on embedded defaults, register an example model and replay a
-    production stream with drift, a quality drop and late labels through the SDK."""
+@click.option(
+    "--minutes",
+    type=click.FloatRange(min=0.5),
+    default=8.0,
+    show_default=True,
+    help="Give up (exit 1) when the loop has not closed after this long.",
+)
+@click.option("--exit", "exit_after", is_flag=True, help="Stop once the story is told.")
+def demo(
+    data_dir: Path, port: int, window_seconds: int, rate: float, minutes: float, exit_after: bool
+) -> None:
+    """Serve an example model, let the world change under it, and watch the loop close: the
+    accuracy alert fires, a retraining job trains a challenger, the challenger is judged in
+    shadow on the same requests, promoted, and accuracy recovers."""
     from watchkeeper.demo import DemoPlan, run_demo
 
-    status = run_demo(
-        data_dir,
-        port=port,
-        plan=DemoPlan(hours=hours),
-        hours_per_second=speed,
-        keep_serving=not exit_after,
-    )
-    if not status:
+    plan = DemoPlan(window_seconds=window_seconds, rows_per_second=rate, minutes=minutes)
+    story = run_demo(data_dir, port=port, plan=plan, keep_serving=not exit_after)
+    if story.get("outcome") != "recovered":
         sys.exit(1)
 
 
