@@ -55,7 +55,7 @@ class DemoPlan:
     rows_per_second: float = 40.0
     batch_rows: int = 10
     windows_before: int = 2  # full windows of the old world before it changes
-    concept: float = 3.0  # strength of the change of the feature → churn relation
+    concept: float = 4.0  # strength of the change of the feature → churn relation
     minutes: float = 8.0  # give up after this long
     reference_rows: int = 20_000
     seed: int = 11

@@ -136,16 +136,18 @@ class Story:
         for e in events:
             kind, d = e["kind"], e.get("detail") or {}
             if kind == "alert_firing":
-                alert = get(f"{base}/v1/alerts/{d['alert_id']}")
-                story.accuracy_alert = alert["value"]
+                alert = get(f"{base}/v1/alerts/{d['alert_id']}")  # now: its latest window
+                fired = next(h for h in alert["history"] if h["state"] == "firing")
+                start, end = fired["window_start"], fired["window_start"] + alert["window_seconds"]
+                story.accuracy_alert = fired["value"]
                 step(
                     e["at"],
                     kind,
-                    f"alert {alert['id']} fired: accuracy {alert['value']:.3f} < {threshold:.2f}"
-                    f" in the window {_clock(alert['window_start'])}–"
-                    f"{_clock(alert['window_start'] + alert['window_seconds'])}"
-                    f" ({alert['sample_size']} labels)",
+                    f"alert {alert['id']} fired: accuracy {fired['value']:.3f} < {threshold:.2f}"
+                    f" in the window {_clock(start)}–{_clock(end)} of {alert['version']}",
                 )
+            elif kind == "alert_resolved":
+                step(e["at"], kind, f"alert {d['alert_id']} resolved: {e['summary']}")
             elif kind == "action_succeeded":
                 job = get(f"{base}/v1/retrain-jobs/{d['job_id']}")
                 step(

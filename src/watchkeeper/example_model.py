@@ -52,7 +52,8 @@ TARGETS = ("label", "churned")  # a retraining job's export names the target ``l
 def features(table: pa.Table) -> np.ndarray[Any, Any]:
     """The model's input: the features of ``table`` as one object array, in :data:`FEATURES`
     order, as the inference endpoint passes them: numbers as floats (missing ones NaN), the
-    others as text (``str(True)`` is ``"True"``)."""
+    others as text (``str(True)`` is ``"True"``, also for an exported window, where the lake
+    keeps ``is_active`` as ``"true"``)."""
     missing = [name for name in FEATURES if name not in table.column_names]
     if missing:
         raise InputError(f"the table has no column(s) {missing}; the model needs {list(FEATURES)}")
@@ -60,13 +61,23 @@ def features(table: pa.Table) -> np.ndarray[Any, Any]:
     for name in FEATURES:
         column = table.column(name)
         if name in CATEGORICAL:
-            columns.append(np.array([None if v is None else str(v) for v in column.to_pylist()]))
+            columns.append(np.array([_text(v) for v in column.to_pylist()], dtype=object))
         else:
             columns.append(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
     out = np.empty((table.num_rows, len(FEATURES)), dtype=object)
     for i, values in enumerate(columns):
         out[:, i] = values
     return out
+
+
+def _text(value: Any) -> str | None:
+    """A categorical value as the inference endpoint passes it to the model: ``str(value)``;
+    a boolean stored as text by the lake (``"true"``) is spelled as Python does (``"True"``)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value in ("true", "false"):
+        return value.capitalize()
+    return str(value)
 
 
 def target(table: pa.Table) -> np.ndarray[Any, Any]:
