@@ -20,9 +20,9 @@ from watchkeeper.examples import _frame
 pytest.importorskip("sklearn")
 pytest.importorskip("skops")
 
-from sklearn.metrics import accuracy_score, roc_auc_score  # noqa: E402
+from sklearn.metrics import accuracy_score, roc_auc_score
 
-from watchkeeper import example_model  # noqa: E402
+from watchkeeper import example_model
 
 T0 = datetime(2026, 10, 1)
 
@@ -73,7 +73,10 @@ def test_the_script_trains_on_an_exported_window_and_writes_a_skops_model(
         i = exported.column_names.index(name)
         exported = exported.set_column(i, name, exported.column(name).cast(pa.string()))
     assert exported.column("is_active").to_pylist()[:2] in (
-        ["true", "false"], ["false", "true"], ["true", "true"], ["false", "false"]
+        ["true", "false"],
+        ["false", "true"],
+        ["true", "true"],
+        ["false", "false"],
     )
     dataset, output = tmp_path / "job-1.parquet", tmp_path / "job-1.model"
     pq.write_table(exported, dataset)
@@ -90,7 +93,9 @@ def test_the_script_trains_on_an_exported_window_and_writes_a_skops_model(
     model = sio.loads(data)
     held_out = frame(6, 2_000, changed=True)
     # served, is_active arrives as str(True): the model trained on the export knows it
-    assert accuracy(model, held_out) == pytest.approx(accuracy(example_model.train(window), held_out))
+    assert accuracy(model, held_out) == pytest.approx(
+        accuracy(example_model.train(window), held_out)
+    )
     assert accuracy(model, held_out) > 0.75
 
 

@@ -128,7 +128,9 @@ class Story:
         def step(at: float, kind: str, text: str) -> None:
             story.steps.append((round(at - started, 1), kind, text))
 
-        v1 = [p for p in accuracy(base, "v1") if p["window_start"] + p["window_seconds"] <= change_at]
+        v1 = [
+            p for p in accuracy(base, "v1") if p["window_start"] + p["window_seconds"] <= change_at
+        ]
         if v1:
             story.accuracy_before = sum(p["value"] for p in v1) / len(v1)
         step(started, "version_registered", f"v1 serving: trained accuracy {baseline:.3f}")
@@ -165,8 +167,8 @@ class Story:
                 after = [
                     p
                     for p in accuracy(base, e["version"])
-                    if p["window_start"] >= (int(e["at"]) // p["window_seconds"] + 1)
-                    * p["window_seconds"]
+                    if p["window_start"]
+                    >= (int(e["at"]) // p["window_seconds"] + 1) * p["window_seconds"]
                 ]
                 if after:
                     story.accuracy_after = after[0]["value"]
