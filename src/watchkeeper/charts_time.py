@@ -24,6 +24,7 @@ __all__ = ["SERIES_COLORS", "time_series_figure", "time_series_spec"]
 SERIES_COLORS = (CURRENT_COLOR, "#f59e0b", ALERT_COLOR, "#0d9488", "#7c3aed", "#64748b")
 BAND_FILL = "rgba(37, 99, 235, 0.18)"  # the first series' colour, light: its interval
 BASELINE_COLOR = "#0f172a"
+MARK_COLOR = "#7c3aed"  # a promotion or rollback on the time axis
 
 
 @functools.cache
@@ -52,6 +53,7 @@ def time_series_spec(
     band_name: str = "interval",
     baseline: float | None = None,
     baseline_name: str = "baseline",
+    marks: Sequence[tuple[float, str]] = (),
 ) -> dict[str, Any]:
     """One or more series over time, one point per window, as a plain plotly figure dict.
 
@@ -61,7 +63,8 @@ def time_series_spec(
     ``customdata`` rides on the first series (a dashboard links a clicked point to it).
     ``band`` (low, high) shades an interval around the first series (a confidence interval;
     windows where either end is None are left out of it); ``baseline`` draws a horizontal
-    dotted line (a training baseline) across the chart.
+    dotted line (a training baseline) across the chart. ``marks`` (Unix seconds, label) draw a
+    labelled vertical line each (a promotion); those before the first window are left out.
 
     The dict is what ``go.Figure(...).to_plotly_json()`` would give, without the validation.
     """
@@ -137,6 +140,24 @@ def time_series_spec(
     }
     if y_title:
         layout["yaxis"]["title"] = {"text": plotly_text(y_title)}
+    shown = [(at, label) for at, label in marks if times and at >= min(times)]
+    if shown:
+        xs = _utc([at for at, _ in shown])
+        layout["shapes"] = [
+            {
+                "type": "line", "xref": "x", "yref": "paper", "x0": x0, "x1": x0, "y0": 0,
+                "y1": 1, "line": {"color": MARK_COLOR, "width": 1.5, "dash": "dashdot"},
+            }
+            for x0 in xs
+        ]  # fmt: skip
+        layout["annotations"] = [
+            {
+                "x": x0, "xref": "x", "y": 1, "yref": "paper", "yanchor": "bottom",
+                "text": plotly_text(label), "showarrow": False,
+                "font": {"size": 11, "color": MARK_COLOR},
+            }
+            for x0, (_, label) in zip(xs, shown, strict=True)
+        ]  # fmt: skip
     return {"data": data, "layout": layout}
 
 

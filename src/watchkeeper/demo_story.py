@@ -149,7 +149,7 @@ class Story:
                     f" in the window {_clock(start)}–{_clock(end)} of {alert['version']}",
                 )
             elif kind == "alert_resolved":
-                step(e["at"], kind, f"alert {d['alert_id']} resolved: {e['summary']}")
+                step(e["at"], kind, f"alert {d['alert_id']} {e['summary']}")
             elif kind == "action_succeeded":
                 job = get(f"{base}/v1/retrain-jobs/{d['job_id']}")
                 step(

@@ -14,14 +14,15 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from watchkeeper.demo import DemoPlan, hour_events
-from watchkeeper.examples import churn_example
+from watchkeeper.example_model import FEATURES
+from watchkeeper.examples import _frame, churn_example
 
 MODEL = "churn"
 HOSTILE_MODEL = "hostile"
@@ -99,7 +100,7 @@ def fill(client: Any, *, hours: int = HOURS, per_hour: int = EVENTS_PER_HOUR) ->
     )
     r = client.post("/v1/monitors", json=MONITOR)
     assert r.status_code in (201, 404), r.text  # 404: a build without the alert engine
-    plan = DemoPlan(hours=hours, events_per_hour=per_hour, label_delay_hours=LABEL_DELAY)
+    plan = ReplayPlan(hours=hours, events_per_hour=per_hour, label_delay_hours=LABEL_DELAY)
     rng = np.random.default_rng(5)
     sent = Sent(first_hour=(int(time.time()) // 3600 - hours) * 3600)
     waiting: dict[int, list[tuple[str, Any]]] = {}
@@ -147,6 +148,61 @@ def _fill_hostile_model(client: Any, hour: int) -> None:
     ]
     r = client.post(f"/v1/models/{HOSTILE_MODEL}/predictions", json={"events": events})
     assert r.status_code == 200 and r.json()["accepted"] == 80, r.text
+
+
+@dataclass
+class ReplayPlan:
+    """Hours of simulated production traffic in the past: the inputs drift gradually from
+    ``drift_start`` of the way in, the relation between inputs and churn changes from
+    ``concept_start``; about 1 % of requests fail."""
+
+    hours: int = 48
+    events_per_hour: int = 400
+    label_delay_hours: int = 6
+    drift_start: float = 0.3
+    concept_start: float = 0.55
+
+    def drift(self, h: int) -> float:
+        x = (h / max(self.hours - 1, 1) - self.drift_start) / (1 - self.drift_start)
+        return float(np.clip(x, 0.0, 1.0))
+
+    def concept(self, h: int) -> float:
+        return 1.0 if h / max(self.hours - 1, 1) >= self.concept_start else 0.0
+
+
+def hour_events(
+    plan: ReplayPlan, h: int, start: float, rng: np.random.Generator
+) -> list[dict[str, Any]]:
+    """One hour of the replay as prediction events with their labels."""
+    table = _frame(
+        rng,
+        plan.events_per_hour,
+        datetime.fromtimestamp(start, UTC).replace(tzinfo=None),
+        drifted=plan.drift(h),
+        concept=plan.concept(h),
+        first_id=h * plan.events_per_hour,
+        span_seconds=3600,
+    )
+    rows = table.to_pylist()
+    latency = rng.lognormal(np.log(18 + 10 * plan.drift(h)), 0.4, len(rows))
+    failed = rng.random(len(rows)) < 0.01
+    events = []
+    for row, ms, fail in zip(rows, latency, failed, strict=True):
+        stamp = row["event_time"].replace(tzinfo=UTC).timestamp()
+        events.append(
+            {
+                "prediction_id": f"{row['customer_id']}-{h}",
+                "timestamp": stamp,
+                "features": {k: row[k] for k in FEATURES},
+                "prediction": None if fail else row["churn_predicted"],
+                "latency_ms": float(ms) * (4 if fail else 1),
+                "status": "error" if fail else "ok",
+                "error": "TimeoutError: feature store did not answer" if fail else None,
+                "label": row["churned"],
+                "scores": None if fail else {"1": float(row["churn_score"])},
+            }
+        )
+    return events
 
 
 @dataclass

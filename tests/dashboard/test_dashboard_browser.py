@@ -35,7 +35,7 @@ from tests.dashboard.dashboard_data import (
     Sent,
     fill,
 )
-from watchkeeper.demo import FEATURES
+from watchkeeper.example_model import FEATURES
 from watchkeeper.server.dashboard import alerts_view
 from watchkeeper.settings import Settings
 from watchkeeper.store.state import Store

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,7 +28,7 @@ from tests.dashboard.dashboard_data import (
     XSS_VALUE,
     Filled,
 )
-from watchkeeper.demo import FEATURES
+from watchkeeper.example_model import FEATURES
 from watchkeeper.server.dashboard import queries
 
 FIGURE = re.compile(r'<script type="application/json" id="fig-([\w-]+)">(.*?)</script>', re.S)
@@ -327,5 +328,62 @@ def test_a_model_without_events_has_empty_pages(tmp_path: Path) -> None:
             r = client.get(path)
             assert r.status_code == 200, (path, r.text[:1000])
             assert "No data in this range" in r.text or path.endswith("versions")
+    finally:
+        app.state.store.close()
+
+
+def test_promotions_are_marked_on_the_time_axis_of_the_model_page(tmp_path: Path) -> None:
+    """A promotion (from the model's history) is a labelled vertical line at its time on each
+    chart of the model page; a chart of windows all after it does not draw it."""
+    import time
+    import warnings
+
+    import pyarrow as pa
+
+    from tests.dashboard.dashboard_data import register, settle
+    from watchkeeper.charts_time import time_series_spec
+    from watchkeeper.server.app import create_app
+    from watchkeeper.settings import load_settings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        from fastapi.testclient import TestClient
+
+    app = create_app(load_settings(environ={}, data_dir=str(tmp_path)))
+    client = TestClient(app)
+    try:
+        reference = pa.table({"x": [1.0, 2.0, 3.0] * 10, "p": ["a", "b", "a"] * 10})
+        register(client, "m", reference, "prediction=p&window_seconds=60", "v1")
+        register(client, "m", reference, "prediction=p&window_seconds=60&champion=false", "v2")
+        now = time.time()
+        events = [
+            {
+                "version": "v1",
+                "prediction_id": f"p{i}",
+                "features": {"x": float(i)},
+                "prediction": "a",
+                "timestamp": now - 300 + 10 * i,
+            }
+            for i in range(20)
+        ]
+        r = client.post("/v1/models/m/predictions", json={"events": events})
+        assert r.status_code in (200, 202), r.text
+        settle(app)
+        r = client.post("/v1/models/m/promote", json={"version": "v2"})
+        assert r.status_code == 200, r.text
+        [promoted] = client.get("/v1/models/m/history", params={"kind": "promoted"}).json()[
+            "events"
+        ]
+        figs = figures(client.get("/ui/models/m?version=v1").text)
+        assert {"volume", "errors", "drift"} <= set(figs)
+        for key, fig in figs.items():
+            assert "shapes" in fig["layout"], (key, sorted(figs))
+            [line] = fig["layout"]["shapes"]
+            [label] = fig["layout"]["annotations"]
+            at = datetime.fromisoformat(line["x0"]).replace(tzinfo=UTC).timestamp()
+            assert at == pytest.approx(promoted["at"], abs=1), key  # shown to the second
+            assert line["x1"] == line["x0"] and label["text"] == "v2 promoted"
+        later = time_series_spec([promoted["at"] + 60], {"n": [1.0]}, marks=[(promoted["at"], "x")])
+        assert "shapes" not in later["layout"]
     finally:
         app.state.store.close()

@@ -34,10 +34,16 @@ def _note(run: int) -> str:
 
 
 def performance_charts(
-    store: Store, ctx: Context, times: Sequence[int], metrics: Sequence[str], *, percent: bool
+    store: Store,
+    ctx: Context,
+    times: Sequence[int],
+    metrics: Sequence[str],
+    *,
+    percent: bool,
+    marks: Sequence[tuple[float, str]] = (),
 ) -> list[dict[str, Any]]:
-    """A chart per performance metric that has a value in the range; one empty chart when
-    none has (no labels yet)."""
+    """A chart per performance metric that has a value in the range, with ``marks``
+    (promotions) on its time axis; one empty chart when none has (no labels yet)."""
     data = queries.detail_series(store, ctx.scope, metrics) if metrics else {}
     charts = []
     for metric in metrics:
@@ -61,6 +67,7 @@ def performance_charts(
             band_name=BAND,
             baseline=base[0]["value"] if base else None,
             baseline_name=BASELINE,
+            marks=marks,
         )
         charts.append(
             {
@@ -75,9 +82,12 @@ def performance_charts(
     return charts
 
 
-def prediction_drift(store: Store, ctx: Context, times: Sequence[int]) -> dict[str, Any]:
-    """The prediction drift of each model output over the range: ``charts`` and ``outputs``
-    (the newest window's statistic, threshold, decision and method of each)."""
+def prediction_drift(
+    store: Store, ctx: Context, times: Sequence[int], marks: Sequence[tuple[float, str]] = ()
+) -> dict[str, Any]:
+    """The prediction drift of each model output over the range: ``charts`` (with ``marks``,
+    the promotions, on the time axis) and ``outputs`` (the newest window's statistic,
+    threshold, decision and method of each)."""
     schema, _ = store.reference(ctx.info.name, ctx.version)
     charts, outputs, evaluated = [], [], set(times)
     for i, name in enumerate(features_of(schema, "prediction_drift")):
@@ -106,7 +116,9 @@ def prediction_drift(store: Store, ctx: Context, times: Sequence[int]) -> dict[s
         }
         xs, ys, run = downsample([w for w, _, _ in points], columns)
         marked = [bool(d.get("drifted")) for d in details] if run == 1 else None
-        figure = time_series_spec(xs, {label: ys[label]}, threshold=ys["threshold"], marked=marked)
+        figure = time_series_spec(
+            xs, {label: ys[label]}, threshold=ys["threshold"], marked=marked, marks=marks
+        )
         charts.append(
             {"key": key, "title": title, "figure": figure_json(figure), "note": _note(run)}
         )

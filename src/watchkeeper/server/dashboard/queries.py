@@ -224,3 +224,18 @@ def quarantine_count(store: Store, model: str) -> int:
     q = sa.select(sa.func.count()).where(t.quarantine.c.model == model)
     with store.engine.connect() as conn:
         return int(conn.execute(q).scalar() or 0)
+
+
+def promotion_marks(store: Store, model: str) -> list[tuple[float, str]]:
+    """(time, label) of each promotion and rollback in the model's history, for the time
+    axis of its charts."""
+    from watchkeeper.store.history import history
+
+    events = history(store, model, kinds=("promoted", "rolled_back"), limit=100)
+    return [
+        (
+            e["at"],
+            f"{e['version']} promoted" if e["kind"] == "promoted" else f"back to {e['version']}",
+        )
+        for e in reversed(events)
+    ]

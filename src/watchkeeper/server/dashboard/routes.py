@@ -130,11 +130,12 @@ async def model_page(request: Request, model: str) -> Response:
         summaries = queries.summaries(store, ctx.scope)
         series = views.model_series(store, ctx, summaries)
         perf = series["performance"]
+        marks = queries.promotion_marks(store, model)
         performance = performance_view.performance_charts(
-            store, ctx, series["times"], perf, percent=perf == views.CLASSIFICATION
+            store, ctx, series["times"], perf, percent=perf == views.CLASSIFICATION, marks=marks
         )
-        outputs = performance_view.prediction_drift(store, ctx, series["times"])
-        charts = views.model_charts(series, performance, outputs["charts"])
+        outputs = performance_view.prediction_drift(store, ctx, series["times"], marks)
+        charts = views.model_charts(series, performance, outputs["charts"], marks)
         table = views.features_table(store, ctx, list(summaries), params.sort, params.order)
         firing = alerts_view.firing_by_model(store)
         keep = params.query()

@@ -169,9 +169,11 @@ def model_charts(
     series: Mapping[str, Any],
     performance: Sequence[dict[str, Any]] = (),
     outputs: Sequence[dict[str, Any]] = (),
+    marks: Sequence[tuple[float, str]] = (),
 ) -> list[dict[str, Any]]:
     """The model page's charts, with its ``performance`` charts and the prediction drift of
-    its ``outputs`` (:mod:`watchkeeper.server.dashboard.performance_view`) in place."""
+    its ``outputs`` (:mod:`watchkeeper.server.dashboard.performance_view`) in place; ``marks``
+    (promotions) are drawn on each chart's time axis."""
     data, times = series["data"], series["times"]
 
     def col(metric: str, scale: float = 1.0) -> list[float | None]:
@@ -186,11 +188,13 @@ def model_charts(
         }
 
     return [
-        _chart("volume", "Volume", times, cols("count"), bars=True, y_title="events"),
-        _chart("latency", "Latency", times, cols(*LATENCY), y_title="ms"),
-        _chart("errors", "Error rate", times, cols("error_rate"), y_format=".1%"),
+        _chart("volume", "Volume", times, cols("count"), bars=True, y_title="events", marks=marks),
+        _chart("latency", "Latency", times, cols(*LATENCY), y_title="ms", marks=marks),
+        _chart("errors", "Error rate", times, cols("error_rate"), y_format=".1%", marks=marks),
         *performance,
-        _chart("drift", "Drifted features", times, cols("drifted_share"), y_format=".0%"),
+        _chart(
+            "drift", "Drifted features", times, cols("drifted_share"), y_format=".0%", marks=marks
+        ),
         *outputs,
     ]
 
