@@ -127,7 +127,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("ingest", "evaluation"),
     ("alerts", "serving", "promotion"),
     ("server",),
-    ("demo",),
+    ("demo", "demo_story"),
     ("cli",),
 )
 RANK = {name: rank for rank, layer in enumerate(LAYERS) for name in layer}
