@@ -103,7 +103,8 @@ def _clock(at: float) -> str:
 @dataclass
 class Story:
     """The steps of one demo run, each ``(seconds since the start, kind, text)``, and the
-    accuracy before the change, in the alert's window and after the promotion."""
+    accuracy in the last window before the change, in the alert's window and in the first full
+    window after the promotion."""
 
     outcome: str
     steps: list[tuple[float, str, str]] = field(default_factory=list)
@@ -128,11 +129,11 @@ class Story:
         def step(at: float, kind: str, text: str) -> None:
             story.steps.append((round(at - started, 1), kind, text))
 
-        v1 = [
+        old_world = [
             p for p in accuracy(base, "v1") if p["window_start"] + p["window_seconds"] <= change_at
         ]
-        if v1:
-            story.accuracy_before = sum(p["value"] for p in v1) / len(v1)
+        if old_world:  # the last window before the change (the first may hold one batch)
+            story.accuracy_before = max(old_world, key=lambda p: p["window_start"])["value"]
         step(started, "version_registered", f"v1 serving: trained accuracy {baseline:.3f}")
         step(change_at, "world_changed", "the world changes: input drift and concept drift")
         for e in events:
@@ -212,7 +213,7 @@ def print_story(console: Any, story: dict[str, Any]) -> None:
         return "—" if value is None else f"{value:.3f}"
 
     console.print(
-        f"accuracy: {fmt(story['accuracy_before'])} before the change → "
+        f"accuracy: {fmt(story['accuracy_before'])} just before the change → "
         f"{fmt(story['accuracy_alert'])} in the alert's window → "
         f"{fmt(story['accuracy_after'])} in the first full window after the promotion"
     )

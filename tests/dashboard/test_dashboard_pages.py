@@ -350,7 +350,7 @@ def test_promotions_are_marked_on_the_time_axis_of_the_model_page(tmp_path: Path
         from fastapi.testclient import TestClient
 
     app = create_app(load_settings(environ={}, data_dir=str(tmp_path)))
-    client = TestClient(app)
+    client = TestClient(app, base_url="http://localhost")  # a name the server answers to
     try:
         reference = pa.table({"x": [1.0, 2.0, 3.0] * 10, "p": ["a", "b", "a"] * 10})
         register(client, "m", reference, "prediction=p&window_seconds=60", "v1")
