@@ -27,6 +27,8 @@ from tests.dashboard.dashboard_data import (
     XSS_SEGMENT,
     XSS_VALUE,
     Filled,
+    _reference,
+    register,
 )
 from watchkeeper.example_model import FEATURES
 from watchkeeper.server.dashboard import queries
@@ -387,3 +389,14 @@ def test_promotions_are_marked_on_the_time_axis_of_the_model_page(tmp_path: Path
         assert "shapes" not in later["layout"]
     finally:
         app.state.store.close()
+
+
+def test_the_window_length_reads_right_below_a_minute(filled: Filled) -> None:
+    """A model with 20-second windows (as the demo's) says so, not "windows of 0 min"; one of
+    hours says its minutes."""
+    client = filled.client
+    register(client, "short-windows", _reference(), "target=churned&window_seconds=20")
+    page = client.get("/ui/models/short-windows").text
+    assert "windows of 20 s" in page or "window of 20 s" in page, page[:2000]
+    assert "of 0 min" not in page
+    assert "of 60 min" in client.get(f"/ui/models/{MODEL}").text
