@@ -113,13 +113,18 @@ def accuracy(client: httpx.Client, version: str) -> list[float]:
 
 @pytest.mark.slow
 def test_degradation_alert_retrain_shadow_verdict_promotion_recovery(
-    database_url: str, server: ServerFactory, wait_for: Callable[..., None], tmp_path: Path
+    database_url: str,
+    server: ServerFactory,
+    wait_for: Callable[..., None],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     import skops.io as sio
     from sklearn.linear_model import LogisticRegression
 
     srv = server(database_url, env={"WATCHKEEPER_CONFIG": str(settings_file(tmp_path))})
     client = srv.client()
+    request.addfinalizer(client.close)  # closed even when an assertion fails
     rng = np.random.default_rng(0)
     x, y = world(400, rng, changed=False)
     buf = io.BytesIO()
@@ -149,6 +154,12 @@ def test_degradation_alert_retrain_shadow_verdict_promotion_recovery(
         return [v for v in versions if v["state"] == "challenger"]
 
     wait_for(challengers, "the retrained model in shadow", timeout=90)
+    # the job ends once its model is in shadow: wait for its end, not only for the shadow
+    wait_for(
+        lambda: client.get("/v1/retrain-jobs").json()["jobs"][0]["status"] != "running",
+        "the retraining job to end",
+        timeout=60,
+    )
     [job] = client.get("/v1/retrain-jobs").json()["jobs"]
     [shadow] = challengers()
     assert shadow["version"] == f"retrain-{job['id']}" and shadow["mode"] == "shadow"
@@ -198,4 +209,3 @@ def test_degradation_alert_retrain_shadow_verdict_promotion_recovery(
     promoted = next(e for e in events if e["kind"] == "promoted")
     assert promoted["detail"]["verdict_id"] == verdict["id"]
     assert promoted["detail"]["previous"] == "v1"
-    client.close()
