@@ -21,7 +21,6 @@ Without Chromium or Playwright the tests skip, except under CI (env ``CI`` set).
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,44 +32,18 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.dashboard.browser import TIMEOUT_MS, launch
 from watchkeeper.settings import Settings
 from watchkeeper.store.state import Store
 from watchkeeper.store.tokens import create_token
 
-CHROMIUM = os.environ.get("WATCHKEEPER_CHROMIUM", "/usr/bin/chromium")
 EVIL = "evil.test"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    f"--host-resolver-rules=MAP {EVIL} 127.0.0.1",
-]
-TIMEOUT_MS = 30_000
 SILENCE = {"matchers": {"model": "*"}, "duration": "24h", "comment": "from evil.test"}
-
-
-def _unavailable(message: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{message} (CI is set: the browser tests must run)", pytrace=False)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        _unavailable(f"playwright is not installed: {exc}")
-    if not Path(CHROMIUM).is_file():
-        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
+    yield from launch([f"--host-resolver-rules=MAP {EVIL} 127.0.0.1"])
 
 
 class Attacker:

@@ -26,6 +26,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from tests.dashboard.browser import TIMEOUT_MS, launch
 from tests.dashboard.dashboard_data import (
     HOSTILE_MODEL,
     MODEL,
@@ -43,38 +44,12 @@ from watchkeeper.store.tokens import create_token
 
 ROOT = Path(__file__).parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = os.environ.get("WATCHKEEPER_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-TIMEOUT_MS = 30_000
 pytestmark = pytest.mark.slow  # a browser and a filled server: about two minutes
-
-
-def _unavailable(message: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{message} (CI is set: the browser tests must run)", pytrace=False)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        _unavailable(f"playwright is not installed: {exc}")
-    if not Path(CHROMIUM).is_file():
-        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
+    yield from launch()
 
 
 @dataclass
