@@ -32,6 +32,7 @@ from tests.service.fixtures import (
     fill,
     make_database,
     small_filesystem,
+    terminate_backends,
 )
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import Store
@@ -158,11 +159,6 @@ def test_postgresql_backends_terminated_mid_ingest(
         srv = server(url, env=ONE_STRIKE)
         with srv.client() as http:
             client = make_client(srv, register(http, reference))
-        name = url.rsplit("/", 1)[1]
-        terminate = (
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()"
-        )
         stop = threading.Event()
 
         def ingest() -> None:
@@ -181,24 +177,22 @@ def test_postgresql_backends_terminated_mid_ingest(
         for w in workers:
             w.start()
         terminated = 0
-        admin, _ = _pg_admin()
-        with admin:
-            try:
-                deadline = time.monotonic() + 6
-                while time.monotonic() < deadline:
-                    time.sleep(0.1)
-                    terminated += admin.execute(terminate, (name,)).fetchone()[0]
-            finally:
-                stop.set()
-                for w in workers:
-                    w.join(timeout=120)
-            assert terminated > 10
-            assert not client.unexpected, client.unexpected[:5]
-            assert client.statuses[503] > 0, client.statuses  # the faults did reach requests
-            assert set(client.statuses) <= {200, 503}, client.statuses
+        try:
+            deadline = time.monotonic() + 6
+            while time.monotonic() < deadline:
+                time.sleep(0.1)
+                terminated += terminate_backends(url)
+        finally:
+            stop.set()
+            for w in workers:
+                w.join(timeout=120)
+        assert terminated > 10
+        assert not client.unexpected, client.unexpected[:5]
+        assert client.statuses[503] > 0, client.statuses  # the faults did reach requests
+        assert set(client.statuses) <= {200, 503}, client.statuses
 
-            # after the last termination, the next requests succeed without a retry
-            admin.execute(terminate, (name,))
+        # after the last termination, the next requests succeed without a retry
+        terminate_backends(url)
         assert client.ingest([f"after-{i}" for i in range(5)], retry=False) == 200
         assert client.send("GET", f"/v1/models/{client.model}", retry=False) == 200
         assert client.send("GET", "/v1/silences", retry=False) == 200
