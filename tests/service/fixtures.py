@@ -13,6 +13,10 @@ test imports its helpers by name (``from tests.service.fixtures import Server``)
 * ``small_filesystem(path, mib)``: a tmpfs of ``mib`` MiB mounted at ``path`` (a context
   manager), for a disk that really fills up; skipped where mounting is not permitted, except
   under CI, where it fails.
+* ``small_tablespace(mib)``: a PostgreSQL tablespace on a tmpfs of ``mib`` MiB (a context
+  manager yielding its name and mount point), for a PostgreSQL database whose disk really
+  fills up: ``make_database("postgresql", ..., tablespace=name)``. It needs the server on
+  this machine and the right to mount; skipped otherwise, except under CI.
 * ``server`` (per test) and ``module_server`` (per module) are factories of :class:`Server`:
   ``watchkeeper serve`` in a subprocess on a free port, which can be SIGKILLed and restarted on
   the same data directory and database.
@@ -96,8 +100,9 @@ def _pg_admin() -> tuple[Any, str]:
 
 
 @contextmanager
-def make_database(backend: str, directory: Path) -> Iterator[str]:
-    """A fresh, empty database of ``backend``; yields the URL ``watchkeeper serve`` takes."""
+def make_database(backend: str, directory: Path, *, tablespace: str | None = None) -> Iterator[str]:
+    """A fresh, empty database of ``backend``; yields the URL ``watchkeeper serve`` takes.
+    ``tablespace``: PostgreSQL only, where the database's tables are kept."""
     if backend == "sqlite":
         directory.mkdir(parents=True, exist_ok=True)
         yield f"sqlite:///{directory / 'state.db'}"
@@ -107,7 +112,10 @@ def make_database(backend: str, directory: Path) -> Iterator[str]:
     admin, user = _pg_admin()
     name = f"wk_test_{secrets.token_hex(6)}"
     with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if tablespace is not None:
+            create += sql.SQL(" TABLESPACE {}").format(sql.Identifier(tablespace))
+        admin.execute(create)
     try:
         yield f"postgresql://{user}@{PG_HOST}:{PG_PORT}/{name}"
     finally:
@@ -188,6 +196,57 @@ def small_filesystem(path: Path, mib: int) -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@contextmanager
+def small_tablespace(mib: int) -> Iterator[tuple[str, Path]]:
+    """A PostgreSQL tablespace on a tmpfs of ``mib`` MiB, owned by the server's user; yields
+    its name and mount point (where :func:`fill` fills it), and drops and unmounts it after.
+
+    The mount point is a directory of its own under the system's temporary directory (the
+    server's user cannot reach into pytest's, which only its owner may enter)."""
+    import pwd
+    import tempfile
+
+    from psycopg import sql
+
+    if PG_HOST not in ("127.0.0.1", "localhost"):
+        _unavailable("the PostgreSQL server is not on this machine")
+    try:
+        account = pwd.getpwnam("postgres")
+    except KeyError:
+        _unavailable("no 'postgres' system user owns the PostgreSQL server here")
+        raise
+    mount = Path(tempfile.mkdtemp(prefix="wk-tablespace-"))
+    mount.chmod(0o755)
+    options = f"size={mib}m,uid={account.pw_uid},gid={account.pw_gid},mode=0700"
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        mount.rmdir()
+        _unavailable(f"cannot mount a small filesystem: {mounted.stderr.decode().strip()}")
+    name = f"wk_small_{secrets.token_hex(4)}"
+    try:
+        admin, _ = _pg_admin()
+        with admin:
+            admin.execute(
+                sql.SQL("CREATE TABLESPACE {} LOCATION {}").format(
+                    sql.Identifier(name), sql.Literal(str(mount))
+                )
+            )
+        try:
+            yield name, mount
+        finally:
+            admin, _ = _pg_admin()
+            with admin:
+                admin.execute(sql.SQL("DROP TABLESPACE IF EXISTS {}").format(sql.Identifier(name)))
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+        with contextlib.suppress(OSError):
+            mount.rmdir()
 
 
 def fill(directory: Path) -> Path:

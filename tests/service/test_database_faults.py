@@ -32,6 +32,7 @@ from tests.service.fixtures import (
     fill,
     make_database,
     small_filesystem,
+    small_tablespace,
     terminate_backends,
 )
 from watchkeeper.store import tables as t
@@ -242,6 +243,47 @@ def test_a_full_disk_answers_503_and_not_ready_then_recovers(
         filler.unlink()
         assert client.ingest(next(ids), retry=False) == 200
         assert httpx.get(f"{srv.url}/readyz", timeout=10).status_code == 200
+        assert_stored_once(srv, open_store(url), client, wait_for)
+
+
+@pytest.mark.slow  # a tablespace mounted, filled and freed
+def test_a_full_postgresql_tablespace_answers_503_then_recovers(
+    server: ServerFactory,
+    tmp_path: Path,
+    reference: pa.Table,
+    register: Callable[..., str],
+    make_events: Events,
+    make_client: Callable[[Server, str], Client],
+    open_store: Callable[[str], Store],
+    wait_for: Any,
+) -> None:
+    """PostgreSQL's own disk fills up (its tables' tablespace on a small tmpfs): "could not
+    extend file" (SQLSTATE 53100) is answered 503 like any fault of the surroundings, and
+    once space is freed nothing acknowledged was lost."""
+    with (
+        small_tablespace(24) as (tablespace, mount),
+        make_database("postgresql", tmp_path / "db", tablespace=tablespace) as url,
+    ):
+        srv = server(url, env=ONE_STRIKE)
+        with srv.client() as http:
+            client = make_client(srv, register(http, reference))
+        ids = batches("t", size=200)
+        assert client.ingest(next(ids), retry=False) == 200
+        filler = fill(mount)
+
+        statuses = [client.ingest(next(ids), retry=False) for _ in range(60)]
+        assert not client.unexpected, client.unexpected[:5]
+        assert 503 in statuses, statuses  # pages PostgreSQL holds free may take a few first
+        assert set(statuses) <= {200, 503}, statuses
+        r = client.http.post(
+            f"/v1/models/{client.model}/predictions",
+            json={"events": make_events([f"u-{i}" for i in range(200)])},
+        )
+        assert_unavailable(r)  # a single event may still fit in a page's free space
+        assert "No space left on device" in r.json()["error"]["message"], r.text
+
+        filler.unlink()
+        assert client.ingest(next(ids), retry=False) == 200
         assert_stored_once(srv, open_store(url), client, wait_for)
 
 
