@@ -181,7 +181,12 @@ def test_every_route_with_a_body_refuses_a_type_it_does_not_document(
             r = client.request(
                 method, url, content=b'{"a": 1}', headers={"content-type": "text/plain"}
             )
-            assert_error(r, 415, "'text/plain'", ", ".join(documented))
+            if path.startswith("/v2/"):  # the Open Inference Protocol's error: a string
+                assert r.status_code == 415, r.text
+                assert "'text/plain'" in r.json()["error"], r.text
+                assert ", ".join(documented) in r.json()["error"], r.text
+            else:
+                assert_error(r, 415, "'text/plain'", ", ".join(documented))
             assert "415" in operation["responses"], (method, path)
             checked.append(f"{method.upper()} {path}")
     assert len(checked) >= 7, checked  # predictions, actuals, cloudevents, versions, ...

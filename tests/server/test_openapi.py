@@ -53,6 +53,8 @@ def test_every_error_response_is_the_real_error_body(doc: dict[str, Any]) -> Non
             schema = response["content"]["application/json"]["schema"]
             if (path, status) == ("/v1/models/{model}/predictions", "422"):
                 assert schema == {"$ref": "#/components/schemas/IngestResponse"}
+            elif path == "/v2" or path.startswith("/v2/"):  # the Open Inference Protocol's
+                assert schema == {"$ref": "#/components/schemas/OipErrorBody"}, (method, path)
             else:
                 assert schema == {"$ref": ERROR_REF}, (method, path, status)
 

@@ -267,7 +267,7 @@ def test_inputs_that_fail_the_schema_and_a_model_that_fails_to_load_are_quaranti
         }
         r = client.post(f"/v2/models/{model}/infer", json=request)
         assert r.status_code == 500, r.text
-        assert "failed to load" in r.json()["error"]["message"]
+        assert "failed to load" in r.json()["error"]  # the protocol's error: a string
         assert client.get(f"/v2/models/{model}/ready").status_code == 500
 
         items = client.get(f"/v1/models/{model}/quarantine").json()["items"]
@@ -305,14 +305,14 @@ def test_oip_requests_that_do_not_fit_the_model_name_the_tensor(
         for request, message in cases:
             r = client.post(f"/v2/models/{model}/infer", json=request)
             assert r.status_code == 400, (request, r.text)
-            assert message in r.json()["error"]["message"], r.text
+            assert message in r.json()["error"], r.text  # the protocol's error: a string
         other = register(client)
         request = {
             "inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}],
             "parameters": {"prediction_ids": ["none-1"]},
         }
         r = client.post(f"/v2/models/{other}/infer", json=request)
-        assert r.status_code == 404 and "no artifact" in r.json()["error"]["message"]
+        assert r.status_code == 404 and "no artifact" in r.json()["error"]
         (item,) = client.get(f"/v1/models/{other}/quarantine").json()["items"]
         assert item["prediction_id"] == "none-1" and item["reasons"][0]["field"] == "model"
 
@@ -450,3 +450,82 @@ def test_concurrent_first_requests_are_all_answered_and_a_new_artifact_is_served
             lambda: client.get(f"/v1/models/{model}").json()["events_total"] == 17 * 6,
             "every scored row stored",
         )
+
+
+def test_tritons_own_http_client_checks_health_reads_metadata_and_infers(
+    api: Server, clf: Any, onnx_bytes: bytes
+) -> None:
+    """NVIDIA's ``tritonclient`` (the client KServe's docs use for v2 too), unchanged: JSON
+    tensors and its default, the binary tensor extension, in both directions."""
+    th = pytest.importorskip("tritonclient.http", reason="pip install -e '.[dev]'")
+    with api.client() as client:
+        model = register(client)
+        assert put_artifact(client, model, onnx_bytes, ONNX).status_code == 200
+    triton = th.InferenceServerClient(url=api.url.removeprefix("http://"))
+    try:
+        assert triton.is_server_live() and triton.is_server_ready()
+        assert triton.is_model_ready(model)
+        metadata = triton.get_model_metadata(model)
+        assert [i["name"] for i in metadata["inputs"]] == FEATURES
+        x = rows(4, seed=11).astype(np.float32)
+        for binary in (False, True):
+            tensor = th.InferInput("input", [4, 3], "FP32")
+            tensor.set_data_from_numpy(x, binary_data=binary)
+            wanted = [
+                th.InferRequestedOutput("predict", binary_data=binary),
+                th.InferRequestedOutput("predict_proba", binary_data=binary),
+            ]
+            result = triton.infer(model, [tensor], outputs=wanted, request_id=f"r-{binary}")
+            predict = [
+                p.decode() if isinstance(p, bytes) else p for p in result.as_numpy("predict")
+            ]
+            assert predict == clf.predict(x.astype(np.float64)).tolist(), binary
+            np.testing.assert_allclose(
+                result.as_numpy("predict_proba"), clf.predict_proba(x), atol=1e-5
+            )
+            response = result.get_response()
+            assert response["id"] == f"r-{binary}"
+            assert len(response["parameters"]["prediction_ids"]) == 4
+        with api.client() as client:
+            bare = register(client)  # no artifact: the client reads the protocol's error
+        with pytest.raises(th.InferenceServerException, match="no artifact"):
+            triton.infer(bare, [tensor])
+    finally:
+        triton.close()
+
+
+def test_binary_bodies_that_do_not_add_up_are_refused_naming_the_tensor(
+    api: Server, onnx_bytes: bytes
+) -> None:
+    import json
+
+    with api.client() as client:
+        model = register(client)
+        assert put_artifact(client, model, onnx_bytes, ONNX).status_code == 200
+        raw = np.ones((1, 3), "<f4").tobytes()
+
+        def post(header: dict[str, Any], tail: bytes, length: int | None = None) -> Any:
+            text = json.dumps(header).encode()
+            return client.post(
+                f"/v2/models/{model}/infer",
+                content=text + tail,
+                headers={
+                    "inference-header-content-length": str(len(text) if length is None else length),
+                    "content-type": "application/octet-stream",
+                },
+            )
+
+        tensor = {"name": "input", "shape": [1, 3], "datatype": "FP32"}
+        ok = post({"inputs": [{**tensor, "parameters": {"binary_data_size": 12}}]}, raw)
+        assert ok.status_code == 200, ok.text
+        cases = [
+            (post({"inputs": [tensor]}, raw, length=10_000), "Inference-Header-Content-Length"),
+            (post({"inputs": [{**tensor, "parameters": {"binary_data_size": 16}}]}, raw), "16"),
+            (post({"inputs": [{**tensor, "parameters": {"binary_data_size": 12}}]}, raw + b"x"),
+             "1 bytes after"),
+            (post({"inputs": [{**tensor, "parameters": {"binary_data_size": 10}}]}, raw[:10]),
+             "not a whole number of FP32"),
+        ]  # fmt: skip
+        for r, message in cases:
+            assert r.status_code == 400, r.text
+            assert message in r.json()["error"], r.text

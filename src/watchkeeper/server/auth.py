@@ -56,7 +56,10 @@ def auth_middleware(
         if not header.lower().startswith("bearer "):
             return JSONResponse(
                 error_body(
-                    401, "Unauthorized", "a bearer token is required: Authorization: Bearer wk_..."
+                    401,
+                    "Unauthorized",
+                    "a bearer token is required: Authorization: Bearer wk_...",
+                    path=path,
                 ),
                 401,
                 headers={"WWW-Authenticate": "Bearer"},
@@ -65,18 +68,18 @@ def auth_middleware(
         try:
             limiter.check(client)
         except TooManyFailures as exc:
-            return error_response(exc)
+            return error_response(exc, path)
         try:
             scopes = await run_in_threadpool(check_token, store, header[7:].strip())
         except Exception as exc:  # a middleware's errors bypass the app's error handlers
-            fault = database_fault(exc)
+            fault = database_fault(exc, path)
             if fault is None:
                 raise
             return fault
         if scopes is None:
             limiter.fail(client)
             return JSONResponse(
-                error_body(401, "Unauthorized", "the token is not valid"),
+                error_body(401, "Unauthorized", "the token is not valid", path=path),
                 401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
@@ -84,7 +87,10 @@ def auth_middleware(
         if need not in scopes and "admin" not in scopes:
             return JSONResponse(
                 error_body(
-                    403, "Forbidden", f"this token lacks the {need!r} scope (it has {scopes})"
+                    403,
+                    "Forbidden",
+                    f"this token lacks the {need!r} scope (it has {scopes})",
+                    path=path,
                 ),
                 403,
             )

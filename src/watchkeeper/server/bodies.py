@@ -20,6 +20,9 @@ TABLE_TYPES = {
 }
 
 
+UNTYPED = "x-untyped-body"  # openapi_extra of a route that also reads a body with no type
+
+
 class UnsupportedMediaType(InputError):
     """A body whose content type the route does not read."""
 
@@ -47,10 +50,13 @@ async def _check_body_type(request: Request) -> None:
     """A route with a documented body takes only its content types: a JSON route JSON, which
     a page of another site cannot send without the browser asking first (CORS preflight),
     unlike ``text/plain`` or a form. 415 naming the type received and the accepted ones."""
-    accepted = accepted_types(request.scope.get("route"))
+    route = request.scope.get("route")
+    accepted = accepted_types(route)
     if not accepted:
         return
     received = media_type(request.headers.get("content-type"))
+    if not received and (getattr(route, "openapi_extra", None) or {}).get(UNTYPED):
+        return  # a client of a protocol that sends none (Triton's); the Origin check stays
     if received not in accepted:
         shown = f"content type {received!r}" if received else "no content type"
         raise UnsupportedMediaType(

@@ -3,7 +3,9 @@
 Every error the API returns — a :class:`WatchkeeperError` (its ``http_status``), an HTTP error
 of the framework (404 for an unknown path, 405), a request that fails validation (422), the
 token middleware's 401, 403 and 429 and the browser guard's 400 and 403 — has the body
-``{"error": {"status", "type", "message"}}``.
+``{"error": {"status", "type", "message"}}``, except under ``/v2`` (the Open Inference
+Protocol), whose clients (KServe's, Triton's) read ``{"error": "<message>"}`` as the protocol
+says: :class:`OipErrorBody`.
 Routes list the statuses they return with :func:`errors`, so the OpenAPI document says so.
 
 A fault of the database or of the data directory's disk (``store.faults.transient``: the
@@ -61,18 +63,34 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-def error_body(status: int, kind: str, message: str, **extra: Any) -> dict[str, Any]:
-    """The one JSON error shape of the API."""
+class OipErrorBody(BaseModel):
+    """An error of the Open Inference Protocol's routes (``/v2``)."""
+
+    error: str = Field(description="what went wrong, naming the tensor, parameter or value")
+
+
+def oip_path(path: str) -> bool:
+    return path == "/v2" or path.startswith("/v2/")
+
+
+def error_body(
+    status: int, kind: str, message: str, *, path: str = "", **extra: Any
+) -> dict[str, Any]:
+    """The one JSON error shape of the API (the protocol's under ``/v2``: see the module)."""
+    if oip_path(path):
+        return {"error": message}
     return {"error": {"status": status, "type": kind, "message": message, **extra}}
 
 
-def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The ``responses`` of a route for these error statuses, each with :class:`ErrorBody`."""
+def errors(*statuses: int, oip: bool = False) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of a route for these error statuses, each with :class:`ErrorBody`
+    (``oip``: :class:`OipErrorBody`)."""
     out: dict[int | str, dict[str, Any]] = {}
     if 401 in statuses:  # a client whose tokens failed too often gets 429 (server/ratelimit.py)
         statuses = tuple(sorted({*statuses, 429}))
     for status in statuses:
-        out[status] = {"model": ErrorBody, "description": STATUS_MEANINGS[status]}
+        body = OipErrorBody if oip else ErrorBody
+        out[status] = {"model": body, "description": STATUS_MEANINGS[status]}
         if status in (429, 503):
             out[status]["headers"] = {
                 "Retry-After": {"description": "seconds", "schema": {"type": "integer"}}
@@ -84,49 +102,49 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return out
 
 
-def error_response(exc: WatchkeeperError) -> JSONResponse:
+def error_response(exc: WatchkeeperError, path: str = "") -> JSONResponse:
     status = exc.http_status
     retry_after = getattr(exc, "retry_after", None)
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return JSONResponse(error_body(status, type(exc).__name__, str(exc)), status, headers=headers)
+    body = error_body(status, type(exc).__name__, str(exc), path=path)
+    return JSONResponse(body, status, headers=headers)
 
 
-def database_fault(exc: BaseException) -> JSONResponse | None:
+def database_fault(exc: BaseException, path: str = "") -> JSONResponse | None:
     """The 503 answer to a fault of the database or the disk (logged), or None when ``exc``
     is something else."""
     error = unavailable(exc)
     if error is None:
         return None
     log.warning("answered 503: %s", error)
-    return error_response(error)
+    return error_response(error, path)
 
 
-async def _fault(_request: Request, exc: Exception) -> JSONResponse:
-    response = database_fault(exc)
+async def _fault(request: Request, exc: Exception) -> JSONResponse:
+    response = database_fault(exc, request.url.path)
     if response is None:
         raise exc  # not the surroundings': a 500, logged by the server
     return response
 
 
-async def _watchkeeper(_request: Request, exc: Exception) -> JSONResponse:
+async def _watchkeeper(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, WatchkeeperError)
-    return error_response(exc)
+    return error_response(exc, request.url.path)
 
 
-async def _http(_request: Request, exc: Exception) -> JSONResponse:
+async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     kind = HTTPStatus(exc.status_code).phrase.replace(" ", "").replace("-", "")
-    return JSONResponse(
-        error_body(exc.status_code, kind, str(exc.detail)), exc.status_code, headers=exc.headers
-    )
+    body = error_body(exc.status_code, kind, str(exc.detail), path=request.url.path)
+    return JSONResponse(body, exc.status_code, headers=exc.headers)
 
 
-async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = "; ".join(
         f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()
     )
-    return JSONResponse(error_body(422, "ValidationError", problems), 422)
+    return JSONResponse(error_body(422, "ValidationError", problems, path=request.url.path), 422)
 
 
 def add_error_handlers(app: FastAPI) -> None:

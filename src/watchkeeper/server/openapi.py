@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from watchkeeper.server.errors import errors
+from watchkeeper.server.errors import errors, oip_path
 
 REF = "#/components/schemas/{model}"
 BINARY = {"type": "string", "format": "binary"}
@@ -51,12 +51,13 @@ def request_body(
     return {"requestBody": body, _HOIST: schemas}
 
 
-def _unavailable() -> dict[str, Any]:
+def _unavailable(path: str) -> dict[str, Any]:
     response = errors(503)[503]
+    body = "OipErrorBody" if oip_path(path) else "ErrorBody"
     return {
         "description": response["description"],
         "headers": response["headers"],
-        "content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorBody")}}},
+        "content": {"application/json": {"schema": {"$ref": REF.format(model=body)}}},
     }
 
 
@@ -85,7 +86,7 @@ def install_openapi(app: FastAPI) -> None:
         for path, item in doc.get("paths", {}).items():
             for operation in item.values():
                 if path != "/healthz":  # alive: it reads nothing
-                    operation["responses"].setdefault("503", _unavailable())
+                    operation["responses"].setdefault("503", _unavailable(path))
         for unused in ("HTTPValidationError", "ValidationError"):
             if unused not in str(doc["paths"]):
                 schemas.pop(unused, None)

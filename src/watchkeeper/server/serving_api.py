@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from watchkeeper import __version__
 from watchkeeper.errors import InputError
 from watchkeeper.schema import ColumnType, Schema
-from watchkeeper.server.bodies import read_body, read_json
+from watchkeeper.server.bodies import UNTYPED, read_body, read_json
 from watchkeeper.server.deps import ServedDep, SettingsDep, StoreDep
 from watchkeeper.server.errors import errors
 from watchkeeper.server.openapi import request_body
@@ -35,7 +35,7 @@ from watchkeeper.server.schemas.serving import (
     Ready,
     ServerMetadata,
 )
-from watchkeeper.serving import oip
+from watchkeeper.serving import oip, oip_binary
 from watchkeeper.serving.artifacts import CONTENT_TYPES, artifact, attach, schema_features
 from watchkeeper.serving.predict import Answer, score
 from watchkeeper.store import artifacts as stored
@@ -186,10 +186,14 @@ async def v2_ready() -> dict[str, bool]:
     return {"ready": True}
 
 
-@router.get("/v2", response_model=ServerMetadata, responses=errors(401, 403))
+@router.get("/v2", response_model=ServerMetadata, responses=errors(401, 403, oip=True))
 async def v2_server() -> dict[str, Any]:
     """OIP server metadata."""
-    return {"name": "watchkeeper", "version": __version__, "extensions": []}
+    return {
+        "name": "watchkeeper",
+        "version": __version__,
+        "extensions": [oip_binary.EXTENSION],
+    }
 
 
 async def _version(served: ServedDep, model: str, version: str | None) -> str:
@@ -228,7 +232,9 @@ def _numeric(schema: Schema, name: str) -> bool:
 
 
 @router.get(
-    "/v2/models/{model}", response_model=ModelMetadata, responses=errors(400, 401, 403, 404)
+    "/v2/models/{model}",
+    response_model=ModelMetadata,
+    responses=errors(400, 401, 403, 404, oip=True),
 )
 async def v2_model(model: str, served: ServedDep) -> object:
     """OIP model metadata of the champion: one input per feature, the outputs."""
@@ -238,7 +244,7 @@ async def v2_model(model: str, served: ServedDep) -> object:
 @router.get(
     "/v2/models/{model}/versions/{version}",
     response_model=ModelMetadata,
-    responses=errors(400, 401, 403, 404),
+    responses=errors(400, 401, 403, 404, oip=True),
 )
 async def v2_model_version(model: str, version: str, served: ServedDep) -> object:
     """OIP model metadata of a version."""
@@ -252,7 +258,9 @@ async def _ready(served: ServedDep, model: str, version: str | None) -> dict[str
 
 
 @router.get(
-    "/v2/models/{model}/ready", response_model=Ready, responses=errors(400, 401, 403, 404, 500)
+    "/v2/models/{model}/ready",
+    response_model=Ready,
+    responses=errors(400, 401, 403, 404, 500, oip=True),
 )
 async def v2_model_ready(model: str, served: ServedDep) -> object:
     """200 once the champion's model is loaded; 404 without an artifact, 500 if it does not
@@ -263,7 +271,7 @@ async def v2_model_ready(model: str, served: ServedDep) -> object:
 @router.get(
     "/v2/models/{model}/versions/{version}/ready",
     response_model=Ready,
-    responses=errors(400, 401, 403, 404, 500),
+    responses=errors(400, 401, 403, 404, 500, oip=True),
 )
 async def v2_version_ready(model: str, version: str, served: ServedDep) -> object:
     """200 once the version's model is loaded."""
@@ -271,7 +279,12 @@ async def v2_version_ready(model: str, version: str, served: ServedDep) -> objec
 
 
 async def _infer(request: Request, served: ServedDep, model: str, version: str | None) -> Any:
-    body = await read_json(request)
+    header_length = request.headers.get(oip_binary.HEADER)
+    if header_length is None:
+        body = await read_json(request)
+    else:  # the binary tensor data extension
+        limit = served.settings.max_body_bytes
+        body = oip_binary.split_request(await read_body(request, limit), header_length)
     version = await _version(served, model, version)
     features = await run_in_threadpool(_input_names, served, model, version)
     columns, ids, request_id, _ = oip.parse_request(body, features)
@@ -279,7 +292,16 @@ async def _infer(request: Request, served: ServedDep, model: str, version: str |
     answer = await run_in_threadpool(
         lambda: score(served, model, columns, version=version, prediction_ids=ids)
     )
-    return oip.response(answer, request_id, body.get("outputs"))
+    result = oip.response(answer, request_id, body.get("outputs"))
+    binary = oip_binary.binary_outputs(body)
+    if not binary:
+        return result
+    content, length = oip_binary.join_response(result, binary)
+    return Response(
+        content,
+        media_type="application/octet-stream",
+        headers={"Inference-Header-Content-Length": str(length)},
+    )
 
 
 def _input_names(served: ServedDep, model: str, version: str) -> list[str]:
@@ -293,10 +315,16 @@ def _input_names(served: ServedDep, model: str, version: str) -> list[str]:
 
 INFER = {
     "response_model": InferResponse,
-    "responses": errors(400, 401, 403, 404, 413, 500, 501, 503),
-    "openapi_extra": request_body(
-        "an OIP v2 inference request", {"application/json": InferRequest}
-    ),
+    "responses": errors(400, 401, 403, 404, 413, 415, 500, 501, 503, oip=True),
+    "openapi_extra": {
+        **request_body(
+            "an OIP v2 inference request: JSON, or with the binary tensor data extension a "
+            "JSON header of Inference-Header-Content-Length bytes and the raw tensors after "
+            "it (a body with no Content-Type, as Triton's client sends, is read too)",
+            {"application/json": InferRequest, "application/octet-stream": None},
+        ),
+        UNTYPED: True,
+    },
 }
 
 
