@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import f1_score
 
+from tests.dashboard.browser import TIMEOUT_MS, launch
 from tests.service.fixtures import reference_table
 from watchkeeper.settings import Settings
 from watchkeeper.store import promotion as states
@@ -29,7 +31,8 @@ from watchkeeper.store import tables as t
 from watchkeeper.store.state import Store
 from watchkeeper.store.tokens import create_token
 
-MODEL, SWAP = "churn", "swap"  # SWAP: the model the forms change
+ARTIFACTS = Path(__file__).parents[2] / "tests" / "artifacts"
+MODEL, SWAP, CLICK = "churn", "swap", "click"  # SWAP: the forms change it; CLICK: the browser
 N, LABELLED, FAILED = 400, 330, 3  # requests, of which labelled, of which the challenger failed
 
 
@@ -61,7 +64,7 @@ def _register(api: httpx.Client, model: str) -> None:
     assert api.post(f"/v1/models/{model}/versions/v3/challenge", json=canary).is_success
 
 
-def _traffic(store: Store) -> tuple[Any, ...]:
+def _traffic(store: Store, model: str) -> tuple[Any, ...]:
     """N requests v1 answered and v2 scored in shadow (FAILED of them failing), the first
     LABELLED labelled: v1 right 70 % of the time, v2 85 %."""
     rng = np.random.default_rng(7)
@@ -76,7 +79,7 @@ def _traffic(store: Store) -> tuple[Any, ...]:
         conn.execute(
             t.predictions.insert(),
             [
-                {"model": MODEL, "prediction_id": pid, "version": "v1", "event_time": now,
+                {"model": model, "prediction_id": pid, "version": "v1", "event_time": now,
                  "bucket": 0, "segment": "", "prediction": str(a[i]), "score": None,
                  "batch_id": 1, "received_at": now}
                 for i, pid in enumerate(ids)
@@ -85,7 +88,7 @@ def _traffic(store: Store) -> tuple[Any, ...]:
         conn.execute(
             t.actuals.insert(),
             [
-                {"model": MODEL, "prediction_id": pid, "label": str(y[i]), "received_at": now,
+                {"model": model, "prediction_id": pid, "label": str(y[i]), "received_at": now,
                  "status": "matched"}
                 for i, pid in enumerate(ids[:LABELLED])
             ],
@@ -97,7 +100,7 @@ def _traffic(store: Store) -> tuple[Any, ...]:
          "latency_ms": float(latency[i]), "champion_latency_ms": float(champion_latency[i])}
         for i, pid in enumerate(ids)
     ]  # fmt: skip
-    states.add_shadow(store, MODEL, rows)
+    states.add_shadow(store, model, rows)
     return y[:LABELLED], a, b, latency, champion_latency
 
 
@@ -112,15 +115,18 @@ def live(module_databases: Callable[[], str], module_server: Any) -> Iterator[Li
         read = create_token(store, "versions-read", ["read"])
         bearer = {"authorization": f"Bearer {admin}"}
         with httpx.Client(base_url=srv.url, headers=bearer, timeout=60) as api:
-            for model in (MODEL, SWAP):
+            for model in (MODEL, SWAP, CLICK):
                 _register(api, model)
             policy = {"min_labelled": 200, "mode": "manual"}
-            assert api.put(f"/v1/models/{MODEL}/promotion-policy", json=policy).is_success
-            data = _traffic(store)
+            for model in (MODEL, CLICK):
+                assert api.put(f"/v1/models/{model}/promotion-policy", json=policy).is_success
+            data = _traffic(store, MODEL)
+            _traffic(store, CLICK)  # the same requests: the browser promotes its v2
             deadline = time.monotonic() + 60
-            while not api.get(f"/v1/models/{MODEL}/verdicts").json()["verdicts"]:
-                assert time.monotonic() < deadline, "the server took no verdict"
-                time.sleep(0.2)
+            for model in (MODEL, CLICK):
+                while not api.get(f"/v1/models/{model}/verdicts").json()["verdicts"]:
+                    assert time.monotonic() < deadline, f"the server took no verdict on {model}"
+                    time.sleep(0.2)
     finally:
         store.close()
     yield Live(srv.url, admin, read, *data)
@@ -266,3 +272,44 @@ def test_an_admin_promotes_rolls_back_and_retires_each_once_in_the_history(live:
     steps = [(e["kind"], e["version"]) for e in reversed(events) if e["kind"] in ("promoted", "rolled_back", "retired")]  # fmt: skip
     assert steps == [("promoted", "v2"), ("rolled_back", "v1"), ("retired", "v3")]
     assert all(e["detail"]["by"] == "dashboard" for e in events if e["kind"] == "promoted")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    yield from launch()
+
+
+@pytest.mark.slow  # a browser
+def test_an_admin_clicks_promote_and_the_page_shows_the_new_champion(
+    browser: Any, live: Live
+) -> None:
+    here = f"{live.url}/ui/models/{CLICK}/versions"
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(here)
+        page.fill("#token", live.admin)
+        page.click("button[type=submit]")
+        page.wait_for_url(here)
+        panel = page.locator('[data-challenger="v2"]')
+        assert panel.locator("[data-decision]").get_attribute("data-decision") == "ready"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "versions-page.png"), full_page=True)
+        panel.locator('button[data-action="promote"]').click()
+        page.wait_for_url(f"{here}?done=promoted")
+        flash = page.locator("#flash").inner_text()
+        assert flash == "Version v2 is now the champion; v1 is retired and can be rolled back to."
+        state = page.locator('tr[data-version="v2"]').get_attribute("data-state")
+        assert state == "champion"
+        assert page.locator('tr[data-version="v1"]').get_attribute("data-state") == "retired"
+        assert page.locator('button[data-action="rollback"]').inner_text() == "Roll back to v1"
+        assert page.locator('[data-retired="v1"]').count() == 1
+        page.screenshot(path=str(ARTIFACTS / "versions-page-promoted.png"), full_page=True)
+    finally:
+        context.close()
+    assert not errors, errors
+    assert api(live, f"/v1/models/{CLICK}")["champion"] == "v2"
