@@ -47,7 +47,9 @@ FORM_LIMIT = 64 * 1024
 
 def _error_page(exc: WatchkeeperError, who: Viewer | None) -> Response:
     status = exc.http_status
-    title = {400: "Bad request", 403: "Not allowed", 404: "Not found"}.get(status, "Error")
+    title = {400: "Bad request", 403: "Not allowed", 404: "Not found", 409: "Conflict"}.get(
+        status, "Error"
+    )
     context = {"viewer": who, "nav": "", "status": status, "title": title}
     return page(
         "error.html.j2", context | {"message": str(exc), "kind": type(exc).__name__}, status=status
@@ -180,20 +182,6 @@ async def feature(request: Request, model: str, feature: str) -> Response:
     return await _render(request, build)
 
 
-@router.get("/ui/models/{model}/versions")
-async def versions(request: Request, model: str) -> Response:
-    store = store_of(request)
-
-    def build(who: Viewer) -> Response:
-        info = store.model(model)
-        rows = views.version_rows(store, info)
-        return page(
-            "versions.html.j2", {"viewer": who, "nav": "models", "info": info, "versions": rows}
-        )
-
-    return await _render(request, build)
-
-
 @router.get("/ui/models/{model}/quarantine")
 async def quarantine(request: Request, model: str, offset: str = "0") -> Response:
     store = store_of(request)
@@ -251,31 +239,43 @@ async def alerts(request: Request, model: str | None = None, done: str | None = 
 
 
 async def _act(
-    request: Request, action: Callable[[Viewer, dict[str, str]], Any], done: str
+    request: Request,
+    action: Callable[[Viewer, dict[str, str]], Any],
+    done: str,
+    *,
+    back: str = "/ui/alerts",
+    needs: str = "silencing",
 ) -> Response:
+    """A form's action: the viewer signed in, the form's CSRF token right and the admin
+    scope (else a 403 page), then ``action`` and a redirect to the form's ``next`` (or
+    ``back``) with ``done=`` for its notice."""
     try:
         who = await viewer(request)
     except LoginRequired:
-        return login_redirect("/ui/alerts")
+        return login_redirect(back)
     try:
         form = await _form(request)
         if not csrf_ok(form, who.csrf):
             raise _stale_form()
         if not who.can_act:
-            raise Forbidden("your token has the read scope only: silencing needs admin")
-        if not alerts_view.available():
-            raise InputError("alerts are not available in this build")
+            raise Forbidden(f"your token has the read scope only: {needs} needs admin")
         await run_in_threadpool(action, who, form)
     except WatchkeeperError as exc:
         return _error_page(exc, who)
-    target = safe_next(form.get("next") or "/ui/alerts")
+    target = safe_next(form.get("next") or back)
     joiner = "&" if "?" in target else "?"
     return RedirectResponse(f"{target}{joiner}done={done}", 303)
+
+
+def _alerts_available() -> None:
+    if not alerts_view.available():
+        raise InputError("alerts are not available in this build")
 
 
 @router.post("/ui/alerts/silence")
 async def silence(request: Request) -> Response:
     def action(who: Viewer, form: dict[str, str]) -> Any:
+        _alerts_available()
         return alerts_view.silence_alert(
             store_of(request),
             form.get("alert", ""),
@@ -289,11 +289,11 @@ async def silence(request: Request) -> Response:
 
 @router.post("/ui/alerts/silences/{silence_id}/expire")
 async def end_silence(request: Request, silence_id: int) -> Response:
-    return await _act(
-        request,
-        lambda _who, _form: alerts_view.end_silence(store_of(request), silence_id),
-        "ended",
-    )
+    def action(_who: Viewer, _form: dict[str, str]) -> Any:
+        _alerts_available()
+        return alerts_view.end_silence(store_of(request), silence_id)
+
+    return await _act(request, action, "ended")
 
 
 def _login_page(
