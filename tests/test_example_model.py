@@ -92,7 +92,7 @@ def test_the_script_trains_on_an_exported_window_and_writes_a_skops_model(
     assert sio.get_untrusted_types(data=data) == []
     model = sio.loads(data)
     held_out = frame(6, 2_000, changed=True)
-    # served, is_active arrives as str(True): the model trained on the export knows it
+    # served, is_active arrives as "true", as the lake keeps it: one spelling throughout
     assert accuracy(model, held_out) == pytest.approx(
         accuracy(example_model.train(window), held_out)
     )

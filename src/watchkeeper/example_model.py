@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from watchkeeper.errors import InputError
+from watchkeeper.io import category_text
 
 # the example's features in the order of its schema (the order a served model is fed)
 FEATURES = (
@@ -44,7 +45,7 @@ FEATURES = (
     "plan",
     "is_active",
 )
-# fed as text: the inference endpoint passes every non-numeric feature as text ("True")
+# fed as text: the inference endpoint passes every non-numeric feature as text ("true")
 CATEGORICAL = ("country", "plan", "is_active")
 TARGETS = ("label", "churned")  # a retraining job's export names the target ``label``
 
@@ -52,8 +53,8 @@ TARGETS = ("label", "churned")  # a retraining job's export names the target ``l
 def features(table: pa.Table) -> np.ndarray[Any, Any]:
     """The model's input: the features of ``table`` as one object array, in :data:`FEATURES`
     order, as the inference endpoint passes them: numbers as floats (missing ones NaN), the
-    others as text (``str(True)`` is ``"True"``, also for an exported window, where the lake
-    keeps ``is_active`` as ``"true"``)."""
+    others as text, a boolean as ``"true"`` (as the lake keeps ``is_active`` in an exported
+    window)."""
     missing = [name for name in FEATURES if name not in table.column_names]
     if missing:
         raise InputError(f"the table has no column(s) {missing}; the model needs {list(FEATURES)}")
@@ -71,13 +72,9 @@ def features(table: pa.Table) -> np.ndarray[Any, Any]:
 
 
 def _text(value: Any) -> str | None:
-    """A categorical value as the inference endpoint passes it to the model: ``str(value)``;
-    a boolean stored as text by the lake (``"true"``) is spelled as Python does (``"True"``)."""
-    if value is None:
-        return None
-    if isinstance(value, str) and value in ("true", "false"):
-        return value.capitalize()
-    return str(value)
+    """A categorical value as the inference endpoint passes it to the model and the lake keeps
+    it (:func:`watchkeeper.io.category_text`): a boolean is ``"true"``/``"false"``."""
+    return category_text(value)
 
 
 def target(table: pa.Table) -> np.ndarray[Any, Any]:

@@ -306,6 +306,21 @@ def _is_view(t: pa.DataType, kind: str) -> bool:
 # --------------------------------------------------------------------------- coercion
 
 
+def category_text(value: Any) -> str | None:
+    """One categorical value as text, as the lake keeps it (:func:`coerce_array`): a boolean
+    is ``"true"``/``"false"``, anything else ``str(value)``; None stays None. A served model
+    gets its categorical inputs so, the same spelling it is retrained on.
+
+    >>> category_text(True), category_text("DE"), category_text(3), category_text(None)
+    ('true', 'DE', '3', None)
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    return str(value)
+
+
 def coerce_array(values: pa.Array | pa.ChunkedArray, kind: str) -> tuple[pa.Array, int]:
     """Cast a column for profiling; return ``(array, type_errors)``.
 

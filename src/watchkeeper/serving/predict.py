@@ -27,6 +27,7 @@ from watchkeeper.errors import InputError
 from watchkeeper.ingest.accept import accept_table, check_backlog
 from watchkeeper.ingest.bounds import Plausibility
 from watchkeeper.ingest.validate import validate
+from watchkeeper.io import category_text
 from watchkeeper.schema import ColumnType, Role, Schema
 from watchkeeper.serving.loaders import ModelLoadError, Scored
 from watchkeeper.serving.registry import ScoredRequest, ServedModels
@@ -165,7 +166,7 @@ def _array(values: list[Any], schema: Schema, name: str) -> np.ndarray[Any, Any]
     column = schema.columns.get(name)
     if column is not None and column.type == ColumnType.NUMERIC:
         return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-    return np.asarray([None if v is None else str(v) for v in values], dtype=object)
+    return np.asarray([category_text(v) for v in values], dtype=object)  # True -> "true"
 
 
 def _outputs(scored: Scored, schema: Schema) -> dict[str, list[Any]]:
