@@ -18,11 +18,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from watchkeeper.alerts import outbox
+from watchkeeper.alerts import outbox, ready
 from watchkeeper.alerts.catalog import Catalog, forget
 from watchkeeper.alerts.kinds import KINDS
 from watchkeeper.alerts.lifecycle import Lifecycle
-from watchkeeper.alerts.monitors import Monitor
+from watchkeeper.alerts.monitors import READY, Monitor
 from watchkeeper.alerts.queries import alert_dict
 from watchkeeper.alerts.reference import reference_value
 from watchkeeper.alerts.silences import active_silences, silenced_by
@@ -67,6 +67,11 @@ class AlertEngine:
             except Exception:  # one broken monitor does not stop the others
                 self.errors += 1
                 log.exception("monitor %r failed", monitor.name)
+        try:
+            enqueued |= ready.sync(self.store, self.lifecycle, now)  # challengers to promote
+        except Exception:
+            self.errors += 1
+            log.exception("the ready_to_promote alerts failed")
         try:
             enqueued |= self._close_orphans({m.name for m in monitors}, now)
             enqueued |= self._release_silenced(now)
@@ -209,7 +214,7 @@ class AlertEngine:
     def _close_orphans(self, names: set[str], now: float) -> bool:
         """Open alerts of monitors that no longer exist are resolved."""
         a = t.alerts.c
-        open_ = a.open_key.is_not(None)
+        open_ = a.open_key.is_not(None) & (a.monitor != READY)  # a challenger's: alerts/ready.py
         with self.store.engine.connect() as conn:  # read first: a write locks SQLite
             monitors = set(conn.execute(sa.select(a.monitor).where(open_).distinct()).scalars())
         if not monitors - names:

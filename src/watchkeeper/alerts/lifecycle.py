@@ -232,7 +232,7 @@ class Lifecycle:
             values["resolved_at"] = now
             if latest is not None:
                 detail["resolved_by"] = {
-                    k: latest[k] for k in ("value", "window_start", "sample_size")
+                    k: latest.get(k) for k in ("value", "window_start", "sample_size", "version")
                 }
             values["detail"] = detail
         notify = state == "resolved" and alert["notified"] == "firing"
@@ -241,6 +241,9 @@ class Lifecycle:
         conn.execute(t.alerts.update().where(a.id == alert["id"]).values(**values))
         row = conn.execute(sa.select(t.alerts).where(a.id == alert["id"])).mappings().one()
         if latest is not None:
+            # the window that resolves it may be another version's: a new champion's, after a
+            # promotion (the monitor follows the champion), named as the version it measured
+            version = latest.get("version") or row["version"]
             now_text = summary(
                 row["metric"],
                 row["target"],
@@ -249,9 +252,11 @@ class Lifecycle:
                 latest["window_start"],
                 latest["sample_size"],
                 row["model"],
-                row["version"],
+                version,
                 row["segment"],
             )
+            if version != row["version"]:
+                now_text += f", the champion since the alert on {row['version']}"
             text = f"{state}: {now_text}; was {row['condition']}"
         else:
             text = f"{state}: {why}; was {row['summary']}"

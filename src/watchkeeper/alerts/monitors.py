@@ -41,6 +41,7 @@ ALIASES = {"volume": "count", "drift_score": "drift_statistic"}
 
 SEVERITIES = ("warning", "critical")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+READY = "ready_to_promote"  # the monitor column of a ready challenger's alert (alerts/ready.py)
 FIELDS = {  # and one key per kind of KINDS
     "name",
     "model",
@@ -126,6 +127,8 @@ def parse_monitor(
     name = raw.get("name")
     if not isinstance(name, str) or not NAME.fullmatch(name):
         raise InputError(f"{where}: name: use 1-200 letters, digits, '.', '_' or '-', got {name!r}")
+    if name == READY:
+        raise InputError(f"{where}: name: {READY!r} is the name of the challengers' alerts")
     unknown = sorted(set(map(str, raw)) - FIELDS - set(KINDS))
     if unknown:
         raise _fail(name, "fields", f"unknown field(s) {unknown}")
