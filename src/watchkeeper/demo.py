@@ -178,8 +178,8 @@ def register(base_url: str, plan: DemoPlan, reference: pa.Table, model: Any) -> 
     buf = io.BytesIO()
     pq.write_table(reference, buf)
     query = (
-        # every feature is a model input (a segment column is not one of the schema's
-        # features, and a retrained version is fed the schema's features)
+        # every feature is a model input, named in order with the artifact (a retrained
+        # version is fed the same inputs)
         f"target=churned&prediction=churn_predicted&window_seconds={plan.window_seconds}"
     )
     _call(
