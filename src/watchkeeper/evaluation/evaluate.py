@@ -29,21 +29,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 
 from watchkeeper.evaluation.metrics import latency
 from watchkeeper.evaluation.performance import performance_points
-from watchkeeper.profiles import DatasetProfile
-from watchkeeper.quality import column_quality
-from watchkeeper.schema import Role
-from watchkeeper.stats.drift import column_drift
+from watchkeeper.evaluation.window_drift import (
+    DriftCache,
+    point,
+    profile_points,
+    reference_of,
+)
 from watchkeeper.stats.operations import latency_quantile
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import Store
 
 log = logging.getLogger("watchkeeper.evaluate")
-ALPHA = 0.01
 
 
 class Evaluator:
@@ -53,6 +53,7 @@ class Evaluator:
         self._thread: threading.Thread | None = None
         self.windows_evaluated = 0
         self.errors = 0
+        self.drift = DriftCache()  # a window evaluated again for its labels keeps its drift
         # called after every pass (the alert engine): each reads what the pass wrote
         self.after_pass: list[Callable[[], None]] = []
 
@@ -83,17 +84,16 @@ class Evaluator:
     def _due(
         self, conn: sa.Connection, model: str, window: int, now: float, rolling: bool = False
     ) -> list[dict[str, Any]]:
-        """Closed windows with a changed profile or new labels since their last evaluation."""
+        """Closed windows with a changed profile or new labels since their last evaluation.
+
+        Which are due is found from the keys, flags and times alone; only the due windows'
+        profiles and labels (and their rolling references) are read, so a pass with nothing
+        to do does not read every profile the model kept."""
         bp, ev, perf = t.bucket_profiles.c, t.evaluations.c, t.bucket_performance.c
-        rows = (
-            conn.execute(
-                sa.select(t.bucket_profiles).where(
-                    (bp.model == model) & (bp.granularity == window) & (bp.bucket + window <= now)
-                )
-            )
-            .mappings()
-            .all()
-        )
+        closed = (bp.model == model) & (bp.granularity == window) & (bp.bucket + window <= now)
+        rows = conn.execute(
+            sa.select(bp.version, bp.segment, bp.bucket, bp.dirty).where(closed)
+        ).all()
         done = {
             (r.version, r.segment, r.window_start): r.evaluated_at
             for r in conn.execute(
@@ -103,30 +103,46 @@ class Evaluator:
             )
         }
         labelled = {
-            (r.version, r.segment, r.bucket): (r.updated_at, r)
+            (r.version, r.segment, r.bucket): r.updated_at
             for r in conn.execute(
-                sa.select(t.bucket_performance).where(
+                sa.select(perf.version, perf.segment, perf.bucket, perf.updated_at).where(
                     (perf.model == model) & (perf.granularity == window)
                 )
             )
         }
-        by_key = {(r["version"], r["segment"], r["bucket"]): r for r in rows} if rolling else {}
+        keys = []
+        for version, segment, bucket, dirty in rows:
+            last = done.get((version, segment, bucket))
+            labels_at = labelled.get((version, segment, bucket))
+            if last is None or dirty or (labels_at is not None and labels_at > last):
+                keys.append((version, segment, bucket))
+
+        def read(table: sa.Table, version: str, segment: str, bucket: int) -> Any:
+            c = table.c
+            where = (
+                (c.model == model)
+                & (c.version == version)
+                & (c.segment == segment)
+                & (c.granularity == window)
+                & (c.bucket == bucket)
+            )
+            return conn.execute(sa.select(table).where(where)).mappings().first()
+
         due = []
-        for row in rows:
-            key = (row["version"], row["segment"], row["bucket"])
-            last = done.get(key)
-            perf_row = labelled.get(key)
-            if last is None or row["dirty"] or (perf_row is not None and perf_row[0] > last):
-                due.append(
-                    {
-                        **dict(row),
-                        "performance_row": None if perf_row is None else dict(perf_row[1]._mapping),
-                        # a rolling reference: the window before (none for the first one)
-                        "reference_row": by_key.get(
-                            (row["version"], row["segment"], row["bucket"] - window)
-                        ),
-                    }
-                )
+        for version, segment, bucket in keys:
+            row = read(t.bucket_profiles, version, segment, bucket)
+            if row is None:  # pragma: no cover - removed by retention meanwhile
+                continue
+            perf_row = read(t.bucket_performance, version, segment, bucket)
+            # a rolling reference: the window before (none for the first one)
+            ref = read(t.bucket_profiles, version, segment, bucket - window) if rolling else None
+            due.append(
+                {
+                    **dict(row),
+                    "performance_row": None if perf_row is None else dict(perf_row),
+                    "reference_row": None if ref is None else dict(ref),
+                }
+            )
         return due
 
     def run_once(self, now: float | None = None) -> int:
@@ -151,7 +167,7 @@ class Evaluator:
 
     def _evaluate(self, model: str, window_seconds: int, row: dict[str, Any], now: float) -> None:
         """A window's points, its evaluation record and its clean flag: one transaction."""
-        points, summary = window_points(self.store, model, row)
+        points, summary = window_points(self.store, model, row, self.drift)
         key = {"model": model, "version": row["version"], "segment": row["segment"]}
         ev, bp = t.evaluations.c, t.bucket_profiles.c
         with self.store.write() as conn:
@@ -184,102 +200,34 @@ class Evaluator:
 
 
 def window_points(
-    store: Store, model: str, row: dict[str, Any]
+    store: Store, model: str, row: dict[str, Any], cache: DriftCache | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The metric points of one bucket-profile row (a window, or a day), and a summary.
 
     ``row`` may carry ``performance_row`` (the bucket's labels) and ``reference_row`` (the
     bucket profile to compare with instead of the training reference: the previous window,
-    for models that drift against a rolling reference)."""
-    schema, reference = store.reference(model, row["version"])
-    if row.get("reference_row") is not None:
-        reference = DatasetProfile.from_bytes(row["reference_row"]["profile"])
-    current = DatasetProfile.from_bytes(row["profile"])
-    points: list[dict[str, Any]] = []
-
-    def point(metric: str, feature: str, value: float | None, detail: Any = None) -> None:
-        points.append(
-            {
-                "metric": metric,
-                "feature": feature,
-                "value": None if value is None or not np.isfinite(value) else float(value),
-                "detail": detail,
-            }
-        )
-
-    drift_cols = [c.name for c in schema.drift_columns()]
-    outputs = [c.name for c in (*schema.by_role(Role.PREDICTION), *schema.by_role(Role.SCORE))]
-    drift_cols += [name for name in outputs if name not in drift_cols]
-    if row["segment"] not in ("", "*"):
-        # a segment's view fixes every segment column (the key names them all): their values
-        # differ from the whole reference's by construction, which is not drift
-        fixed = set(store.model(model).segments)
-        drift_cols = [c for c in drift_cols if c not in fixed]
-    drifted = checked = 0
-    top: list[tuple[float, str]] = []
-    for name in drift_cols:
-        ref, cur = reference.columns.get(name), current.columns.get(name)
-        if ref is None or cur is None or cur.count == 0:
-            continue
-        d = column_drift(name, ref, cur, alpha=ALPHA)
-        if d.statistic is None:
-            continue
-        is_feature = name not in outputs
-        metric = "drift_statistic" if is_feature else "prediction_drift"
-        point(
-            metric,
-            name,
-            d.statistic,
-            {
-                "threshold": d.threshold,
-                "drifted": d.drifted,
-                "method": d.method,
-                "effect_size": d.effect_size,
-                **reference_of(row),
-            },
-        )
-        if is_feature:
-            checked += 1
-            drifted += d.drifted
-            top.append((d.effect_size or 0.0, name))
-    point(
-        "drifted_share",
-        "",
-        drifted / checked if checked else None,
-        {
-            "drifted": drifted,
-            "checked": checked,
-            "top": [n for _, n in sorted(top, reverse=True)[:5]],
-        },
-    )
-    for name, prof in current.columns.items():
-        point("missing_share", name, column_quality(prof)["missing_share"])
+    for models that drift against a rolling reference). The profile's points (drift,
+    missing shares) come from ``cache`` when it holds them for the same profiles."""
+    drift = profile_points(store, model, row) if cache is None else cache.points(store, model, row)
+    points = list(drift.points)
     ops = row["operations"]
-    point("count", "", ops["count"])
-    point("error_rate", "", ops["errors"] / ops["count"] if ops["count"] else None)
+    points.append(point("count", "", ops["count"]))
+    points.append(point("error_rate", "", ops["errors"] / ops["count"] if ops["count"] else None))
     for name, q in latency().items():
-        point(name, "", latency_quantile(ops["latency_counts"], q))
+        points.append(point(name, "", latency_quantile(ops["latency_counts"], q)))
     perf = row.get("performance_row")
     if perf is not None and perf["labels"]:
-        point("labels", "", perf["labels"])
+        points.append(point("labels", "", perf["labels"]))
         for name, (value, detail) in performance_points(perf["aggregate"]).items():
-            point(name, "", value, detail)
+            points.append(point(name, "", value, detail))
     summary = {
-        "drifted": drifted,
-        "checked": checked,
+        "drifted": drift.drifted,
+        "checked": drift.checked,
         "events": ops["count"],
         "labels": 0 if perf is None else perf["labels"],
         **reference_of(row),
     }
     return points, summary
-
-
-def reference_of(row: dict[str, Any]) -> dict[str, Any]:
-    """What a bucket's drift was measured against, for the points' detail."""
-    ref = row.get("reference_row")
-    if ref is None:
-        return {"reference": "training"}
-    return {"reference": "previous_window", "reference_window_start": ref["bucket"]}
 
 
 def write_points(
