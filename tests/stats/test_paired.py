@@ -132,3 +132,24 @@ def test_the_interval_covers_the_true_difference_about_as_often_as_it_says() -> 
 def test_bad_input_is_a_typed_error_naming_the_problem(call: Any, message: str) -> None:
     with pytest.raises(InputError, match=message):
         call()
+
+
+@pytest.mark.parametrize(
+    ("resamples", "n"), [(2000, 10), (2000, 30_000), (1000, 3_000_001), (7, 5)]
+)
+def test_resamples_drawn_in_bounded_chunks_are_the_draws_of_one_call(
+    resamples: int, n: int
+) -> None:
+    """The bootstraps draw their resample indices a bounded chunk at a time (memory): the
+    chunks cover every resample, stay under the bound, and give the very indices one call
+    would (so results did not change when the draw was split)."""
+    from watchkeeper.stats.paired import resample_chunks
+
+    chunks = resample_chunks(resamples, n)
+    assert sum(chunks) == resamples and all(c >= 1 for c in chunks)
+    assert all(c * n <= 2_000_000 for c in chunks) or chunks == [1] * resamples
+    if resamples * n <= 20_000_000:
+        whole = np.random.default_rng(5).integers(0, n, size=(resamples, n))
+        rng = np.random.default_rng(5)
+        parts = np.concatenate([rng.integers(0, n, size=(c, n)) for c in chunks])
+        np.testing.assert_array_equal(parts, whole)

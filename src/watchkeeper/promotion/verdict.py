@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from watchkeeper.promotion.policy import Policy
-from watchkeeper.stats.paired import PAIRED_METRICS, PairedTest, mcnemar, paired_bootstrap
+from watchkeeper.stats.paired import (
+    PAIRED_METRICS,
+    PairedTest,
+    mcnemar,
+    paired_bootstrap,
+    resample_chunks,
+)
 from watchkeeper.store import promotion as states
 
 if TYPE_CHECKING:
@@ -165,10 +171,15 @@ def _intervals(metric: str, rows: list[dict[str, Any]]) -> dict[str, list[float]
         y = y == positive
         if metric == "f1":
             a, b = a == positive, b == positive
-    index = np.random.default_rng(0).integers(0, len(y), size=(INTERVAL_RESAMPLES, len(y)))
+    rng = np.random.default_rng(0)
+    drawn: dict[str, list[np.ndarray[Any, Any]]] = {"champion": [], "challenger": []}
+    for size in resample_chunks(INTERVAL_RESAMPLES, len(y)):  # the same draws, bounded memory
+        index = rng.integers(0, len(y), size=(size, len(y)))
+        for name, p in (("champion", a), ("challenger", b)):
+            drawn[name].append(np.asarray(fn(y[index], p[index]), dtype=float))
     out = {}
-    for name, p in (("champion", a), ("challenger", b)):
-        values = np.asarray(fn(y[index], p[index]), dtype=float)
+    for name, parts in drawn.items():
+        values = np.concatenate(parts)
         values = values[np.isfinite(values)]
         low, high = np.quantile(values, [0.025, 0.975])
         out[name] = [float(low), float(high)]

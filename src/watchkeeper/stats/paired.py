@@ -148,6 +148,18 @@ PAIRED_METRICS: dict[str, tuple[Callable[[Array, Array], Array], bool]] = {
 }
 
 
+def resample_chunks(resamples: int, n: int, cells: int = 2_000_000) -> list[int]:
+    """How many resamples of ``n`` rows to draw at a time so that one draw holds at most
+    ``cells`` indices (at least one resample): drawn in turn from one generator, the chunks
+    are the same indices as one draw of them all.
+
+    >>> resample_chunks(1000, 10_000)
+    [200, 200, 200, 200, 200]
+    """
+    step = max(1, min(resamples, cells // max(n, 1)))
+    return [min(step, resamples - start) for start in range(0, resamples, step)]
+
+
 def paired_bootstrap(
     metric: str,
     y_true: npt.ArrayLike,
@@ -178,11 +190,13 @@ def paired_bootstrap(
         y = y == positive
         if metric == "f1":
             a, b = a == positive, b == positive
-    index = np.random.default_rng(seed).integers(0, len(y), size=(resamples, len(y)))
+    rng = np.random.default_rng(seed)
     diffs = np.empty(resamples)
-    for start in range(0, resamples, 250):  # bounded memory: 250 resamples at a time
-        rows = index[start : start + 250]
-        diffs[start : start + 250] = fn(y[rows], b[rows]) - fn(y[rows], a[rows])
+    start = 0
+    for size in resample_chunks(resamples, len(y)):  # bounded memory, the same draws
+        rows = rng.integers(0, len(y), size=(size, len(y)))
+        diffs[start : start + size] = fn(y[rows], b[rows]) - fn(y[rows], a[rows])
+        start += size
     diffs = diffs[np.isfinite(diffs)]  # an AUC resample with one class has no value
     champion_value, challenger_value = float(fn(y, a)), float(fn(y, b))
     alpha = (1 - confidence) / 2
