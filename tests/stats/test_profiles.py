@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watchkeeper.stats.categorical import CategoricalProfile, top_categories
+from watchkeeper.stats.categorical import CategoricalProfile, top_categories, value_counts
 from watchkeeper.stats.numeric import NumericProfile, quantile_edges
 
 specials = st.sampled_from([float("nan"), float("inf"), float("-inf"), 0.0, -0.0])
@@ -138,3 +138,23 @@ def test_profile_without_quantile_sketch() -> None:
         assert abs(bare.quantile(q) - np.quantile(x, q)) <= widths
     assert with_sketch.merge(bare).kll is None
     assert NumericProfile.from_dict(bare.to_dict()).kll is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(cats, min_size=1, max_size=4))
+def test_dictionary_columns_count_as_their_values(parts: list[list[str | None]]) -> None:
+    """Counting a dictionary's codes gives what counting the decoded strings gives, over
+    chunks with their own dictionaries."""
+    encoded = pa.chunked_array([pa.array(p, pa.string()).dictionary_encode() for p in parts])
+    plain = pa.chunked_array([pa.array(p, pa.string()) for p in parts])
+    (k1, n1, nulls1), (k2, n2, nulls2) = value_counts(encoded), value_counts(plain)
+    assert dict(zip(k1, n1.tolist(), strict=True)) == dict(zip(k2, n2.tolist(), strict=True))
+    assert nulls1 == nulls2 and len(k1) == len(set(k1))
+
+
+def test_a_value_twice_in_a_dictionary_is_one_category() -> None:
+    twice = pa.DictionaryArray.from_arrays(
+        pa.array([0, 1, 1, None, 2], pa.int8()), pa.array(["y", "q", "y"])
+    )
+    assert top_categories(twice, 10) == ("q", "y")
+    assert CategoricalProfile.build(twice, ("q", "y")).counts.tolist() == [2, 2, 0]
