@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from watchkeeper.profiles import profile_reference, profile_table
+from watchkeeper.schema import infer_schema
 from watchkeeper.stats.categorical import CategoricalProfile, top_categories, value_counts
 from watchkeeper.stats.numeric import NumericProfile, quantile_edges
 
@@ -158,3 +162,17 @@ def test_a_value_twice_in_a_dictionary_is_one_category() -> None:
     )
     assert top_categories(twice, 10) == ("q", "y")
     assert CategoricalProfile.build(twice, ("q", "y")).counts.tolist() == [2, 2, 0]
+
+
+def test_on_profile_gets_each_column_in_order_on_the_calling_thread() -> None:
+    rng = np.random.default_rng(3)
+    n = 120_000  # the threaded path
+    table = pa.table({"x": rng.normal(size=n), "c": rng.choice(["a", "b"], n), "y": rng.random(n)})
+    schema = infer_schema(table)
+    spec = profile_reference(table, schema, kll_k=0).spec
+    seen: list[tuple[str, object, int]] = []
+    p = profile_table(
+        table, schema, spec, on_profile=lambda n, pr: seen.append((n, pr, threading.get_ident()))
+    )
+    assert [s[0] for s in seen] == ["x", "c", "y"]
+    assert all(pr is p[name] and t == threading.get_ident() for name, pr, t in seen)
