@@ -181,7 +181,10 @@ def _numeric_values(table: pa.Table, col: ColumnSchema) -> tuple[Any, int, int, 
     else:
         values, type_errors = coerce_column(table, col)
         arr = values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-    finite, n_nan, n_inf = sort_finite(arr)
+    # Arrow hands out its own memory (and a DataFrame's, which it may share) read-only; a
+    # writable array is one made here (chunks joined, nulls filled, a type cast): sort it
+    # where it is rather than copy it first
+    finite, n_nan, n_inf = sort_finite(arr, in_place=arr.flags.writeable)
     return finite, n_nan, n_inf, type_errors
 
 

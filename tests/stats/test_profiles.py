@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watchkeeper.profiles import profile_reference, profile_table
+from watchkeeper.profiles import profile, profile_reference, profile_table
 from watchkeeper.schema import infer_schema
 from watchkeeper.stats.categorical import CategoricalProfile, top_categories, value_counts
 from watchkeeper.stats.numeric import NumericProfile, quantile_edges
@@ -176,3 +177,20 @@ def test_on_profile_gets_each_column_in_order_on_the_calling_thread() -> None:
     )
     assert [s[0] for s in seen] == ["x", "c", "y"]
     assert all(pr is p[name] and t == threading.get_ident() for name, pr, t in seen)
+
+
+def test_profiling_leaves_its_input_as_it_was() -> None:
+    """Columns are sorted in place only when the array is profiling's own copy."""
+    rng = np.random.default_rng(5)
+    n = 60_000
+    x, k = rng.normal(size=n), rng.integers(0, 1000, n)
+    x[::7] = np.nan
+    frame = pd.DataFrame({"x": x, "k": k, "f": rng.random(n)})
+    kept = frame.copy()
+    chunked = pa.Table.from_batches(pa.Table.from_pandas(frame).to_batches(max_chunksize=9_999))
+    kept_table = chunked.to_pandas()
+    for data in (frame, chunked):
+        p = profile(data)
+        profile_table(pa.Table.from_pandas(frame), p.schema, p.spec)
+    pd.testing.assert_frame_equal(frame, kept)
+    pd.testing.assert_frame_equal(chunked.to_pandas(), kept_table)

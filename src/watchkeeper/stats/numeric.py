@@ -102,9 +102,16 @@ def bin_sums_sorted(sorted_finite: FloatArray, edges: FloatArray) -> FloatArray:
     return sums
 
 
-def sort_finite(values: FloatArray) -> tuple[FloatArray, int, int]:
-    """(the finite values sorted, the number of NaN, the number of ±inf)."""
-    ordered = np.sort(np.asarray(values, dtype=np.float64))
+def sort_finite(values: FloatArray, *, in_place: bool = False) -> tuple[FloatArray, int, int]:
+    """(the finite values sorted, the number of NaN, the number of ±inf).
+
+    ``in_place=True`` sorts ``values`` itself, when it is a float64 array the caller made and
+    may reorder, instead of a copy."""
+    ordered = np.asarray(values, dtype=np.float64)
+    if in_place and ordered is values and ordered.flags.writeable:
+        ordered.sort()
+    else:
+        ordered = np.sort(ordered)
     # np.sort puts NaN last and -inf/+inf at the ends of the finite run.
     n_nan = ordered.size - int(np.searchsorted(ordered, np.nan, side="left"))
     lo = int(np.searchsorted(ordered, -np.inf, side="right"))
