@@ -181,7 +181,10 @@ def _numeric_values(table: pa.Table, col: ColumnSchema) -> tuple[Any, int, int, 
     else:
         values, type_errors = coerce_column(table, col)
         arr = values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-    finite, n_nan, n_inf = sort_finite(arr)
+    # Arrow hands out its own memory (and a DataFrame's, which it may share) read-only; a
+    # writable array is one made here (chunks joined, nulls filled, a type cast): sort it
+    # where it is rather than copy it first
+    finite, n_nan, n_inf = sort_finite(arr, in_place=arr.flags.writeable)
     return finite, n_nan, n_inf, type_errors
 
 
@@ -238,6 +241,7 @@ def _profile_all(
     bins: int = DEFAULT_BINS,
     max_categories: int = DEFAULT_MAX_CATEGORIES,
     kll_k: int = DEFAULT_KLL_K,
+    on_profile: Callable[[str, ColumnProfile], None] | None = None,
 ) -> tuple[ProfileSpec, dict[str, ColumnProfile]]:
     kll_k = spec.kll_k if spec is not None else kll_k
 
@@ -269,6 +273,8 @@ def _profile_all(
             profiles[col.name] = pending.profile
             if on_column is not None:
                 on_column(col.name)
+            if on_profile is not None:
+                on_profile(col.name, pending.profile)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -285,12 +291,16 @@ def profile_table(
     *,
     on_column: Callable[[str], None] | None = None,
     threads: int = 2,
+    on_profile: Callable[[str, ColumnProfile], None] | None = None,
 ) -> DatasetProfile:
-    """Profile every spec column present in ``table``; absent ones are listed, not fatal."""
+    """Profile every spec column present in ``table``; absent ones are listed, not fatal.
+
+    ``on_profile(name, profile)`` is called on the calling thread as each column's profile
+    is done (in column order), while the profiling threads go on with the next columns."""
     present = [c for c in profiled_columns(schema) if c.name in spec.columns]
     missing = [c.name for c in present if c.name not in table.column_names]
     todo = [c for c in present if c.name in table.column_names]
-    _, profiles = _profile_all(table, todo, spec, on_column, threads)
+    _, profiles = _profile_all(table, todo, spec, on_column, threads, on_profile=on_profile)
     return DatasetProfile(table.num_rows, profiles, schema, spec, missing)
 
 

@@ -29,7 +29,7 @@ import pyarrow as pa
 from watchkeeper import __version__
 from watchkeeper.errors import InputError
 from watchkeeper.io import column_names, to_table
-from watchkeeper.profiles import DatasetProfile, profile_reference, profile_table
+from watchkeeper.profiles import ColumnProfile, DatasetProfile, profile_reference, profile_table
 from watchkeeper.progress import Progress
 from watchkeeper.quality import Finding, compare_quality
 from watchkeeper.report_settings import Setting, column_settings, resolve_schema
@@ -238,10 +238,13 @@ def compare(
         chunk_profiles = [
             profile_table(t, schema, ref_p.spec, on_column=bar.step) for t in chunk_tables
         ]
-        cur_p = profile_table(cur_t, schema, ref_p.spec, on_column=bar.step)
-        drift, quality, findings = _evaluate(
-            ref_p, cur_p, chunk_profiles, col_settings, false_alarm_rate, seed, bar.step
+        # each column is judged as soon as its current profile is ready, on this thread,
+        # while the profiling threads work on the next columns
+        judge = _Judge(ref_p, chunk_profiles, col_settings, false_alarm_rate, seed, bar.step)
+        cur_p = profile_table(
+            cur_t, schema, ref_p.spec, on_column=bar.step, on_profile=judge.column
         )
+        drift, quality, findings = judge.report(cur_p)
 
     findings = _frame_findings(ref_t, cur_t, schema, cur_p) + findings
     performance = None
@@ -270,44 +273,68 @@ def compare(
     )
 
 
-def _evaluate(
-    ref_p: DatasetProfile,
-    cur_p: DatasetProfile,
-    chunks: list[DatasetProfile],
-    col_settings: Mapping[str, Setting],
-    alpha: float,
-    seed: int | None,
-    step: Any,
-) -> tuple[dict[str, ColumnDrift], dict[str, dict[str, Any]], list[Finding]]:
-    drift: dict[str, ColumnDrift] = {}
-    quality: dict[str, dict[str, Any]] = {}
-    findings: list[Finding] = []
-    cache: dict[tuple[object, ...], Any] = {}
-    for name, ref in ref_p.columns.items():
-        cur = cur_p.columns.get(name)
-        is_target = ref_p.schema.columns[name].role == Role.TARGET
-        if cur is None:
-            findings.append(_missing(name, is_target))
-            continue
-        quality[name], more = compare_quality(name, ref, cur, late=is_target)
-        findings.extend(more)
-        if name in col_settings:
-            setting = col_settings[name]
-            drift[name] = column_drift(
+class _Judge:
+    """Drift and quality of each column of the current data against the reference's."""
+
+    def __init__(
+        self,
+        ref_p: DatasetProfile,
+        chunks: list[DatasetProfile],
+        col_settings: Mapping[str, Setting],
+        alpha: float,
+        seed: int | None,
+        step: Any,
+    ) -> None:
+        self.ref_p, self.chunks, self.col_settings = ref_p, chunks, col_settings
+        self.alpha, self.seed, self.step = alpha, seed, step
+        self.cache: dict[tuple[object, ...], Any] = {}  # calibrations shared across columns
+        self.done: dict[str, tuple[dict[str, Any], list[Finding], ColumnDrift | None]] = {}
+
+    def column(self, name: str, cur: ColumnProfile) -> None:
+        ref = self.ref_p.columns[name]
+        is_target = self.ref_p.schema.columns[name].role == Role.TARGET
+        quality, findings = compare_quality(name, ref, cur, late=is_target)
+        drift = None
+        if name in self.col_settings:
+            setting = self.col_settings[name]
+            drift = column_drift(
                 name,
                 ref,
                 cur,
                 method=setting.method,
                 decision=setting.decision,
-                alpha=alpha,
+                alpha=self.alpha,
                 threshold=setting.threshold,
-                chunks=[c.columns[name] for c in chunks if name in c.columns] or None,
-                seed=seed,
-                noise_cache=cache,
+                chunks=[c.columns[name] for c in self.chunks if name in c.columns] or None,
+                seed=self.seed,
+                noise_cache=self.cache,
             )
-            step(name)
-    ranked = sorted(drift.values(), key=lambda d: -1.0 if d.effect_size is None else -d.effect_size)
-    return {d.column: d for d in ranked}, quality, findings
+            self.step(name)
+        self.done[name] = (quality, findings, drift)
+
+    def report(
+        self, cur_p: DatasetProfile
+    ) -> tuple[dict[str, ColumnDrift], dict[str, dict[str, Any]], list[Finding]]:
+        """The results in the reference's column order, drift ranked by effect size."""
+        drift: dict[str, ColumnDrift] = {}
+        quality: dict[str, dict[str, Any]] = {}
+        findings: list[Finding] = []
+        for name in self.ref_p.columns:
+            cur = cur_p.columns.get(name)
+            if cur is None:
+                is_target = self.ref_p.schema.columns[name].role == Role.TARGET
+                findings.append(_missing(name, is_target))
+                continue
+            if name not in self.done:
+                self.column(name, cur)
+            quality[name], more, column = self.done[name]
+            findings.extend(more)
+            if column is not None:
+                drift[name] = column
+        ranked = sorted(
+            drift.values(), key=lambda d: -1.0 if d.effect_size is None else -d.effect_size
+        )
+        return {d.column: d for d in ranked}, quality, findings
 
 
 def _missing(name: str, is_target: bool) -> Finding:

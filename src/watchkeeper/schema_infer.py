@@ -119,6 +119,12 @@ def _infer_type(name: str, col: pa.ChunkedArray, max_card: int, sample_size: int
     return ColumnType.ID if unique else ColumnType.CATEGORICAL
 
 
+def _has_nan(col: pa.ChunkedArray) -> bool:
+    """Whether a float column without nulls holds a NaN: its minimum is NaN then, as numpy
+    propagates it (one read of the column, no mask built)."""
+    return any(len(c) and bool(np.isnan(np.min(c.to_numpy()))) for c in col.chunks)
+
+
 def _dense_unique(col: pa.ChunkedArray, non_null: int) -> bool:
     """Integers (nearly) all distinct within a range < 2 x count: row numbers, serial keys."""
     lo, hi = (v.as_py() for v in pc.min_max(col).values())
@@ -245,11 +251,9 @@ def explain_schema(
                 ctype = ColumnType.CATEGORICAL
         if name in given:
             reasons[name] = "given in ignore" if role == Role.IGNORED else f"given as {given[name]}"
-        nulls = col.null_count
-        if pa.types.is_floating(col.type):
-            nulls += pc.sum(pc.is_nan(col)).as_py() or 0
+        nullable = col.null_count > 0 or (pa.types.is_floating(col.type) and _has_nan(col))
         drift = default_drift(ctype, role) and name not in excluded
-        columns.append(ColumnSchema(name, ctype, role, nulls > 0, drift, str(col.type)))
+        columns.append(ColumnSchema(name, ctype, role, nullable, drift, str(col.type)))
     datetimes = [c for c in columns if c.type == ColumnType.DATETIME]
     if (
         timestamp is None

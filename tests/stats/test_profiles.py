@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watchkeeper.stats.categorical import CategoricalProfile, top_categories
+from watchkeeper.profiles import profile, profile_reference, profile_table
+from watchkeeper.schema import infer_schema
+from watchkeeper.stats.categorical import CategoricalProfile, top_categories, value_counts
 from watchkeeper.stats.numeric import NumericProfile, quantile_edges
 
 specials = st.sampled_from([float("nan"), float("inf"), float("-inf"), 0.0, -0.0])
@@ -138,3 +143,54 @@ def test_profile_without_quantile_sketch() -> None:
         assert abs(bare.quantile(q) - np.quantile(x, q)) <= widths
     assert with_sketch.merge(bare).kll is None
     assert NumericProfile.from_dict(bare.to_dict()).kll is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(cats, min_size=1, max_size=4))
+def test_dictionary_columns_count_as_their_values(parts: list[list[str | None]]) -> None:
+    """Counting a dictionary's codes gives what counting the decoded strings gives, over
+    chunks with their own dictionaries."""
+    encoded = pa.chunked_array([pa.array(p, pa.string()).dictionary_encode() for p in parts])
+    plain = pa.chunked_array([pa.array(p, pa.string()) for p in parts])
+    (k1, n1, nulls1), (k2, n2, nulls2) = value_counts(encoded), value_counts(plain)
+    assert dict(zip(k1, n1.tolist(), strict=True)) == dict(zip(k2, n2.tolist(), strict=True))
+    assert nulls1 == nulls2 and len(k1) == len(set(k1))
+
+
+def test_a_value_twice_in_a_dictionary_is_one_category() -> None:
+    twice = pa.DictionaryArray.from_arrays(
+        pa.array([0, 1, 1, None, 2], pa.int8()), pa.array(["y", "q", "y"])
+    )
+    assert top_categories(twice, 10) == ("q", "y")
+    assert CategoricalProfile.build(twice, ("q", "y")).counts.tolist() == [2, 2, 0]
+
+
+def test_on_profile_gets_each_column_in_order_on_the_calling_thread() -> None:
+    rng = np.random.default_rng(3)
+    n = 120_000  # the threaded path
+    table = pa.table({"x": rng.normal(size=n), "c": rng.choice(["a", "b"], n), "y": rng.random(n)})
+    schema = infer_schema(table)
+    spec = profile_reference(table, schema, kll_k=0).spec
+    seen: list[tuple[str, object, int]] = []
+    p = profile_table(
+        table, schema, spec, on_profile=lambda n, pr: seen.append((n, pr, threading.get_ident()))
+    )
+    assert [s[0] for s in seen] == ["x", "c", "y"]
+    assert all(pr is p[name] and t == threading.get_ident() for name, pr, t in seen)
+
+
+def test_profiling_leaves_its_input_as_it_was() -> None:
+    """Columns are sorted in place only when the array is profiling's own copy."""
+    rng = np.random.default_rng(5)
+    n = 60_000
+    x, k = rng.normal(size=n), rng.integers(0, 1000, n)
+    x[::7] = np.nan
+    frame = pd.DataFrame({"x": x, "k": k, "f": rng.random(n)})
+    kept = frame.copy()
+    chunked = pa.Table.from_batches(pa.Table.from_pandas(frame).to_batches(max_chunksize=9_999))
+    kept_table = chunked.to_pandas()
+    for data in (frame, chunked):
+        p = profile(data)
+        profile_table(pa.Table.from_pandas(frame), p.schema, p.spec)
+    pd.testing.assert_frame_equal(frame, kept)
+    pd.testing.assert_frame_equal(chunked.to_pandas(), kept_table)

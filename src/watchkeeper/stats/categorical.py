@@ -51,9 +51,34 @@ def value_counts(values: pa.Array | pa.ChunkedArray) -> tuple[list[str], IntArra
     nulls = int(values.null_count)
     if len(values) - nulls == 0:
         return [], np.empty(0, dtype=np.int64), nulls
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    if _string_dictionary(values.type) and not any(c.dictionary.null_count for c in chunks):
+        return (*_dictionary_counts(chunks), nulls)
     counted = pc.value_counts(pc.drop_null(values))
     keys = [str(v) for v in counted.field("values").to_pylist()]
     return keys, counted.field("counts").to_numpy().astype(np.int64), nulls
+
+
+def _string_dictionary(t: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_dictionary(t)
+        and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type))
+    )
+
+
+def _dictionary_counts(chunks: list[pa.DictionaryArray]) -> tuple[list[str], IntArray]:
+    """Counts of a dictionary-encoded string array from its codes (np.bincount), without
+    hashing or decoding a value; keys in dictionary order, each value once."""
+    totals: dict[str, int] = {}
+    for chunk in chunks:
+        if len(chunk) == chunk.null_count:
+            continue
+        codes = chunk.indices if not chunk.null_count else pc.drop_null(chunk.indices)
+        counts = np.bincount(codes.to_numpy(), minlength=len(chunk.dictionary))
+        for key, n in zip(chunk.dictionary.to_pylist(), counts.tolist(), strict=True):
+            if n:
+                totals[str(key)] = totals.get(str(key), 0) + n
+    return list(totals), np.fromiter(totals.values(), dtype=np.int64, count=len(totals))
 
 
 def top_categories(values: pa.Array | pa.ChunkedArray, max_categories: int) -> tuple[str, ...]:

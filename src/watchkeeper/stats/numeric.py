@@ -102,9 +102,16 @@ def bin_sums_sorted(sorted_finite: FloatArray, edges: FloatArray) -> FloatArray:
     return sums
 
 
-def sort_finite(values: FloatArray) -> tuple[FloatArray, int, int]:
-    """(the finite values sorted, the number of NaN, the number of ±inf)."""
-    ordered = np.sort(np.asarray(values, dtype=np.float64))
+def sort_finite(values: FloatArray, *, in_place: bool = False) -> tuple[FloatArray, int, int]:
+    """(the finite values sorted, the number of NaN, the number of ±inf).
+
+    ``in_place=True`` sorts ``values`` itself, when it is a float64 array the caller made and
+    may reorder, instead of a copy."""
+    ordered = np.asarray(values, dtype=np.float64)
+    if in_place and ordered is values and ordered.flags.writeable:
+        ordered.sort()
+    else:
+        ordered = np.sort(ordered)
     # np.sort puts NaN last and -inf/+inf at the ends of the finite run.
     n_nan = ordered.size - int(np.searchsorted(ordered, np.nan, side="left"))
     lo = int(np.searchsorted(ordered, -np.inf, side="right"))
@@ -116,13 +123,19 @@ _BLOCK = 1 << 16
 
 
 def _moments(x: FloatArray) -> tuple[float, float]:
-    """Mean and sum of squared deviations, two-pass, in cache-sized blocks (no n-sized temp)."""
+    """Mean and sum of squared deviations, two-pass, in cache-sized blocks (no n-sized temp).
+
+    numpy's own reductions, not ``np.dot``: BLAS threads its dot product, and a BLAS thread
+    per profiling thread on a busy machine waited 20-30 ms a column; nor is its sum the
+    same from one BLAS thread count to another. A block's squares are summed pairwise."""
+    buffer = np.empty(min(_BLOCK, x.size), dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):  # |x| > 1e154 overflows m2
         mean = float(x.mean())
         m2 = 0.0
         for start in range(0, x.size, _BLOCK):
-            block = x[start : start + _BLOCK] - mean
-            m2 += float(np.dot(block, block))
+            block = x[start : start + _BLOCK]
+            deviations = np.subtract(block, mean, out=buffer[: block.size])
+            m2 += float(np.square(deviations, out=deviations).sum())
     return mean, m2
 
 
