@@ -8,7 +8,9 @@ milliseconds a column: 0.75 s a pass for a model of 25 features, the soak's serv
 doubling once its first window closed). :class:`DriftCache` keeps the points of the windows
 evaluated last, each under a digest of the profile it was computed from and of the profile it
 was compared with; a window whose profile changed (late events) or whose rolling reference
-changed misses, so the points are always those a fresh computation gives.
+changed misses, so the points are always those a fresh computation gives. A miss still
+shares the calibration simulations (:class:`~watchkeeper.evaluation.noise.NoiseCache`) with
+the window's other columns and with the windows evaluated before it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from watchkeeper.evaluation.noise import NoiseCache
 from watchkeeper.profiles import DatasetProfile
 from watchkeeper.quality import column_quality
 from watchkeeper.schema import Role
@@ -57,9 +60,14 @@ class ProfilePoints:
     checked: int
 
 
-def profile_points(store: Store, model: str, row: dict[str, Any]) -> ProfilePoints:
+def profile_points(
+    store: Store, model: str, row: dict[str, Any], noise_cache: NoiseCache | None = None
+) -> ProfilePoints:
     """``drift_statistic`` / ``prediction_drift`` per column, ``drifted_share`` and
-    ``missing_share`` per feature of one bucket-profile row (see ``evaluate.window_points``)."""
+    ``missing_share`` per feature of one bucket-profile row (see ``evaluate.window_points``).
+    ``noise_cache`` keeps the calibration simulations for later windows (without it they are
+    shared by this window's columns only); the points are the same either way."""
+    noise = NoiseCache() if noise_cache is None else noise_cache
     schema, reference = store.reference(model, row["version"])
     if row.get("reference_row") is not None:
         reference = DatasetProfile.from_bytes(row["reference_row"]["profile"])
@@ -79,7 +87,7 @@ def profile_points(store: Store, model: str, row: dict[str, Any]) -> ProfilePoin
         ref, cur = reference.columns.get(name), current.columns.get(name)
         if ref is None or cur is None or cur.count == 0:
             continue
-        d = column_drift(name, ref, cur, alpha=ALPHA)
+        d = column_drift(name, ref, cur, alpha=ALPHA, noise_cache=noise)
         if d.statistic is None:
             continue
         is_feature = name not in outputs
@@ -126,6 +134,7 @@ class DriftCache:
         self.hits = 0
         self.misses = 0
         self._entries: OrderedDict[tuple[Any, ...], tuple[bytes, ProfilePoints]] = OrderedDict()
+        self.noise = NoiseCache()  # what a miss simulates, for the misses after it
 
     def points(self, store: Store, model: str, row: dict[str, Any]) -> ProfilePoints:
         key = (model, row["version"], row["segment"], row["granularity"], row["bucket"])
@@ -136,7 +145,7 @@ class DriftCache:
             self.hits += 1
             return entry[1]
         self.misses += 1
-        computed = profile_points(store, model, row)
+        computed = profile_points(store, model, row, self.noise)
         self._entries[key] = (digest, computed)
         self._entries.move_to_end(key)
         while len(self._entries) > self.size:
