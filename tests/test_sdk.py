@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from watchkeeper.sdk import Client, WatchkeeperMiddleware, default_spool_dir, new_prediction_id
+from watchkeeper.sdk._events import line_events
 
 START_TIMEOUT = 45.0
 FAST = {  # a client that notices outages and recoveries quickly
@@ -209,7 +210,9 @@ def features(i: int) -> dict[str, Any]:
 
 
 def spool_lines(directory: Path) -> int:
-    return sum(len(p.read_bytes().splitlines()) for p in directory.glob("*.jsonl"))
+    """The events in the spool (a marshalled line holds several)."""
+    lines = (line for p in directory.glob("*.jsonl") for line in p.read_bytes().splitlines())
+    return sum(map(line_events, lines))
 
 
 # ------------------------------------------------------------------------------ no server

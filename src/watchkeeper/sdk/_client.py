@@ -20,7 +20,8 @@ from ._events import ACTUAL, PREDICTION, spool_line
 from ._http import Transport
 from ._monitor import Monitor
 from ._request import register
-from ._sender import Marker, Sender
+from ._sender import Sender
+from ._spiller import Marker
 from ._spool import Spool
 from ._stats import ClientStats, Counters
 
@@ -45,8 +46,10 @@ class Client:
     """Logs predictions and actuals to a watchkeeper server in the background.
 
     ``log_prediction`` and ``log_actual`` append to an in-memory buffer and return; a daemon
-    thread batches, sends, retries and spools. Events survive a server outage and a client
-    restart through the spool directory. Use one client per process (it is thread-safe).
+    thread batches, sends, retries and spools, and a second one sheds a backlog beyond
+    ``max_buffer`` to the spool (a log call waits only at twice ``max_buffer``, for the
+    disk). Events survive a server outage and a client restart through the spool directory.
+    Use one client per process (it is thread-safe).
     """
 
     def __init__(
@@ -187,7 +190,8 @@ class Client:
             self._pressure()
 
     def _pressure(self) -> None:
-        """A log call found ``batch_size`` events waiting (or the client closed)."""
+        """A log call found ``batch_size`` events waiting (or the client closed). It only wakes
+        the threads: spilling to disk is the spiller's, unless even it cannot keep up."""
         if os.getpid() != self._pid:
             self._after_fork()
         if self._closed:  # logged after close(): straight to the spool, released at once
@@ -195,10 +199,11 @@ class Client:
             self._spool.close()
             return
         size = len(self._buffer)
-        if size > self._max_buffer:  # the sender is stuck (a slow request): spill here, but
-            # wait for the spool lock only past twice the bound (the sender may be fsyncing)
-            hard = size > 2 * self._max_buffer
-            self._sender.spill_oldest(self._batch_size, sync=False, wait=hard)
+        if size > self._max_buffer:
+            if size >= 2 * self._max_buffer:
+                self._sender.spiller.make_room()  # the disk is slower than the logging: wait
+            else:
+                self._sender.spiller.wake()
         self._sender.wake()
 
     def _after_fork(self) -> None:

@@ -3,6 +3,12 @@
 The caller's thread appends a plain tuple (cheapest to build); the sender turns it into the
 JSON event of the ingest API (``docs/sdk.md``), groups events into one :class:`Batch` per
 model and kind, and encodes batches for HTTP or spool lines for disk. Nothing here blocks.
+
+A spool line is one event in JSON (``spool_line``), or, for buffered items made only of
+plain values, ``M<n>:`` and a list of ``n`` items in ``marshal`` (format version 4) as
+base64 (``item_lines``): about ten times cheaper to write than JSON, which matters when a
+backlog is shed to disk while the caller's thread is logging. Read back, each item becomes
+the same JSON event it would have been.
 """
 
 from __future__ import annotations
@@ -10,8 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import marshal
 import os
+from binascii import a2b_base64, b2a_base64
 from collections.abc import Iterable, Mapping
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 from urllib.parse import quote
 
@@ -19,6 +29,14 @@ PREDICTION = "p"
 ACTUAL = "a"
 SPOOL_FORMAT = 1
 _SCALARS = (str, int, float, bool, type(None))
+MARSHALLED = b"M"  # the first byte of a spool line holding marshalled items
+MARSHAL_VERSION = 4  # read by every Python since 3.4
+# exactly these types come back from marshal as they went in (it writes a numpy integer, or
+# anything else with the buffer protocol, as bytes; a subclass it refuses)
+_EXACT = frozenset({str, int, float, bool, type(None)})
+_EXACT_OR_DICT = _EXACT | {dict}
+_ITEM_LENGTH = {"p": 12, "a": 5}
+_DICT_FIELDS = itemgetter(4, 8, 9)  # a prediction's features, scores and segments
 # A prediction item is (PREDICTION, model, prediction_id, timestamp, features, prediction,
 # version, latency_ms, scores, segments, status, error); an actual item is
 # (ACTUAL, model, prediction_id, label, timestamp).
@@ -170,8 +188,90 @@ def spool_line(record: Record) -> bytes:
     return (dumps({"v": SPOOL_FORMAT, "k": kind, "m": model, "e": event}) + "\n").encode()
 
 
+def _plain_items(items: list[Item]) -> bool:
+    """Whether these items hold only plain values, and dicts of plain values (dict keys need no
+    check: a key JSON refuses is refused as well after the round trip through marshal)."""
+    if not set(map(type, chain.from_iterable(items))) <= _EXACT_OR_DICT:
+        return False
+    if set(map(len, items)) == {_ITEM_LENGTH[PREDICTION]}:  # predictions only: the usual case
+        dicts: Iterable[Any] = filter(None, chain.from_iterable(map(_DICT_FIELDS, items)))
+    else:
+        dicts = (v for v in chain.from_iterable(items) if type(v) is dict)
+    try:
+        return set(map(type, chain.from_iterable(map(dict.values, dicts)))) <= _EXACT
+    except TypeError:  # a string where a dict belongs (scores="x"): JSON's business
+        return False
+
+
+def _marshal_lines(items: list[Item], per_line: int) -> list[bytes]:
+    dumps_, b64 = marshal.dumps, b2a_base64
+    return [
+        b"M%d:" % len(chunk) + b64(dumps_(chunk, MARSHAL_VERSION))
+        for chunk in (items[i : i + per_line] for i in range(0, len(items), per_line))
+    ]
+
+
+def item_lines(items: list[Item], per_line: int) -> tuple[list[bytes], int]:
+    """The spool lines of buffered items, in order, and how many could not be encoded at all
+    (dropped by the caller). Items of plain values go ``per_line`` to a marshalled line; the
+    others one to a JSON line (``spool_line``)."""
+    if _plain_items(items):
+        return _marshal_lines(items, per_line), 0
+    lines, bad = [], 0
+    for item in items:
+        try:
+            plain = _plain_items([item])
+            lines.append(_marshal_lines([item], 1)[0] if plain else spool_line(to_record(item)))
+        except (TypeError, ValueError):
+            bad += 1
+    return lines, bad
+
+
+def line_events(line: bytes) -> int:
+    """How many events a spool line holds (1 for a JSON line or an unreadable one)."""
+    if line[:1] != MARSHALLED:
+        return 1
+    head = line[1 : line.find(b":", 1, 12)]
+    return int(head) if head.isdigit() and int(head) > 0 else 1
+
+
+def _parse_marshalled(line: bytes) -> list[Record] | None:
+    try:
+        items = marshal.loads(a2b_base64(line[line.index(b":") + 1 :]))
+    except (ValueError, EOFError, TypeError):
+        return None
+    if type(items) is not list or len(items) != line_events(line):
+        return None
+    for item in items:
+        if type(item) is not tuple or not item or _ITEM_LENGTH.get(item[0]) != len(item):
+            return None
+        if type(item[1]) is not str:
+            return None
+    return [to_record(item) for item in items]
+
+
+def parse_spool_lines(lines: list[bytes]) -> tuple[list[Record], int]:
+    """The records of spool lines, and how many events were unreadable (torn or foreign)."""
+    records: list[Record] = []
+    unreadable = 0
+    for line in lines:
+        if line[:1] == MARSHALLED:
+            more = _parse_marshalled(line)
+            if more is None:
+                unreadable += line_events(line)
+            else:
+                records.extend(more)
+            continue
+        record = parse_spool_line(line)
+        if record is None:
+            unreadable += 1
+        else:
+            records.append(record)
+    return records, unreadable
+
+
 def parse_spool_line(line: bytes) -> Record | None:
-    """The record of a spool line, or None when the line is torn or foreign."""
+    """The record of a JSON spool line, or None when the line is torn or foreign."""
     try:
         data = json.loads(line)
     except ValueError:

@@ -1,13 +1,15 @@
 """The background sender: drains the buffer in batches, retries with backoff, spools.
 
-One daemon thread per client. Each cycle (every ``flush_interval``, or sooner when
-``batch_size`` events wait or ``flush()`` asks): resend the spool first, then the batches in
-flight, then the buffer, one batch per model and kind. A network error, a 408, 429 or 5xx
-backs off exponentially with jitter (``Retry-After`` honoured); after ``spool_after``
-failures in a row everything in memory goes to the spool and keeps going there until the
-server answers again. A 413 splits the batch. A batch the server refuses for good (another
-4xx but 401/403, or the same 5xx but 502/503/504 past the bound of :class:`Strikes`) goes to
-the dead-letter file, counted as rejected, and delivery goes on with the next batch.
+One daemon thread per client, and a second one, the spiller (``_spiller.py``), that sheds a
+backlog beyond ``max_buffer`` to the spool. Each cycle (every ``flush_interval``, or sooner
+when ``batch_size`` events wait or ``flush()`` asks): resend the spool first, then the
+batches in flight, then the buffer, one batch per model and kind. A network error, a 408,
+429 or 5xx backs off exponentially with jitter (``Retry-After`` honoured); after
+``spool_after`` failures in a row everything in memory goes to the spool and keeps going
+there until the server answers again. A 413 splits the batch. A batch the server refuses for
+good (another 4xx but 401/403, or the same 5xx but 502/503/504 past the bound of
+:class:`Strikes`) goes to the dead-letter file, counted as rejected, and delivery goes on
+with the next batch.
 """
 
 from __future__ import annotations
@@ -27,20 +29,20 @@ from ._events import (
     Record,
     encode_body,
     group,
-    parse_spool_line,
+    item_lines,
+    line_events,
+    parse_spool_lines,
     spool_line,
     to_record,
 )
 from ._http import NETWORK_ERRORS, Response, Transport
+from ._spiller import Marker, Spiller, take_for_spool
 from ._spool import Spool
 from ._stats import Counters
 
 log = logging.getLogger("watchkeeper.sdk")
 MAX_RETRY_AFTER = 300.0
-
-
-class Marker(threading.Event):
-    """Put in the buffer by ``flush()``; set once everything before it is acknowledged."""
+LINE_EVENTS = 100  # at most, per marshalled spool line
 
 
 class Sender:
@@ -82,10 +84,21 @@ class Sender:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="watchkeeper-sdk", daemon=True)
+        self.per_line = min(batch_size, LINE_EVENTS)  # events per marshalled spool line
+        self.spiller = Spiller(
+            per_line=self.per_line,
+            buffer=buffer,
+            spool=spool,
+            counters=counters,
+            max_buffer=max_buffer,
+            interval=flush_interval,
+            hold=self._hold,
+        )
 
     # ------------------------------------------------------------ called by the client
     def start(self) -> None:
         self._thread.start()
+        self.spiller.start()
 
     def wake(self) -> None:
         if not self._wake.is_set():
@@ -99,6 +112,7 @@ class Sender:
     def stop(self, timeout: float) -> None:
         self._stop.set()
         self._wake.set()
+        self.spiller.stop(timeout)
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         self.transport.close()
@@ -107,36 +121,30 @@ class Sender:
         """Move everything in memory (batches in flight, the buffer) to the spool."""
         with self._lock:
             batches, self._pending = self._pending, []
-        items = self._take(len(self.buffer) + 1, stop_at_marker=False)
-        more, repeats = group(to_record(i) for i in items)
-        self.counters.add(duplicates=repeats)
-        batches += more
-        if not batches:
-            return
-        lines, bad = _lines([r for b in batches for r in b.records()])
-        self.counters.add(dropped=bad)
+        items, markers = take_for_spool(self.buffer, len(self.buffer) + 1)
         try:
-            self.spool.append(lines)
-        except OSError as exc:
-            self._keep_in_memory(batches, f"spool: {exc}")
-            return
-        self.counters.add(spooled=len(lines))
+            if not batches and not items:
+                return
+            lines, bad = _lines([r for b in batches for r in b.records()])
+            more, unencodable = item_lines(items, self.per_line)
+            self.counters.add(dropped=bad + unencodable)
+            try:
+                self.spool.append(lines + more)
+            except OSError as exc:
+                again, repeats = group(to_record(i) for i in items)
+                self.counters.add(duplicates=repeats)
+                self._keep_in_memory(batches + again, f"spool: {exc}")
+                return
+            self.counters.add(spooled=len(lines) + len(items) - unencodable)
+        finally:
+            self._hold(markers)
 
-    def spill_oldest(self, n: int, *, sync: bool, wait: bool = True) -> None:
-        """Write the oldest ``n`` buffered items to the spool: by a caller that found the buffer
-        full (``sync=False``: no fsync on the caller's thread; ``wait=False``: not at all while
-        the sender is writing the spool), or by the sender shedding load when the server is
-        slower than the logging."""
-        if not wait and self.spool.busy():
-            return
-        lines, bad = _lines([to_record(i) for i in self._take(n, stop_at_marker=False)])
-        try:
-            self.spool.append(lines, sync=sync)
-        except OSError as exc:
-            self.counters.add(dropped=len(lines) + bad, error=f"buffer full and spool: {exc}")
-            log.error("watchkeeper: dropped %d events: buffer full and spool: %s", len(lines), exc)
-            return
-        self.counters.add(spooled=len(lines), dropped=bad)
+    def _hold(self, markers: list[Marker]) -> None:
+        """Flush markers taken with items now in the spool: resolved with the spool."""
+        if markers:
+            with self._lock:
+                self._markers.extend(markers)
+            self.wake()
 
     # ------------------------------------------------------------ the thread
     def _run(self) -> None:
@@ -164,10 +172,9 @@ class Sender:
         if not self._send_spool() or not self._send_pending():
             return
         while not self._stop.is_set():
-            backlog = len(self.buffer) - self.max_buffer // 4
-            if backlog > self.max_buffer // 2:  # the server is slower than the logging: shed to
-                self.spill_oldest(backlog, sync=True)  # disk here, not on the caller's thread
-            items = self._take(self.batch_size, stop_at_marker=True)
+            if len(self.buffer) > self.max_buffer:  # the server is slower than the logging
+                self.spiller.wake()
+            items = self._take(self.batch_size)
             if items:
                 batches, repeats = group(to_record(i) for i in items)
                 self.counters.add(duplicates=repeats)
@@ -180,7 +187,8 @@ class Sender:
             self._resolve_markers()
         self._resolve_markers()
 
-    def _take(self, n: int, *, stop_at_marker: bool) -> list[Item]:
+    def _take(self, n: int) -> list[Item]:
+        """Up to ``n`` items to send, stopping after a flush marker."""
         items: list[Item] = []
         popleft = self.buffer.popleft
         while len(items) < n:
@@ -193,8 +201,7 @@ class Sender:
                 continue
             with self._lock:
                 self._markers.append(item)
-            if stop_at_marker:
-                break
+            break
         return items
 
     def _resolve_markers(self) -> None:
@@ -225,11 +232,11 @@ class Sender:
     def _send_spool(self) -> bool:
         for segment in self.spool.sendable():
             while True:
-                lines, end, torn = self.spool.read(segment, self.batch_size)
-                records = [r for r in map(parse_spool_line, lines) if r is not None]
-                unreadable = torn + len(lines) - len(records)
+                lines, end, torn = self.spool.read(segment, self.batch_size, line_events)
+                records, unreadable = parse_spool_lines(lines)
+                unreadable += torn
                 if unreadable:
-                    msg = f"spool: {unreadable} unreadable line(s) in {segment.path.name}"
+                    msg = f"spool: {unreadable} unreadable event(s) in {segment.path.name}"
                     self.counters.add(dropped=unreadable, error=msg)
                     log.warning("watchkeeper: %s (a crash mid-write?)", msg)
                 if not lines:

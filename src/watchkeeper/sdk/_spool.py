@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -88,10 +89,6 @@ class Spool:
             if segment.handle.tell() >= self.segment_bytes:
                 self._seal()
 
-    def busy(self) -> bool:
-        """Another thread is writing or reading the spool right now."""
-        return self._lock.locked()
-
     def _open_active(self) -> Segment:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(4).hex()}{SUFFIX}"
@@ -147,22 +144,31 @@ class Spool:
             self._bytes += size
             self._sealed.append(Segment(path, handle))
 
-    def read(self, segment: Segment, max_lines: int) -> tuple[list[bytes], int, int]:
-        """Up to ``max_lines`` whole lines after ``segment.offset``: (lines, end offset, number
-        of torn lines skipped). A torn line (no newline: a crash mid-write) ends the segment."""
+    def read(
+        self, segment: Segment, max_events: int, weight: Callable[[bytes], int] | None = None
+    ) -> tuple[list[bytes], int, int]:
+        """Whole lines after ``segment.offset`` holding up to ``max_events`` events (at least
+        one line; ``weight``: the events in a line, else 1): (lines, end offset, number of
+        events in torn lines skipped). A torn line (no newline: a crash mid-write) ends the
+        segment."""
         handle = segment.handle
         with self._lock:
             handle.seek(segment.offset)
             lines: list[bytes] = []
-            end, torn = segment.offset, 0
-            while len(lines) < max_lines:
+            end, torn, events = segment.offset, 0, 0
+            while events < max_events:
                 line = handle.readline()
                 if not line:
                     break
-                end += len(line)
+                n = 1 if weight is None else weight(line)
                 if not line.endswith(b"\n"):
-                    torn += 1
+                    end += len(line)
+                    torn += n
                     break
+                if lines and events + n > max_events:
+                    break
+                end += len(line)
+                events += n
                 lines.append(line)
             handle.seek(0, os.SEEK_END)
         return lines, end, torn

@@ -1,5 +1,5 @@
-"""Client counters: updated by the sender (and by a caller spilling a full buffer), read as a
-frozen :class:`ClientStats` snapshot."""
+"""Client counters: updated by the sender and the spiller, read as a frozen
+:class:`ClientStats` snapshot."""
 
 from __future__ import annotations
 
