@@ -140,10 +140,12 @@ class Sender:
             self._hold(markers)
 
     def _hold(self, markers: list[Marker]) -> None:
-        """Flush markers taken with items now in the spool: resolved with the spool."""
-        if markers:
-            with self._lock:
-                self._markers.extend(markers)
+        """Called after a spill: the flush markers taken with its items, resolved with the
+        spool; and a flush that waited for the spill may be answered now."""
+        with self._lock:
+            self._markers.extend(markers)
+            waiting = bool(self._markers)
+        if waiting:
             self.wake()
 
     # ------------------------------------------------------------ the thread
@@ -208,7 +210,7 @@ class Sender:
         with self._lock:
             if not self._markers or self._pending:
                 return
-        if self.spool.has_data():
+        if self.spiller.writing or self.spool.has_data():  # events neither here nor on disk
             return
         with self._lock:
             markers, self._markers = self._markers, []

@@ -61,6 +61,7 @@ class Spiller:
         self.buffer, self.spool, self.counters = buffer, spool, counters
         self.max_buffer, self.interval, self.hold = max_buffer, interval, hold
         self.per_line = per_line
+        self.writing = 0  # > 0 while items are taken from the buffer and not yet in the spool
         self._wake = threading.Event()
         self._room = threading.Event()  # set after each round
         self._stop = threading.Event()
@@ -96,6 +97,7 @@ class Spiller:
         """Write the oldest ``n`` buffered items to the spool (``sync``: and fsync). What the
         spool cannot take (disk full or unwritable, ``spool_max_bytes``) is dropped and
         counted: the one way an event is lost on the client."""
+        self.writing += 1  # only this thread spills (or a log call once it is gone)
         items, markers = take_for_spool(self.buffer, n)
         try:
             lines, bad = item_lines(items, self.per_line)
@@ -109,6 +111,7 @@ class Spiller:
                 return
             self.counters.add(spooled=len(items) - bad, dropped=bad)
         finally:
+            self.writing -= 1
             self.hold(markers)
 
     def _run(self) -> None:
