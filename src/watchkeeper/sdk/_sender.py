@@ -101,7 +101,10 @@ class Sender:
         self.spiller.start()
 
     def wake(self) -> None:
-        if not self._wake.is_set():
+        """Events wait: send them now, unless backing off from a failure (the next attempt is
+        due then, and the spiller keeps the buffer in bounds meanwhile). Waking a thread costs
+        the caller microseconds, so a log call must not do it at every event of an outage."""
+        if not self._failures and not self._wake.is_set():
             self._wake.set()
 
     def request_flush(self) -> None:
