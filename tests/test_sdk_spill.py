@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -161,3 +162,27 @@ def test_spool_lines_give_back_the_events_json_would_have_written() -> None:
         parse_spool_lines([lines[2]])[0],
         101,
     )
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_client_made_before_fork_works_in_the_child(
+    srv: Server, make_client: Callable[..., Client]
+) -> None:
+    """The child notices the fork (register_at_fork, not a getpid per call) on its first log
+    calls past ``batch_size`` and sends with a thread and a spool segment of its own."""
+    srv.start()
+    client = make_client(srv.url, batch_size=10, flush_interval=0.05)
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            for i in range(50):
+                client.log_prediction("m", features(i), "yes", prediction_id=f"child-{i}")
+            restarted = client._pid == os.getpid()  # by a log call, before any flush
+            code = 0 if restarted and client.flush(timeout=30) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert client._forked is False  # the parent is not affected
+    assert srv.wait_for("m", "events_total", 50) == 50

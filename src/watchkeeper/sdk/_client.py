@@ -10,7 +10,8 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -103,10 +104,13 @@ class Client:
         self._wake_at = batch_size  # from this length on, a log call wakes the sender
         self._closed = False
         self._start()
+        if hasattr(os, "register_at_fork"):  # POSIX: cheaper than comparing os.getpid() per call
+            os.register_at_fork(after_in_child=_on_fork(weakref.ref(self)))
         atexit.register(self._at_exit)
 
     def _start(self) -> None:
         self._pid = os.getpid()
+        self._forked = False  # set in a forked child (register_at_fork)
         self._counters = Counters()
         self._spool = Spool(self.spool_dir, max_bytes=self._spool_max_bytes)
         self._dead_letters = DeadLetters(self.dead_letter_path, max_bytes=self._spool_max_bytes)
@@ -192,7 +196,7 @@ class Client:
     def _pressure(self) -> None:
         """A log call found ``batch_size`` events waiting (or the client closed). It only wakes
         the threads: spilling to disk is the spiller's, unless even it cannot keep up."""
-        if os.getpid() != self._pid:
+        if self._forked:
             self._after_fork()
         if self._closed:  # logged after close(): straight to the spool, released at once
             self._sender.spill()
@@ -287,7 +291,7 @@ class Client:
         After ``timeout`` seconds (None: no limit) what is still unacknowledged goes to the
         spool, to be resent in the background, and the call returns False.
         """
-        if os.getpid() != self._pid:
+        if self._forked or os.getpid() != self._pid:
             self._after_fork()
         marker = Marker()
         self._buffer.append(marker)
@@ -353,6 +357,15 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client({self.url!r}, spool_dir={str(self.spool_dir)!r})"
+
+
+def _on_fork(ref: weakref.ref[Client]) -> Callable[[], None]:
+    def forked() -> None:
+        client = ref()
+        if client is not None:
+            client._forked = True
+
+    return forked
 
 
 def _check(ok: bool, name: str, value: object, allowed: str) -> None:
