@@ -24,8 +24,10 @@ import numpy as np
 import pyarrow as pa
 
 from watchkeeper.errors import InputError
-from watchkeeper.ingest.accept import accept_table, check_backlog
+from watchkeeper.ingest.accept import Overloaded, accept_table, log_batch
 from watchkeeper.ingest.bounds import Plausibility
+from watchkeeper.ingest.outputs import with_outputs
+from watchkeeper.ingest.spool import Record
 from watchkeeper.ingest.validate import validate
 from watchkeeper.io import category_text
 from watchkeeper.schema import ColumnType, Role, Schema
@@ -60,12 +62,13 @@ def score(
     prediction events."""
     store, settings = served.store, served.settings
     version = version or served.answering(model, columns)
-    schema: Schema = store.reference(model, version)[0]
+    info = served.meta.version(model, version)
+    schema: Schema = info.schema
     n = _rows(columns)
     if n > settings.max_batch_events:
         raise InputError(f"{n} rows; the limit is {settings.max_batch_events} per request")
     ids = _ids(prediction_ids, n)
-    check_backlog(store, settings)
+    _check_backlog(served)
     now = time.time()
     base: dict[str, list[Any]] = {
         "prediction_id": ids,
@@ -73,7 +76,8 @@ def score(
         "version": [version] * n,
     }
     events = _table({**base, **columns})
-    checked = validate(events, schema, plausible=Plausibility.from_settings(settings))
+    plausible = Plausibility.from_settings(settings)
+    checked = validate(events, schema, now=now, plausible=plausible)
     if checked.rejected:
         store.quarantine_add(model, checked.rejected)
         raise InputError(
@@ -105,8 +109,23 @@ def score(
             f"model {model!r} version {version!r} failed to score the request: {exc}"
         ) from exc
     latency = (time.perf_counter() - start) * 1000
-    out = {**base, **columns, **_outputs(scored, schema), "latency_ms": [latency] * n}
-    accept_table(store, settings, model, _table({**out, "status": ["ok"] * n}))
+    outputs = {**_outputs(scored, schema), "latency_ms": [latency] * n, "status": ["ok"] * n}
+    logged = with_outputs(
+        checked.accepted,
+        schema,
+        outputs,
+        inputs=events.column_names,
+        positive_score=info.positive_score,
+        plausible=plausible,
+    )
+    if logged is None:  # an output the log cannot hold as it is: the whole ingest path
+        accept_table(store, settings, model, _table({**base, **columns, **outputs}))
+    else:
+        flagged = {w["prediction_id"] for w in checked.warnings}
+        if served.events is not None:
+            served.events.put(Record(model, version, logged, frozenset(flagged)))
+        else:  # serving_log = "sync": committed before the answer
+            log_batch(store, model, version, logged, flagged)
     scored_request = ScoredRequest(model, version, columns, ids, scored.predictions, latency)
     for hook in served.after_score:
         try:
@@ -116,13 +135,25 @@ def score(
     return Answer(model, version, ids, scored.predictions, scored.scores, scored.classes, latency)
 
 
+def _check_backlog(served: ServedModels) -> None:
+    """:class:`Overloaded` (503) while too many events wait to be processed: those logged
+    (read at most every second) and those answered but not committed yet."""
+    waiting = served.events.pending() if served.events is not None else 0
+    pending = served.meta.pending_events() + waiting
+    limit = served.settings.max_pending_events
+    if pending > limit:
+        raise Overloaded(
+            f"{pending} events wait to be processed (the limit is {limit}); retry later"
+        )
+
+
 def predict_rows(
     served: ServedModels, model: str, version: str, columns: dict[str, list[Any]]
 ) -> tuple[Scored, float]:
     """What ``version`` answers for the rows, logged nowhere (a shadow challenger's copy), and
     the milliseconds the model took (as the champion's latency is measured: loading the
     model and converting the inputs are not counted)."""
-    schema: Schema = served.store.reference(model, version)[0]
+    schema: Schema = served.meta.version(model, version).schema
     loaded = served.get(model, version)
     missing = [f for f in loaded.features if f not in columns]
     if missing:
