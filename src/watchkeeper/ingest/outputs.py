@@ -14,6 +14,7 @@ ingest path (``accept_table``), which validates it and quarantines what it must.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -41,44 +42,55 @@ def with_outputs(
     ``inputs``) with the ``outputs`` (``prediction``, ``score.<class>``, ``latency_ms``,
     ``status``), normalised as ``validate`` would; None when an output needs the full
     validation (see the module)."""
-    raw = {name: _array(values) for name, values in outputs.items()}
+    raw = dict(outputs)
     columns = dict(zip(accepted.column_names, accepted.columns, strict=True))
     given = set(inputs)
-
-    def source(name: str | None) -> pa.Array | None:
-        return raw.get(name) if name is not None else None  # outputs win over inputs
 
     for col in schema.by_role(Role.PREDICTION):
         if col.name == "prediction":
             continue
         kind = col.type.value if col.type.value in ("numeric", "categorical") else "categorical"
         name = col.name if col.name in raw or col.name in given else "prediction"
-        values = source(name)
-        if values is not None:
-            columns[col.name], _ = coerce_array(values, kind)
+        if name in raw:
+            columns[col.name] = _coerced(raw[name], kind)
     for i, col in enumerate(schema.by_role(Role.SCORE)):
         score = col.name if col.name in raw or col.name in given or i else positive_score
-        values = source(score)
-        if values is not None:
-            columns[col.name], _ = coerce_array(values, "numeric")
+        if score is not None and score in raw:
+            columns[col.name] = _coerced(raw[score], "numeric")
     for name in TEXT:
         if name in raw:
-            columns[name] = as_text(raw[name])
+            values = raw[name]
+            plain = all(v is None or type(v) is str for v in values)
+            columns[name] = pa.array(values, pa.string()) if plain else as_text(_array(values))
     if "latency_ms" in raw:
-        latency, _ = coerce_array(raw["latency_ms"], "numeric")
+        latency = _coerced(raw["latency_ms"], "numeric")
         if pc.any(pc.greater(latency, plausible.max_latency_ms)).as_py():
             return None
         columns["latency_ms"] = latency
     for name, values in raw.items():
         if name.startswith("score."):
-            columns[name], _ = coerce_array(values, "numeric")
+            columns[name] = _coerced(values, "numeric")
     for name in dict.fromkeys(["prediction", *(c.name for c in schema.by_role(Role.PREDICTION))]):
-        values = columns.get(name)
-        if name in raw and values is not None and pa.types.is_string(values.type):
-            too_long = pc.greater(pc.fill_null(pc.utf8_length(values), 0), bounds.PREDICTION_CHARS)
-            if pc.any(too_long).as_py() or pc.any(pc.match_substring(values, "\x00")).as_py():
-                return None
+        array = columns.get(name) if name in raw else None
+        text = array is not None and pa.types.is_string(array.type)
+        if text and not all(_storable(v) for v in array.to_pylist()):  # type: ignore[union-attr]
+            return None
     return pa.table(columns)
+
+
+def _storable(text: str | None) -> bool:
+    """A prediction the store's text column holds as it is."""
+    return text is None or (len(text) <= bounds.PREDICTION_CHARS and "\x00" not in text)
+
+
+def _coerced(values: Sequence[Any], kind: str) -> pa.Array:
+    """``coerce_array`` of the values, without it when they are of the kind already."""
+    if kind == "numeric":
+        if all(type(v) is float and math.isfinite(v) for v in values):
+            return pa.array(values, pa.float64())
+    elif all(type(v) is str for v in values):
+        return pa.array(values, pa.string())
+    return coerce_array(_array(values), kind)[0]
 
 
 def _array(values: Sequence[Any]) -> pa.Array:

@@ -38,7 +38,7 @@ from watchkeeper.store.faults import StoreUnavailable, transient, unavailable
 from watchkeeper.store.state import Store
 
 log = logging.getLogger("watchkeeper.ingest")
-INTERVAL = 0.005  # seconds between commits (the longest an event waits in the buffer, idle)
+INTERVAL = 0.05  # seconds between commits: the longest an answered event waits uncommitted
 BATCH = 2_000  # events waiting that trigger a commit at once
 LIMIT = 50_000  # events waiting (buffered or being committed) beyond which requests wait
 WAIT_SECONDS = 10.0  # how long a request waits for room before it is answered 503
@@ -79,7 +79,7 @@ class EventWriter:
             self._replay.append((segment, found))
             self._waiting += sum(r.table.num_rows for r in found)
         if self._replay:
-            log.info("spool: %d segment(s) of an ended process to replay", len(self._replay))
+            log.warning("spool: %d segment(s) of an ended process to replay", len(self._replay))
         self._segment = Segment.create(self.spool_dir)
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="wk-event-writer", daemon=True)

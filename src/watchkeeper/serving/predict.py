@@ -27,8 +27,9 @@ from watchkeeper.errors import InputError
 from watchkeeper.ingest.accept import Overloaded, accept_table, log_batch
 from watchkeeper.ingest.bounds import Plausibility
 from watchkeeper.ingest.outputs import with_outputs
+from watchkeeper.ingest.quick import plain_inputs
 from watchkeeper.ingest.spool import Record
-from watchkeeper.ingest.validate import validate
+from watchkeeper.ingest.validate import Validated, validate
 from watchkeeper.io import category_text
 from watchkeeper.schema import ColumnType, Role, Schema
 from watchkeeper.serving.loaders import ModelLoadError, Scored
@@ -75,9 +76,11 @@ def score(
         "timestamp": [now] * n,
         "version": [version] * n,
     }
-    events = _table({**base, **columns})
     plausible = Plausibility.from_settings(settings)
-    checked = validate(events, schema, now=now, plausible=plausible)
+    plain = plain_inputs(ids, now, version, columns, schema)  # plainly valid: no validate
+    checked = Validated(plain) if plain is not None else None
+    if checked is None:
+        checked = validate(_table({**base, **columns}), schema, now=now, plausible=plausible)
     if checked.rejected:
         store.quarantine_add(model, checked.rejected)
         raise InputError(
@@ -91,7 +94,7 @@ def score(
             raise InputError(f"the request lacks the model's input(s) {missing}")
     except Exception as exc:
         reason = {"field": "input" if isinstance(exc, InputError) else "model", "problem": str(exc)}
-        store.quarantine_add(model, _quarantined(events, reason))
+        store.quarantine_add(model, _quarantined(_table({**base, **columns}), reason))
         raise
     arrays = {f: _array(columns[f], schema, f) for f in loaded.features}
     start = time.perf_counter()
@@ -114,7 +117,7 @@ def score(
         checked.accepted,
         schema,
         outputs,
-        inputs=events.column_names,
+        inputs=[*base, *columns],
         positive_score=info.positive_score,
         plausible=plausible,
     )
