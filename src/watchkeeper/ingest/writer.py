@@ -38,7 +38,7 @@ from watchkeeper.store.faults import StoreUnavailable, transient, unavailable
 from watchkeeper.store.state import Store
 
 log = logging.getLogger("watchkeeper.ingest")
-INTERVAL = 0.05  # seconds between commits: the longest an answered event waits uncommitted
+INTERVAL = 0.1  # seconds between commits: the longest an answered event waits uncommitted
 BATCH = 2_000  # events waiting that trigger a commit at once
 LIMIT = 50_000  # events waiting (buffered or being committed) beyond which requests wait
 WAIT_SECONDS = 10.0  # how long a request waits for room before it is answered 503

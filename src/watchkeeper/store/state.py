@@ -102,12 +102,14 @@ class Store(DurableLog):
         self._on_commit: dict[sa.Connection, list[Callable[[], None]]] = {}
         # raised by every change of what serving reads (a version added, the champion or a
         # challenger changed, an artifact attached): caches of it compare this number
+        self._generation_lock = threading.Lock()
         self.generation = 0
 
     def changed(self) -> None:
         """A model's versions, champion, challengers or artifacts changed (committed): the
         caches of this process that hold them read them again (``serving.metadata``)."""
-        self.generation += 1
+        with self._generation_lock:  # no change is lost between threads
+            self.generation += 1
 
     def close(self) -> None:
         self.engine.dispose()
