@@ -7,9 +7,9 @@ queue without waiting, and when the queue is full the copy is dropped and counte
 so a slow or saturated challenger never slows the champion. A worker thread takes the copies
 of the last ``LINGER_SECONDS`` together, scores them with each shadow challenger of the model
 and stores the answers under the champion's prediction ids (``wk_shadow_predictions``) in one
-write per model and version (a commit per copy would compete with the champion), where the verdict pairs them with
-the champion's predictions once the labels arrive. A challenger that fails on a copy has the
-error stored with it (the error-rate guard counts it).
+write per model and version (a commit per copy would compete with the champion), where the
+verdict pairs them with the champion's predictions once the labels arrive. A challenger that
+fails on a copy has the error stored with it (the error-rate guard counts it).
 """
 
 from __future__ import annotations
