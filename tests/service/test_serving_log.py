@@ -4,7 +4,8 @@ or committed per request (``serving_log = "sync"``), and what a request reads fr
 The spool's promise is checked on a real ``watchkeeper serve``: with the SQLite database held
 locked by this test (no commit can happen), requests are still answered 200 — their events
 only in the spool — and the server is ``kill -9``ed under that load; once the lock is gone and
-the server restarted, every prediction id answered 200 is stored exactly once.
+the server restarted, every prediction id answered 200 is stored exactly once (a request whose
+answer the kill cut off is sent again with the same ids, as a client does: stored once too).
 """
 
 from __future__ import annotations
@@ -88,14 +89,16 @@ def test_answered_events_survive_a_kill_while_the_database_is_locked(
                 while not stop.is_set():
                     ids = [f"c{n}-{i}-{j}" for j in range(3)]
                     i += 1
-                    try:
-                        r = http.post(f"{srv.url}/v1/models/{model}/predict", json=body(ids, i))
-                    except httpx.TransportError:  # the server is down: not acknowledged
-                        time.sleep(0.05)
-                        continue
-                    statuses.append(r.status_code)
-                    if r.status_code == 200:
-                        acknowledged.update(r.json()["prediction_ids"])
+                    while True:  # as a client does: the same ids again until an answer
+                        try:
+                            r = http.post(f"{srv.url}/v1/models/{model}/predict", json=body(ids, i))
+                        except httpx.TransportError:  # the server is down
+                            time.sleep(0.05)
+                            continue
+                        statuses.append(r.status_code)
+                        if r.status_code == 200:
+                            acknowledged.update(r.json()["prediction_ids"])
+                        break
 
         threads = [threading.Thread(target=load, args=(n,)) for n in range(2)]
         for th in threads:
