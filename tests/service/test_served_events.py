@@ -156,3 +156,40 @@ def test_a_spool_left_by_an_ended_process_is_replayed_once(store: Store, tmp_pat
     assert store.counters("m")["events_total"] == 3
     assert store.counters("m").get("duplicates_total", 0) == 0
     assert not list(spool.iterdir())
+
+
+def test_a_full_buffer_makes_a_request_wait_then_503_and_keeps_what_was_answered(
+    tmp_path: Path,
+) -> None:
+    """With the database locked nothing can be committed: requests are answered (spooled)
+    up to ``limit`` waiting events, the next one waits ``wait_seconds`` and is refused with a
+    503 (its events not kept); once the lock is gone what was answered is committed."""
+    import sqlite3
+
+    from watchkeeper.store.faults import StoreUnavailable
+
+    settings = Settings(data_dir=tmp_path)
+    store = Store(settings.sqlalchemy_url)
+    IngestService(store, settings).register(
+        "m", reference_table(), prediction="pred", segments="region"
+    )
+    writer = EventWriter(store, tmp_path / "spool", interval=0.01, limit=4, wait_seconds=0.3)
+    writer.start()
+    lock = sqlite3.connect(tmp_path / "state.db", isolation_level=None, timeout=30)
+    try:
+        lock.execute("BEGIN IMMEDIATE")
+        writer.put(events(store, ["a", "b"]))
+        writer.put(events(store, ["c", "d"]))
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="wait to be committed"):
+            writer.put(events(store, ["e"]))
+        assert 0.3 <= time.monotonic() - started < 5
+        assert writer.pending() == 4
+    finally:
+        lock.rollback()
+        lock.close()
+    try:
+        assert writer.flush(60)
+    finally:
+        writer.stop()
+    assert store.counters("m")["events_total"] == 4
