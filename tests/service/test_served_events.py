@@ -193,3 +193,9 @@ def test_a_full_buffer_makes_a_request_wait_then_503_and_keeps_what_was_answered
     finally:
         writer.stop()
     assert store.counters("m")["events_total"] == 4
+
+
+def test_serving_log_takes_spool_or_sync(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"serving_log[\s\S]*expected spool or sync, got 'fast'"):
+        Settings(data_dir=tmp_path, serving_log="fast")
+    assert Settings(data_dir=tmp_path, serving_log="sync").serving_log == "sync"
