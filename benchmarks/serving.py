@@ -176,24 +176,33 @@ def start_servers(
     for kind, b in zip(KINDS, base[2:], strict=True):
         _wait(f"{b}/ping", mlflow[kind], f"mlflow models serve ({kind})")
     for kind in KINDS:
-        model = f"bench-{kind}"
-        ref = paths["reference"].read_bytes()
-        _request(
-            "PUT",
-            f"{base[1]}/v1/models/{model}/versions/v1?target=label&prediction=pred",
-            ref,
-            "application/vnd.apache.parquet",
-        )
         art, ctype = (
             (paths["onnx"], "application/onnx")
             if kind == "onnx"
             else (paths["skops"], "application/x-skops")
         )
+        # bench-<kind>: v1 alone; bench-<kind>-shadow: v1 answers, v2 (the same model) in shadow
+        for model, versions in ((f"bench-{kind}", ["v1"]), (f"bench-{kind}-shadow", ["v1", "v2"])):
+            for version in versions:
+                _request(
+                    "PUT",
+                    f"{base[1]}/v1/models/{model}/versions/{version}?target=label&prediction=pred"
+                    + ("&champion=false" if version != "v1" else ""),
+                    paths["reference"].read_bytes(),
+                    "application/vnd.apache.parquet",
+                )
+                _request(
+                    "PUT",
+                    f"{base[1]}/v1/models/{model}/versions/{version}/artifact"
+                    f"?features={','.join(FEATURES)}",
+                    art.read_bytes(),
+                    ctype,
+                )
         _request(
-            "PUT",
-            f"{base[1]}/v1/models/{model}/versions/v1/artifact?features={','.join(FEATURES)}",
-            art.read_bytes(),
-            ctype,
+            "POST",
+            f"{base[1]}/v1/models/bench-{kind}-shadow/versions/v2/challenge",
+            json.dumps({"mode": "shadow"}).encode(),
+            "application/json",
         )
     wk_procs = dict.fromkeys(KINDS, wk)
     return [
@@ -205,17 +214,18 @@ def start_servers(
                {k: f"{base[1]}/v2/models/bench-{k}/infer" for k in KINDS}, wk_procs),
         Target("mlflow", "POST /invocations",
                {k: f"{b}/invocations" for k, b in zip(KINDS, base[2:], strict=True)}, mlflow),
-        # SLOT(shadow): "watchkeeper + a challenger in shadow" goes here once shadow serving is
-        # on main: the same v1 endpoint with a second version attached in shadow, to measure the
-        # goal "shadow on moves the champion's p99 by < 10 %". Not measured yet (see the docs).
+        # the goal "shadow on moves the champion's p99 by < 10 %": the same v1 endpoint of a
+        # model whose second version (the same artifact) scores a copy of each request
+        Target("watchkeeper + shadow", "POST /v1/models/{m}/predict",
+               {k: f"{base[1]}/v1/models/bench-{k}-shadow/predict" for k in KINDS}, wk_procs),
     ]  # fmt: skip
 
 
 def drain(base: str) -> None:
     """Wait until watchkeeper's processor has handled every logged event."""
-    for kind in KINDS:
+    for model in [f"bench-{kind}{suffix}" for kind in KINDS for suffix in ("", "-shadow")]:
         while True:
-            with urllib.request.urlopen(f"{base}/v1/models/bench-{kind}", timeout=60) as resp:
+            with urllib.request.urlopen(f"{base}/v1/models/{model}", timeout=60) as resp:
                 if json.loads(resp.read())["events_pending"] == 0:
                     break
             time.sleep(0.1)
@@ -270,7 +280,8 @@ def measure(
     body_file = work / "body.json"
     body_file.write_bytes(body)
     proc = target.proc[kind]
-    wk_base = target.url[kind].split("/v", 1)[0] if target.server == "watchkeeper" else None
+    watchkeeper = target.server.startswith("watchkeeper")
+    wk_base = target.url[kind].split("/v", 1)[0] if watchkeeper else None
     cpu0 = cpu_seconds(proc.pid)
     cmd = [sys.executable, str(BENCH / "serving_load.py"), "--url", target.url[kind]]
     cmd += ["--body", str(body_file), "--concurrency", str(concurrency)]

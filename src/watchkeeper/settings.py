@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     delivery_backoff_seconds: float = 1.0
     delivery_timeout_seconds: float = 10.0
     ready_min_free_mb: float = 64.0  # /readyz: free space the data directory needs (0: any)
+    # spool: served events are spooled and committed in groups (ingest.writer); sync: each
+    # request's events are committed before its answer
+    serving_log: str = "spool"
     shadow_queue_size: int = 1000  # shadow copies waiting; beyond, a copy is dropped, counted
     promotion_policies: dict[str, Any] = {}  # model → its promotion policy (promotion.policy)
     mlflow_tracking_uri: str = (
@@ -257,6 +260,13 @@ class Settings(BaseSettings):
     def _processor(cls, value: str) -> str:
         if value not in ("process", "thread"):
             raise ValueError(f"expected process or thread, got {value!r}")
+        return value
+
+    @field_validator("serving_log")
+    @classmethod
+    def _serving_log(cls, value: str) -> str:
+        if value not in ("spool", "sync"):
+            raise ValueError(f"expected spool or sync, got {value!r}")
         return value
 
     @field_validator("database_url")

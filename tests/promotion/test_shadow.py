@@ -82,3 +82,29 @@ def test_only_the_champions_requests_go_to_the_shadows(store: Store) -> None:
     with store.engine.connect() as conn:
         stored = {(r.version, r.prediction_id) for r in conn.execute(t.shadow_predictions.select())}
     assert stored == {("v2", "a0"), ("v2", "b0")}
+
+
+def test_copies_gathered_together_share_one_write_and_store_an_id_once(store: Store) -> None:
+    """The worker scores the copies of a moment together (one write per model and version,
+    not a commit per request); a copy repeating an id (a retried request) is stored once."""
+    states.challenge(store, "churn", "v2", mode="shadow")
+    scorer = GatedScorer()
+    scorer.gate.set()
+    writes: list[int] = []
+    add_shadow = states.add_shadow
+
+    def counted(store_: Store, model: str, rows: Sequence[Any]) -> int:
+        writes.append(len(rows))
+        return add_shadow(store_, model, rows)
+
+    states.add_shadow = counted  # type: ignore[assignment]
+    try:
+        shadow = ShadowQueue(store, scorer)
+        shadow.score(*[copy(i) for i in range(10)], copy(3))
+    finally:
+        states.add_shadow = add_shadow  # type: ignore[assignment]
+    assert writes == [20]
+    with store.engine.connect() as conn:
+        stored = [r.prediction_id for r in conn.execute(t.shadow_predictions.select())]
+    assert sorted(stored) == sorted(f"{p}{i}" for p in "ab" for i in range(10))
+    assert shadow.counts() == {"churn": {"dropped": 0, "scored": 11}}

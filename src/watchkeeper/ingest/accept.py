@@ -8,6 +8,7 @@ lake and profiles the logged batches.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,6 +151,21 @@ def log_batch(
     rule) that are stored are counted in ``violations_total``, in the same transaction."""
     if table.num_rows == 0:
         return 0, set()
+    return store.write(log_steps(store, model, version, table, flagged))
+
+
+def log_steps(
+    store: Store,
+    model: str,
+    version: str,
+    table: pa.Table,
+    flagged: set[str] | None = None,
+    *,
+    count_duplicates: bool = True,
+) -> Callable[[sa.Connection], tuple[int, set[str]]]:
+    """The steps of :func:`log_batch` in a write transaction of the caller's (several batches
+    may share one: ``ingest.writer``); ``count_duplicates=False`` for a replay, whose ids
+    may have been stored before the process ended, not sent twice."""
     table = table.drop_columns(["version"]) if "version" in table.column_names else table
     column = table.column("prediction_id")
     ids: list[str] = column.to_pylist()
@@ -157,7 +173,7 @@ def log_batch(
 
     def body(conn: sa.Connection) -> tuple[int, set[str]]:
         duplicates = store.known_ids(conn, model, ids)
-        if duplicates:
+        if duplicates and count_duplicates:
             store.add_counts(conn, model, {"duplicates_total": len(duplicates)})
         keep = [i for i in ids if i not in duplicates] if duplicates else ids
         if not keep:
@@ -172,4 +188,4 @@ def log_batch(
             store.add_counts(conn, model, {"violations_total": violations})
         return len(keep), duplicates
 
-    return store.write(body)
+    return body

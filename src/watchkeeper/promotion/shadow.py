@@ -5,10 +5,11 @@ challengers, off the response path.
 queue without waiting, and when the queue is full the copy is dropped and counted
 (``dropped``, per model, in the model's status and as ``watchkeeper_shadow_dropped_total``),
 so a slow or saturated challenger never slows the champion. A worker thread takes the copies
-one by one, scores them with each shadow challenger of the model and stores the answers under
-the champion's prediction ids (``wk_shadow_predictions``), where the verdict pairs them with
-the champion's predictions once the labels arrive. A challenger that fails on a copy has the
-error stored with it (the error-rate guard counts it).
+of the last ``LINGER_SECONDS`` together, scores them with each shadow challenger of the model
+and stores the answers under the champion's prediction ids (``wk_shadow_predictions``) in one
+write per model and version (a commit per copy would compete with the champion), where the
+verdict pairs them with the champion's predictions once the labels arrive. A challenger that
+fails on a copy has the error stored with it (the error-rate guard counts it).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("watchkeeper.promotion")
 CHALLENGERS_SECONDS = 1.0  # how long the worker trusts its list of a model's challengers
+LINGER_SECONDS = 0.1  # the worker gathers the copies of this long: one write for their answers
+BATCH = 500  # copies scored at most between two writes
 
 # (model, version, the request's feature columns) -> (predictions, positive-class scores,
 # the model's milliseconds or None: then the call is timed)
@@ -110,52 +113,73 @@ class ShadowQueue:
 
     def _run(self) -> None:
         while True:
-            copy = self._queue.get()
+            batch = [self._queue.get()]
+            deadline = time.monotonic() + LINGER_SECONDS
+            while batch[-1] is not None and len(batch) < BATCH:
+                try:  # the copies of the next moments join: their answers share one write
+                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+            copies = [c for c in batch if c is not None]
             try:
-                if copy is None:
-                    return
-                self.score(copy)
+                self.score(*copies)
             except Exception:
-                log.warning("a shadow copy of %s failed", copy and copy.model, exc_info=True)
+                log.warning("shadow copies of %s failed", {c.model for c in copies}, exc_info=True)
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()
+            if len(copies) < len(batch):
+                return
 
-    def score(self, copy: ShadowCopy) -> None:
-        """Score one copy with each shadow challenger of its model and store the answers;
-        a request a canary (or a version asked for by name) answered is not the champion's
-        and is skipped."""
-        shadows = [v for v in self._shadows(copy.model) if v != copy.champion]
-        if shadows and self.store.model(copy.model).champion != copy.champion:
-            return
-        for version in shadows:
-            start = time.perf_counter()
-            error: str | None = None
-            predictions: Sequence[Any] = [None] * len(copy.prediction_ids)
-            scores: Sequence[float] | None = None
-            took: float | None = None
-            try:
-                predictions, scores, took = self.scorer(copy.model, version, copy.columns)
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"[:2000]
-            latency = took if took is not None else (time.perf_counter() - start) * 1000
-            now = time.time()
-            rows = [
-                {
-                    "version": version,
-                    "prediction_id": pid,
-                    "prediction": None if predictions[i] is None else str(predictions[i])[:400],
-                    "score": None if scores is None else float(scores[i]),
-                    "latency_ms": latency,
-                    "champion_latency_ms": copy.champion_latency_ms,
-                    "error": error,
-                    "at": now,
-                }
-                for i, pid in enumerate(copy.prediction_ids)
-            ]
-            states.add_shadow(self.store, copy.model, rows)
-        if shadows:
+    def score(self, *copies: ShadowCopy) -> None:
+        """Score copies with each shadow challenger of their model and store the answers, one
+        write per model; a request a canary (or a version asked for by name) answered is not
+        the champion's and is skipped."""
+        rows: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}  # an id once per version
+        champions: dict[str, str | None] = {}
+        for copy in copies:
+            shadows = [v for v in self._shadows(copy.model) if v != copy.champion]
+            if not shadows:
+                continue
+            if copy.model not in champions:
+                champions[copy.model] = self.store.model(copy.model).champion
+            if champions[copy.model] != copy.champion:
+                continue
+            for version in shadows:
+                answers = rows.setdefault((copy.model, version), {})
+                for row in self._answers(copy, version):
+                    answers.setdefault(str(row["prediction_id"]), row)
             with self._count_lock:
                 self._scored[copy.model] += 1
+        for (model, _), answers in rows.items():
+            states.add_shadow(self.store, model, list(answers.values()))
+
+    def _answers(self, copy: ShadowCopy, version: str) -> list[dict[str, Any]]:
+        """The challenger's answers to one copy, a row per prediction id."""
+        start = time.perf_counter()
+        error: str | None = None
+        predictions: Sequence[Any] = [None] * len(copy.prediction_ids)
+        scores: Sequence[float] | None = None
+        took: float | None = None
+        try:
+            predictions, scores, took = self.scorer(copy.model, version, copy.columns)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+        latency = took if took is not None else (time.perf_counter() - start) * 1000
+        now = time.time()
+        return [
+            {
+                "version": version,
+                "prediction_id": pid,
+                "prediction": None if predictions[i] is None else str(predictions[i])[:400],
+                "score": None if scores is None else float(scores[i]),
+                "latency_ms": latency,
+                "champion_latency_ms": copy.champion_latency_ms,
+                "error": error,
+                "at": now,
+            }
+            for i, pid in enumerate(copy.prediction_ids)
+        ]
 
     def _shadows(self, model: str) -> list[str]:
         cached = self._challengers.get(model)

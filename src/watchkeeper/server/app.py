@@ -27,6 +27,7 @@ from watchkeeper.evaluation.evaluate import Evaluator
 from watchkeeper.evaluation.retention import sweep
 from watchkeeper.ingest.processor import Processor, ProcessorProcess
 from watchkeeper.ingest.service import IngestService
+from watchkeeper.ingest.writer import EventWriter
 from watchkeeper.promotion.challenger import from_job
 from watchkeeper.promotion.policy import configured_policies
 from watchkeeper.promotion.router import Router
@@ -76,6 +77,8 @@ def create_app(settings: Settings) -> FastAPI:
     served = ServedModels(store, settings)  # the models in memory (serving_api)
     router = Router(store)  # canaries answer their share (promotion/router.py)
     served.route = router.choose
+    if settings.serving_log == "spool":  # served events: spooled, committed in groups
+        served.events = EventWriter(store, settings.data_dir / "spool")
     shadow = ShadowQueue(store, serving_scorer(served), size=settings.shadow_queue_size)
 
     def copy_to_shadows(request: ScoredRequest) -> None:
@@ -91,6 +94,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if served.events is not None:
+            served.events.start()  # replays what an ended process left in the spool
         processor.start()
         shadow.start()
         alerting.start()
@@ -101,6 +106,8 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            if served.events is not None:
+                served.events.stop()  # commits what the answered requests left
             evaluator.stop()
             alerting.stop()
             processor.stop()

@@ -36,9 +36,8 @@ from watchkeeper.server.schemas.serving import (
     ServerMetadata,
 )
 from watchkeeper.serving import oip, oip_binary
-from watchkeeper.serving.artifacts import CONTENT_TYPES, artifact, attach, schema_features
+from watchkeeper.serving.artifacts import CONTENT_TYPES, artifact, attach
 from watchkeeper.serving.predict import Answer, score
-from watchkeeper.store import artifacts as stored
 
 router = APIRouter(tags=["serving"], dependencies=[NO_NUL])
 PLATFORMS = {
@@ -286,7 +285,7 @@ async def _infer(request: Request, served: ServedDep, model: str, version: str |
         limit = served.settings.max_body_bytes
         body = oip_binary.split_request(await read_body(request, limit), header_length)
     version = await _version(served, model, version)
-    features = await run_in_threadpool(_input_names, served, model, version)
+    features = await run_in_threadpool(served.meta.inputs, model, version)
     columns, ids, request_id, _ = oip.parse_request(body, features)
     ids = ids or _split(request.headers.get(IDS_HEADER))
     answer = await run_in_threadpool(
@@ -302,15 +301,6 @@ async def _infer(request: Request, served: ServedDep, model: str, version: str |
         media_type="application/octet-stream",
         headers={"Inference-Header-Content-Length": str(length)},
     )
-
-
-def _input_names(served: ServedDep, model: str, version: str) -> list[str]:
-    """The model's inputs in order; without an artifact the schema's features, so that
-    scoring fails where the request's rows are quarantined (``serving.predict``)."""
-    row = stored.get_artifact(served.store, model, version)
-    if row is not None:
-        return list(row["features"])
-    return schema_features(served.store.reference(model, version)[0])
 
 
 INFER = {

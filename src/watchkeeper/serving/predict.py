@@ -24,9 +24,12 @@ import numpy as np
 import pyarrow as pa
 
 from watchkeeper.errors import InputError
-from watchkeeper.ingest.accept import accept_table, check_backlog
+from watchkeeper.ingest.accept import Overloaded, accept_table, log_batch
 from watchkeeper.ingest.bounds import Plausibility
-from watchkeeper.ingest.validate import validate
+from watchkeeper.ingest.outputs import with_outputs
+from watchkeeper.ingest.quick import plain_inputs
+from watchkeeper.ingest.spool import Record
+from watchkeeper.ingest.validate import Validated, validate
 from watchkeeper.io import category_text
 from watchkeeper.schema import ColumnType, Role, Schema
 from watchkeeper.serving.loaders import ModelLoadError, Scored
@@ -60,20 +63,24 @@ def score(
     prediction events."""
     store, settings = served.store, served.settings
     version = version or served.answering(model, columns)
-    schema: Schema = store.reference(model, version)[0]
+    info = served.meta.version(model, version)
+    schema: Schema = info.schema
     n = _rows(columns)
     if n > settings.max_batch_events:
         raise InputError(f"{n} rows; the limit is {settings.max_batch_events} per request")
     ids = _ids(prediction_ids, n)
-    check_backlog(store, settings)
+    _check_backlog(served)
     now = time.time()
     base: dict[str, list[Any]] = {
         "prediction_id": ids,
         "timestamp": [now] * n,
         "version": [version] * n,
     }
-    events = _table({**base, **columns})
-    checked = validate(events, schema, plausible=Plausibility.from_settings(settings))
+    plausible = Plausibility.from_settings(settings)
+    plain = plain_inputs(ids, now, version, columns, schema)  # plainly valid: no validate
+    checked = Validated(plain) if plain is not None else None
+    if checked is None:
+        checked = validate(_table({**base, **columns}), schema, now=now, plausible=plausible)
     if checked.rejected:
         store.quarantine_add(model, checked.rejected)
         raise InputError(
@@ -87,7 +94,7 @@ def score(
             raise InputError(f"the request lacks the model's input(s) {missing}")
     except Exception as exc:
         reason = {"field": "input" if isinstance(exc, InputError) else "model", "problem": str(exc)}
-        store.quarantine_add(model, _quarantined(events, reason))
+        store.quarantine_add(model, _quarantined(_table({**base, **columns}), reason))
         raise
     arrays = {f: _array(columns[f], schema, f) for f in loaded.features}
     start = time.perf_counter()
@@ -105,8 +112,23 @@ def score(
             f"model {model!r} version {version!r} failed to score the request: {exc}"
         ) from exc
     latency = (time.perf_counter() - start) * 1000
-    out = {**base, **columns, **_outputs(scored, schema), "latency_ms": [latency] * n}
-    accept_table(store, settings, model, _table({**out, "status": ["ok"] * n}))
+    outputs = {**_outputs(scored, schema), "latency_ms": [latency] * n, "status": ["ok"] * n}
+    logged = with_outputs(
+        checked.accepted,
+        schema,
+        outputs,
+        inputs=[*base, *columns],
+        positive_score=info.positive_score,
+        plausible=plausible,
+    )
+    if logged is None:  # an output the log cannot hold as it is: the whole ingest path
+        accept_table(store, settings, model, _table({**base, **columns, **outputs}))
+    else:
+        flagged = {w["prediction_id"] for w in checked.warnings}
+        if served.events is not None:
+            served.events.put(Record(model, version, logged, frozenset(flagged)))
+        else:  # serving_log = "sync": committed before the answer
+            log_batch(store, model, version, logged, flagged)
     scored_request = ScoredRequest(model, version, columns, ids, scored.predictions, latency)
     for hook in served.after_score:
         try:
@@ -116,13 +138,25 @@ def score(
     return Answer(model, version, ids, scored.predictions, scored.scores, scored.classes, latency)
 
 
+def _check_backlog(served: ServedModels) -> None:
+    """:class:`Overloaded` (503) while too many events wait to be processed: those logged
+    (read at most every second) and those answered but not committed yet."""
+    waiting = served.events.pending() if served.events is not None else 0
+    pending = served.meta.pending_events() + waiting
+    limit = served.settings.max_pending_events
+    if pending > limit:
+        raise Overloaded(
+            f"{pending} events wait to be processed (the limit is {limit}); retry later"
+        )
+
+
 def predict_rows(
     served: ServedModels, model: str, version: str, columns: dict[str, list[Any]]
 ) -> tuple[Scored, float]:
     """What ``version`` answers for the rows, logged nowhere (a shadow challenger's copy), and
     the milliseconds the model took (as the champion's latency is measured: loading the
     model and converting the inputs are not counted)."""
-    schema: Schema = served.store.reference(model, version)[0]
+    schema: Schema = served.meta.version(model, version).schema
     loaded = served.get(model, version)
     missing = [f for f in loaded.features if f not in columns]
     if missing:

@@ -21,7 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from watchkeeper.ingest.writer import EventWriter
 from watchkeeper.serving.loaders import Loaded, ModelLoadError, load
+from watchkeeper.serving.metadata import Metadata
 from watchkeeper.settings import Settings
 from watchkeeper.store.artifacts import get_artifact
 from watchkeeper.store.state import NotFoundError, Store
@@ -60,13 +62,14 @@ class ServedModels:
         self.after_score: list[Callable[[ScoredRequest], None]] = []
         # (model, champion, the request's columns) -> the answering version (a canary's share)
         self.route: Callable[[str, str, dict[str, Any]], str] | None = None
+        self.meta = Metadata(store)  # the stored state a request reads, cached
+        # the served events' group commit (set and started by the server unless
+        # ``serving_log`` is "sync"); None: each request commits its own events
+        self.events: EventWriter | None = None
 
     def champion(self, model: str) -> str:
         """The version that answers the model's requests."""
-        champion = self.store.model(model).champion
-        if champion is None:
-            raise NotFoundError(f"model {model!r} has no version yet")
-        return champion
+        return self.meta.champion(model)
 
     def answering(self, model: str, columns: dict[str, Any]) -> str:
         """The version that answers this request: the champion, or a canary for its share

@@ -25,6 +25,7 @@ def put_artifact(store: Store, model: str, version: str, row: dict[str, Any]) ->
         conn.execute(t.artifacts.insert().values(**values))
 
     store.write(body)
+    store.changed()
     return values
 
 

@@ -108,6 +108,7 @@ def challenge(
         _log(conn, model, now, f"{mode}_started", version, None, info)
 
     store.write(body)
+    store.changed()
     return next(x for x in states(store, model) if x["version"] == version)
 
 
@@ -136,6 +137,7 @@ def promote(
         return previous
 
     previous = store.write(body)
+    store.changed()
     return {"model": model, "champion": version, "previous": previous}
 
 
@@ -165,6 +167,7 @@ def rollback(
         return made.previous, current
 
     champion, previous = store.write(body)
+    store.changed()
     return {"model": model, "champion": champion, "previous": previous}
 
 
@@ -184,6 +187,7 @@ def retire(
         _log(conn, model, now, "retired", version, None, dict(detail or {}))
 
     store.write(body)
+    store.changed()
     return next(x for x in states(store, model) if x["version"] == version)
 
 

@@ -100,6 +100,16 @@ class Store(DurableLog):
         # the log, SQLite hands out the same ids again
         self._indexed: set[tuple[int, float]] = set()
         self._on_commit: dict[sa.Connection, list[Callable[[], None]]] = {}
+        # raised by every change of what serving reads (a version added, the champion or a
+        # challenger changed, an artifact attached): caches of it compare this number
+        self._generation_lock = threading.Lock()
+        self.generation = 0
+
+    def changed(self) -> None:
+        """A model's versions, champion, challengers or artifacts changed (committed): the
+        caches of this process that hold them read them again (``serving.metadata``)."""
+        with self._generation_lock:  # no change is lost between threads
+            self.generation += 1
 
     def close(self) -> None:
         self.engine.dispose()
@@ -247,6 +257,7 @@ class Store(DurableLog):
                 conn.execute(
                     t.models.update().where(t.models.c.name == model).values(champion=version)
                 )
+        self.changed()
 
     def reference(self, model: str, version: str) -> tuple[Any, Any]:
         """(Schema, reference DatasetProfile) of a version, decoded once: versions never
