@@ -157,30 +157,42 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def reference_chunk_count(n_rows: int, schema: Schema, n_current: int, chunks: int | None) -> int:
+    """How many consecutive chunks of the reference measure its natural variation against a
+    current window of ``n_current`` rows: ``chunks`` when given; else, when the reference has
+    a timestamp column, about ``n_rows / n_current`` (at most MAX_REFERENCE_CHUNKS), or none
+    when that is below MIN_REFERENCE_CHUNKS; none without a time order."""
+    if chunks is not None and chunks < 2:
+        raise InputError(f"reference_chunks must be at least 2, got {chunks}")
+    if chunks is not None:
+        return chunks
+    if not schema.by_role(Role.TIMESTAMP):
+        return 0
+    k = min(MAX_REFERENCE_CHUNKS, n_rows // max(n_current, 1))
+    return k if k >= MIN_REFERENCE_CHUNKS else 0
+
+
+def time_ordered(table: pa.Table, schema: Schema) -> pa.Table:
+    """The reference sorted by its timestamp column, if it has one."""
+    stamps = schema.by_role(Role.TIMESTAMP)
+    if stamps and stamps[0].name in table.column_names:
+        return table.sort_by(stamps[0].name)
+    return table
+
+
+def chunk_slices(table: pa.Table, k: int) -> list[pa.Table]:
+    """``k`` consecutive slices of ``table`` of (nearly) equal size."""
+    bounds = np.linspace(0, table.num_rows, k + 1).astype(int)
+    return [table.slice(a, b - a) for a, b in itertools.pairwise(bounds)]
+
+
 def _reference_chunks(
     table: pa.Table, schema: Schema, n_current: int, chunks: int | None
 ) -> list[pa.Table]:
     """Consecutive slices of the reference in time order (sorted by its timestamp column if it
-    has one), of about the current window's size; none when it has no time order, or when it
-    is shorter than MIN_REFERENCE_CHUNKS current windows. ``chunks`` forces the number."""
-    stamps = schema.by_role(Role.TIMESTAMP)
-    if chunks is not None and chunks < 2:
-        raise InputError(f"reference_chunks must be at least 2, got {chunks}")
-    if chunks is None and not stamps:
-        return []
-    if stamps and stamps[0].name in table.column_names:
-        table = table.sort_by(stamps[0].name)
-    n = table.num_rows
-    if chunks is not None:
-        return [
-            table.slice(a, b - a)
-            for a, b in itertools.pairwise(np.linspace(0, n, chunks + 1).astype(int))
-        ]
-    k = min(MAX_REFERENCE_CHUNKS, n // max(n_current, 1))
-    if k < MIN_REFERENCE_CHUNKS:
-        return []
-    bounds = np.linspace(0, n, k + 1).astype(int)
-    return [table.slice(a, b - a) for a, b in itertools.pairwise(bounds)]
+    has one), of about the current window's size (see ``reference_chunk_count``)."""
+    k = reference_chunk_count(table.num_rows, schema, n_current, chunks)
+    return chunk_slices(time_ordered(table, schema), k) if k else []
 
 
 def compare(
@@ -238,28 +250,73 @@ def compare(
         chunk_profiles = [
             profile_table(t, schema, ref_p.spec, on_column=bar.step) for t in chunk_tables
         ]
-        # each column is judged as soon as its current profile is ready, on this thread,
-        # while the profiling threads work on the next columns
-        judge = _Judge(ref_p, chunk_profiles, col_settings, false_alarm_rate, seed, bar.step)
-        cur_p = profile_table(
-            cur_t, schema, ref_p.spec, on_column=bar.step, on_profile=judge.column
+        return report_against(
+            ref_t,
+            ref_p,
+            col_settings,
+            cur_t,
+            chunk_profiles,
+            {
+                "target": target,
+                "prediction": prediction,
+                "scores": scores,
+                "decision": decision,
+                "false_alarm_rate": false_alarm_rate,
+                "drift_share": drift_share,
+                "bins": bins,
+                "seed": seed,
+            },
+            bar.step,
         )
-        drift, quality, findings = judge.report(cur_p)
+
+
+def report_against(
+    ref_t: pa.Table,
+    ref_p: DatasetProfile,
+    col_settings: Mapping[str, Setting],
+    cur_t: pa.Table,
+    chunk_profiles: list[DatasetProfile],
+    options: Mapping[str, Any],
+    step: Any = None,
+    cache: dict[tuple[object, ...], Any] | None = None,
+) -> Report:
+    """The report of ``cur_t`` against a reference already profiled (``ref_p``, and its
+    chunks): what :func:`compare` and a fitted ``Reference`` both return. ``options``: the
+    target, prediction, scores, decision, false_alarm_rate, drift_share, bins and seed."""
+    schema = ref_p.schema
+    step = step or (lambda _name="": None)
+    # each column is judged as soon as its current profile is ready, on this thread,
+    # while the profiling threads work on the next columns
+    judge = _Judge(
+        ref_p,
+        chunk_profiles,
+        col_settings,
+        options["false_alarm_rate"],
+        options["seed"],
+        step,
+        cache,
+    )
+    cur_p = profile_table(cur_t, schema, ref_p.spec, on_column=step, on_profile=judge.column)
+    drift, quality, findings = judge.report(cur_p)
 
     findings = _frame_findings(ref_t, cur_t, schema, cur_p) + findings
     performance = None
+    target, prediction = options["target"], options["prediction"]
     if target is not None and prediction is not None:
         from watchkeeper.performance_report import performance_section
 
-        performance = performance_section(ref_t, cur_t, target, prediction, scores, findings)
+        performance = performance_section(
+            ref_t, cur_t, target, prediction, options["scores"], findings
+        )
+    decision = options["decision"]
     settings = {
         "decision": decision if isinstance(decision, str) else dict(decision),
-        "false_alarm_rate": false_alarm_rate,
-        "drift_share": drift_share,
-        "bins": bins,
+        "false_alarm_rate": options["false_alarm_rate"],
+        "drift_share": options["drift_share"],
+        "bins": options["bins"],
         "reference_chunks": len(chunk_profiles),
         "methods": {n: c.method for n, c in col_settings.items()},
-        "seed": seed,
+        "seed": options["seed"],
     }
     return Report(
         drift=drift,
@@ -284,10 +341,12 @@ class _Judge:
         alpha: float,
         seed: int | None,
         step: Any,
+        cache: dict[tuple[object, ...], Any] | None = None,
     ) -> None:
         self.ref_p, self.chunks, self.col_settings = ref_p, chunks, col_settings
         self.alpha, self.seed, self.step = alpha, seed, step
-        self.cache: dict[tuple[object, ...], Any] = {}  # calibrations shared across columns
+        # calibrations shared across columns (and, given one, across calls)
+        self.cache: dict[tuple[object, ...], Any] = {} if cache is None else cache
         self.done: dict[str, tuple[dict[str, Any], list[Finding], ColumnDrift | None]] = {}
 
     def column(self, name: str, cur: ColumnProfile) -> None:
