@@ -115,6 +115,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "performance_report",
         "report",
         "report_settings",
+        "reference",
+        "analysis",
         "html",
         "html_format",
         "charts",
