@@ -115,6 +115,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "performance_report",
         "report",
         "report_settings",
+        "calibration_chunks",
         "reference",
         "analysis",
         "html",

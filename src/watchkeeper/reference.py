@@ -28,16 +28,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from watchkeeper import __version__
+from watchkeeper.calibration_chunks import chunk_slices, reference_chunk_count, time_ordered
 from watchkeeper.errors import InputError
 from watchkeeper.io import column_names, to_table
 from watchkeeper.profiles import DatasetProfile, profile_reference, profile_table
-from watchkeeper.report import (
-    Report,
-    chunk_slices,
-    reference_chunk_count,
-    report_against,
-    time_ordered,
-)
+from watchkeeper.report import Report, report_against
 from watchkeeper.report_settings import column_settings, resolve_schema
 from watchkeeper.schema import Schema
 from watchkeeper.stats.noise import NoiseCache

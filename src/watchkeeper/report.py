@@ -15,7 +15,6 @@ Examples
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,13 @@ import numpy as np
 import pyarrow as pa
 
 from watchkeeper import __version__
+from watchkeeper.calibration_chunks import (
+    MAX_REFERENCE_CHUNKS,
+    MIN_REFERENCE_CHUNKS,
+    chunk_slices,
+    reference_chunk_count,
+    time_ordered,
+)
 from watchkeeper.errors import InputError
 from watchkeeper.io import column_names, to_table
 from watchkeeper.profiles import ColumnProfile, DatasetProfile, profile_reference, profile_table
@@ -37,8 +43,7 @@ from watchkeeper.schema import Role, Schema
 from watchkeeper.stats.drift import DEFAULT_METHODS, ColumnDrift, column_drift
 from watchkeeper.stats.numeric import DEFAULT_BINS
 
-MAX_REFERENCE_CHUNKS = 50
-MIN_REFERENCE_CHUNKS = 4
+__all__ = ["MAX_REFERENCE_CHUNKS", "MIN_REFERENCE_CHUNKS", "Report", "compare", "report_against"]
 
 
 @dataclass
@@ -155,35 +160,6 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
-
-
-def reference_chunk_count(n_rows: int, schema: Schema, n_current: int, chunks: int | None) -> int:
-    """How many consecutive chunks of the reference measure its natural variation against a
-    current window of ``n_current`` rows: ``chunks`` when given; else, when the reference has
-    a timestamp column, about ``n_rows / n_current`` (at most MAX_REFERENCE_CHUNKS), or none
-    when that is below MIN_REFERENCE_CHUNKS; none without a time order."""
-    if chunks is not None and chunks < 2:
-        raise InputError(f"reference_chunks must be at least 2, got {chunks}")
-    if chunks is not None:
-        return chunks
-    if not schema.by_role(Role.TIMESTAMP):
-        return 0
-    k = min(MAX_REFERENCE_CHUNKS, n_rows // max(n_current, 1))
-    return k if k >= MIN_REFERENCE_CHUNKS else 0
-
-
-def time_ordered(table: pa.Table, schema: Schema) -> pa.Table:
-    """The reference sorted by its timestamp column, if it has one."""
-    stamps = schema.by_role(Role.TIMESTAMP)
-    if stamps and stamps[0].name in table.column_names:
-        return table.sort_by(stamps[0].name)
-    return table
-
-
-def chunk_slices(table: pa.Table, k: int) -> list[pa.Table]:
-    """``k`` consecutive slices of ``table`` of (nearly) equal size."""
-    bounds = np.linspace(0, table.num_rows, k + 1).astype(int)
-    return [table.slice(a, b - a) for a, b in itertools.pairwise(bounds)]
 
 
 def _reference_chunks(
