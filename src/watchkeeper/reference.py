@@ -80,6 +80,7 @@ class Reference:
         self._ordered: pa.Table | None = None
         self._chunks: dict[int, list[DatasetProfile]] = {}  # by chunk count
         self.noise_cache = NoiseCache()
+        self._performance: dict[str, Any] = {}  # the reference's side of the performance
 
     @property
     def schema(self) -> Schema:
@@ -170,6 +171,7 @@ class Reference:
             self.chunk_profiles(cur_t.num_rows),
             self.options,
             cache=self.noise_cache,
+            performance_cache=self._performance,
         )
 
     def analyze(

@@ -255,10 +255,13 @@ def report_against(
     options: Mapping[str, Any],
     step: Any = None,
     cache: dict[tuple[object, ...], Any] | None = None,
+    performance_cache: dict[str, Any] | None = None,
 ) -> Report:
     """The report of ``cur_t`` against a reference already profiled (``ref_p``, and its
     chunks): what :func:`compare` and a fitted ``Reference`` both return. ``options``: the
-    target, prediction, scores, decision, false_alarm_rate, drift_share, bins and seed."""
+    target, prediction, scores, decision, false_alarm_rate, drift_share, bins and seed;
+    ``cache`` and ``performance_cache``: what the calibrations and the reference's performance
+    keep for the next call (a fitted reference's)."""
     schema = ref_p.schema
     step = step or (lambda _name="": None)
     # each column is judged as soon as its current profile is ready, on this thread,
@@ -282,7 +285,7 @@ def report_against(
         from watchkeeper.performance_report import performance_section
 
         performance = performance_section(
-            ref_t, cur_t, target, prediction, options["scores"], findings
+            ref_t, cur_t, target, prediction, options["scores"], findings, performance_cache
         )
     decision = options["decision"]
     settings = {

@@ -98,3 +98,25 @@ def test_bad_input_names_the_field(tmp_path: Path) -> None:
         Reference.fit(ref_df, method="nope")
     with pytest.raises(InputError, match="not a saved watchkeeper reference"):
         Reference.load(tmp_path)
+
+
+def test_the_kept_reference_performance_matches_as_classes_change() -> None:
+    """Multiclass string labels; a window brings a class the reference never saw, the next
+    does not: the reference's metrics, kept per class list, are those compare() computes."""
+    rng = np.random.default_rng(5)
+
+    def frame(n: int, classes: list[str]) -> pd.DataFrame:
+        y = rng.choice(classes, n)
+        p = np.where(rng.random(n) < 0.7, y, rng.choice(classes, n))
+        return pd.DataFrame({"x": rng.normal(size=n), "y": y, "p": p})
+
+    ref_df = frame(4000, ["a", "b", "c"])
+    options: dict[str, Any] = {"target": "y", "prediction": "p"}
+    ref = Reference.fit(ref_df, **options)
+    for cur in (frame(500, ["a", "b"]), frame(500, ["a", "b", "c", "d"]), frame(500, ["c"])):
+        _same(ref.compare(cur), watchkeeper.compare(ref_df, cur, **options))
+    reg = _frame(3000, 6, task="regression")
+    fitted = Reference.fit(reg, target="y", prediction="p")
+    for seed in (7, 8):
+        cur = _frame(700, seed, 0.3, task="regression")
+        _same(fitted.compare(cur), watchkeeper.compare(reg, cur, target="y", prediction="p"))
