@@ -5,6 +5,11 @@ The library in two lines::
     report = watchkeeper.compare(reference_df, current_df)
     report.save_html("drift.html")
 
+Fitted once, a reference compares many windows, or a whole period chunk by chunk::
+
+    ref = watchkeeper.Reference.fit(reference_df, target="y", prediction="y_hat")
+    ref.analyze(production_df, chunk_period="1D").save_html("timeline.html")
+
 Names are imported on first use, so ``import watchkeeper.sdk`` in a model service loads no
 numpy, pyarrow or scipy.
 """
@@ -25,7 +30,9 @@ _EXPORTS = {
     "profile": "watchkeeper.profiles",
     "profile_reference": "watchkeeper.profiles",
     "profile_table": "watchkeeper.profiles",
+    "Reference": "watchkeeper.reference",
     "Report": "watchkeeper.report",
+    "Timeline": "watchkeeper.analysis.timeline",
     "compare": "watchkeeper.report",
     "ColumnSchema": "watchkeeper.schema",
     "ColumnType": "watchkeeper.schema",
@@ -41,10 +48,12 @@ __all__ = [
     "DatasetProfile",
     "InputError",
     "ProfileSpec",
+    "Reference",
     "Report",
     "Role",
     "Schema",
     "SchemaError",
+    "Timeline",
     "WatchkeeperError",
     "__version__",
     "compare",
@@ -56,6 +65,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from watchkeeper.analysis.timeline import Timeline
     from watchkeeper.errors import InputError, SchemaError, WatchkeeperError
     from watchkeeper.profiles import (
         DatasetProfile,
@@ -64,6 +74,7 @@ if TYPE_CHECKING:
         profile_reference,
         profile_table,
     )
+    from watchkeeper.reference import Reference
     from watchkeeper.report import Report, compare
     from watchkeeper.schema import (
         ColumnSchema,

@@ -3,6 +3,7 @@ from mergeable aggregates, and whether the current value is credibly worse."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,17 +44,29 @@ def performance_section(
     prediction: str,
     scores: Sequence[str] | None,
     findings: list[Finding],
+    cache: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Metrics of both sides; a side without labels gets ``None`` and a finding says why.
 
     ``scores``: for binary classification one column with the probability of the positive
     class (the last class in sorted order); for multiclass one column per class, in sorted
     class order.
+
+    ``cache``: a dict kept with a fitted reference, where the reference's arrays, task, labels
+    and metrics (per class list) are kept for the next call; the section is the same.
     """
+    memo: dict[str, Any] = {} if cache is None else cache
     sides = {"reference": reference, "current": current}
+    if "arrays" not in memo:
+        memo["arrays"] = (_column(reference, target), _column(reference, prediction))
+        memo["arrays"] += (_scores(reference, scores),)
     arrays = {
-        k: (_column(t, target), _column(t, prediction), _scores(t, scores))
-        for k, t in sides.items()
+        "reference": memo["arrays"],
+        "current": (
+            _column(current, target),
+            _column(current, prediction),
+            _scores(current, scores),
+        ),
     }
     labelled = [k for k, (y, p, _) in arrays.items() if y is not None and p is not None]
     section: dict[str, Any] = {"target": target, "prediction": prediction, "task": None}
@@ -75,12 +88,25 @@ def performance_section(
         return section
     y0, p0, s0 = arrays[labelled[0]]
     assert y0 is not None and p0 is not None
-    task = detect_task(y0, p0, s0)
+    if labelled[0] != "reference":
+        task = detect_task(y0, p0, s0)
+    elif "task" not in memo:  # the reference decides the task whenever it has labels
+        task = memo["task"] = detect_task(y0, p0, s0)
+    else:
+        task = memo["task"]
     section["task"], section["headline"] = task, HEADLINE[task]
     classes = None
     if task != "regression":
-        classes = _classes(*(a for k in labelled for a in arrays[k][:2]))
+        if "reference" in labelled and "labels" not in memo:
+            memo["labels"] = _classes(*arrays["reference"][:2])  # its distinct labels, sorted
+        seen = [np.asarray(memo["labels"])] if "reference" in labelled else []
+        current = arrays["current"][:2] if "current" in labelled else ()
+        classes = _classes(*seen, *current)
     for side in labelled:
+        key = f"metrics {task} {classes}"
+        if side == "reference" and key in memo:
+            section[side] = copy.deepcopy(memo[key])
+            continue
         y, p, s = arrays[side]
         assert y is not None and p is not None
         if task == "regression":
@@ -88,6 +114,9 @@ def performance_section(
         else:
             agg = ClassificationAggregate.from_arrays(y, p, scores=s, classes=classes)
             section[side] = agg.metrics()
+        if side == "reference" and cache is not None:
+            memo.pop(next((k for k in memo if k.startswith("metrics ")), ""), None)
+            memo[key] = copy.deepcopy(section[side])
     section["degraded"] = _degraded(section)
     if section["degraded"]:
         h = section["headline"]

@@ -15,7 +15,6 @@ Examples
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,13 @@ import numpy as np
 import pyarrow as pa
 
 from watchkeeper import __version__
+from watchkeeper.calibration_chunks import (
+    MAX_REFERENCE_CHUNKS,
+    MIN_REFERENCE_CHUNKS,
+    chunk_slices,
+    reference_chunk_count,
+    time_ordered,
+)
 from watchkeeper.errors import InputError
 from watchkeeper.io import column_names, to_table
 from watchkeeper.profiles import ColumnProfile, DatasetProfile, profile_reference, profile_table
@@ -37,8 +43,7 @@ from watchkeeper.schema import Role, Schema
 from watchkeeper.stats.drift import DEFAULT_METHODS, ColumnDrift, column_drift
 from watchkeeper.stats.numeric import DEFAULT_BINS
 
-MAX_REFERENCE_CHUNKS = 50
-MIN_REFERENCE_CHUNKS = 4
+__all__ = ["MAX_REFERENCE_CHUNKS", "MIN_REFERENCE_CHUNKS", "Report", "compare", "report_against"]
 
 
 @dataclass
@@ -161,26 +166,9 @@ def _reference_chunks(
     table: pa.Table, schema: Schema, n_current: int, chunks: int | None
 ) -> list[pa.Table]:
     """Consecutive slices of the reference in time order (sorted by its timestamp column if it
-    has one), of about the current window's size; none when it has no time order, or when it
-    is shorter than MIN_REFERENCE_CHUNKS current windows. ``chunks`` forces the number."""
-    stamps = schema.by_role(Role.TIMESTAMP)
-    if chunks is not None and chunks < 2:
-        raise InputError(f"reference_chunks must be at least 2, got {chunks}")
-    if chunks is None and not stamps:
-        return []
-    if stamps and stamps[0].name in table.column_names:
-        table = table.sort_by(stamps[0].name)
-    n = table.num_rows
-    if chunks is not None:
-        return [
-            table.slice(a, b - a)
-            for a, b in itertools.pairwise(np.linspace(0, n, chunks + 1).astype(int))
-        ]
-    k = min(MAX_REFERENCE_CHUNKS, n // max(n_current, 1))
-    if k < MIN_REFERENCE_CHUNKS:
-        return []
-    bounds = np.linspace(0, n, k + 1).astype(int)
-    return [table.slice(a, b - a) for a, b in itertools.pairwise(bounds)]
+    has one), of about the current window's size (see ``reference_chunk_count``)."""
+    k = reference_chunk_count(table.num_rows, schema, n_current, chunks)
+    return chunk_slices(time_ordered(table, schema), k) if k else []
 
 
 def compare(
@@ -238,28 +226,76 @@ def compare(
         chunk_profiles = [
             profile_table(t, schema, ref_p.spec, on_column=bar.step) for t in chunk_tables
         ]
-        # each column is judged as soon as its current profile is ready, on this thread,
-        # while the profiling threads work on the next columns
-        judge = _Judge(ref_p, chunk_profiles, col_settings, false_alarm_rate, seed, bar.step)
-        cur_p = profile_table(
-            cur_t, schema, ref_p.spec, on_column=bar.step, on_profile=judge.column
+        return report_against(
+            ref_t,
+            ref_p,
+            col_settings,
+            cur_t,
+            chunk_profiles,
+            {
+                "target": target,
+                "prediction": prediction,
+                "scores": scores,
+                "decision": decision,
+                "false_alarm_rate": false_alarm_rate,
+                "drift_share": drift_share,
+                "bins": bins,
+                "seed": seed,
+            },
+            bar.step,
         )
-        drift, quality, findings = judge.report(cur_p)
+
+
+def report_against(
+    ref_t: pa.Table,
+    ref_p: DatasetProfile,
+    col_settings: Mapping[str, Setting],
+    cur_t: pa.Table,
+    chunk_profiles: list[DatasetProfile],
+    options: Mapping[str, Any],
+    step: Any = None,
+    cache: dict[tuple[object, ...], Any] | None = None,
+    performance_cache: dict[str, Any] | None = None,
+) -> Report:
+    """The report of ``cur_t`` against a reference already profiled (``ref_p``, and its
+    chunks): what :func:`compare` and a fitted ``Reference`` both return. ``options``: the
+    target, prediction, scores, decision, false_alarm_rate, drift_share, bins and seed;
+    ``cache`` and ``performance_cache``: what the calibrations and the reference's performance
+    keep for the next call (a fitted reference's)."""
+    schema = ref_p.schema
+    step = step or (lambda _name="": None)
+    # each column is judged as soon as its current profile is ready, on this thread,
+    # while the profiling threads work on the next columns
+    judge = _Judge(
+        ref_p,
+        chunk_profiles,
+        col_settings,
+        options["false_alarm_rate"],
+        options["seed"],
+        step,
+        cache,
+    )
+    cur_p = profile_table(cur_t, schema, ref_p.spec, on_column=step, on_profile=judge.column)
+    drift, quality, findings = judge.report(cur_p)
 
     findings = _frame_findings(ref_t, cur_t, schema, cur_p) + findings
     performance = None
+    target, prediction = options["target"], options["prediction"]
     if target is not None and prediction is not None:
         from watchkeeper.performance_report import performance_section
 
-        performance = performance_section(ref_t, cur_t, target, prediction, scores, findings)
+        performance = performance_section(
+            ref_t, cur_t, target, prediction, options["scores"], findings, performance_cache
+        )
+    decision = options["decision"]
     settings = {
         "decision": decision if isinstance(decision, str) else dict(decision),
-        "false_alarm_rate": false_alarm_rate,
-        "drift_share": drift_share,
-        "bins": bins,
+        "false_alarm_rate": options["false_alarm_rate"],
+        "drift_share": options["drift_share"],
+        "bins": options["bins"],
         "reference_chunks": len(chunk_profiles),
         "methods": {n: c.method for n, c in col_settings.items()},
-        "seed": seed,
+        "seed": options["seed"],
     }
     return Report(
         drift=drift,
@@ -284,10 +320,12 @@ class _Judge:
         alpha: float,
         seed: int | None,
         step: Any,
+        cache: dict[tuple[object, ...], Any] | None = None,
     ) -> None:
         self.ref_p, self.chunks, self.col_settings = ref_p, chunks, col_settings
         self.alpha, self.seed, self.step = alpha, seed, step
-        self.cache: dict[tuple[object, ...], Any] = {}  # calibrations shared across columns
+        # calibrations shared across columns (and, given one, across calls)
+        self.cache: dict[tuple[object, ...], Any] = {} if cache is None else cache
         self.done: dict[str, tuple[dict[str, Any], list[Finding], ColumnDrift | None]] = {}
 
     def column(self, name: str, cur: ColumnProfile) -> None:

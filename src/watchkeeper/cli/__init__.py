@@ -1,6 +1,7 @@
 """The ``watchkeeper`` command line: the click group and its commands, one module per family.
 
 * :mod:`~watchkeeper.cli.report`: ``report``, ``example``, ``schema`` (files, no service);
+* :mod:`~watchkeeper.cli.analyze`: ``analyze`` (a period chunk by chunk, files, no service);
 * :mod:`~watchkeeper.cli.service`: ``serve``, ``demo``, ``token`` (the service and its store);
 * :mod:`~watchkeeper.cli.models`: ``register`` (a model version on a running service),
   ``constraints suggest`` (its validation rules, from a reference file);
@@ -21,6 +22,7 @@ from __future__ import annotations
 import click
 
 from watchkeeper.cli import alerts as _alerts
+from watchkeeper.cli import analyze as _analyze
 from watchkeeper.cli import dead_letters as _dead_letters
 from watchkeeper.cli import history as _history
 from watchkeeper.cli import models as _models
@@ -41,6 +43,7 @@ def main() -> None:
 
 for _command in (
     _report.report,
+    _analyze.analyze,
     _report.example,
     _report.schema,
     _service.serve,

@@ -1,37 +1,6 @@
-"""The evaluator's noise cache: simulated no-drift statistics shared across columns and windows.
+"""The evaluator's noise cache: :class:`watchkeeper.stats.noise.NoiseCache`, which the library's
+:class:`~watchkeeper.reference.Reference` shares too."""
 
-A calibrated drift decision simulates the statistic's null distribution (2,000 replicates,
-:func:`watchkeeper.stats.calibration.null_threshold`), which was most of a window's
-evaluation. The simulation depends only on the statistic, the reference's cells and the
-effective sample size, and each runs on a random stream seeded by those, never on what ran
-before it. So ``compare()`` lets the columns of one report share a simulation (every numeric
-column binned at equal mass has the same reference cells), and the evaluator does the same
-across the columns of a window and across windows (``window_drift.DriftCache.noise``): a
-window whose profile changed (late events) or windows of the same size reuse it. A cached
-sample gives the same threshold to the last bit as a fresh one;
-``tests/service/test_noise_cache.py`` checks it.
-"""
+from watchkeeper.stats.noise import NoiseCache
 
-from __future__ import annotations
-
-import numpy as np
-from numpy.typing import NDArray
-
-MAX_ENTRIES = 512  # 2,000 replicates of 8 bytes each: at most ~8 MB
-
-
-class NoiseCache(dict[tuple[object, ...], NDArray[np.float64]]):
-    """A ``noise_cache`` for ``column_drift`` that keeps the ``max_entries`` latest samples
-    (the oldest inserted is dropped first). One evaluator thread uses it."""
-
-    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
-        if max_entries < 1:
-            raise ValueError(f"max_entries must be at least 1, got {max_entries}")
-        super().__init__()
-        self.max_entries = max_entries
-
-    def __setitem__(self, key: tuple[object, ...], value: NDArray[np.float64]) -> None:
-        if key not in self:
-            while len(self) >= self.max_entries:
-                del self[next(iter(self))]
-        super().__setitem__(key, value)
+__all__ = ["NoiseCache"]

@@ -1,0 +1,1 @@
+"""Analysing a period chunk by chunk against a fitted reference: the chunks, the Timeline."""

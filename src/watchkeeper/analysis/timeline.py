@@ -1,0 +1,280 @@
+"""The Timeline: a fitted reference compared with every chunk of a period.
+
+Each chunk gets the very :class:`~watchkeeper.report.Report` that ``ref.compare(chunk)`` gives;
+the Timeline lays them out over time: a tidy frame (one row per chunk × column × metric), the
+alerts, plotly figures and a self-contained HTML page.
+
+Metrics, one row each per chunk:
+
+* ``drift`` per drift column: the statistic, its (calibrated) threshold, ``alert`` = drifted;
+* ``drift_share`` for the dataset (column ``""``): the drifted share, the ``drift_share``
+  setting as threshold, ``alert`` = dataset drift;
+* ``missing_share`` per profiled column: the current share, the reference's share as
+  threshold, ``alert`` = a warning that the missing share changed or all values are missing;
+* the performance headline (``accuracy``, ``rmse``…) for the target when the chunk has labels:
+  the value, the reference's value as threshold, ``alert`` = credibly worse than the reference.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from watchkeeper.analysis.chunks import Chunk, by_number, by_period, by_size
+from watchkeeper.errors import InputError
+from watchkeeper.report import Report, _json_safe
+from watchkeeper.schema import Role
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    from watchkeeper.reference import Reference
+
+COLUMNS = (
+    "chunk",
+    "key",
+    "start",
+    "end",
+    "start_index",
+    "end_index",
+    "rows",
+    "column",
+    "metric",
+    "value",
+    "threshold",
+    "alert",
+    "method",
+)
+ALERT_KINDS = {"missing_share_change", "all_missing"}
+
+
+def _timestamp(ref: Reference) -> str | None:
+    if ref.options["timestamp"] is not None:
+        return str(ref.options["timestamp"])
+    stamps = ref.schema.by_role(Role.TIMESTAMP)
+    return stamps[0].name if stamps else None
+
+
+def analyze(
+    ref: Reference,
+    table: pa.Table,
+    *,
+    chunk_size: int | None = None,
+    chunk_period: str | None = None,
+    chunk_number: int | None = None,
+) -> Timeline:
+    """``ref.analyze``: cut ``table`` into chunks and compare each with ``ref``."""
+    given = [
+        n
+        for n, v in (
+            ("chunk_size", chunk_size),
+            ("chunk_period", chunk_period),
+            ("chunk_number", chunk_number),
+        )
+        if v is not None
+    ]
+    if len(given) != 1:
+        raise InputError(
+            "give exactly one of chunk_size, chunk_period, chunk_number"
+            + (f" (got {', '.join(given)})" if given else "")
+        )
+    stamp = _timestamp(ref)
+    if chunk_size is not None:
+        chunks = by_size(table, int(chunk_size), stamp)
+    elif chunk_number is not None:
+        chunks = by_number(table, int(chunk_number), stamp)
+    else:
+        chunks = by_period(table, str(chunk_period), stamp)
+    reports = []
+    for chunk in chunks:
+        assert chunk.table is not None
+        reports.append(ref._compare_table(chunk.table))
+    spec = {"chunk_size": chunk_size, "chunk_period": chunk_period, "chunk_number": chunk_number}
+    return Timeline([_bare(c) for c in chunks], reports, spec, ref.rows)
+
+
+def _bare(chunk: Chunk) -> Chunk:
+    """The chunk without its rows: a Timeline keeps results, not data."""
+    return Chunk(chunk.index, chunk.key, chunk.start_index, chunk.end_index, chunk.start, chunk.end)
+
+
+class Timeline:
+    """Per chunk, the Report of the chunk against the fitted reference."""
+
+    def __init__(
+        self,
+        chunks: list[Chunk],
+        reports: list[Report],
+        chunking: dict[str, Any],
+        reference_rows: int,
+    ) -> None:
+        self.chunks, self.reports = chunks, reports
+        self.chunking, self.reference_rows = chunking, reference_rows
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The tidy rows (see the module's docstring), as dicts."""
+        rows: list[dict[str, Any]] = []
+        for chunk, report in zip(self.chunks, self.reports, strict=True):
+            timed = chunk.start is not None
+            base = {
+                "chunk": chunk.index,
+                "key": chunk.key,
+                "start": chunk.start if timed else chunk.start_index,
+                "end": chunk.end if timed else chunk.end_index,
+                "start_index": chunk.start_index,
+                "end_index": chunk.end_index,
+                "rows": chunk.rows,
+            }
+            for row in _metric_rows(report):
+                rows.append({**base, **row})
+        return rows
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per chunk × column × metric (``COLUMNS``)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError(
+                "Timeline.to_pandas needs pandas: pip install 'watchkeeper[pandas]'"
+            ) from None
+        return pd.DataFrame(self.records(), columns=list(COLUMNS))
+
+    def to_polars(self) -> Any:
+        """The same frame as :meth:`to_pandas`, in polars (needs polars installed)."""
+        try:
+            import polars as pl
+        except ImportError:
+            raise ImportError(
+                "Timeline.to_polars needs polars: pip install 'watchkeeper[polars]'"
+            ) from None
+        return pl.DataFrame(
+            [{k: r[k] for k in COLUMNS} for r in self.records()], schema=list(COLUMNS)
+        )
+
+    def alerts(self) -> pd.DataFrame:
+        """The rows of :meth:`to_pandas` whose metric crossed its decision."""
+        frame = self.to_pandas()
+        return frame[frame["alert"]].reset_index(drop=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = _json_safe(
+            {
+                "chunking": self.chunking,
+                "reference_rows": self.reference_rows,
+                "chunks": [
+                    {**c.to_dict(), "summary": r.summary()}
+                    for c, r in zip(self.chunks, self.reports, strict=True)
+                ],
+                "metrics": [
+                    {
+                        **r,
+                        "start": _iso(r["start"]),
+                        "end": _iso(r["end"]),
+                    }
+                    for r in self.records()
+                ],
+            }
+        )
+        return out
+
+    def save_json(self, path: str | Path) -> Path:
+        out = Path(path)
+        out.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False), encoding="utf-8")
+        return out
+
+    def plot(self, metric: str = "drift_share", column: str | None = None) -> go.Figure:
+        """A plotly figure of ``metric`` over the chunks: one line per column (or only
+        ``column``), its threshold dashed, alerts marked."""
+        from watchkeeper.analysis.timeline_plots import metric_figure
+
+        records = self.records()
+        known = sorted({r["metric"] for r in records})
+        if metric not in known:
+            raise InputError(f"metric {metric!r}: this timeline has {known}")
+        rows = [r for r in records if r["metric"] == metric]
+        if column is not None:
+            if column not in {r["column"] for r in rows}:
+                raise InputError(f"column {column!r} has no {metric!r} in this timeline")
+            rows = [r for r in rows if r["column"] == column]
+        return metric_figure(rows, metric)
+
+    def save_html(self, path: str | Path) -> Path:
+        """One self-contained, offline HTML page: the alerts and a figure per metric."""
+        from watchkeeper.analysis.timeline_plots import render_timeline
+
+        out = Path(path)
+        out.write_text(render_timeline(self), encoding="utf-8")
+        return out
+
+    def _repr_html_(self) -> str:
+        from watchkeeper.analysis.timeline_plots import summary_table
+
+        return summary_table(self)
+
+    def __repr__(self) -> str:
+        n_alerts = sum(r["alert"] for r in self.records())
+        return f"Timeline(chunks={len(self.chunks)}, alerts={n_alerts})"
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _metric_rows(report: Report) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for name, d in report.drift.items():
+        rows.append(
+            {
+                "column": name,
+                "metric": "drift",
+                "value": d.statistic,
+                "threshold": d.threshold,
+                "alert": bool(d.drifted),
+                "method": d.method,
+            }
+        )
+    rows.append(
+        {
+            "column": "",
+            "metric": "drift_share",
+            "value": report.drift_share if report.checked else None,
+            "threshold": float(report.settings["drift_share"]),
+            "alert": report.dataset_drift,
+            "method": None,
+        }
+    )
+    warned = {f.column for f in report.findings if f.severity != "info" and f.kind in ALERT_KINDS}
+    for name, q in report.quality.items():
+        rows.append(
+            {
+                "column": name,
+                "metric": "missing_share",
+                "value": q["current"]["missing_share"],
+                "threshold": q["reference"]["missing_share"],
+                "alert": name in warned,
+                "method": None,
+            }
+        )
+    perf = report.performance
+    if perf and perf.get("current") and perf.get("headline"):
+        h = perf["headline"]
+        cur = (perf["current"].get(h) or {}).get("value")
+        ref = ((perf.get("reference") or {}).get(h) or {}).get("value")
+        rows.append(
+            {
+                "column": perf["target"],
+                "metric": h,
+                "value": cur,
+                "threshold": ref,
+                "alert": bool(perf.get("degraded")),
+                "method": None,
+            }
+        )
+    return rows

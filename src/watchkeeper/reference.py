@@ -1,0 +1,231 @@
+"""A fitted reference: the schema, frozen profile and calibration of a reference, computed once.
+
+``watchkeeper.compare(reference, current)`` profiles and calibrates the reference on every
+call. ``Reference.fit`` does it once; ``ref.compare(current)`` then returns the same
+:class:`~watchkeeper.report.Report` as ``compare`` (to the last bit), and ``ref.analyze``
+compares a whole period chunk by chunk. The reference's chunk profiles (its natural variation,
+one set per chunk count) and the calibration simulations (:class:`NoiseCache`) are kept
+across calls, so chunks of the same size reuse them.
+
+Examples
+--------
+>>> import numpy as np, pyarrow as pa
+>>> rng = np.random.default_rng(0)
+>>> ref = Reference.fit(pa.table({"x": rng.normal(size=5000), "y": rng.normal(size=5000)}))
+>>> report = ref.compare(pa.table({"x": rng.normal(0.5, size=2000), "y": rng.normal(size=2000)}))
+>>> report.drifted_columns
+['x']
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from watchkeeper import __version__
+from watchkeeper.calibration_chunks import chunk_slices, reference_chunk_count, time_ordered
+from watchkeeper.errors import InputError
+from watchkeeper.io import column_names, to_table
+from watchkeeper.profiles import DatasetProfile, profile_reference, profile_table
+from watchkeeper.report import Report, report_against
+from watchkeeper.report_settings import column_settings, resolve_schema
+from watchkeeper.schema import Schema
+from watchkeeper.stats.noise import NoiseCache
+from watchkeeper.stats.numeric import DEFAULT_BINS
+
+if TYPE_CHECKING:
+    from watchkeeper.analysis.timeline import Timeline
+
+FORMAT = 1
+META, PROFILE, DATA = "reference.json", "profile.wkp", "data.parquet"
+# the options of compare() a fitted reference keeps (the schema is kept apart)
+OPTIONS = (
+    "target",
+    "prediction",
+    "scores",
+    "columns",
+    "method",
+    "decision",
+    "false_alarm_rate",
+    "thresholds",
+    "drift_share",
+    "timestamp",
+    "reference_chunks",
+    "bins",
+    "seed",
+)
+
+
+class Reference:
+    """A reference fitted once; build one with :meth:`fit` or :meth:`load`."""
+
+    def __init__(self, table: pa.Table, profile: DatasetProfile, options: Mapping[str, Any]):
+        self.table = table
+        self.profile = profile
+        self.options = dict(options)
+        try:
+            self._settings = column_settings(
+                profile.schema,
+                options["method"],
+                options["decision"],
+                options["thresholds"] or {},
+            )
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        self._ordered: pa.Table | None = None
+        self._chunks: dict[int, list[DatasetProfile]] = {}  # by chunk count
+        self.noise_cache = NoiseCache()
+        self._performance: dict[str, Any] = {}  # the reference's side of the performance
+
+    @property
+    def schema(self) -> Schema:
+        return self.profile.schema
+
+    @property
+    def rows(self) -> int:
+        return int(self.table.num_rows)
+
+    @classmethod
+    def fit(
+        cls,
+        reference: object,
+        *,
+        target: str | None = None,
+        prediction: str | None = None,
+        scores: str | Sequence[str] | None = None,
+        schema: Schema | None = None,
+        columns: str | Sequence[str] | None = None,
+        method: str | Mapping[str, str] | None = None,
+        decision: str | Mapping[str, str] = "calibrated",
+        false_alarm_rate: float = 0.01,
+        thresholds: Mapping[str, float] | None = None,
+        drift_share: float = 0.5,
+        timestamp: str | None = None,
+        reference_chunks: int | None = None,
+        bins: int = DEFAULT_BINS,
+        seed: int | None = 0,
+    ) -> Reference:
+        """Fit a reference: the options are those of :func:`watchkeeper.compare`."""
+        if not 0 < false_alarm_rate < 1:
+            raise InputError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
+        if reference_chunks is not None and reference_chunks < 2:
+            raise InputError(f"reference_chunks must be at least 2, got {reference_chunks}")
+        score_names = column_names(scores, "scores") or None
+        col_names = None if columns is None else column_names(columns, "columns")
+        table = to_table(reference, name="reference")
+        for name in (target, prediction, *(score_names or ())):
+            if name is not None and name not in table.column_names:
+                raise InputError(f"unknown column {name!r}: not in the reference")
+        schema = resolve_schema(
+            table, schema, target, prediction, score_names, timestamp, col_names
+        )
+        # the report needs no quantile sketches: the costliest part of a profile is skipped
+        profile = profile_reference(table, schema, bins=bins, kll_k=0)
+        options = {
+            "target": target,
+            "prediction": prediction,
+            "scores": score_names,
+            "columns": col_names,
+            "method": method if method is None or isinstance(method, str) else dict(method),
+            "decision": decision if isinstance(decision, str) else dict(decision),
+            "false_alarm_rate": false_alarm_rate,
+            "thresholds": None if thresholds is None else dict(thresholds),
+            "drift_share": drift_share,
+            "timestamp": timestamp,
+            "reference_chunks": reference_chunks,
+            "bins": bins,
+            "seed": seed,
+        }
+        return cls(table, profile, options)
+
+    def chunk_profiles(self, n_current: int) -> list[DatasetProfile]:
+        """The reference's consecutive chunks, profiled, that calibrate a window of
+        ``n_current`` rows (cached by their number)."""
+        k = reference_chunk_count(
+            self.rows, self.schema, n_current, self.options["reference_chunks"]
+        )
+        if k not in self._chunks:
+            if self._ordered is None:
+                self._ordered = time_ordered(self.table, self.schema)
+            tables = chunk_slices(self._ordered, k) if k else []
+            self._chunks[k] = [profile_table(t, self.schema, self.profile.spec) for t in tables]
+        return self._chunks[k]
+
+    def compare(self, current: object) -> Report:
+        """The report of ``current`` against this reference: the same as
+        ``watchkeeper.compare(reference, current, **options)``."""
+        cur_t = to_table(current, name="current")
+        return self._compare_table(cur_t)
+
+    def _compare_table(self, cur_t: pa.Table) -> Report:
+        return report_against(
+            self.table,
+            self.profile,
+            self._settings,
+            cur_t,
+            self.chunk_profiles(cur_t.num_rows),
+            self.options,
+            cache=self.noise_cache,
+            performance_cache=self._performance,
+        )
+
+    def analyze(
+        self,
+        data: object,
+        *,
+        chunk_size: int | None = None,
+        chunk_period: str | None = None,
+        chunk_number: int | None = None,
+    ) -> Timeline:
+        """Compare ``data`` chunk by chunk: exactly one of ``chunk_size`` (rows per chunk, in
+        row order; the last may be shorter), ``chunk_period`` (a pandas period such as
+        ``"1D"``, ``"W"``, ``"M"``, on the timestamp column) or ``chunk_number`` (that many
+        chunks of nearly equal size)."""
+        from watchkeeper.analysis.timeline import analyze
+
+        return analyze(
+            self,
+            to_table(data, name="data"),
+            chunk_size=chunk_size,
+            chunk_period=chunk_period,
+            chunk_number=chunk_number,
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write a directory: ``reference.json`` (the options), ``profile.wkp`` (the frozen
+        profile with its schema, the service's serialisation) and ``data.parquet`` (the rows,
+        for the chunks and the performance baseline). No pickle."""
+        out = Path(path)
+        if out.exists() and not out.is_dir():
+            raise InputError(f"{out}: exists and is not a directory")
+        out.mkdir(parents=True, exist_ok=True)
+        meta = {"format": FORMAT, "watchkeeper_version": __version__, "options": self.options}
+        (out / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        (out / PROFILE).write_bytes(self.profile.to_bytes())
+        pq.write_table(self.table, out / DATA)
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path) -> Reference:
+        """Read a reference written by :meth:`save`."""
+        src = Path(path)
+        missing = [n for n in (META, PROFILE, DATA) if not (src / n).is_file()]
+        if missing:
+            raise InputError(f"{src}: not a saved watchkeeper reference (missing {missing})")
+        meta = json.loads((src / META).read_text(encoding="utf-8"))
+        if meta.get("format") != FORMAT:
+            raise InputError(f"{src}: reference format {meta.get('format')!r}, expected {FORMAT}")
+        options = {k: meta["options"].get(k) for k in OPTIONS}
+        profile = DatasetProfile.from_bytes((src / PROFILE).read_bytes())
+        return cls(pq.read_table(src / DATA), profile, options)
+
+    def __repr__(self) -> str:
+        return (
+            f"Reference(rows={self.rows}, columns={len(self.schema.columns)}, "
+            f"target={self.options['target']!r}, prediction={self.options['prediction']!r})"
+        )

@@ -1,0 +1,31 @@
+"""docs/analyze.md stays true: its Python blocks run in order, its command parses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_docs import _bash_commands, _code_blocks, _read
+from watchkeeper import cli
+
+
+def test_the_walkthrough_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocks = _code_blocks(_read("analyze.md"), "python")
+    assert len(blocks) >= 5
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "docs_example"}
+    for i, block in enumerate(blocks, 1):
+        try:
+            exec(compile(block, f"analyze.md block {i}", "exec"), namespace)
+        except Exception as exc:
+            pytest.fail(f"analyze.md block {i} failed: {exc!r}\n{block}")
+    assert (tmp_path / "timeline.html").is_file() and (tmp_path / "reference.wk").is_dir()
+
+
+def test_the_commands_parse() -> None:
+    commands = list(_bash_commands(_read("analyze.md")))
+    assert commands
+    for words in commands:
+        command = cli.main.commands[words[0]]
+        command.make_context(words[0], words[1:])
