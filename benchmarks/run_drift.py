@@ -204,6 +204,7 @@ def _assemble(args: argparse.Namespace, results: list[dict[str, Any]]) -> dict[s
             },
             "shifts": {s.column: s.description for s in data.SHIFTS},
             "apis": {t.name: t.api for t in tools.TOOLS if t.name in args.tool_list},
+            "telemetry_off": tools.TELEMETRY_OFF,
         },
         "summary": summary,
         "ratios": report.ratios(summary),
@@ -272,6 +273,10 @@ def to_markdown(res: dict[str, Any]) -> str:
         "## What each tool ran",
         "",
         *[f"- **{name}**: {api}" for name, api in cfg["apis"].items()],
+        "",
+        "Every tool ran with its usage telemetry off: "
+        + ", ".join(f"`{k}={v}`" for k, v in cfg.get("telemetry_off", {}).items())
+        + ".",
         "",
     ]
     return "\n".join(parts)

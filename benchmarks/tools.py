@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -66,6 +67,16 @@ TOOLS: tuple[Tool, ...] = (
 )
 TOOL_NAMES: tuple[str, ...] = tuple(t.name for t in TOOLS)
 
+# Every tool runs with its usage telemetry off, so that no network attempt happens inside a
+# timer (found in the peers' sources: evidently/telemetry.py and legacy/_config.py,
+# nannyml/usage_logging.py, whylogs/api/usage_stats/__init__.py). Set for every tool alike.
+TELEMETRY_OFF = {
+    "DO_NOT_TRACK": "1",  # evidently (and the convention others follow)
+    "EVIDENTLY_DISABLE_TELEMETRY": "1",
+    "NML_DISABLE_USAGE_LOGGING": "1",  # nannyml
+    "WHYLOGS_NO_ANALYTICS": "True",  # whylogs
+}
+
 
 def get_tool(name: str) -> Tool:
     for tool in TOOLS:
@@ -126,7 +137,13 @@ def run_tool(
     start = time.perf_counter()
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, cwd=PEERS_DIR, check=False
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=PEERS_DIR,
+            check=False,
+            env={**os.environ, **TELEMETRY_OFF},
         )
     except subprocess.TimeoutExpired as exc:
         result["error"] = f"timed out after {timeout:.0f} s"
