@@ -15,8 +15,10 @@ Measurement:
 * After loading, ``gc.collect()`` and the kernel's peak-RSS high-water mark is reset
   (``/proc/self/clear_refs`` = 5), so the peak that follows belongs to detection only.
   Where that reset is unavailable, ``ru_maxrss`` is used and load peaks may dominate.
-* ``seconds`` is wall time of ``run`` only; ``extra_peak_mb`` is the peak RSS during
-  ``run`` minus the RSS right after loading.
+* ``seconds`` is wall time of ``run`` only; ``cpu_seconds`` the process's CPU time (every
+  thread) over the same span; ``threads`` the most threads the process had meanwhile
+  (sampled every 5 ms from ``/proc/self/task``, the sampler itself not counted);
+  ``extra_peak_mb`` is the peak RSS during ``run`` minus the RSS right after loading.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import platform
 import resource
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -82,6 +86,33 @@ def _peak_mb(reset_ok: bool) -> float:
     if kb is None:
         kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return kb / 1024
+
+
+class ThreadCount:
+    """The most threads of this process while the block runs, but this sampler's own."""
+
+    def __init__(self) -> None:
+        self.most = threading.active_count()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _count(self) -> int:
+        try:
+            return len(os.listdir("/proc/self/task")) - 1
+        except OSError:
+            return threading.active_count() - 1
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.most = max(self.most, self._count())
+
+    def __enter__(self) -> ThreadCount:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def categorical_columns(schema: Any) -> list[str]:
@@ -153,12 +184,16 @@ def main(
         gc.collect()
         reset_ok = _reset_peak()
         rss_after_load = _rss_mb()
-        start = time.perf_counter()
-        result = step(data)
-        seconds = time.perf_counter() - start
+        with ThreadCount() as counted:
+            start, cpu_start = time.perf_counter(), time.process_time()
+            result = step(data)
+            seconds = time.perf_counter() - start
+            cpu_seconds = time.process_time() - cpu_start
         peak = _peak_mb(reset_ok)
         payload.update(
             seconds=seconds,
+            cpu_seconds=cpu_seconds,
+            threads=counted.most,
             rss_after_load_mb=round(rss_after_load, 1),
             peak_rss_mb=round(peak, 1),
             extra_peak_mb=round(max(0.0, peak - rss_after_load), 1),
