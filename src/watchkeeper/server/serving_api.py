@@ -297,14 +297,16 @@ async def inferred(
         body = await read_json(request, limit)
     else:  # the binary tensor data extension
         body = oip_binary.split_request(await read_body(request, limit), header_length)
-    version = await _version(served, model, version)
-    features = await run_in_threadpool(served.meta.inputs, model, version)
-    columns, ids, request_id, _ = oip.parse_request(body, features)
-    ids = ids or _split(request.headers.get(IDS_HEADER))
-    answer = await run_in_threadpool(
-        lambda: score(served, model, columns, version=version, prediction_ids=ids)
-    )
-    result = oip.response(answer, request_id, body.get("outputs"))
+    header_ids = _split(request.headers.get(IDS_HEADER))
+
+    def run() -> dict[str, Any]:  # one trip to the thread pool, not three
+        chosen = version or served.champion(model)
+        features = served.meta.inputs(model, chosen)
+        columns, ids, request_id, _ = oip.parse_request(body, features)
+        answer = score(served, model, columns, version=chosen, prediction_ids=ids or header_ids)
+        return oip.response(answer, request_id, body.get("outputs"))
+
+    result = await run_in_threadpool(run)
     binary = oip_binary.binary_outputs(body)
     if not binary:
         return result
