@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     # spool: served events are spooled and committed in groups (ingest.writer); sync: each
     # request's events are committed before its answer
     serving_log: str = "spool"
+    # the inference routes answered before the router's other routes (server/inference.py);
+    # false: through FastAPI's routes, as documented (the same answers, slower)
+    inference_fast_path: bool = True
     shadow_queue_size: int = 1000  # shadow copies waiting; beyond, a copy is dropped, counted
     promotion_policies: dict[str, Any] = {}  # model → its promotion policy (promotion.policy)
     mlflow_tracking_uri: str = (

@@ -108,3 +108,17 @@ def test_copies_gathered_together_share_one_write_and_store_an_id_once(store: St
         stored = [r.prediction_id for r in conn.execute(t.shadow_predictions.select())]
     assert sorted(stored) == sorted(f"{p}{i}" for p in "ab" for i in range(10))
     assert shadow.counts() == {"churn": {"dropped": 0, "scored": 11}}
+
+
+def test_a_model_without_shadow_challengers_queues_no_copy(store: Store) -> None:
+    """While the worker's list of the model's challengers (under a second old) has no shadow,
+    a copy is not queued: the worker would skip it, and waking it costs the request."""
+    shadow = ShadowQueue(store, GatedScorer())
+    assert shadow.offer(copy(0)) and shadow.pending() == 1  # the list is not read yet
+    assert shadow._shadows("churn") == []  # the worker reads it: none
+    assert shadow.offer(copy(1)) and shadow.pending() == 1
+    states.challenge(store, "churn", "v2", mode="shadow")
+    shadow._challengers["churn"] = (time.monotonic() - 2, [])  # a list past its second
+    assert shadow.offer(copy(2)) and shadow.pending() == 2
+    assert shadow._shadows("churn") == ["v2"]
+    assert shadow.offer(copy(3)) and shadow.pending() == 3

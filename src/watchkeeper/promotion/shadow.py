@@ -65,7 +65,17 @@ class ShadowQueue:
         self._thread: threading.Thread | None = None
 
     def offer(self, copy: ShadowCopy) -> bool:
-        """Queue a copy without waiting; False (and counted) when the queue is full."""
+        """Queue a copy without waiting; False (and counted) when the queue is full. A model
+        with no shadow challenger in the worker's list (under ``CHALLENGERS_SECONDS`` old) has
+        nothing to score: its copy is not queued, and the worker not woken (on a busy machine
+        waking it cost a request more than the model's call)."""
+        cached = self._challengers.get(copy.model)
+        if (
+            cached is not None
+            and not cached[1]
+            and time.monotonic() - cached[0] <= CHALLENGERS_SECONDS
+        ):
+            return True
         try:
             self._queue.put_nowait(copy)
             return True

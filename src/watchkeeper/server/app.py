@@ -47,6 +47,7 @@ from watchkeeper.server.apidocs import install_docs
 from watchkeeper.server.bodies import BODY_TYPE
 from watchkeeper.server.errors import add_error_handlers, error_body
 from watchkeeper.server.guard import BrowserGuard
+from watchkeeper.server.inference import InferenceRoute
 from watchkeeper.server.openapi import install_openapi
 from watchkeeper.server.ratelimit import FailureLimiter
 from watchkeeper.serving.registry import ScoredRequest, ServedModels
@@ -147,6 +148,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)  # /readyz: the database and the disk (/healthz: alive)
     app.include_router(ingest_api.router)
     app.include_router(serving_api.router)  # artifacts, /v1/.../predict, OIP v2 (docs/serving.md)
+    if settings.inference_fast_path:  # predict and infer answered first (server/inference.py)
+        app.router.routes.insert(0, InferenceRoute(app.router.routes))
     app.include_router(promotion_api.router)  # champion, challengers (docs/promotion.md)
     app.include_router(alerts_api.router)
     app.include_router(dashboard.router)  # the web dashboard: / and /ui/ (docs/dashboard.md)

@@ -7,7 +7,8 @@ id past its integer column and text with a NUL character.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
 
@@ -31,10 +32,18 @@ async def _reject_nul(request: Request) -> None:
     """The route's text parameters cannot hold a NUL character (U+0000): a 400 naming it."""
     route = request.scope.get("route")
     declared = {p.alias for p in getattr(getattr(route, "dependant", None), "query_params", [])}
-    for name, value in request.path_params.items():
+    reject_nul(request.path_params, request.query_params, declared)
+
+
+def reject_nul(
+    path_params: Mapping[str, Any], query_params: Mapping[str, str], declared: Iterable[str]
+) -> None:
+    """An :class:`InputError` naming the first path parameter, or ``declared`` query
+    parameter, holding a NUL character."""
+    for name, value in path_params.items():
         if "\x00" in str(value):
             raise InputError(f"path parameter {name}: contains a NUL character (U+0000)")
-    for name, value in request.query_params.items():
+    for name, value in query_params.items():
         if name in declared and "\x00" in value:
             raise InputError(f"query parameter {name}: contains a NUL character (U+0000)")
 

@@ -38,6 +38,7 @@ from watchkeeper.server.schemas.serving import (
 from watchkeeper.serving import oip, oip_binary
 from watchkeeper.serving.artifacts import CONTENT_TYPES, artifact, attach
 from watchkeeper.serving.predict import Answer, score
+from watchkeeper.serving.registry import ServedModels
 
 router = APIRouter(tags=["serving"], dependencies=[NO_NUL])
 PLATFORMS = {
@@ -141,7 +142,15 @@ async def predict(
     version: Annotated[str | None, Query(description="default: the champion")] = None,
 ) -> object:
     """Score rows with the champion (or ``version``); each row becomes a prediction event."""
-    data = await read_json(request)
+    return await predicted(request, served, model, version)
+
+
+async def predicted(
+    request: Request, served: ServedModels, model: str, version: str | None
+) -> dict[str, Any]:
+    """The answer of ``/v1/models/{model}/predict`` (as :class:`Predicted` orders it), for the
+    route and for its fast path (``server/inference.py``)."""
+    data = await read_json(request, served.settings.max_body_bytes)
     if not isinstance(data, dict) or ("rows" in data) == ("columns" in data):
         raise InputError('predict body: expected {"rows": [...]} or {"columns": {...}}')
     ids = data.get("prediction_ids") or _split(request.headers.get(IDS_HEADER))
@@ -277,21 +286,27 @@ async def v2_version_ready(model: str, version: str, served: ServedDep) -> objec
     return await _ready(served, model, version)
 
 
-async def _infer(request: Request, served: ServedDep, model: str, version: str | None) -> Any:
+async def inferred(
+    request: Request, served: ServedModels, model: str, version: str | None
+) -> dict[str, Any] | Response:
+    """The answer of ``/v2/models/{model}[/versions/{version}]/infer``: the response's JSON,
+    or the binary extension's response; for the routes and their fast path."""
     header_length = request.headers.get(oip_binary.HEADER)
+    limit = served.settings.max_body_bytes
     if header_length is None:
-        body = await read_json(request)
+        body = await read_json(request, limit)
     else:  # the binary tensor data extension
-        limit = served.settings.max_body_bytes
         body = oip_binary.split_request(await read_body(request, limit), header_length)
-    version = await _version(served, model, version)
-    features = await run_in_threadpool(served.meta.inputs, model, version)
-    columns, ids, request_id, _ = oip.parse_request(body, features)
-    ids = ids or _split(request.headers.get(IDS_HEADER))
-    answer = await run_in_threadpool(
-        lambda: score(served, model, columns, version=version, prediction_ids=ids)
-    )
-    result = oip.response(answer, request_id, body.get("outputs"))
+    header_ids = _split(request.headers.get(IDS_HEADER))
+
+    def run() -> dict[str, Any]:  # one trip to the thread pool, not three
+        chosen = version or served.champion(model)
+        features = served.meta.inputs(model, chosen)
+        columns, ids, request_id, _ = oip.parse_request(body, features)
+        answer = score(served, model, columns, version=chosen, prediction_ids=ids or header_ids)
+        return oip.response(answer, request_id, body.get("outputs"))
+
+    result = await run_in_threadpool(run)
     binary = oip_binary.binary_outputs(body)
     if not binary:
         return result
@@ -321,13 +336,13 @@ INFER = {
 @router.post("/v2/models/{model}/infer", **INFER)  # type: ignore[arg-type]
 async def v2_infer(request: Request, model: str, served: ServedDep) -> object:
     """OIP inference with the champion; the rows become prediction events."""
-    return await _infer(request, served, model, None)
+    return await inferred(request, served, model, None)
 
 
 @router.post("/v2/models/{model}/versions/{version}/infer", **INFER)  # type: ignore[arg-type]
 async def v2_infer_version(request: Request, model: str, version: str, served: ServedDep) -> object:
     """OIP inference with a given version."""
-    return await _infer(request, served, model, version)
+    return await inferred(request, served, model, version)
 
 
 def _json(body: bytes) -> Any:

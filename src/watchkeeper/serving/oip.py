@@ -4,9 +4,10 @@ A request names its tensors: either **one per feature** (``{"name": "age", "shap
 "datatype": "FP64", "data": [41.0, 37.5]}``) or **one 2-D tensor** whose columns are the
 model's inputs in order (``shape [N, k]``). ``data`` is flat (row-major) or nested;
 ``BYTES`` data are strings. ``parameters.prediction_ids`` (a list, one per row) sets the
-prediction ids; ``id`` is echoed. The response has the outputs ``predict`` (one per row) and,
-for a classifier with probabilities, ``predict_proba`` (``[N, classes]``, the classes in its
-``parameters``); its ``parameters.prediction_ids`` are the ids to send the labels with.
+prediction ids; ``id`` (a string) is echoed. The response has the outputs ``predict`` (one per
+row) and, for a classifier with probabilities, ``predict_proba`` (``[N, classes]``, the
+classes in its ``parameters``); its ``parameters.prediction_ids`` are the ids to send the
+labels with.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def parse_request(
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InputError("inference request: inputs must be a non-empty list of tensors")
+    if not isinstance(body.get("id"), str | None):
+        raise InputError("inference request: id must be a string (it is echoed)")
     parameters = body.get("parameters") or {}
     if not isinstance(parameters, Mapping):
         raise InputError("inference request: parameters must be an object")
