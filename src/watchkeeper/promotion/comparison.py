@@ -20,7 +20,13 @@ import numpy as np
 
 from watchkeeper.errors import InputError
 from watchkeeper.promotion.policy import Policy
-from watchkeeper.promotion.verdict import _guards, _intervals, _test, _values
+from watchkeeper.promotion.verdict import (
+    as_values,
+    guard_checks,
+    labelled_pairs,
+    metric_intervals,
+    paired_test,
+)
 from watchkeeper.store import promotion as states
 
 if TYPE_CHECKING:
@@ -30,24 +36,14 @@ if TYPE_CHECKING:
 TASK_METRICS = {"classification": ("accuracy", "f1"), "regression": ("mae",)}
 
 
-def labelled_pairs(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The pairs a verdict scores: labelled, the challenger did not fail, both predicted."""
-    return [
-        p
-        for p in pairs
-        if p["label"] is not None and p["error"] is None
-        and p["champion_prediction"] is not None and p["challenger_prediction"] is not None
-    ]  # fmt: skip
-
-
 def metric(name: str, labelled: list[dict[str, Any]]) -> dict[str, Any]:
     """One metric on the labelled pairs: the verdict's paired test and intervals, or the
     ``problem`` when it cannot be computed (F1 of labels that are not two classes)."""
     if not labelled:
         return {"metric": name, "problem": "no labelled pair yet"}
     try:
-        test = _test(name, labelled)
-        intervals = _intervals(name, labelled)
+        test = paired_test(name, labelled)
+        intervals = metric_intervals(name, labelled)
     except (InputError, ValueError, TypeError) as exc:
         return {"metric": name, "problem": str(exc)}
     return {**test.to_dict(), "intervals": intervals}
@@ -62,8 +58,8 @@ def agreement(pairs: list[dict[str, Any]]) -> float | None:
     ]  # fmt: skip
     if not both:
         return None
-    a = _values([p["champion_prediction"] for p in both])
-    b = _values([p["challenger_prediction"] for p in both])
+    a = as_values([p["champion_prediction"] for p in both])
+    b = as_values([p["challenger_prediction"] for p in both])
     if a.dtype != b.dtype:  # one side reads as numbers, the other not: compare the text
         a, b = a.astype(str), b.astype(str)
     return float(np.mean(a == b))
@@ -84,7 +80,7 @@ def compare(
     pairs = states.shadow_pairs(store, model, champion, challenger)
     labelled = labelled_pairs(pairs)
     names = [policy.metric, *(m for m in TASK_METRICS[task] if m != policy.metric)]
-    guards = _guards(pairs, policy)
+    guards = guard_checks(pairs, policy)
     ok = [p["latency_ms"] for p in pairs if p["latency_ms"] is not None and not p["error"]]
     theirs = [p["champion_latency_ms"] for p in pairs if p["champion_latency_ms"] is not None]
     return {

@@ -71,19 +71,14 @@ def judge(store: Store, model: str, challenger: str, policy: Policy) -> Verdict 
     if champion is None:
         return None
     pairs = states.shadow_pairs(store, model, champion, challenger)
-    labelled = [
-        p
-        for p in pairs
-        if p["label"] is not None and p["error"] is None
-        and p["champion_prediction"] is not None and p["challenger_prediction"] is not None
-    ]  # fmt: skip
+    labelled = labelled_pairs(pairs)
     n = len(labelled)
     if n < policy.min_labelled or n // policy.min_labelled <= _last_step(
         store, model, champion, challenger, policy
     ):
         return None
-    test = _test(policy.metric, labelled)
-    guards = _guards(pairs, policy)
+    test = paired_test(policy.metric, labelled)
+    guards = guard_checks(pairs, policy)
     significant = test.p_value < policy.alpha
     if significant and test.challenger_better and all(g["passed"] for g in guards.values()):
         decision = "promote" if policy.mode == "auto" else "ready"
@@ -93,7 +88,7 @@ def judge(store: Store, model: str, challenger: str, policy: Policy) -> Verdict 
         decision = "collecting"
     evidence = {
         **test.to_dict(),
-        "intervals": _intervals(policy.metric, labelled),
+        "intervals": metric_intervals(policy.metric, labelled),
         "alpha": policy.alpha,
         "min_labelled": policy.min_labelled,
         "shadowed": len(pairs),
@@ -126,6 +121,16 @@ def judge_all(store: Store, configured: Mapping[str, Policy] | None = None) -> N
                 log.exception("the verdict on %s %s failed", info.name, c["version"])
 
 
+def labelled_pairs(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pairs a verdict scores: labelled, the challenger did not fail, both predicted."""
+    return [
+        p
+        for p in pairs
+        if p["label"] is not None and p["error"] is None
+        and p["champion_prediction"] is not None and p["challenger_prediction"] is not None
+    ]  # fmt: skip
+
+
 def _last_step(store: Store, model: str, champion: str, challenger: str, policy: Policy) -> int:
     """How many ``min_labelled`` steps of pairs the last verdict on this pair of versions
     had seen (0 when there is none)."""
@@ -135,7 +140,7 @@ def _last_step(store: Store, model: str, champion: str, challenger: str, policy:
     return 0
 
 
-def _values(items: list[Any]) -> np.ndarray[Any, Any]:
+def as_values(items: list[Any]) -> np.ndarray[Any, Any]:
     """Numbers when every value reads as one (a label "1" equals a prediction "1.0"), else
     the text."""
     try:
@@ -145,24 +150,24 @@ def _values(items: list[Any]) -> np.ndarray[Any, Any]:
 
 
 def _columns(metric: str, rows: list[dict[str, Any]]) -> tuple[Any, Any, Any]:
-    y = _values([r["label"] for r in rows])
+    y = as_values([r["label"] for r in rows])
     if metric == "roc_auc":
         a = np.asarray([r["champion_score"] for r in rows], dtype=float)
         b = np.asarray([r["challenger_score"] for r in rows], dtype=float)
     else:
-        a = _values([r["champion_prediction"] for r in rows])
-        b = _values([r["challenger_prediction"] for r in rows])
+        a = as_values([r["champion_prediction"] for r in rows])
+        b = as_values([r["challenger_prediction"] for r in rows])
     return y, a, b
 
 
-def _test(metric: str, rows: list[dict[str, Any]]) -> PairedTest:
+def paired_test(metric: str, rows: list[dict[str, Any]]) -> PairedTest:
     y, a, b = _columns(metric, rows)
     if metric == "accuracy":
         return mcnemar(a == y, b == y)
     return paired_bootstrap(metric, y, a, b)
 
 
-def _intervals(metric: str, rows: list[dict[str, Any]]) -> dict[str, list[float]]:
+def metric_intervals(metric: str, rows: list[dict[str, Any]]) -> dict[str, list[float]]:
     """Each version's metric with its 95 % percentile-bootstrap interval."""
     y, a, b = _columns(metric, rows)
     fn = PAIRED_METRICS[metric][0]
@@ -186,7 +191,7 @@ def _intervals(metric: str, rows: list[dict[str, Any]]) -> dict[str, list[float]
     return out
 
 
-def _guards(pairs: list[dict[str, Any]], policy: Policy) -> dict[str, dict[str, Any]]:
+def guard_checks(pairs: list[dict[str, Any]], policy: Policy) -> dict[str, dict[str, Any]]:
     """Latency p95 and error rate of the challenger against the champion's on the same
     requests (a copy is made only of requests the champion answered: its error rate on them
     is 0)."""
