@@ -70,9 +70,11 @@ def accept(
     return accept_table(store, settings, model, table)
 
 
-def check_backlog(store: Store, settings: Settings) -> None:
-    """:class:`Overloaded` (503) while too many events wait to be processed."""
-    pending = store.pending_events()
+def check_backlog(store: Store, settings: Settings, pending: int | None = None) -> None:
+    """:class:`Overloaded` (503) while too many events wait to be processed: ``pending``,
+    or else the log's count of them."""
+    if pending is None:
+        pending = store.pending_events()
     if pending > settings.max_pending_events:
         raise Overloaded(
             f"{pending} events wait to be processed (the limit is "

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from watchkeeper.errors import InputError
-from watchkeeper.ingest.accept import Overloaded, accept_table, log_batch
+from watchkeeper.ingest.accept import accept_table, check_backlog, log_batch
 from watchkeeper.ingest.bounds import Plausibility
 from watchkeeper.ingest.outputs import with_outputs
 from watchkeeper.ingest.quick import plain_inputs
@@ -142,12 +142,7 @@ def _check_backlog(served: ServedModels) -> None:
     """:class:`Overloaded` (503) while too many events wait to be processed: those logged
     (read at most every second) and those answered but not committed yet."""
     waiting = served.events.pending() if served.events is not None else 0
-    pending = served.meta.pending_events() + waiting
-    limit = served.settings.max_pending_events
-    if pending > limit:
-        raise Overloaded(
-            f"{pending} events wait to be processed (the limit is {limit}); retry later"
-        )
+    check_backlog(served.store, served.settings, served.meta.pending_events() + waiting)
 
 
 def predict_rows(
