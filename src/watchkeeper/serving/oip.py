@@ -18,12 +18,10 @@ from typing import Any
 import numpy as np
 
 from watchkeeper.errors import InputError
+from watchkeeper.serving.oip_binary import DTYPES
 from watchkeeper.serving.predict import Answer
 
-DATATYPES = (
-    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-    "FP16", "FP32", "FP64", "BYTES",
-)  # fmt: skip
+DATATYPES = (*DTYPES, "BYTES")  # the protocol's: its numbers (with their layouts) and text
 
 
 def parse_request(
