@@ -131,16 +131,22 @@ def test_report_attributes_are_documented() -> None:
         assert f"`{name}" in text, f"Report.{name} not in python-api.md"
 
 
-def test_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    blocks = _code_blocks(_read("python-api.md"), "python")
-    assert len(blocks) >= 5
-    monkeypatch.chdir(tmp_path)
+def run_python_blocks(doc: str, at_least: int) -> None:
+    """Run the Python blocks of ``docs/<doc>`` in order, in one namespace (in the current
+    directory); there must be at least ``at_least`` of them."""
+    blocks = _code_blocks(_read(doc), "python")
+    assert len(blocks) >= at_least
     namespace: dict[str, object] = {"__name__": "docs_example"}
     for i, block in enumerate(blocks, 1):
         try:
-            exec(compile(block, f"python-api.md block {i}", "exec"), namespace)
+            exec(compile(block, f"{doc} block {i}", "exec"), namespace)
         except Exception as exc:
-            pytest.fail(f"python-api.md block {i} failed: {exc!r}\n{block}")
+            pytest.fail(f"{doc} block {i} failed: {exc!r}\n{block}")
+
+
+def test_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    run_python_blocks("python-api.md", at_least=5)
 
 
 # ----------------------------------------------------------------------------- statistics

@@ -6,20 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_docs import _bash_commands, _code_blocks, _read
+from tests.test_docs import _bash_commands, _read, run_python_blocks
 from watchkeeper import cli
 
 
 def test_the_walkthrough_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    blocks = _code_blocks(_read("analyze.md"), "python")
-    assert len(blocks) >= 5
     monkeypatch.chdir(tmp_path)
-    namespace: dict[str, object] = {"__name__": "docs_example"}
-    for i, block in enumerate(blocks, 1):
-        try:
-            exec(compile(block, f"analyze.md block {i}", "exec"), namespace)
-        except Exception as exc:
-            pytest.fail(f"analyze.md block {i} failed: {exc!r}\n{block}")
+    run_python_blocks("analyze.md", at_least=5)
     assert (tmp_path / "timeline.html").is_file() and (tmp_path / "reference.wk").is_dir()
 
 
