@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 FORMAT = 1
 META, PROFILE, DATA = "reference.json", "profile.wkp", "data.parquet"
+# the key of a fitted reference's schema and options in its Arrow (and Parquet) metadata
+ARROW_KEY = b"watchkeeper.reference"
 # the options of compare() a fitted reference keeps (the schema is kept apart)
 OPTIONS = (
     "target",
@@ -207,8 +209,18 @@ class Reference:
         meta = {"format": FORMAT, "watchkeeper_version": __version__, "options": self.options}
         (out / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         (out / PROFILE).write_bytes(self.profile.to_bytes())
-        pq.write_table(self.table, out / DATA)
+        pq.write_table(self.to_arrow(), out / DATA)
         return out
+
+    def to_arrow(self) -> pa.Table:
+        """The reference's rows, with its schema and options in the table's metadata (kept by
+        Parquet and Arrow IPC files). This is what ``Client.register(model, ref)`` uploads:
+        the service then registers the version with this schema, as fitted, instead of
+        inferring one again."""
+        meta = {"format": FORMAT, "schema": self.schema.to_dict(), "options": self.options}
+        return self.table.replace_schema_metadata(
+            {**(self.table.schema.metadata or {}), ARROW_KEY: json.dumps(meta).encode()}
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Reference:
@@ -229,3 +241,23 @@ class Reference:
             f"Reference(rows={self.rows}, columns={len(self.schema.columns)}, "
             f"target={self.options['target']!r}, prediction={self.options['prediction']!r})"
         )
+
+
+def carried(table: pa.Table) -> tuple[pa.Table, Schema, dict[str, Any]] | None:
+    """The rows, schema and options of a fitted reference carried by ``table``'s metadata
+    (:meth:`Reference.to_arrow`), or None for a plain table."""
+    raw = (table.schema.metadata or {}).get(ARROW_KEY)
+    if raw is None:
+        return None
+    try:
+        meta = json.loads(raw)
+        if meta.get("format") != FORMAT:
+            raise InputError(f"reference format {meta.get('format')!r}, expected {FORMAT}")
+        schema = Schema.from_dict(meta["schema"])
+        options = {k: meta["options"].get(k) for k in OPTIONS}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(
+            f"the reference's {ARROW_KEY.decode()} metadata is unreadable: {exc}"
+        ) from None
+    rest = {k: v for k, v in table.schema.metadata.items() if k != ARROW_KEY}
+    return table.replace_schema_metadata(rest or None), schema, options

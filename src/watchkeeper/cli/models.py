@@ -17,7 +17,7 @@ from watchkeeper.sdk import register as register_version
 
 @click.command()
 @click.argument("model")
-@click.argument("reference", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("reference", type=click.Path(path_type=Path))
 @click.option("--version", "version", default="v1", show_default=True, help="Version name.")
 @click.option("--target", help="The ground-truth column of the reference.")
 @click.option("--prediction", help="The prediction column of the reference.")
@@ -85,7 +85,8 @@ def register(
     token: str | None,
 ) -> None:
     """Register MODEL (if new) and a version with its training REFERENCE (.parquet, .csv or
-    .arrow) on a running service."""
+    .arrow, or a directory written by Reference.save: the version gets its schema as fitted)
+    on a running service."""
     try:
         answer = register_version(
             url,

@@ -17,9 +17,11 @@ from watchkeeper.errors import InputError
 from watchkeeper.ingest.events import RESERVED
 from watchkeeper.io import column_names, to_table
 from watchkeeper.profiles import DatasetProfile, profile_reference
+from watchkeeper.reference import Reference, carried
 from watchkeeper.schema import Role, Schema, explain_schema
 from watchkeeper.settings import Settings
 from watchkeeper.stats.labelled import binary_classes
+from watchkeeper.stats.numeric import DEFAULT_BINS
 from watchkeeper.store.state import DRIFT_REFERENCES, Store, check_name
 
 SAMPLE_ROWS = 5000
@@ -62,8 +64,21 @@ def register(
             f"drift_reference {drift_reference!r}: use one of {', '.join(DRIFT_REFERENCES)}"
         )
     segments = column_names(segments, "segments")  # one name is one column
-    table = to_table(reference, name="reference")
-    if schema is None:
+    table = to_table(
+        reference.to_arrow() if isinstance(reference, Reference) else reference, name="reference"
+    )
+    bins = DEFAULT_BINS
+    fitted = carried(table)
+    if fitted is not None:  # a fitted Reference: its schema as fitted, no new inference
+        if schema is not None:
+            raise InputError("schema: the reference is a fitted Reference and has its own")
+        table, schema, options = fitted
+        _agree(options, target=target, prediction=prediction, scores=scores)
+        bins = int(options.get("bins") or DEFAULT_BINS)
+        reasons = {name: "as fitted (Reference.fit)" for name in schema.columns}
+        schema = _only_columns(schema, options.get("columns"), reasons)
+        _agree_roles(schema, features or (), ignore or ())
+    elif schema is None:
         schema, reasons = explain_schema(
             table, target=target, prediction=prediction, scores=scores, segments=segments,
             features=features or (), ignore=ignore or (), exclude_lookalikes=True,
@@ -84,7 +99,7 @@ def register(
         raise InputError(
             f"reference column(s) {clash} have reserved event field names; rename them"
         )
-    profile = profile_reference(table, schema)
+    profile = profile_reference(table, schema, bins=bins)
     from watchkeeper.ingest.baseline import reference_performance  # it imports this module
 
     if model not in {m.name for m in store.models()}:
@@ -116,6 +131,52 @@ def register(
             for c in schema.columns.values()
         ],
     }
+
+
+def _agree(options: dict[str, Any], **given: Any) -> None:
+    """A parameter given beside a fitted Reference must say what the Reference says."""
+    for key, raw in given.items():
+        if raw is None:
+            continue
+        value, fitted = raw, options.get(key)
+        if key == "scores":
+            value, fitted = column_names(raw, "scores"), list(fitted or [])
+        if value != fitted:
+            raise InputError(
+                f"{key}: {value!r} differs from the fitted Reference's {fitted!r}; "
+                "leave it out or fit the Reference with it"
+            )
+
+
+def _only_columns(schema: Schema, columns: Sequence[str] | None, reasons: dict[str, str]) -> Schema:
+    """A Reference fitted with ``columns=`` compares only those: its other features are not
+    monitored by the service either (ignored, saying why)."""
+    if not columns:
+        return schema
+    out = Schema.from_dict(schema.to_dict())  # a copy: the Reference keeps its own
+    for col in out.columns.values():
+        if col.role is Role.FEATURE and col.name not in columns:
+            col.role, col.drift = Role.IGNORED, False
+            reasons[col.name] = "as fitted (Reference.fit): not in its columns"
+    return out
+
+
+def _agree_roles(schema: Schema, features: Sequence[str], ignore: Sequence[str]) -> None:
+    """``features`` and ``ignore`` beside a fitted Reference must match its schema."""
+    for name in column_names(features, "features"):
+        col = schema.columns.get(name)
+        if col is None or col.role is not Role.FEATURE:
+            raise InputError(
+                f"features: {name!r} is not a feature of the fitted Reference; "
+                "fit it with columns= naming it"
+            )
+    for name in column_names(ignore, "ignore"):
+        col = schema.columns.get(name)
+        if col is not None and col.role in (Role.FEATURE, Role.SEGMENT):
+            raise InputError(
+                f"ignore: {name!r} is monitored by the fitted Reference; "
+                "fit it with columns= leaving it out"
+            )
 
 
 def _sample(table: pa.Table) -> bytes:

@@ -257,7 +257,9 @@ class Client:
         and ``on_violation`` (``quarantine`` or ``count``) set validation rules; see
         ``watchkeeper.constraints``. ``features`` and ``ignore`` (a column name or a list)
         force columns to be features or leave them out of monitoring; the answer's ``roles``
-        list each column's role and why.
+        list each column's role and why. ``reference`` may be a fitted
+        ``watchkeeper.Reference`` (or the directory its ``save`` wrote): the version then gets
+        the Reference's schema as fitted.
         """
         url, token, timeout = self._transport_args
         return register(

@@ -107,7 +107,10 @@ def register(
     ``trust_pickle`` go there), and the answer has its metadata under ``"artifact"``.
 
     ``reference`` is a ``.parquet``, ``.csv`` or ``.arrow`` file, or a pandas/polars
-    DataFrame or an Arrow table. Raises ``ValueError`` for another kind of reference,
+    DataFrame or an Arrow table, or a fitted ``watchkeeper.Reference`` (or the directory its
+    ``save`` wrote): the version is then registered with the Reference's schema as fitted, and
+    ``target``, ``prediction``, ``scores``, ``features`` and ``ignore``, when given, must agree
+    with it. Raises ``ValueError`` for another kind of reference,
     ``FileNotFoundError`` for a missing file, and as :func:`request` does. ``constraints`` (a
     mapping, a JSON file, or ``"suggest"``: proposed from the reference) and ``on_violation``
     (``quarantine`` or ``count``) set validation rules; see ``watchkeeper.constraints``.
@@ -212,10 +215,13 @@ _REFERENCE_TYPES = {
 
 
 def _reference_body(reference: Any) -> tuple[bytes, str]:
-    """A reference as an upload: a Parquet/CSV/Arrow file path, or a pandas/polars DataFrame
-    or Arrow table (sent as Parquet; pyarrow is imported only then)."""
+    """A reference as an upload: a Parquet/CSV/Arrow file path, a directory written by
+    ``Reference.save``, or a pandas/polars DataFrame, an Arrow table or a fitted ``Reference``
+    (sent as Parquet, a Reference's schema in the metadata; pyarrow is imported only then)."""
     if isinstance(reference, str | os.PathLike):
         path = Path(reference)
+        if path.is_dir() and (path / "reference.json").is_file():  # a saved Reference
+            path = path / "data.parquet"  # its rows, with its schema in the metadata
         kind = _REFERENCE_TYPES.get(path.suffix.lower())
         if kind is None:
             raise ValueError(f"reference {path}: expected a .parquet, .csv or .arrow file")
@@ -229,7 +235,7 @@ def _reference_body(reference: Any) -> tuple[bytes, str]:
 
     if isinstance(reference, pa.Table):
         table = reference
-    elif hasattr(reference, "to_arrow"):  # polars
+    elif hasattr(reference, "to_arrow"):  # polars, or a fitted watchkeeper Reference
         table = reference.to_arrow()
     elif hasattr(reference, "to_parquet") and hasattr(reference, "columns"):  # pandas
         table = pa.Table.from_pandas(reference, preserve_index=False)
