@@ -38,6 +38,7 @@ __all__ = [
     "ISO_DATETIME_RE",
     "coerce_array",
     "column_names",
+    "file_format",
     "read_file",
     "to_table",
 ]
@@ -128,7 +129,7 @@ def read_file(path: str | os.PathLike[str], *, name: str = "data") -> pa.Table:
     p = Path(shown).expanduser()
     if not p.exists():
         raise InputError(f"{name}: file not found: {shown}")
-    fmt = _file_format(p)
+    fmt = file_format(p)
     if fmt is None:
         raise InputError(
             f"{name}: cannot read {shown}: unknown file extension {''.join(p.suffixes)!r}; "
@@ -157,7 +158,8 @@ def read_file(path: str | os.PathLike[str], *, name: str = "data") -> pa.Table:
     return _normalize(table)
 
 
-def _file_format(path: Path) -> str | None:
+def file_format(path: Path) -> str | None:
+    """``"parquet"``, ``"csv"``, ``"tsv"`` or ``"ipc"`` from the file name, or None."""
     suffixes = [s.lower() for s in path.suffixes]
     if not suffixes:
         return None

@@ -57,10 +57,16 @@ class Progress:
         if self._bar is not None:
             self._bar.stop()
 
-    def start(self, description: str, total: int) -> None:
+    def start(self, description: str, total: int | None) -> None:
+        """A task of ``total`` steps (None: not known beforehand)."""
         if self._bar is not None:
             self._task = self._bar.add_task(description, total=total)
 
     def step(self, _item: str = "") -> None:
         if self._bar is not None and self._task is not None:
             self._bar.advance(self._task)
+
+    def advance(self, steps: int) -> None:
+        """``steps`` steps done at once (rows of a chunk, say)."""
+        if self._bar is not None and self._task is not None:
+            self._bar.advance(self._task, steps)

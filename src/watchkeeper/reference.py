@@ -183,19 +183,24 @@ class Reference:
         chunk_size: int | None = None,
         chunk_period: str | None = None,
         chunk_number: int | None = None,
+        progress: bool | None = None,
     ) -> Timeline:
         """Compare ``data`` chunk by chunk: exactly one of ``chunk_size`` (rows per chunk, in
         row order; the last may be shorter), ``chunk_period`` (a pandas period such as
         ``"1D"``, ``"W"``, ``"M"``, on the timestamp column) or ``chunk_number`` (that many
-        chunks of nearly equal size)."""
+        chunks of nearly equal size). A path (a Parquet, CSV or Arrow file, a directory of
+        them, a glob) or a ``pyarrow.dataset.Dataset`` is read batch by batch, one chunk in
+        memory at a time (:mod:`watchkeeper.analysis.stream`). ``progress``: a progress bar
+        (None: on a terminal, for large data)."""
         from watchkeeper.analysis.timeline import analyze
 
         return analyze(
             self,
-            to_table(data, name="data"),
+            data,
             chunk_size=chunk_size,
             chunk_period=chunk_period,
             chunk_number=chunk_number,
+            progress=progress,
         )
 
     def save(self, path: str | Path) -> Path:

@@ -53,7 +53,7 @@ class Chunk:
         }
 
 
-def _times(table: pa.Table, timestamp: str | None) -> pa.Array | None:
+def times_of(table: pa.Table, timestamp: str | None) -> pa.Array | None:
     """The timestamp column as naive UTC microsecond timestamps, or None without one."""
     if timestamp is None or timestamp not in table.column_names:
         return None
@@ -69,6 +69,26 @@ def _times(table: pa.Table, timestamp: str | None) -> pa.Array | None:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise InputError(f"timestamp column {timestamp!r}: not readable as times ({exc})") from None
     raise InputError(f"timestamp column {timestamp!r}: {col.type} values are not times")
+
+
+def row_chunk(index: int, start: int, table: pa.Table, timestamp: str | None) -> Chunk:
+    """The chunk of ``table``, rows ``start:start + len(table)`` of the data."""
+    end = start + table.num_rows
+    first, last = _span(times_of(table, timestamp), 0, table.num_rows)
+    return Chunk(index, f"[{start}:{end}]", start, end, first, last, table)
+
+
+def period_chunk(
+    index: int, start: int, table: pa.Table, timestamp: str, multiple: int, unit: str
+) -> Chunk:
+    """The chunk of one period's rows, time-sorted: rows ``start:start + len(table)`` of the
+    time-sorted data; its span is the whole calendar period."""
+    times = times_of(table, timestamp)
+    assert times is not None and len(times)
+    first = pc.floor_temporal(times.slice(0, 1), multiple, unit)[0]
+    end = pc.ceil_temporal(first, multiple, unit, ceil_is_strictly_greater=True)
+    begin = first.as_py()
+    return Chunk(index, begin.isoformat(), start, start + table.num_rows, begin, end.as_py(), table)
 
 
 def _span(times: pa.Array | None, a: int, b: int) -> tuple[Any, Any]:
@@ -92,7 +112,7 @@ def by_size(table: pa.Table, size: int, timestamp: str | None) -> list[Chunk]:
         raise InputError(f"chunk_size must be at least 1, got {size}")
     n = table.num_rows
     bounds = [*range(0, n, size), n] if n else [0, 0]
-    return _slices(table, bounds, _times(table, timestamp))
+    return _slices(table, bounds, times_of(table, timestamp))
 
 
 def by_number(table: pa.Table, number: int, timestamp: str | None) -> list[Chunk]:
@@ -102,7 +122,7 @@ def by_number(table: pa.Table, number: int, timestamp: str | None) -> list[Chunk
     if number > max(table.num_rows, 1):
         raise InputError(f"chunk_number {number} is more than the data's {table.num_rows} rows")
     bounds = np.linspace(0, table.num_rows, number + 1).astype(int).tolist()
-    return _slices(table, bounds, _times(table, timestamp))
+    return _slices(table, bounds, times_of(table, timestamp))
 
 
 UNITS = {
@@ -138,7 +158,7 @@ def by_period(table: pa.Table, period: str, timestamp: str | None) -> list[Chunk
         raise InputError("chunk_period needs a timestamp column: pass timestamp= to fit")
     if timestamp not in table.column_names:
         raise InputError(f"chunk_period: the data has no timestamp column {timestamp!r}")
-    times = _times(table, timestamp)
+    times = times_of(table, timestamp)
     assert times is not None
     if times.null_count:
         raise InputError(f"timestamp column {timestamp!r}: {times.null_count} rows have no time")

@@ -18,13 +18,22 @@ Metrics, one row each per chunk:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from watchkeeper.analysis.chunks import Chunk, by_number, by_period, by_size
+from watchkeeper.analysis.sources import open_source
+from watchkeeper.analysis.stream import (
+    Meter,
+    scan_periods,
+    stream_by_number,
+    stream_by_period,
+    stream_by_size,
+)
 from watchkeeper.errors import InputError
+from watchkeeper.io import to_table
+from watchkeeper.progress import Progress
 from watchkeeper.report import Report, _json_safe
 from watchkeeper.schema import Role
 
@@ -61,13 +70,17 @@ def _timestamp(ref: Reference) -> str | None:
 
 def analyze(
     ref: Reference,
-    table: pa.Table,
+    data: object,
     *,
     chunk_size: int | None = None,
     chunk_period: str | None = None,
     chunk_number: int | None = None,
+    progress: bool | None = None,
+    meter: Meter | None = None,
 ) -> Timeline:
-    """``ref.analyze``: cut ``table`` into chunks and compare each with ``ref``."""
+    """``ref.analyze``: cut ``data`` into chunks and compare each with ``ref``. A path,
+    directory, glob or ``pyarrow.dataset.Dataset`` is streamed (:mod:`.stream`); anything else
+    is converted to one table first. ``meter`` counts what a streamed analysis held."""
     given = [
         n
         for n, v in (
@@ -83,18 +96,52 @@ def analyze(
             + (f" (got {', '.join(given)})" if given else "")
         )
     stamp = _timestamp(ref)
-    if chunk_size is not None:
-        chunks = by_size(table, int(chunk_size), stamp)
-    elif chunk_number is not None:
-        chunks = by_number(table, int(chunk_number), stamp)
+    source = open_source(data, name="data")
+    chunks: Iterable[Chunk]
+    if source is None:
+        table = to_table(data, name="data")
+        rows: int | None = table.num_rows
+        if chunk_size is not None:
+            chunks = by_size(table, int(chunk_size), stamp)
+        elif chunk_number is not None:
+            chunks = by_number(table, int(chunk_number), stamp)
+        else:
+            chunks = by_period(table, str(chunk_period), stamp)
+        del table  # the chunks hold their slices; each is let go once compared
     else:
-        chunks = by_period(table, str(chunk_period), stamp)
-    reports = []
-    for chunk in chunks:
-        assert chunk.table is not None
-        reports.append(ref._compare_table(chunk.table))
+        meter = meter or Meter()
+        if chunk_size is not None:
+            rows = source.known_rows()
+            chunks = stream_by_size(source, int(chunk_size), stamp, meter)
+        elif chunk_number is not None:
+            rows = source.count_rows()
+            chunks = stream_by_number(source, int(chunk_number), stamp, meter, rows)
+        else:
+            scan = scan_periods(source, str(chunk_period), stamp, meter)
+            assert stamp is not None
+            rows = scan.rows
+            chunks = stream_by_period(source, str(chunk_period), stamp, meter, scan)
+    bare, reports = [], []
+    with Progress(enabled=progress, rows=rows or 0) as bar:
+        bar.start("analyzing chunks (rows)", rows)
+        for chunk in _one_by_one(chunks):
+            assert chunk.table is not None
+            reports.append(ref._compare_table(chunk.table))
+            bare.append(_bare(chunk))
+            bar.advance(chunk.rows)
     spec = {"chunk_size": chunk_size, "chunk_period": chunk_period, "chunk_number": chunk_number}
-    return Timeline([_bare(c) for c in chunks], reports, spec, ref.rows)
+    return Timeline(bare, reports, spec, ref.rows)
+
+
+def _one_by_one(chunks: Iterable[Chunk]) -> Iterator[Chunk]:
+    """The chunks, each dropped from a list of them as it is handed out: only the chunk being
+    compared keeps its rows."""
+    if not isinstance(chunks, list):
+        yield from chunks
+        return
+    chunks.reverse()
+    while chunks:
+        yield chunks.pop()
 
 
 def _bare(chunk: Chunk) -> Chunk:
