@@ -73,3 +73,40 @@ def test_bad_arguments_get_one_line_and_exit_2(
     res = run("analyze", ref, prod, *args)
     assert res.returncode == 2, res.stdout + res.stderr
     assert message in res.stderr and "Traceback" not in res.stderr
+
+
+def test_analyze_streams_a_directory_and_a_glob(
+    files: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    ref, prod, _ = files
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    production = pd.read_parquet(prod)
+    for i, start in enumerate(range(0, len(production), 1000)):
+        production.iloc[start : start + 1000].to_parquet(lake / f"day-{i}.parquet")
+    fitted = Reference.fit(pd.read_parquet(ref), timestamp="ts")
+    expected = json.loads(json.dumps(fitted.analyze(production, chunk_period="1W").to_dict()))
+    for data in (lake, lake / "day-*.parquet"):
+        out = tmp_path / "timeline.json"
+        res = run("analyze", ref, data, "--chunk-period", "1W", "--timestamp", "ts", "-o", out)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert json.loads(out.read_text(encoding="utf-8")) == expected
+
+
+def test_bad_data_paths_get_one_line_and_exit_2(
+    files: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    ref, prod, _ = files
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    pd.read_parquet(prod).to_parquet(lake / "a.parquet")
+    pd.read_parquet(prod).drop(columns=["z"]).to_parquet(lake / "b.parquet")
+    for data, message in (
+        (lake, "b.parquet has no column 'z'"),
+        (tmp_path / "nowhere", "file not found"),
+        (tmp_path / "none-*.parquet", "no file matches"),
+    ):
+        res = run("analyze", ref, data, "--chunk-size", "500")
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert message in res.stderr and "Traceback" not in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1

@@ -46,7 +46,7 @@ def _print_summary(timeline: Any, tripped: list[str]) -> None:
 
 @click.command()
 @click.argument("reference", type=click.Path(path_type=Path))
-@click.argument("data", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("data")
 @click.option("--chunk-size", type=click.IntRange(min=1), help="Rows per chunk, in row order.")
 @click.option(
     "--chunk-period", help="A calendar period per chunk: 1D, 6h, W, M … (needs --timestamp)."
@@ -87,7 +87,7 @@ def _print_summary(timeline: Any, tripped: list[str]) -> None:
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 def analyze(
     reference: Path,
-    data: Path,
+    data: str,
     chunk_size: int | None,
     chunk_period: str | None,
     chunk_number: int | None,
@@ -104,7 +104,9 @@ def analyze(
     quiet: bool,
 ) -> None:
     """Compare DATA with REFERENCE chunk by chunk (files: Parquet, CSV or Arrow; REFERENCE
-    may also be a directory written by ``Reference.save``)."""
+    may also be a directory written by ``Reference.save``). DATA may be a file, a directory
+    of files or a quoted glob ("events/*.parquet"): it is read batch by batch, one chunk in
+    memory at a time."""
     from watchkeeper.reference import Reference
 
     given = [
