@@ -168,23 +168,23 @@ def test_memory_stays_bounded_by_a_chunk_and_a_batch(fitted: Reference, tmp_path
 def test_bad_input_is_an_input_error_naming_it(
     fitted: Reference, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(InputError, match="file not found: .*nowhere.parquet"):
+    with pytest.raises(InputError, match=r"file not found: .*nowhere\.parquet"):
         fitted.analyze(tmp_path / "nowhere.parquet", chunk_size=100)
-    with pytest.raises(InputError, match="no file matches .*nothing-\\*.parquet"):
+    with pytest.raises(InputError, match=r"no file matches .*nothing-\*\.parquet"):
         fitted.analyze(str(tmp_path / "nothing-*.parquet"), chunk_size=100)
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no data files in the directory"):
         fitted.analyze(tmp_path / "empty", chunk_size=100)
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"not parquet at all")
-    with pytest.raises(InputError, match="cannot read .*broken.parquet as parquet"):
+    with pytest.raises(InputError, match=r"cannot read .*broken\.parquet as parquet"):
         fitted.analyze(broken, chunk_size=100)
     root = _parquet_dir(tmp_path / "lake", _production())
     pq.write_table(
         pa.Table.from_pandas(_production().drop(columns=["x"]), preserve_index=False),
         root / "part-3.parquet",
     )
-    with pytest.raises(InputError, match="part-3.parquet has no column 'x'"):
+    with pytest.raises(InputError, match=r"part-3\.parquet has no column 'x'"):
         fitted.analyze(root, chunk_size=100)
     (root / "part-3.parquet").unlink()
     (root / "part-9.csv").write_text("x\n1\n")
@@ -193,7 +193,23 @@ def test_bad_input_is_an_input_error_naming_it(
     late = tmp_path / "late.csv"  # a column whose type changes after the first block
     monkeypatch.setattr(sources, "CSV_BLOCK", 4096)  # types are inferred from the first block
     late.write_text("x\n" + "1\n" * 5000 + "oops\n")
-    with pytest.raises(InputError, match="cannot read .*late.csv: .*oops"):
+    with pytest.raises(InputError, match=r"cannot read .*late\.csv: .*oops"):
         fitted.analyze(late, chunk_size=100_000)
     with pytest.raises(InputError, match="no timestamp column 'ts'"):
         fitted.analyze(late, chunk_period="1D")
+
+
+def test_a_progress_bar_counts_the_rows_analysed(
+    fitted: Reference,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich draws as on a terminal
+    root = _parquet_dir(tmp_path / "lake", _production())
+    fitted.analyze(root, chunk_size=1000, progress=True)
+    assert "analyzing chunks (rows)" in capsys.readouterr().err
+    fitted.analyze(_production(), chunk_number=2, progress=True)  # a frame: the same bar
+    assert "4000/4000" in capsys.readouterr().err
+    fitted.analyze(root, chunk_size=1000)  # small data, output not a terminal: no bar
+    assert capsys.readouterr().err == ""
