@@ -213,3 +213,16 @@ def test_a_progress_bar_counts_the_rows_analysed(
     assert "4000/4000" in capsys.readouterr().err
     fitted.analyze(root, chunk_size=1000)  # small data, output not a terminal: no bar
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    "chunking", [{"chunk_size": 100}, {"chunk_number": 1}, {"chunk_period": "1D"}]
+)
+def test_an_empty_file_gives_the_in_memory_timeline(
+    fitted: Reference, tmp_path: Path, chunking: dict[str, Any]
+) -> None:
+    empty = pa.Table.from_pandas(_production(), preserve_index=False).slice(0, 0)
+    pq.write_table(empty, tmp_path / "empty.parquet")
+    streamed = fitted.analyze(tmp_path / "empty.parquet", **chunking)
+    _same_timeline(streamed, fitted.analyze(empty, **chunking))
+    assert [c.rows for c in streamed.chunks] == ([] if "chunk_period" in chunking else [0])

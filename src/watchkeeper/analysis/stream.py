@@ -38,7 +38,6 @@ from watchkeeper.errors import InputError
 
 SPILL_ROWS = 1_000_000
 SPILL_FILES = 64
-_ROW, _CODE = "__watchkeeper_row", "__watchkeeper_period"
 
 
 @dataclass
@@ -189,17 +188,14 @@ def stream_by_period(
         start += table.num_rows
 
 
-def _time_sorted(table: pa.Table, timestamp: str, tiebreak: str | None = None) -> pa.Table:
+def _time_sorted(table: pa.Table, timestamp: str) -> pa.Table:
+    """A period's rows (in the data's row order) in time order, ties in row order."""
     times = times_of(table, timestamp)
     assert times is not None
-    if tiebreak is None:
-        values = times.cast(pa.int64()).to_numpy()
-        if np.all(values[1:] >= values[:-1]):
-            return table
-        return table.take(pc.array_sort_indices(times))
-    keys = pa.table({"t": times, "r": table.column(tiebreak)})
-    order = pc.sort_indices(keys, sort_keys=[("t", "ascending"), ("r", "ascending")])
-    return table.take(order).drop_columns([tiebreak])
+    values = times.cast(pa.int64()).to_numpy()
+    if np.all(values[1:] >= values[:-1]):
+        return table
+    return table.combine_chunks().take(pc.array_sort_indices(times))
 
 
 def _in_order(
@@ -224,7 +220,9 @@ def _in_order(
 
 class _Spill:
     """Rows partitioned by period into temporary IPC files (several per period when a file
-    had to be closed to keep at most ``SPILL_FILES`` open)."""
+    had to be closed to keep at most ``SPILL_FILES`` open). A period's rows are appended in
+    the data's row order and its files read back in the order they were written, so a
+    period comes back in row order."""
 
     def __init__(self, root: Path, meter: Meter) -> None:
         self.root, self.meter = root, meter
@@ -278,15 +276,12 @@ def _spilled(
     root = Path(tempfile.mkdtemp(prefix="watchkeeper-periods-"))
     try:
         spill = _Spill(root, meter)
-        offset = 0
         for batch in _read(source, meter):
             times = times_of(batch, timestamp)
             assert times is not None
             codes = _codes(times, multiple, unit)
-            rows = pa.array(np.arange(offset, offset + batch.num_rows, dtype=np.int64))
-            offset += batch.num_rows
-            order = np.argsort(codes, kind="stable")
-            codes, table = codes[order], batch.append_column(_ROW, rows).take(pa.array(order))
+            order = np.argsort(codes, kind="stable")  # by period, each in row order
+            codes, table = codes[order], batch.take(pa.array(order))
             cuts = [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist(), len(codes)]
             for a, b in itertools.pairwise(cuts):
                 spill.add(int(codes[a]), table.slice(a, b - a))
@@ -294,6 +289,6 @@ def _spilled(
         for code in sorted(spill.files):
             period = spill.period(code)
             meter.hold(period.num_rows)
-            yield _time_sorted(period, timestamp, _ROW)
+            yield _time_sorted(period, timestamp)
     finally:
         shutil.rmtree(root, ignore_errors=True)
