@@ -18,7 +18,7 @@ Metrics, one row each per chunk:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,7 +107,6 @@ def analyze(
             chunks = by_number(table, int(chunk_number), stamp)
         else:
             chunks = by_period(table, str(chunk_period), stamp)
-        del table  # the chunks hold their slices; each is let go once compared
     else:
         meter = meter or Meter()
         if chunk_size is not None:
@@ -124,24 +123,13 @@ def analyze(
     bare, reports = [], []
     with Progress(enabled=progress, rows=rows or 0) as bar:
         bar.start("analyzing chunks (rows)", rows)
-        for chunk in _one_by_one(chunks):
+        for chunk in chunks:  # a streamed chunk's rows are let go once it is compared
             assert chunk.table is not None
             reports.append(ref._compare_table(chunk.table))
             bare.append(_bare(chunk))
             bar.advance(chunk.rows)
     spec = {"chunk_size": chunk_size, "chunk_period": chunk_period, "chunk_number": chunk_number}
     return Timeline(bare, reports, spec, ref.rows)
-
-
-def _one_by_one(chunks: Iterable[Chunk]) -> Iterator[Chunk]:
-    """The chunks, each dropped from a list of them as it is handed out: only the chunk being
-    compared keeps its rows."""
-    if not isinstance(chunks, list):
-        yield from chunks
-        return
-    chunks.reverse()
-    while chunks:
-        yield chunks.pop()
 
 
 def _bare(chunk: Chunk) -> Chunk:
