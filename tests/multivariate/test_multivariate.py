@@ -54,9 +54,7 @@ def test_reconstruction_error_matches_scikit_learn_pca() -> None:
 
 
 def test_encoder_standardizes_and_frequency_encodes() -> None:
-    table = pa.table(
-        {"x": [1.0, 3.0, None, 5.0], "c": ["a", "a", "b", None], "k": [7, 7, 7, 7]}
-    )
+    table = pa.table({"x": [1.0, 3.0, None, 5.0], "c": ["a", "a", "b", None], "k": [7, 7, 7, 7]})
     enc = Encoder.fit(table, ["x", "c", "k"], ["c"])
     assert enc.columns == ["x", "c"]  # the constant column carries nothing
     assert enc.mean.tolist() == pytest.approx([3.0, 0.375])
