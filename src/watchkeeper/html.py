@@ -300,6 +300,7 @@ def _multivariate(report: Mapping[str, Any]) -> dict[str, Any] | None:
     return {
         "columns": _list(section.get("columns")),
         "message": section.get("message") or "",
+        "drifted": section.get("drifted") is True,
         "methods": dict(_map(section.get("methods"))),
         "drivers": [d for d in _list(section.get("drivers")) if isinstance(d, Mapping)],
     }

@@ -190,6 +190,8 @@ def test_the_timeline_has_the_multivariate_metrics() -> None:
     alerts = timeline.alerts()
     assert {"multivariate_pca", "multivariate_classifier"} <= set(alerts["metric"])
     assert len(timeline.plot("multivariate_pca").data) >= 2
+    table = timeline._repr_html_()
+    assert "joint drift" in table and table.count("<td>no</td>") >= 1 and "<td>yes (" in table
 
 
 def test_the_html_report_has_the_joint_drift_section(tmp_path: object) -> None:
@@ -200,6 +202,7 @@ def test_the_html_report_has_the_joint_drift_section(tmp_path: object) -> None:
     page = report.save_html(Path(str(tmp_path)) / "r.html").read_text(encoding="utf-8")
     assert 'id="multivariate"' in page and "PCA reconstruction error" in page
     assert "mostly through" in page and 'id="multivariate-drivers"' in page
+    assert "Joint drift</div>" in page  # the summary card
     quiet = watchkeeper.compare(_draw(rng, 3000), _draw(rng, 1000), multivariate=None)
     assert 'id="multivariate"' not in quiet.save_html(Path(str(tmp_path)) / "q.html").read_text(
         encoding="utf-8"
