@@ -52,6 +52,17 @@ def _print_summary(report: Any, console: Console, limit: int = 15) -> None:
     console.print(table)
     if len(report.drift) > limit:
         console.print(f"… and {len(report.drift) - limit} more columns")
+    joint = report.multivariate_drift
+    if joint is not None:
+        parts = [
+            f"{name} {r.statistic:.4g} (threshold {r.threshold:.4g})"
+            for name, r in joint.results.items()
+            if r.statistic is not None and r.threshold is not None
+        ]
+        notes = {r.note for r in joint.results.values() if r.note}
+        verdict = f"[red]{escape(joint.message)}[/]" if joint.drifted else escape(joint.message)
+        detail = "; ".join(parts) or "; ".join(sorted(notes))
+        console.print(f"joint distribution: {verdict} ({escape(detail)})", highlight=False)
     notable = [f for f in report.findings if f.severity != "info"]
     for f in notable[:10]:
         console.print(f"[yellow]{f.severity}[/] {escape(f.message)}", highlight=False)
