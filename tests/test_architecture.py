@@ -118,6 +118,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "calibration_chunks",
         "reference",
         "analysis",
+        "multivariate",
         "html",
         "html_format",
         "charts",

@@ -285,9 +285,24 @@ def _context(report: Mapping[str, Any]) -> dict[str, Any]:
         "findings": findings,
         "n_errors": sum(1 for f in findings if _SEVERITY_ORDER.get(str(f.get("severity"))) == 0),
         "performance": performance,
+        "multivariate": _multivariate(report),
         "plotly_js": _plotly_js(),
         "reference_color": charts.REFERENCE_COLOR,
         "current_color": charts.CURRENT_COLOR,
+    }
+
+
+def _multivariate(report: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The report's multivariate section with its methods, or None (off, or an older report)."""
+    section = _map(report.get("multivariate_drift"))
+    if not _map(section.get("methods")):
+        return None
+    return {
+        "columns": _list(section.get("columns")),
+        "message": section.get("message") or "",
+        "drifted": section.get("drifted") is True,
+        "methods": dict(_map(section.get("methods"))),
+        "drivers": [d for d in _list(section.get("drivers")) if isinstance(d, Mapping)],
     }
 
 

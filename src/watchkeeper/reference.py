@@ -31,6 +31,8 @@ from watchkeeper import __version__
 from watchkeeper.calibration_chunks import chunk_slices, reference_chunk_count, time_ordered
 from watchkeeper.errors import InputError
 from watchkeeper.io import column_names, to_table
+from watchkeeper.multivariate import DEFAULT as DEFAULT_MULTIVARIATE
+from watchkeeper.multivariate import MultivariateFit, fit_multivariate, methods_of
 from watchkeeper.profiles import DatasetProfile, profile_reference, profile_table
 from watchkeeper.report import Report, report_against
 from watchkeeper.report_settings import column_settings, resolve_schema
@@ -60,6 +62,7 @@ OPTIONS = (
     "reference_chunks",
     "bins",
     "seed",
+    "multivariate",
 )
 
 
@@ -83,6 +86,7 @@ class Reference:
         self._chunks: dict[int, list[DatasetProfile]] = {}  # by chunk count
         self.noise_cache = NoiseCache()
         self._performance: dict[str, Any] = {}  # the reference's side of the performance
+        self._multivariate: MultivariateFit | None = None  # fitted on the first compare
 
     @property
     def schema(self) -> Schema:
@@ -111,8 +115,11 @@ class Reference:
         reference_chunks: int | None = None,
         bins: int = DEFAULT_BINS,
         seed: int | None = 0,
+        multivariate: str | None = DEFAULT_MULTIVARIATE,
     ) -> Reference:
-        """Fit a reference: the options are those of :func:`watchkeeper.compare`."""
+        """Fit a reference: the options are those of :func:`watchkeeper.compare`. The PCA of
+        the multivariate check (when on) is fitted here, once."""
+        methods_of(multivariate)
         if not 0 < false_alarm_rate < 1:
             raise InputError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
         if reference_chunks is not None and reference_chunks < 2:
@@ -142,8 +149,20 @@ class Reference:
             "reference_chunks": reference_chunks,
             "bins": bins,
             "seed": seed,
+            "multivariate": multivariate,
         }
-        return cls(table, profile, options)
+        ref = cls(table, profile, options)
+        ref.multivariate_fit()
+        return ref
+
+    def multivariate_fit(self) -> MultivariateFit | None:
+        """The reference's side of the multivariate checks (the encoder, the PCA and the
+        held-out errors), fitted once; None when they are off."""
+        if not methods_of(self.options.get("multivariate", DEFAULT_MULTIVARIATE)):
+            return None
+        if self._multivariate is None:
+            self._multivariate = fit_multivariate(self.table, self.schema, self.options["seed"])
+        return self._multivariate
 
     def chunk_profiles(self, n_current: int) -> list[DatasetProfile]:
         """The reference's consecutive chunks, profiled, that calibrate a window of
@@ -174,6 +193,7 @@ class Reference:
             self.options,
             cache=self.noise_cache,
             performance_cache=self._performance,
+            multivariate_fit=self.multivariate_fit(),
         )
 
     def analyze(
@@ -238,6 +258,8 @@ class Reference:
         if meta.get("format") != FORMAT:
             raise InputError(f"{src}: reference format {meta.get('format')!r}, expected {FORMAT}")
         options = {k: meta["options"].get(k) for k in OPTIONS}
+        if "multivariate" not in meta["options"]:  # saved before the multivariate checks
+            options["multivariate"] = DEFAULT_MULTIVARIATE
         profile = DatasetProfile.from_bytes((src / PROFILE).read_bytes())
         return cls(pq.read_table(src / DATA), profile, options)
 

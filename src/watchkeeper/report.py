@@ -35,6 +35,16 @@ from watchkeeper.calibration_chunks import (
 )
 from watchkeeper.errors import InputError
 from watchkeeper.io import column_names, to_table
+from watchkeeper.multivariate import (
+    DEFAULT as DEFAULT_MULTIVARIATE,
+)
+from watchkeeper.multivariate import (
+    MultivariateDrift,
+    MultivariateFit,
+    fit_multivariate,
+    methods_of,
+    multivariate_drift,
+)
 from watchkeeper.profiles import ColumnProfile, DatasetProfile, profile_reference, profile_table
 from watchkeeper.progress import Progress
 from watchkeeper.quality import Finding, compare_quality
@@ -59,6 +69,8 @@ class Report:
     reference_rows: int
     current_rows: int
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    # the joint distribution of the input features (docs/multivariate.md); None when off
+    multivariate_drift: MultivariateDrift | None = None
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -130,6 +142,9 @@ class Report:
                 "findings": [f.to_dict() for f in self.findings],
                 "performance": self.performance,
                 "schema": self.schema.to_dict(),
+                "multivariate_drift": (
+                    None if self.multivariate_drift is None else self.multivariate_drift.to_dict()
+                ),
             }
         )
         return out
@@ -190,6 +205,7 @@ def compare(
     bins: int = DEFAULT_BINS,
     seed: int | None = 0,
     progress: bool | None = None,
+    multivariate: str | None = DEFAULT_MULTIVARIATE,
 ) -> Report:
     """Compare ``current`` data with a ``reference``: drift per column, data quality, and
     performance when ``target`` and ``prediction`` are given.
@@ -203,9 +219,16 @@ def compare(
     The reference is cut into consecutive chunks to measure its natural variation when it
     has a timestamp column (sorted by it), or into ``reference_chunks`` chunks when given (in
     row order, or sorted by the timestamp column when there is one).
+
+    ``multivariate``: the checks of the input features' joint distribution
+    (``report.multivariate_drift``, ``docs/multivariate.md``): ``"pca"`` (the default: the PCA
+    reconstruction error, fitted on a sample of the reference), ``"classifier"`` (the domain
+    classifier, which also names the features that drive a change; seconds per call),
+    ``"all"`` or None.
     """
     if not 0 < false_alarm_rate < 1:
         raise InputError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
+    methods_of(multivariate)
     scores = column_names(scores, "scores") or None
     columns = None if columns is None else column_names(columns, "columns")
     ref_t, cur_t = to_table(reference, name="reference"), to_table(current, name="current")
@@ -241,6 +264,8 @@ def compare(
                 "drift_share": drift_share,
                 "bins": bins,
                 "seed": seed,
+                "multivariate": multivariate,
+                "reference_chunks": reference_chunks,
             },
             bar.step,
         )
@@ -256,12 +281,15 @@ def report_against(
     step: Any = None,
     cache: dict[tuple[object, ...], Any] | None = None,
     performance_cache: dict[str, Any] | None = None,
+    multivariate_fit: MultivariateFit | None = None,
 ) -> Report:
     """The report of ``cur_t`` against a reference already profiled (``ref_p``, and its
     chunks): what :func:`compare` and a fitted ``Reference`` both return. ``options``: the
     target, prediction, scores, decision, false_alarm_rate, drift_share, bins and seed;
     ``cache`` and ``performance_cache``: what the calibrations and the reference's performance
-    keep for the next call (a fitted reference's)."""
+    keep for the next call (a fitted reference's); ``multivariate_fit``: the reference's side of
+    the multivariate checks, fitted here when not given. ``options`` may also hold
+    ``multivariate`` and ``reference_chunks``."""
     schema = ref_p.schema
     step = step or (lambda _name="": None)
     # each column is judged as soon as its current profile is ready, on this thread,
@@ -287,6 +315,20 @@ def report_against(
         performance = performance_section(
             ref_t, cur_t, target, prediction, options["scores"], findings, performance_cache
         )
+    methods = methods_of(options.get("multivariate", DEFAULT_MULTIVARIATE))
+    joint = None
+    if methods:
+        if multivariate_fit is None:
+            multivariate_fit = fit_multivariate(ref_t, schema, options["seed"])
+        joint = multivariate_drift(
+            multivariate_fit,
+            ref_t,
+            cur_t,
+            methods,
+            options["false_alarm_rate"],
+            options["seed"],
+            options.get("reference_chunks"),
+        )
     decision = options["decision"]
     settings = {
         "decision": decision if isinstance(decision, str) else dict(decision),
@@ -296,6 +338,7 @@ def report_against(
         "reference_chunks": len(chunk_profiles),
         "methods": {n: c.method for n, c in col_settings.items()},
         "seed": options["seed"],
+        "multivariate": list(methods),
     }
     return Report(
         drift=drift,
@@ -306,6 +349,7 @@ def report_against(
         settings=settings,
         reference_rows=ref_t.num_rows,
         current_rows=cur_t.num_rows,
+        multivariate_drift=joint,
     )
 
 

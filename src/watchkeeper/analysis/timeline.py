@@ -11,6 +11,11 @@ Metrics, one row each per chunk:
   setting as threshold, ``alert`` = dataset drift;
 * ``missing_share`` per profiled column: the current share, the reference's share as
   threshold, ``alert`` = a warning that the missing share changed or all values are missing;
+* ``multivariate_pca`` and ``multivariate_classifier`` for the dataset (column ``""``), when
+  the reference checks them: the window's mean PCA reconstruction error or the domain
+  classifier's ROC AUC, its calibrated threshold, ``alert`` = the joint distribution changed
+  (``method``: ``pca``, or ``classifier`` with the top two features by its permutation
+  importance, ``classifier (income × age)``);
 * the performance headline (``accuracy``, ``rmse``…) for the target when the chunk has labels:
   the value, the reference's value as threshold, ``alert`` = credibly worse than the reference.
 """
@@ -285,6 +290,21 @@ def _metric_rows(report: Report) -> list[dict[str, Any]]:
             "method": None,
         }
     )
+    joint = report.multivariate_drift
+    for method, res in ({} if joint is None else joint.results).items():
+        top = [name for name, imp in joint.drivers[:2] if imp > 0] if joint else []
+        rows.append(
+            {
+                "column": "",
+                "metric": f"multivariate_{method}",
+                "value": res.statistic,
+                "threshold": res.threshold,
+                "alert": res.drifted,
+                "method": f"{method} ({' × '.join(top)})"
+                if method == "classifier" and top
+                else method,
+            }
+        )
     warned = {f.column for f in report.findings if f.severity != "info" and f.kind in ALERT_KINDS}
     for name, q in report.quality.items():
         rows.append(

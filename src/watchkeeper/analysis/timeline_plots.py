@@ -109,9 +109,21 @@ def _chunk_rows(timeline: Timeline) -> list[dict[str, Any]]:
                 "dataset_drift": s["dataset_drift"],
                 "performance": f"{h} {fmt_num(value)}" if h and value is not None else "—",
                 "degraded": bool(perf.get("degraded")),
+                "joint": _joint(report),
             }
         )
     return rows
+
+
+def _joint(report: Any) -> str:
+    """The chunk's multivariate verdict: "yes (income × age)", "no", or "—" when off."""
+    joint = report.multivariate_drift
+    if joint is None or all(r.statistic is None for r in joint.results.values()):
+        return "—"
+    if not joint.drifted:
+        return "no"
+    top = [name for name, imp in joint.drivers[:2] if imp > 0]
+    return f"yes ({' × '.join(top)})" if top else "yes"
 
 
 @functools.cache
@@ -127,9 +139,9 @@ def _template() -> jinja2.Template:
 
 _SUMMARY = """<table class="wk-timeline">
 <thead><tr><th>chunk</th><th>rows</th><th>drifted columns</th><th>drifted share</th>
-<th>dataset drift</th><th>performance</th></tr></thead><tbody>
+<th>dataset drift</th><th>joint drift</th><th>performance</th></tr></thead><tbody>
 {% for r in rows %}<tr><td>{{ r.key }}</td><td>{{ r.rows }}</td><td>{{ r.drifted }}</td>
-<td>{{ r.share }}</td><td>{{ 'yes' if r.dataset_drift else 'no' }}</td>
+<td>{{ r.share }}</td><td>{{ 'yes' if r.dataset_drift else 'no' }}</td><td>{{ r.joint }}</td>
 <td>{{ r.performance }}{{ ' (worse)' if r.degraded else '' }}</td></tr>
 {% endfor %}</tbody></table>"""
 

@@ -14,7 +14,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from watchkeeper.cli.report import FAIL_ON, _tripped
+from watchkeeper.cli.report import FAIL_ON, MULTIVARIATE, _tripped
 from watchkeeper.progress import output_console
 
 
@@ -84,6 +84,11 @@ def _print_summary(timeline: Any, tripped: list[str]) -> None:
     type=click.Choice(FAIL_ON),
     help="Exit 1 when this happens in any chunk (repeatable).",
 )
+@click.option(
+    "--multivariate",
+    type=click.Choice(MULTIVARIATE),
+    help="Joint-distribution checks of the input features [default: pca].",
+)
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 def analyze(
     reference: Path,
@@ -101,6 +106,7 @@ def analyze(
     method: str | None,
     false_alarm_rate: float,
     fail_on: tuple[str, ...],
+    multivariate: str | None,
     quiet: bool,
 ) -> None:
     """Compare DATA with REFERENCE chunk by chunk (files: Parquet, CSV or Arrow; REFERENCE
@@ -125,7 +131,7 @@ def analyze(
     if json_path is not None and json_path.suffix.lower() != ".json":
         raise click.UsageError(f"--json {json_path}: use a .json file name")
     if reference.is_dir():
-        if any((target, prediction, scores, timestamp, columns, method)):
+        if any((target, prediction, scores, timestamp, columns, method, multivariate)):
             raise click.UsageError(
                 f"{reference} is a saved reference: its options were fixed when it was fitted"
             )
@@ -140,6 +146,7 @@ def analyze(
             method=method,
             false_alarm_rate=false_alarm_rate,
             timestamp=timestamp,
+            multivariate=multivariate or "pca",
         )
     timeline = ref.analyze(
         data, chunk_size=chunk_size, chunk_period=chunk_period, chunk_number=chunk_number

@@ -16,7 +16,8 @@ from rich.table import Table
 
 from watchkeeper.progress import output_console
 
-FAIL_ON = ("drift", "dataset-drift", "quality", "performance")
+FAIL_ON = ("drift", "dataset-drift", "quality", "performance", "multivariate")
+MULTIVARIATE = ("pca", "classifier", "all", "none")
 
 
 def _print_summary(report: Any, console: Console, limit: int = 15) -> None:
@@ -51,6 +52,17 @@ def _print_summary(report: Any, console: Console, limit: int = 15) -> None:
     console.print(table)
     if len(report.drift) > limit:
         console.print(f"… and {len(report.drift) - limit} more columns")
+    joint = report.multivariate_drift
+    if joint is not None:
+        parts = [
+            f"{name} {r.statistic:.4g} (threshold {r.threshold:.4g})"
+            for name, r in joint.results.items()
+            if r.statistic is not None and r.threshold is not None
+        ]
+        notes = {r.note for r in joint.results.values() if r.note}
+        verdict = f"[red]{escape(joint.message)}[/]" if joint.drifted else escape(joint.message)
+        detail = "; ".join(parts) or "; ".join(sorted(notes))
+        console.print(f"joint distribution: {verdict} ({escape(detail)})", highlight=False)
     notable = [f for f in report.findings if f.severity != "info"]
     for f in notable[:10]:
         console.print(f"[yellow]{f.severity}[/] {escape(f.message)}", highlight=False)
@@ -125,6 +137,13 @@ def _write(report: Any, output: Path | None) -> None:
     type=click.Choice(FAIL_ON),
     help="Exit 1 when this happens (repeatable).",
 )
+@click.option(
+    "--multivariate",
+    type=click.Choice(MULTIVARIATE),
+    default="pca",
+    show_default=True,
+    help="Joint-distribution checks of the input features (docs/multivariate.md).",
+)
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 def report(
     reference: Path,
@@ -141,6 +160,7 @@ def report(
     false_alarm_rate: float,
     threshold: float | None,
     fail_on: tuple[str, ...],
+    multivariate: str,
     quiet: bool,
 ) -> None:
     """Compare CURRENT data with REFERENCE data (Parquet, CSV or Arrow files)."""
@@ -173,6 +193,7 @@ def report(
         thresholds=thresholds,
         timestamp=timestamp,
         progress=None if not quiet else False,
+        multivariate=multivariate,
     )
     _write(result, output)
     if not quiet:
@@ -193,6 +214,7 @@ def _tripped(result: Any, fail_on: tuple[str, ...]) -> bool:
             for f in result.findings
         ),
         "performance": bool(result.performance and result.performance.get("degraded")),
+        "multivariate": bool(result.multivariate_drift and result.multivariate_drift.drifted),
     }
     return any(checks[name] for name in fail_on)
 
