@@ -493,3 +493,56 @@ def test_sparse_columns_are_sampled_among_non_null_values() -> None:
     schema = infer_schema(table, sample_size=1000)
     assert schema["sparse"].type == ColumnType.ID  # 500 distinct non-null values
     assert schema["one_date"].type == ColumnType.DATETIME
+
+
+def test_time_columns_that_are_not_iso_strings_are_datetimes() -> None:
+    from watchkeeper.schema import explain_schema
+
+    rng = np.random.default_rng(7)
+    days = np.datetime64("1987-01-01") + np.arange(N)
+    us = [str(d.astype(object).strftime("%m/%d/%Y")) for d in days]
+    t = pa.table(
+        {
+            "Month": rng.choice(["May", "January", "Sept.", "dec"], N),
+            "Date": us,
+            "Year": np.repeat(np.arange(1987, 2021), 20)[:N],
+            "founded": np.arange(1700, 1700 + N),
+            "x": rng.normal(size=N),
+        }
+    )
+    schema, reasons = explain_schema(t)
+    types = {c.name: c.type for c in schema.columns.values()}
+    assert types["Month"] == types["Date"] == types["Year"] == ColumnType.DATETIME
+    assert reasons["Month"].startswith("month names")
+    assert reasons["Date"].startswith("dates, not ISO 8601")
+    assert reasons["Year"].startswith("integer years")
+    # unique consecutive integers outside 1800..2200 stay ids; a number in range stays numeric
+    assert types["founded"] == ColumnType.ID and types["x"] == ColumnType.NUMERIC
+    counts = pa.table({"count": rng.integers(1900, 2100, N)})
+    assert infer_schema(counts).columns["count"].type == ColumnType.NUMERIC
+    # the one date column is the timestamp, and orders the reference by the dates it reads as
+    alone, why = explain_schema(pa.table({"Date": us[::-1], "x": np.arange(N, dtype=float)}))
+    assert alone.columns["Date"].role == Role.TIMESTAMP and "dates" in why["Date"]
+    from watchkeeper.calibration_chunks import time_ordered
+
+    ordered = time_ordered(pa.table({"Date": us[::-1], "x": np.arange(N, dtype=float)}), alone)
+    assert ordered.column("Date").to_pylist() == us
+    months = explain_schema(pa.table({"m": ["May", "Jan"] * 40}))[0]
+    months_t = pa.table({"m": ["May", "Jan"] * 40})
+    assert time_ordered(months_t, months).equals(months_t)  # no year: row order kept
+
+
+def test_near_unique_strings_are_ids_not_categories() -> None:
+    from watchkeeper.schema import explain_schema
+
+    rng = np.random.default_rng(8)
+    ticket = [f"A/5 {v}" if i % 3 else str(v) for i, v in enumerate(rng.integers(1, 5000, N))]
+    cabin = [f"C{v}" for v in rng.integers(1, 500, N)]
+    t = pa.table({"Ticket": ticket, "Cabin": cabin, "Embarked": rng.choice(list("CQS"), N)})
+    schema, reasons = explain_schema(t)
+    assert schema.columns["Ticket"].role == schema.columns["Cabin"].role == Role.ID
+    assert reasons["Cabin"].startswith("most values distinct")
+    assert schema.columns["Embarked"].type == ColumnType.CATEGORICAL
+    # few distinct values, even if most are unique: still categories
+    small = pa.table({"code": [f"k{i % 40}" for i in range(N)]})
+    assert infer_schema(small).columns["code"].type == ColumnType.CATEGORICAL

@@ -9,8 +9,16 @@ Inference rules of :func:`infer_schema` (explicit arguments always win, see belo
   every value occurring on average at least 3 times (so a tiny reference of distinct ints stays
   numeric); else ``numeric``.
 * string / dictionary of strings -> ``datetime`` if every sampled value is an ISO 8601 date or
-  date-time; ``id`` if id-like; ``text`` if free text; else ``categorical``. A dictionary of
-  non-string values -> ``categorical``; binary and nested types -> ``text``.
+  date-time, or every one a date in another common form (see *time columns*); ``id`` if
+  id-like; ``text`` if free text; ``id`` if near-unique (below); else ``categorical``. A
+  dictionary of non-string values -> ``categorical``; binary and nested types -> ``text``.
+* time columns that are not ISO strings: month names (``May``, ``January``, ``Sept.``), dates
+  such as ``05/20/1987``, ``20.05.1987``, ``1987/05/20``, ``1987-05``, ``May 20, 1987`` or
+  ``20 May 1987`` (with an optional time of day), and integer years: an integer column whose
+  values all lie in 1800..2200 and that is named like a year (a last name token ``year``,
+  ``yr`` or ``yyyy``) or would otherwise be an id (one row per year). They are ``datetime``.
+* near-unique strings (ticket numbers, cabin codes): with at least 50 distinct values and
+  distinct/non-null >= 0.5 they are ids: as categories, most values would be seen once.
 * id-like: the name looks like an id (``id``, ``*_id``, ``*Id``, ``uuid``, ``guid``,
   ``identifier``) and the column is high-cardinality (more than
   ``max_categorical_integer_cardinality`` distinct values and distinct/non-null >= 0.5 or more
@@ -62,6 +70,59 @@ __all__ = ["explain_schema", "infer_schema"]
 
 _SAMPLE_SIZE = 10_000
 _ID_NAME_TOKENS = frozenset({"id", "uuid", "guid", "identifier"})
+_YEAR_NAME_TOKENS = frozenset({"year", "yr", "yyyy"})
+YEARS = (1800, 2200)
+NEAR_UNIQUE_RATIO, NEAR_UNIQUE_DISTINCT = 0.5, 50
+_MON = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+MONTH_RE = rf"(?i)^\s*{_MON}\s*$"
+_CLOCK = r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[ap]\.?m\.?)?)?"
+#: Dates that are not ISO 8601: 05/20/1987, 20.05.1987, 1987/05/20, 1987-05, May 20, 1987 ...
+OTHER_DATE_RE = (
+    r"(?i)^\s*(?:\d{1,2}[/-]\d{1,2}[/-](?:\d{2}|\d{4})|\d{1,2}\.\d{1,2}\.\d{4}"
+    r"|\d{4}/\d{1,2}/\d{1,2}|\d{4}-\d{1,2}-\d{1,2}|\d{4}[-/]\d{1,2}"
+    rf"|\d{{1,2}}\s+{_MON},?\s+\d{{4}}|{_MON}\s+\d{{1,2}},?\s+\d{{4}}|{_MON}[\s-]+\d{{4}})"
+    rf"{_CLOCK}\s*$"
+)
+# formats tried, in order, to put such dates in time order (the first that reads every value)
+_DATE_FORMATS = (
+    "%m/%d/%Y", "%d/%m/%Y", "%m/%d/%y", "%d/%m/%y", "%m-%d-%Y", "%d-%m-%Y", "%d.%m.%Y",
+    "%Y/%m/%d", "%Y-%m-%d", "%b %d, %Y", "%B %d, %Y", "%d %b %Y", "%d %B %Y",
+)  # fmt: skip
+
+
+def _year_like_name(name: str) -> bool:
+    tokens = re.split(r"[^0-9a-z]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower())
+    return bool(tokens) and tokens[-1] in _YEAR_NAME_TOKENS
+
+
+def _all_years(col: pa.ChunkedArray) -> bool:
+    lo, hi = (v.as_py() for v in pc.min_max(col).values())
+    return lo is not None and YEARS[0] <= lo and hi <= YEARS[1]
+
+
+def _all_match(values: pa.Array | pa.ChunkedArray, pattern: str) -> bool:
+    return bool(len(values)) and bool(pc.all(pc.match_substring_regex(values, pattern)).as_py())
+
+
+def time_sort_key(col: pa.ChunkedArray) -> pa.Array | None:
+    """Values that sort a time column in time order: the column itself when it sorts so
+    (temporal, numeric, ISO strings), the dates parsed when they are in a common other form,
+    or None when no order can be read (month names without a year)."""
+    t = col.type
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    text = pc.utf8_trim_whitespace(col.combine_chunks())
+    valid = text.drop_null()
+    if _all_match(valid, ISO_DATETIME_RE):
+        return text
+    for fmt in _DATE_FORMATS:
+        parsed = pc.strptime(text, format=fmt, unit="s", error_is_null=True)
+        if parsed.null_count == text.null_count:
+            return parsed
+    return None
 
 
 def _id_like_name(name: str) -> bool:
@@ -73,7 +134,15 @@ def _is_text_type(t: pa.DataType) -> bool:
     return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
 
 
-def _infer_type(name: str, col: pa.ChunkedArray, max_card: int, sample_size: int) -> ColumnType:
+def _infer_type(
+    name: str,
+    col: pa.ChunkedArray,
+    max_card: int,
+    sample_size: int,
+    why: dict[str, str] | None = None,
+) -> ColumnType:
+    """The column's type; ``why`` gets a reason for the less obvious ones."""
+    why = {} if why is None else why
     t = col.type
     if pa.types.is_dictionary(t):
         if not _is_text_type(t.value_type):
@@ -100,15 +169,23 @@ def _infer_type(name: str, col: pa.ChunkedArray, max_card: int, sample_size: int
     named_id = _id_like_name(name) and distinct > max_card and (ratio >= 0.5 or distinct > 1000)
     unique = non_null > 50 and ratio >= 0.95
     if pa.types.is_integer(t):
-        if named_id or (unique and _dense_unique(col, non_null)):
+        dense = not named_id and unique and _dense_unique(col, non_null)
+        if (_year_like_name(name) or dense) and _all_years(col):
+            why[name] = "integer years"
+            return ColumnType.DATETIME
+        if named_id or dense:
             return ColumnType.ID
         if distinct <= max_card and len(values) < non_null:
             distinct = pc.count_distinct(col).as_py()  # cheap: few distinct values
         small = distinct <= max_card and (distinct <= 2 or non_null >= 3 * distinct)
         return ColumnType.CATEGORICAL if small else ColumnType.NUMERIC
     values = pc.cast(values, pa.large_string())
-    if len(values) and pc.all(pc.match_substring_regex(values, ISO_DATETIME_RE)).as_py():
+    if _all_match(values, ISO_DATETIME_RE):
         return ColumnType.DATETIME
+    for pattern, what in ((MONTH_RE, "month names"), (OTHER_DATE_RE, "dates, not ISO 8601")):
+        if _all_match(values, pattern):
+            why[name] = what
+            return ColumnType.DATETIME
     if named_id:
         return ColumnType.ID
     if ratio >= 0.5 and distinct >= 20:
@@ -116,7 +193,12 @@ def _infer_type(name: str, col: pa.ChunkedArray, max_card: int, sample_size: int
         spaces = pc.mean(pc.count_substring(values, " ")).as_py()
         if spaces >= 2 or (length >= 40 and spaces >= 1):
             return ColumnType.TEXT
-    return ColumnType.ID if unique else ColumnType.CATEGORICAL
+    if unique:
+        return ColumnType.ID
+    if ratio >= NEAR_UNIQUE_RATIO and distinct >= NEAR_UNIQUE_DISTINCT:
+        why[name] = f"most values distinct ({ratio:.0%})"
+        return ColumnType.ID
+    return ColumnType.CATEGORICAL
 
 
 def _has_nan(col: pa.ChunkedArray) -> bool:
@@ -234,17 +316,24 @@ def explain_schema(
                 raise SchemaError(f"column {name!r} is given two types: {forced[name]} and {kind}")
     columns: list[ColumnSchema] = []
     reasons: dict[str, str] = {}
+    why: dict[str, str] = {}  # what made an inferred type, when it is not plain
     for name in available:
         col = table.column(name)
         role = roles.get(name, Role.FEATURE)
         ctype = forced.get(name) or _ROLE_TYPES.get(role)
         if ctype is None:
-            ctype = _infer_type(name, col, max_categorical_integer_cardinality, sample_size)
+            ctype = _infer_type(name, col, max_categorical_integer_cardinality, sample_size, why)
             if ctype == ColumnType.ID and name not in roles and infer_ids:
                 role = Role.ID
                 named = _id_like_name(name)
                 reasons[name] = "named like an id, " if named else ""
-                reasons[name] += "many distinct values" if named else "nearly every value distinct"
+                reasons[name] += (
+                    "many distinct values"
+                    if named
+                    else why.get(name, "nearly every value distinct")
+                )
+            elif ctype == ColumnType.DATETIME and name in why:
+                reasons[name] = why[name]
             elif (ctype in (ColumnType.ID, ColumnType.TEXT) and role not in _KEEP_TYPE) or (
                 ctype == ColumnType.ID and role in _KEEP_TYPE
             ):
@@ -261,7 +350,8 @@ def explain_schema(
         and [(c.role, c.name in roles) for c in datetimes] == [(Role.FEATURE, False)]
     ):
         datetimes[0].role = Role.TIMESTAMP
-        reasons[datetimes[0].name] = "the only date/time column"
+        what = why.get(datetimes[0].name)
+        reasons[datetimes[0].name] = "the only date/time column" + (f" ({what})" if what else "")
     if exclude_lookalikes:
         reasons |= schema_roles.settle_lookalikes(
             table, columns, given, scores_given=bool(column_names(scores, "scores")),
