@@ -102,6 +102,7 @@ def null_threshold(
     noise_cache: dict[tuple[object, ...], NDArray[np.float64]] | None = None,
     scale_free: bool = True,
     open_cells: tuple[int, ...] = (),
+    extrapolate: bool = False,
 ) -> NullThreshold:
     """Threshold above which ``stat(ref_counts, current)`` signals drift at false-alarm ``alpha``.
 
@@ -113,6 +114,8 @@ def null_threshold(
     sample left empty but the population does not: values beyond the reference's minimum and
     maximum, or categories it never showed. An empty one gets one pseudo-count, since a new
     value falls beyond the extremes of n exchangeable values with probability 1 / (n + 1).
+    ``extrapolate=True`` (chunks of rows found dependent) lets the tail reach past the
+    chunks' largest excess (``"scaled"`` and ``"shift"`` tails, see ``docs/statistics.md``).
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha (the false-alarm rate) must be in (0, 1), got {alpha}")
@@ -148,11 +151,83 @@ def null_threshold(
         if k >= 2:
             observed = stat(ref - chunks, chunks) ** power
             typical = int(np.median(sizes))
-            expected = float(noise((n_ref - typical, typical)).mean())
+            chunk_noise = noise((n_ref - typical, typical))
+            expected = float(chunk_noise.mean())
             excess = np.maximum(observed - expected, 0.0)
             variation = float(excess.mean()) ** (1 / power)
+            tails = (
+                _extrapolated(null, chunk_noise, observed, alpha, rng_for(k, typical, 1))
+                if extrapolate
+                else {}
+            )
             null = null + excess[rng_for(k, typical).integers(0, k, size=null.size)]
+            value, tail = _quantile(null, alpha)
+            for name, extrapolated in tails.items():
+                if extrapolated > value:
+                    value, tail = extrapolated, name
+            return _result(value, null, power, replicates, k, variation, tail)
     value, tail = _quantile(null, alpha)
+    return _result(value, null, power, replicates, k, variation, tail)
+
+
+def _extrapolated(
+    null: NDArray[np.float64],
+    chunk_noise: NDArray[np.float64],
+    observed: NDArray[np.float64],
+    alpha: float,
+    rng: np.random.Generator,
+) -> dict[str, float]:
+    """Tails past the chunks' largest excess: a new window's excess exceeds every one of K
+    chunks' with probability 1 / (K + 1), so the resampled mixture's quantile alone is too low
+    on dependent rows. The threshold is the largest of the mixture's quantile and these two
+    (``docs/statistics.md``)."""
+    k = observed.size
+    mean_excess = max(float(observed.mean()) - float(chunk_noise.mean()), 0.0)
+    return {
+        "scaled": _scaled_tail(null, chunk_noise, float(observed.mean()), k, alpha, rng),
+        "shift": _quantile(null + mean_excess * _f_draws(k, null.size, rng), alpha)[0],
+    }
+
+
+def _f_draws(k: int, size: int, rng: np.random.Generator) -> NDArray[np.float64]:
+    """``X / mean(X_1 … X_k)`` with every ``X`` χ²₁: F(1, k) draws. A new window's
+    one-directional excess over the mean of ``k`` chunks' excesses, so the spread of that mean
+    (estimated from ``k`` chunks) widens the tail as it should."""
+    return rng.chisquare(1, size) / (rng.chisquare(k, size) / k)
+
+
+def _scaled_tail(
+    null: NDArray[np.float64],
+    chunk_noise: NDArray[np.float64],
+    observed_mean: float,
+    k: int,
+    alpha: float,
+    rng: np.random.Generator,
+) -> float:
+    """The ``1 - alpha`` quantile of the no-drift statistic when dependence multiplies the noise
+    by a design effect ``D`` (an effective sample size ``n / D``), with ``D`` estimated by the
+    mean of the ``k`` chunks' statistics over the noise's, ``D̂ = mean(o) / E[N_s]``. The ratio
+    of a new window's statistic to ``D̂`` is pivotal, ``N_new · E[N_s] / mean(N_s,1..k)``, so
+    its quantile is simulated from the noise alone: the threshold is ``D̂`` times it, which
+    allows for the error of ``D̂`` estimated from ``k`` chunks."""
+    expected = float(chunk_noise.mean())
+    if expected <= 0:
+        return 0.0
+    design = max(observed_mean / expected, 1.0)
+    means = chunk_noise[rng.integers(0, chunk_noise.size, size=(null.size, k))].mean(axis=1)
+    pivot = null * expected / np.maximum(means, np.finfo(float).tiny)
+    return design * _quantile(pivot, alpha)[0]
+
+
+def _result(
+    value: float,
+    null: NDArray[np.float64],
+    power: int,
+    replicates: int,
+    k: int,
+    variation: float,
+    tail: str,
+) -> NullThreshold:
     return NullThreshold(
         threshold=value ** (1 / power),
         null_median=float(np.median(null)) ** (1 / power),

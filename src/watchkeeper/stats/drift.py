@@ -70,6 +70,10 @@ class ColumnDrift:
     note: str | None = None
     calibration: NullThreshold | None = None
     distribution: dict[str, Any] = field(default_factory=dict)
+    # what the calibrated threshold was simulated from and why: "i.i.d. simulation" or
+    # "contiguous reference chunks" (set by the report, which knows the reference's order)
+    calibration_basis: str | None = None
+    calibration_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k != "calibration"}
@@ -185,8 +189,11 @@ def column_drift(
     chunks: list[ColumnProfile] | None = None,
     seed: int | None = 0,
     noise_cache: dict[tuple[object, ...], NDArray[np.float64]] | None = None,
+    extrapolate: bool = False,
 ) -> ColumnDrift:
-    """Compare one column's current profile with its reference profile."""
+    """Compare one column's current profile with its reference profile. ``extrapolate``: the
+    ``chunks`` are of rows found dependent, and the calibrated tail reaches past their largest
+    excess (:func:`~watchkeeper.stats.calibration.null_threshold`)."""
     kind = "numeric" if isinstance(reference, NumericProfile) else "categorical"
     method = method or DEFAULT_METHODS[kind]
     check_method(kind, method, decision)
@@ -243,6 +250,7 @@ def column_drift(
             noise_cache=noise_cache if method != "wasserstein" else None,
             scale_free=method != "chisquare",
             open_cells=(0, len(r) - 1) if kind == "numeric" else (len(r) - 1,),
+            extrapolate=extrapolate,
         )
         result.threshold = result.calibration.threshold
         result.drifted = result.statistic > result.threshold
