@@ -42,6 +42,7 @@ class Progress:
                 transient=True,
             )
         self._task: TaskID | None = None
+        self._total = 0
 
     def __enter__(self) -> Progress:
         if self._bar is not None:
@@ -59,8 +60,15 @@ class Progress:
 
     def start(self, description: str, total: int | None) -> None:
         """A task of ``total`` steps (None: not known beforehand)."""
+        self._total = total or 0
         if self._bar is not None:
             self._task = self._bar.add_task(description, total=total)
+
+    def more(self, steps: int) -> None:
+        """Add ``steps`` to the bar's total (work found to be needed on the way)."""
+        self._total += steps
+        if self._bar is not None and self._task is not None and steps:
+            self._bar.update(self._task, total=self._total)
 
     def step(self, _item: str = "") -> None:
         if self._bar is not None and self._task is not None:

@@ -28,15 +28,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from watchkeeper import __version__
-from watchkeeper.calibration_chunks import chunk_slices, reference_chunk_count, time_ordered
+from watchkeeper.calibration_chunks import (
+    ChunkPlan,
+    chunk_plan,
+    chunk_slices,
+    dependence_to_dict,
+    needs_dependence_test,
+    row_dependence_of,
+    time_ordered,
+)
 from watchkeeper.errors import InputError
 from watchkeeper.io import column_names, to_table
 from watchkeeper.multivariate import DEFAULT as DEFAULT_MULTIVARIATE
 from watchkeeper.multivariate import MultivariateFit, fit_multivariate, methods_of
 from watchkeeper.profiles import DatasetProfile, profile_reference, profile_table
-from watchkeeper.report import Report, report_against
+from watchkeeper.report import Report, calibrated_columns, report_against
 from watchkeeper.report_settings import column_settings, resolve_schema
 from watchkeeper.schema import Schema
+from watchkeeper.stats.dependence import RowDependence
 from watchkeeper.stats.noise import NoiseCache
 from watchkeeper.stats.numeric import DEFAULT_BINS
 
@@ -69,7 +78,13 @@ OPTIONS = (
 class Reference:
     """A reference fitted once; build one with :meth:`fit` or :meth:`load`."""
 
-    def __init__(self, table: pa.Table, profile: DatasetProfile, options: Mapping[str, Any]):
+    def __init__(
+        self,
+        table: pa.Table,
+        profile: DatasetProfile,
+        options: Mapping[str, Any],
+        dependence: Mapping[str, RowDependence] | None = None,
+    ):
         self.table = table
         self.profile = profile
         self.options = dict(options)
@@ -87,6 +102,14 @@ class Reference:
         self.noise_cache = NoiseCache()
         self._performance: dict[str, Any] = {}  # the reference's side of the performance
         self._multivariate: MultivariateFit | None = None  # fitted on the first compare
+        # the row-order test of each calibrated column, when nothing else orders the reference
+        self.dependence: dict[str, RowDependence] | None = None
+        if needs_dependence_test(self.schema, options["reference_chunks"]):
+            self.dependence = (
+                dict(dependence)
+                if dependence is not None
+                else row_dependence_of(table, profile, calibrated_columns(self._settings))
+            )
 
     @property
     def schema(self) -> Schema:
@@ -164,12 +187,22 @@ class Reference:
             self._multivariate = fit_multivariate(self.table, self.schema, self.options["seed"])
         return self._multivariate
 
+    def chunk_plan(self, n_current: int) -> ChunkPlan:
+        """Which columns the reference's chunks calibrate against a window of ``n_current``
+        rows, how many chunks, and why (see :mod:`watchkeeper.calibration_chunks`)."""
+        return chunk_plan(
+            self.rows,
+            self.schema,
+            n_current,
+            self.options["reference_chunks"],
+            self.dependence,
+            calibrated_columns(self._settings),
+        )
+
     def chunk_profiles(self, n_current: int) -> list[DatasetProfile]:
         """The reference's consecutive chunks, profiled, that calibrate a window of
         ``n_current`` rows (cached by their number)."""
-        k = reference_chunk_count(
-            self.rows, self.schema, n_current, self.options["reference_chunks"]
-        )
+        k = self.chunk_plan(n_current).count
         if k not in self._chunks:
             if self._ordered is None:
                 self._ordered = time_ordered(self.table, self.schema)
@@ -194,6 +227,8 @@ class Reference:
             cache=self.noise_cache,
             performance_cache=self._performance,
             multivariate_fit=self.multivariate_fit(),
+            plan=self.chunk_plan(cur_t.num_rows),
+            dependence=self.dependence,
         )
 
     def analyze(
@@ -231,7 +266,12 @@ class Reference:
         if out.exists() and not out.is_dir():
             raise InputError(f"{out}: exists and is not a directory")
         out.mkdir(parents=True, exist_ok=True)
-        meta = {"format": FORMAT, "watchkeeper_version": __version__, "options": self.options}
+        meta = {
+            "format": FORMAT,
+            "watchkeeper_version": __version__,
+            "options": self.options,
+            "row_dependence": dependence_to_dict(self.dependence),
+        }
         (out / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         (out / PROFILE).write_bytes(self.profile.to_bytes())
         pq.write_table(self.to_arrow(), out / DATA)
@@ -261,7 +301,11 @@ class Reference:
         if "multivariate" not in meta["options"]:  # saved before the multivariate checks
             options["multivariate"] = DEFAULT_MULTIVARIATE
         profile = DatasetProfile.from_bytes((src / PROFILE).read_bytes())
-        return cls(pq.read_table(src / DATA), profile, options)
+        saved = meta.get("row_dependence")
+        dependence = (
+            None if saved is None else {n: RowDependence.from_dict(d) for n, d in saved.items()}
+        )
+        return cls(pq.read_table(src / DATA), profile, options, dependence)
 
     def __repr__(self) -> str:
         return (

@@ -29,8 +29,12 @@ from watchkeeper import __version__
 from watchkeeper.calibration_chunks import (
     MAX_REFERENCE_CHUNKS,
     MIN_REFERENCE_CHUNKS,
+    ChunkPlan,
+    chunk_plan,
     chunk_slices,
-    reference_chunk_count,
+    dependence_to_dict,
+    needs_dependence_test,
+    row_dependence_of,
     time_ordered,
 )
 from watchkeeper.errors import InputError
@@ -177,13 +181,9 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _reference_chunks(
-    table: pa.Table, schema: Schema, n_current: int, chunks: int | None
-) -> list[pa.Table]:
-    """Consecutive slices of the reference in time order (sorted by its timestamp column if it
-    has one), of about the current window's size (see ``reference_chunk_count``)."""
-    k = reference_chunk_count(table.num_rows, schema, n_current, chunks)
-    return chunk_slices(time_ordered(table, schema), k) if k else []
+def calibrated_columns(col_settings: Mapping[str, Setting]) -> list[str]:
+    """The drift columns whose decision is calibrated: the ones a reference chunk serves."""
+    return [n for n, s in col_settings.items() if s.decision == "calibrated"]
 
 
 def compare(
@@ -218,7 +218,9 @@ def compare(
 
     The reference is cut into consecutive chunks to measure its natural variation when it
     has a timestamp column (sorted by it), or into ``reference_chunks`` chunks when given (in
-    row order, or sorted by the timestamp column when there is one).
+    row order, or sorted by the timestamp column when there is one). Otherwise each calibrated
+    column's row order is tested, and a column whose values depend on their position in the
+    reference (clustered or autocorrelated rows) is calibrated on its chunks in row order.
 
     ``multivariate``: the checks of the input features' joint distribution
     (``report.multivariate_drift``, ``docs/multivariate.md``): ``"pca"`` (the default: the PCA
@@ -241,11 +243,23 @@ def compare(
     except ValueError as exc:
         raise InputError(str(exc)) from None
     with Progress(enabled=progress, rows=ref_t.num_rows + cur_t.num_rows) as bar:
-        chunk_tables = _reference_chunks(ref_t, schema, cur_t.num_rows, reference_chunks)
         n_cols = len([c for c in schema.columns.values() if c.type.value in DEFAULT_METHODS])
-        bar.start("profiling", n_cols * (2 + len(chunk_tables)) + len(col_settings))
+        bar.start("profiling", n_cols * 2 + len(col_settings))
         # the report needs no quantile sketches: the costliest part of a profile is skipped
         ref_p = profile_reference(ref_t, schema, bins=bins, kll_k=0, on_column=bar.step)
+        dependence = None
+        if needs_dependence_test(schema, reference_chunks):
+            dependence = row_dependence_of(ref_t, ref_p, calibrated_columns(col_settings))
+        plan = chunk_plan(
+            ref_t.num_rows,
+            schema,
+            cur_t.num_rows,
+            reference_chunks,
+            dependence,
+            calibrated_columns(col_settings),
+        )
+        chunk_tables = chunk_slices(time_ordered(ref_t, schema), plan.count) if plan.count else []
+        bar.more(n_cols * len(chunk_tables))
         chunk_profiles = [
             profile_table(t, schema, ref_p.spec, on_column=bar.step) for t in chunk_tables
         ]
@@ -268,6 +282,8 @@ def compare(
                 "reference_chunks": reference_chunks,
             },
             bar.step,
+            plan=plan,
+            dependence=dependence,
         )
 
 
@@ -282,6 +298,8 @@ def report_against(
     cache: dict[tuple[object, ...], Any] | None = None,
     performance_cache: dict[str, Any] | None = None,
     multivariate_fit: MultivariateFit | None = None,
+    plan: ChunkPlan | None = None,
+    dependence: Mapping[str, Any] | None = None,
 ) -> Report:
     """The report of ``cur_t`` against a reference already profiled (``ref_p``, and its
     chunks): what :func:`compare` and a fitted ``Reference`` both return. ``options``: the
@@ -289,7 +307,8 @@ def report_against(
     ``cache`` and ``performance_cache``: what the calibrations and the reference's performance
     keep for the next call (a fitted reference's); ``multivariate_fit``: the reference's side of
     the multivariate checks, fitted here when not given. ``options`` may also hold
-    ``multivariate`` and ``reference_chunks``."""
+    ``multivariate`` and ``reference_chunks``. ``plan``: which columns the chunks calibrate and
+    why (every column when not given); ``dependence``: the row-order tests."""
     schema = ref_p.schema
     step = step or (lambda _name="": None)
     # each column is judged as soon as its current profile is ready, on this thread,
@@ -302,6 +321,7 @@ def report_against(
         options["seed"],
         step,
         cache,
+        plan,
     )
     cur_p = profile_table(cur_t, schema, ref_p.spec, on_column=step, on_profile=judge.column)
     drift, quality, findings = judge.report(cur_p)
@@ -336,6 +356,7 @@ def report_against(
         "drift_share": options["drift_share"],
         "bins": options["bins"],
         "reference_chunks": len(chunk_profiles),
+        "row_dependence": dependence_to_dict(dependence),
         "methods": {n: c.method for n, c in col_settings.items()},
         "seed": options["seed"],
         "multivariate": list(methods),
@@ -365,8 +386,10 @@ class _Judge:
         seed: int | None,
         step: Any,
         cache: dict[tuple[object, ...], Any] | None = None,
+        plan: ChunkPlan | None = None,
     ) -> None:
         self.ref_p, self.chunks, self.col_settings = ref_p, chunks, col_settings
+        self.plan = plan
         self.alpha, self.seed, self.step = alpha, seed, step
         # calibrations shared across columns (and, given one, across calls)
         self.cache: dict[tuple[object, ...], Any] = {} if cache is None else cache
@@ -379,6 +402,7 @@ class _Judge:
         drift = None
         if name in self.col_settings:
             setting = self.col_settings[name]
+            chunked = self.plan is None or self.plan.uses_chunks(name)
             drift = column_drift(
                 name,
                 ref,
@@ -387,10 +411,17 @@ class _Judge:
                 decision=setting.decision,
                 alpha=self.alpha,
                 threshold=setting.threshold,
-                chunks=[c.columns[name] for c in self.chunks if name in c.columns] or None,
+                chunks=(
+                    [c.columns[name] for c in self.chunks if name in c.columns] or None
+                    if chunked
+                    else None
+                ),
                 seed=self.seed,
                 noise_cache=self.cache,
+                extrapolate=chunked and self.plan is not None and self.plan.columns is not None,
             )
+            if self.plan is not None and name in self.plan.basis:
+                drift.calibration_basis, drift.calibration_reason = self.plan.basis[name]
             self.step(name)
         self.done[name] = (quality, findings, drift)
 

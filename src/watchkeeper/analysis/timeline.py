@@ -62,6 +62,7 @@ COLUMNS = (
     "threshold",
     "alert",
     "method",
+    "calibration",
 )
 ALERT_KINDS = {"missing_share_change", "all_missing"}
 
@@ -278,6 +279,12 @@ def _metric_rows(report: Report) -> list[dict[str, Any]]:
                 "threshold": d.threshold,
                 "alert": bool(d.drifted),
                 "method": d.method,
+                # what the threshold was simulated from, and why
+                "calibration": (
+                    f"{d.calibration_basis}: {d.calibration_reason}"
+                    if d.calibration_basis
+                    else None
+                ),
             }
         )
     rows.append(
@@ -288,6 +295,7 @@ def _metric_rows(report: Report) -> list[dict[str, Any]]:
             "threshold": float(report.settings["drift_share"]),
             "alert": report.dataset_drift,
             "method": None,
+            "calibration": None,
         }
     )
     joint = report.multivariate_drift
@@ -315,6 +323,7 @@ def _metric_rows(report: Report) -> list[dict[str, Any]]:
                 "threshold": q["reference"]["missing_share"],
                 "alert": name in warned,
                 "method": None,
+                "calibration": None,
             }
         )
     perf = report.performance
@@ -330,6 +339,7 @@ def _metric_rows(report: Report) -> list[dict[str, Any]]:
                 "threshold": ref,
                 "alert": bool(perf.get("degraded")),
                 "method": None,
+                "calibration": None,
             }
         )
     return rows
