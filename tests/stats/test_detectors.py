@@ -472,3 +472,12 @@ def test_calibrated_thresholds_are_set_once_the_warm_up_ends() -> None:
     expected = arl.threshold_for_arl(lambda h: arl.bernoulli_arl(0.015, 1.5, h), 49_900)
     assert det.thresholds == [pytest.approx(expected, abs=1e-4)]  # p̂ = 1.5 / 101 → 0.015
     assert det.in_control == {"p0": pytest.approx(1.5 / 101)}
+
+
+def test_calibrated_cusum_states_what_its_guarantee_assumes() -> None:
+    from watchkeeper.stats.detectors.calibrated import ASSUMES
+
+    for kind in ("bernoulli", "gaussian"):
+        state = CalibratedCUSUM(kind).to_dict()
+        assert state["assumes"] == ASSUMES and "independent" in ASSUMES
+        assert CalibratedCUSUM.from_dict(state).to_dict() == state

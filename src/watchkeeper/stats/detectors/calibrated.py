@@ -38,6 +38,16 @@ Examples
 >>> CalibratedCUSUM("gaussian").update_many(metric).tolist()  # the spread doubled at 3,000
 [3028]
 
+What the guarantee assumes (:data:`ASSUMES`, also in :meth:`CalibratedCUSUM.to_dict`): the
+values of an unchanging stream are **independent** (and, for ``"gaussian"``, normal). Both the
+self-starting scores and the ARL0 thresholds are computed for independent values; the
+detector does not estimate or correct autocorrelation. On an autocorrelated stream (a metric
+per window that wanders, errors that come in bursts) positive autocorrelation makes a
+CUSUM's sums drift further than independent values would, and false alarms come much more
+often than ``false_alarm_every`` says (docs/detectors.md has figures). Feed it values that are
+independent once the change of interest is set aside: per-window metrics over windows long
+enough to be nearly independent, residuals of a seasonal model, or thinned values.
+
 References
 ----------
 D. M. Hawkins (1987). Self-starting CUSUM charts for location and scale. The Statistician
@@ -78,6 +88,12 @@ DEFAULTS = {
 }
 U_LIMIT = 37.5  # |u| cap: Φ⁻¹ of the smallest positive double is about -37.5
 WALLACE_DF = 1000  # from this many degrees of freedom on, t → normal by Wallace's formula
+#: What ``false_alarm_every`` assumes of an unchanging stream, stated in ``to_dict()``.
+ASSUMES = (
+    "independent values (gaussian: independent normal values); autocorrelation is not "
+    "corrected: on a positively autocorrelated stream false alarms come more often than "
+    "false_alarm_every says"
+)
 
 
 def _two_digits(p: float) -> float:
@@ -342,6 +358,11 @@ class CalibratedCUSUM(Detector):
         return -1
 
     # -- state ------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """:meth:`Detector.to_dict`, with ``"assumes"``: what the false-alarm guarantee
+        assumes of the stream (:data:`ASSUMES`); :meth:`from_dict` ignores it."""
+        return {**super().to_dict(), "assumes": ASSUMES}
+
     def _params(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "false_alarm_every": self.false_alarm_every}
         if self.kind == "bernoulli":
