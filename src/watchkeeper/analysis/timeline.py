@@ -311,6 +311,7 @@ def _metric_rows(report: Report) -> list[dict[str, Any]]:
                 "method": f"{method} ({' × '.join(top)})"
                 if method == "classifier" and top
                 else method,
+                "calibration": None,
             }
         )
     warned = {f.column for f in report.findings if f.severity != "info" and f.kind in ALERT_KINDS}
