@@ -11,6 +11,9 @@ replaces the window's metric points:
 * ``missing_share`` per feature;
 * ``count``, ``error_rate``, ``latency_p50`` / ``latency_p95`` / ``latency_p99`` (seconds,
   interpolated in the latency histogram);
+* ``multivariate_pca``: the window's mean PCA reconstruction error against the version's
+  reference, with threshold and decision in ``detail`` (:mod:`watchkeeper.evaluation.joint`;
+  when the evaluator has the lake and the version its PCA state);
 * with labels: ``accuracy``, ``f1`` (binary: positive class; else macro), ``precision``,
   ``recall`` or ``mae``, ``rmse``, ``r2``; and ``labels``, the labelled count; ``roc_auc``
   for a binary model whose events carry a score (its schema's first score column); each with
@@ -26,18 +29,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from watchkeeper.evaluation.joint import JointDrift
 from watchkeeper.evaluation.metrics import latency
 from watchkeeper.evaluation.performance import performance_points
 from watchkeeper.evaluation.window_drift import (
     DriftCache,
+    WindowSeries,
     point,
     profile_points,
     reference_of,
+    with_series,
 )
 from watchkeeper.stats.operations import latency_quantile
 from watchkeeper.store import tables as t
@@ -47,13 +54,18 @@ log = logging.getLogger("watchkeeper.evaluate")
 
 
 class Evaluator:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, lake_dir: Path | None = None) -> None:
+        """``lake_dir``: the events' Parquet lake, where the window series that need the
+        window's rows (``multivariate_pca``) read them; without it they are not written."""
         self.store = store
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.windows_evaluated = 0
         self.errors = 0
-        self.drift = DriftCache()  # a window evaluated again for its labels keeps its drift
+        # the series of a window beyond its profile's, each a WindowSeries
+        self.series: list[WindowSeries] = [] if lake_dir is None else [JointDrift(lake_dir)]
+        # a window evaluated again for its labels keeps its drift (and its series)
+        self.drift = DriftCache(series=self.series)
         # called after every pass (the alert engine): each reads what the pass wrote
         self.after_pass: list[Callable[[], None]] = []
 
@@ -200,15 +212,23 @@ class Evaluator:
 
 
 def window_points(
-    store: Store, model: str, row: dict[str, Any], cache: DriftCache | None = None
+    store: Store,
+    model: str,
+    row: dict[str, Any],
+    cache: DriftCache | None = None,
+    series: Sequence[WindowSeries] = (),
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The metric points of one bucket-profile row (a window, or a day), and a summary.
 
     ``row`` may carry ``performance_row`` (the bucket's labels) and ``reference_row`` (the
     bucket profile to compare with instead of the training reference: the previous window,
     for models that drift against a rolling reference). The profile's points (drift,
-    missing shares) come from ``cache`` when it holds them for the same profiles."""
-    drift = profile_points(store, model, row) if cache is None else cache.points(store, model, row)
+    missing shares, and those of the cache's series) come from ``cache`` when it holds them
+    for the same profiles; without a cache, ``series`` adds its points."""
+    if cache is None:
+        drift = with_series(profile_points(store, model, row), store, model, row, series)
+    else:
+        drift = cache.points(store, model, row)
     points = list(drift.points)
     ops = row["operations"]
     points.append(point("count", "", ops["count"]))

@@ -219,6 +219,27 @@ _ENTRIES = (
         ),
     ),
     WindowMetric(
+        "multivariate_pca",
+        "drift",
+        "statistic",
+        "the window's mean PCA reconstruction error against the version's reference, a change "
+        "in how the features move together; detail: threshold, drifted, the PCA's figures",
+        label="PCA reconstruction error",
+        format="num",
+        higher_is_better=False,
+        exports=(
+            _gauge(
+                "multivariate_pca_statistic",
+                "Mean PCA reconstruction error of the newest window (multivariate drift).",
+            ),
+            _gauge(
+                "multivariate_pca_threshold",
+                "Calibrated threshold of the PCA reconstruction error in the newest window.",
+                detail="threshold",
+            ),
+        ),
+    ),
+    WindowMetric(
         "missing_share",
         "data_quality",
         "ratio",

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -116,6 +117,29 @@ def profile_points(
     return ProfilePoints(tuple(points), drifted, checked)
 
 
+class WindowSeries(Protocol):
+    """A per-window series beyond the profile's (``multivariate_pca``, ...): the points of
+    one bucket-profile row. Like the profile's points, they must depend only on the window's
+    events (its profile changes whenever they do) and on the version, not on its labels: they
+    are cached with them (:class:`DriftCache`)."""
+
+    def __call__(self, store: Store, model: str, row: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+
+def with_series(
+    computed: ProfilePoints,
+    store: Store,
+    model: str,
+    row: dict[str, Any],
+    series: Sequence[WindowSeries],
+) -> ProfilePoints:
+    """The profile's points and those of each of ``series``."""
+    extra = [p for hook in series for p in hook(store, model, row)]
+    if not extra:
+        return computed
+    return ProfilePoints(computed.points + tuple(extra), computed.drifted, computed.checked)
+
+
 def _digest(row: dict[str, Any]) -> bytes:
     """What a window's profile points are computed from: its profile and, for a rolling
     reference, the previous window's (a version's training reference never changes)."""
@@ -126,11 +150,13 @@ def _digest(row: dict[str, Any]) -> bytes:
 
 
 class DriftCache:
-    """The profile points of the last :data:`CACHED_WINDOWS` windows evaluated, reused while
-    their profile and reference are those they were computed from."""
+    """The profile points of the last :data:`CACHED_WINDOWS` windows evaluated, with the
+    points of its ``series``, reused while their profile and reference are those they were
+    computed from."""
 
-    def __init__(self, size: int = CACHED_WINDOWS) -> None:
+    def __init__(self, size: int = CACHED_WINDOWS, series: Sequence[WindowSeries] = ()) -> None:
         self.size = size
+        self.series = list(series)  # computed with the profile's points, cached with them
         self.hits = 0
         self.misses = 0
         self._entries: OrderedDict[tuple[Any, ...], tuple[bytes, ProfilePoints]] = OrderedDict()
@@ -146,6 +172,7 @@ class DriftCache:
             return entry[1]
         self.misses += 1
         computed = profile_points(store, model, row, self.noise)
+        computed = with_series(computed, store, model, row, self.series)
         self._entries[key] = (digest, computed)
         self._entries.move_to_end(key)
         while len(self._entries) > self.size:

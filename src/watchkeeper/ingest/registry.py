@@ -16,6 +16,8 @@ from watchkeeper.constraints import apply as apply_rules
 from watchkeeper.errors import InputError
 from watchkeeper.ingest.events import RESERVED
 from watchkeeper.io import column_names, to_table
+from watchkeeper.multivariate import fit_multivariate, methods_of
+from watchkeeper.multivariate.state import pca_state
 from watchkeeper.profiles import DatasetProfile, profile_reference
 from watchkeeper.reference import Reference, carried
 from watchkeeper.schema import Role, Schema, explain_schema
@@ -67,7 +69,7 @@ def register(
     table = to_table(
         reference.to_arrow() if isinstance(reference, Reference) else reference, name="reference"
     )
-    bins = DEFAULT_BINS
+    bins, seed, joint = DEFAULT_BINS, 0, True  # joint: the PCA check is on
     fitted = carried(table)
     if fitted is not None:  # a fitted Reference: its schema as fitted, no new inference
         if schema is not None:
@@ -75,6 +77,8 @@ def register(
         table, schema, options = fitted
         _agree(options, target=target, prediction=prediction, scores=scores)
         bins = int(options.get("bins") or DEFAULT_BINS)
+        seed = options.get("seed", 0)
+        joint = "pca" in methods_of(options.get("multivariate", "pca"))
         reasons = {name: "as fitted (Reference.fit)" for name in schema.columns}
         schema = _only_columns(schema, options.get("columns"), reasons)
         _agree_roles(schema, features or (), ignore or ())
@@ -119,6 +123,7 @@ def register(
         reference_rows=table.num_rows,
         reference_sample=_sample(table),
         reference_performance=reference_performance(table, schema, profile),
+        reference_multivariate=_multivariate(table, schema, seed) if joint else None,
         champion=champion,
     )
     return {
@@ -177,6 +182,13 @@ def _agree_roles(schema: Schema, features: Sequence[str], ignore: Sequence[str])
                 f"ignore: {name!r} is monitored by the fitted Reference; "
                 "fit it with columns= leaving it out"
             )
+
+
+def _multivariate(table: pa.Table, schema: Schema, seed: int | None) -> bytes | None:
+    """The PCA check's reference side (``docs/multivariate.md``), fitted once here as
+    ``Reference.fit`` fits it: each window's ``multivariate_pca`` is judged against it."""
+    state = pca_state(fit_multivariate(table, schema, seed), table)
+    return None if state is None else state.to_bytes()
 
 
 def _sample(table: pa.Table) -> bytes:

@@ -22,7 +22,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +78,7 @@ class MultivariateFit:
     holdout_rows: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
     holdout_errors: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
     note: str | None = None
+    seed: int | None = None  # the seed it was fitted with
     _ranks: NDArray[np.int64] | None = None  # each reference row's position in time order
 
     def time_ranks(self, table: pa.Table) -> NDArray[np.int64]:
@@ -113,7 +114,7 @@ def _one_thread() -> Any:
 
 def _fit(table: pa.Table, schema: Schema, seed: int | None) -> MultivariateFit:
     columns = feature_columns(schema)
-    fit = MultivariateFit(columns, schema)
+    fit = MultivariateFit(columns, schema, seed=seed)
     n = table.num_rows
     if len(columns) < 2:
         fit.note = "needs at least two feature columns"
@@ -203,6 +204,16 @@ class MultivariateDrift:
         }
 
 
+def current_sample(cur_t: pa.Table, columns: Sequence[str], seed: int | None) -> pa.Table:
+    """The window's ``columns``, at most ``CURRENT_ROWS`` of its rows (a random sample)."""
+    n_cur = cur_t.num_rows
+    sample = cur_t.select(list(columns))
+    if n_cur > CURRENT_ROWS:
+        rows = np.sort(_rng(seed, 3).choice(n_cur, CURRENT_ROWS, replace=False))
+        sample = sample.take(pa.array(rows))
+    return sample
+
+
 def multivariate_drift(
     fit: MultivariateFit,
     ref_t: pa.Table,
@@ -229,12 +240,7 @@ def multivariate_drift(
         skipped = {m: MethodResult(m, None, None, False, None, {}, note) for m in methods}
         return MultivariateDrift(fit.columns, skipped)
     n_cur = cur_t.num_rows
-    rows = np.arange(n_cur)
-    if n_cur > CURRENT_ROWS:
-        rows = np.sort(_rng(seed, 3).choice(n_cur, CURRENT_ROWS, replace=False))
-    sample = cur_t.select(encoder.columns)
-    if len(rows) < n_cur:
-        sample = sample.take(pa.array(rows))
+    sample = current_sample(cur_t, encoder.columns, seed)
     results: dict[str, MethodResult] = {}
     with _one_thread():
         if "pca" in methods:
@@ -254,19 +260,53 @@ def _pca(
     reference_chunks: int | None,
 ) -> MethodResult:
     assert fit.encoder is not None and fit.pca is not None
-    errors = fit.pca.errors(fit.encoder.transform(sample, impute=True))
-    k = reference_chunk_count(ref_t.num_rows, fit.schema, n_cur, reference_chunks)
+    return pca_decision(
+        PcaParts(fit.encoder, fit.pca, fit.holdout_errors, ref_t.num_rows, fit.schema),
+        lambda: fit.time_ranks(ref_t)[fit.holdout_rows],
+        sample,
+        n_cur,
+        alpha,
+        seed,
+        reference_chunks,
+    )
+
+
+@dataclass
+class PcaParts:
+    """What the PCA decision needs of the reference: the encoder, the PCA, the held-out rows'
+    errors, the reference's row count and its schema (for its time order)."""
+
+    encoder: Encoder
+    pca: Pca
+    holdout_errors: NDArray[np.float64]
+    reference_rows: int
+    schema: Schema
+
+
+def pca_decision(
+    parts: PcaParts,
+    holdout_ranks: Callable[[], NDArray[np.int64]],
+    sample: pa.Table,
+    n_cur: int,
+    alpha: float,
+    seed: int | None,
+    reference_chunks: int | None,
+) -> MethodResult:
+    """The PCA method's decision on ``sample`` (the window's rows, of ``n_cur`` in all):
+    ``holdout_ranks()`` gives each held-out reference row's position in time order, read
+    only when the reference's chunks calibrate the threshold."""
+    errors = parts.pca.errors(parts.encoder.transform(sample, impute=True))
+    k = reference_chunk_count(parts.reference_rows, parts.schema, n_cur, reference_chunks)
     chunk_ids = None
     if k:
-        bounds = np.linspace(0, ref_t.num_rows, k + 1).astype(int)
-        ranks = fit.time_ranks(ref_t)[fit.holdout_rows]
-        chunk_ids = np.searchsorted(bounds, ranks, side="right") - 1
-    th = pca_threshold(fit.holdout_errors, len(errors), alpha, _rng(seed, 4), chunk_ids)
+        bounds = np.linspace(0, parts.reference_rows, k + 1).astype(int)
+        chunk_ids = np.searchsorted(bounds, holdout_ranks(), side="right") - 1
+    th = pca_threshold(parts.holdout_errors, len(errors), alpha, _rng(seed, 4), chunk_ids)
     value = float(errors.mean())
     details = {
-        "n_components": fit.pca.n_components,
-        "explained_variance": fit.pca.explained,
-        "reference_rows": len(fit.holdout_errors),
+        "n_components": parts.pca.n_components,
+        "explained_variance": parts.pca.explained,
+        "reference_rows": len(parts.holdout_errors),
         "current_rows": len(errors),
         "natural_variation": th.natural_variation,
         "reference_chunks": k,

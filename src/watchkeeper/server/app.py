@@ -72,7 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
         if settings.processor == "process"
         else Processor(store, settings)
     )
-    evaluator = Evaluator(store)
+    evaluator = Evaluator(store, settings.lake_dir)  # the lake: multivariate_pca's rows
     alerting = Alerting(store, settings, alert_settings)
     evaluator.after_pass.append(alerting.engine.run_once)
     served = ServedModels(store, settings)  # the models in memory (serving_api)

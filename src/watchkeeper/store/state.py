@@ -228,6 +228,7 @@ class Store(DurableLog):
         reference_rows: int,
         reference_sample: bytes | None,
         reference_performance: Mapping[str, Any] | None = None,
+        reference_multivariate: bytes | None = None,
         champion: bool = True,
     ) -> None:
         self.model(model)
@@ -251,6 +252,7 @@ class Store(DurableLog):
                     reference_performance=None
                     if reference_performance is None
                     else dict(reference_performance),
+                    reference_multivariate=reference_multivariate,
                 )
             )
             if champion:
@@ -273,6 +275,20 @@ class Store(DurableLog):
                 DatasetProfile.from_bytes(row["reference_profile"]),
             )
         return self._references[key]
+
+    def reference_multivariate(self, model: str, version: str) -> bytes | None:
+        """The version's PCA state (``multivariate.state``), or None: a version without two
+        varying features, or registered before the service kept it."""
+        v = t.versions.c
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(v.reference_multivariate).where(
+                    (v.model == model) & (v.version == version)
+                )
+            ).first()
+        if row is None:
+            raise NotFoundError(f"model {model!r} has no version {version!r}")
+        return None if row[0] is None else bytes(row[0])
 
     def versions(self, model: str) -> list[dict[str, Any]]:
         cols = [t.versions.c.version, t.versions.c.created_at, t.versions.c.reference_rows]

@@ -37,6 +37,9 @@ versions = sa.Table(
     sa.Column("reference_sample", sa.LargeBinary),  # Parquet bytes, at most a few thousand rows
     # the training baseline: the reference's labelled rows folded (stats.labelled), or null
     sa.Column("reference_performance", sa.JSON),
+    # the PCA check's reference side (multivariate.state: an .npz archive, no pickle), or null
+    # (fewer than two varying features, or registered before revision 0011)
+    sa.Column("reference_multivariate", sa.LargeBinary),
 )
 
 # The durable log: a batch is acknowledged once its row is committed here.
@@ -66,6 +69,7 @@ predictions = sa.Table(
     sa.Column("score", sa.Float),
     sa.Column("batch_id", sa.Integer, nullable=False),
     sa.Column("received_at", sa.Float, nullable=False),  # retention prunes by this
+    sa.Index("ix_wk_predictions_bucket", "model", "bucket"),  # a window's rows, found
 )
 
 actuals = sa.Table(
