@@ -49,6 +49,7 @@ def _send(client: Any, name: str, rng: np.random.Generator, start: int, task: st
     events, actuals = [], []
     for i in range(HOURS * PER_HOUR):
         x = float(rng.normal(0.3, 1))
+        w = float(rng.normal(0, 1))  # a second feature: multivariate_pca needs two
         event: dict[str, Any] = {
             "prediction_id": f"{name}-{i}",
             "timestamp": start + i * 3600 / PER_HOUR,
@@ -57,10 +58,10 @@ def _send(client: Any, name: str, rng: np.random.Generator, start: int, task: st
         }
         if task == "classification":
             p = float(rng.uniform(0, 1))
-            event |= {"features": {"x": x, "p_yes": p}, "prediction": "yes" if p > 0.5 else "no"}
+            event |= {"features": {"x": x, "w": w, "p_yes": p}, "prediction": "yes" if p > 0.5 else "no"}
             label: Any = "yes" if rng.random() < p else "no"
         else:
-            event |= {"features": {"x": x}, "prediction": 2 * x}
+            event |= {"features": {"x": x, "w": w}, "prediction": 2 * x}
             label = 2 * x + float(rng.normal(0, 0.5))
         events.append(event)
         actuals.append({"prediction_id": event["prediction_id"], "label": label})
@@ -88,6 +89,7 @@ def app(
     rng = np.random.default_rng(11)
     n = 1000
     x = rng.normal(0, 1, n)
+    w = rng.normal(0, 1, n)  # a second feature: multivariate_pca needs two
     p_yes = rng.uniform(0, 1, n)
     register(
         client,
@@ -95,6 +97,7 @@ def app(
         pa.table(
             {
                 "x": x,
+                "w": w,
                 "p_yes": p_yes,
                 "pred": np.where(p_yes > 0.5, "yes", "no"),
                 "y": rng.choice(["no", "yes"], n),
@@ -105,7 +108,7 @@ def app(
     register(
         client,
         REGRESSOR,
-        pa.table({"x": x, "pred": 2 * x, "y": 2 * x + rng.normal(0, 0.5, n)}),
+        pa.table({"x": x, "w": w, "pred": 2 * x, "y": 2 * x + rng.normal(0, 0.5, n)}),
         "prediction=pred&target=y",
     )
     start = (int(time.time()) // 3600 - HOURS - 1) * 3600

@@ -57,6 +57,7 @@ def _send(
     events, actuals = [], []
     for i in range(hours * PER_HOUR):
         x = float(rng.normal(0.3, 1))
+        w = float(rng.normal(0, 1))  # a second feature: multivariate_pca needs two
         event: dict[str, Any] = {
             "prediction_id": f"{name}-{version}-{i}",
             "version": version,
@@ -66,10 +67,10 @@ def _send(
         }
         if name == CLASSIFIER:
             p = float(rng.uniform(0, 1))
-            event |= {"features": {"x": x, "p_yes": p}, "prediction": "yes" if p > 0.5 else "no"}
+            event |= {"features": {"x": x, "w": w, "p_yes": p}, "prediction": "yes" if p > 0.5 else "no"}
             label: Any = "yes" if rng.random() < p else "no"
         else:
-            event |= {"features": {"x": x}, "prediction": 2 * x}
+            event |= {"features": {"x": x, "w": w}, "prediction": 2 * x}
             label = 2 * x + float(rng.normal(0, 0.5))
         events.append(event)
         if i < labelled * PER_HOUR:
@@ -97,7 +98,8 @@ def _app(data_dir: Path) -> tuple[Any, Any]:
 def _classifier(client: Any, rng: np.random.Generator, version: str = "v1") -> None:
     """Register a version of the binary classifier with a score column."""
     x, p_yes = rng.normal(0, 1, 1000), rng.uniform(0, 1, 1000)
-    table = {"x": x, "p_yes": p_yes, "pred": np.where(p_yes > 0.5, "yes", "no")}
+    table = {"x": x, "w": rng.normal(0, 1, 1000), "p_yes": p_yes}
+    table["pred"] = np.where(p_yes > 0.5, "yes", "no")
     table["y"] = rng.choice(["no", "yes"], 1000)
     query = "prediction=pred&target=y&scores=p_yes"
     register(client, CLASSIFIER, pa.table(table), query, version)
@@ -115,7 +117,8 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exposition]
     rng = np.random.default_rng(5)
     _classifier(client, rng)
     x = rng.normal(0, 1, 1000)
-    table = {"x": x, "pred": 2 * x, "y": 2 * x + rng.normal(0, 0.5, 1000)}
+    table = {"x": x, "w": rng.normal(0, 1, 1000), "pred": 2 * x}
+    table["y"] = 2 * x + rng.normal(0, 0.5, 1000)
     register(client, REGRESSOR, pa.table(table), "prediction=pred&target=y")
     monitor = {"name": "errors", "model": CLASSIFIER, "metric": "error_rate"}
     r = client.post("/v1/monitors", json=monitor | {"condition": "> 0.01", "severity": "critical"})
