@@ -195,6 +195,7 @@ def test_every_page_loads_without_errors_and_charts_have_points(
                 *(f"fig-performance-{m}" for m in ("accuracy", "f1", "precision", "recall")),
                 "fig-performance-roc_auc",
                 "fig-drift",
+                "fig-joint-drift",  # multivariate_pca
                 "fig-prediction-drift-0",  # churn_score
                 "fig-prediction-drift-1",  # churn_predicted
             }
@@ -279,6 +280,37 @@ def test_model_page_draws_intervals_the_baseline_and_prediction_drift(
     v.page.set_viewport_size({"width": 1400, "height": 2400})
     v.ready()
     v.shot("model-page-performance")
+    assert v.errors == []
+
+
+def test_model_page_draws_the_joint_drift_with_its_threshold(
+    visit: Callable[[str], Visit], live: Live
+) -> None:
+    """The multivariate_pca chart holds the API's values, its calibrated threshold as the
+    dashed line and a marker on each drifted window."""
+    v = visit(live.read)
+    v.go(f"/ui/models/{MODEL}?range=7d")
+    headers = {"authorization": f"Bearer {live.read}"}
+    with httpx.Client(base_url=live.url, headers=headers, timeout=30) as api:
+        params = {"metric": "multivariate_pca", "version": "v1"}
+        r = api.get(f"/v1/models/{MODEL}/metrics", params=params)
+    assert r.status_code == 200, r.text
+    points = r.json()["points"]
+    assert len(points) >= 3
+    traces = v.page.evaluate(
+        """id => document.querySelector(`.plot[data-figure="${id}"]`).data.map(
+               t => ({name: t.name, y: Array.from(t.y)}))""",
+        "fig-joint-drift",
+    )
+    by_name = {t["name"]: t["y"] for t in traces}
+    assert by_name["PCA reconstruction error"] == [p["value"] for p in points]
+    assert by_name["threshold"] == [p["detail"]["threshold"] for p in points]
+    drifted = [p["value"] for p in points if p["detail"]["drifted"]]
+    assert by_name.get("drifted", []) == drifted
+    title = v.page.locator("#chart-joint-drift h3").inner_text()
+    assert title == "Joint drift: how the features move together"
+    chart = "#chart-joint-drift .scatterlayer .js-line[style*='dasharray']"
+    assert v.page.locator(chart).count() >= 1  # plotly drew the dashed threshold
     assert v.errors == []
 
 

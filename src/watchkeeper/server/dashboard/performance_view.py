@@ -4,6 +4,9 @@ Each performance metric gets its own chart: the window values, their confidence 
 shaded band (the points' ``detail``, :mod:`watchkeeper.evaluation.performance`) and the
 version's training baseline as a dotted horizontal line when its reference had labels.
 
+The joint drift (``multivariate_pca``: a change in how the features move together) gets one
+chart with its calibrated threshold, drifted windows marked, when the version has that series.
+
 The prediction's own drift — each model output (the prediction and score columns) against its
 reference distribution — gets a chart per output with its calibrated threshold, and a card;
 it is kept apart from the features' drift counts.
@@ -23,7 +26,7 @@ from watchkeeper.server.dashboard.render import figure_json
 from watchkeeper.server.dashboard.views import Context, downsample
 from watchkeeper.store.state import Store
 
-__all__ = ["performance_charts", "prediction_drift"]
+__all__ = ["joint_drift", "performance_charts", "prediction_drift"]
 
 BAND = f"{LEVEL:.0%} interval"
 BASELINE = "training baseline"
@@ -127,3 +130,35 @@ def prediction_drift(
         "outputs": outputs,
         "drifted": sum(bool(o["drifted"]) for o in outputs),
     }
+
+
+def joint_drift(
+    store: Store, ctx: Context, times: Sequence[int], marks: Sequence[tuple[float, str]] = ()
+) -> list[dict[str, Any]]:
+    """The ``multivariate_pca`` chart over the range — the window's mean reconstruction error,
+    its threshold dashed, drifted windows marked — or none when the range has no such point
+    (a version without a PCA state: ``docs/service.md``)."""
+    metric = "multivariate_pca"
+    evaluated = set(times)
+    points = [
+        p
+        for p in queries.feature_series(store, ctx.scope, (metric,), "")[metric]
+        if p[0] in evaluated
+    ]
+    if not any(v is not None for _, v, _ in points):
+        return []
+    details = [d if isinstance(d, dict) else {} for _, _, d in points]
+    label = catalogue.label(metric)
+    columns = {
+        label: [v for _, v, _ in points],
+        "threshold": [d.get("threshold") for d in details],
+    }
+    xs, ys, run = downsample([w for w, _, _ in points], columns)
+    marked = [bool(d.get("drifted")) for d in details] if run == 1 else None
+    figure = time_series_spec(
+        xs, {label: ys[label]}, threshold=ys["threshold"], marked=marked, marks=marks
+    )
+    title = "Joint drift: how the features move together"
+    return [
+        {"key": "joint-drift", "title": title, "figure": figure_json(figure), "note": _note(run)}
+    ]

@@ -137,7 +137,8 @@ async def model_page(request: Request, model: str) -> Response:
             store, ctx, series["times"], perf, percent=perf == views.CLASSIFICATION, marks=marks
         )
         outputs = performance_view.prediction_drift(store, ctx, series["times"], marks)
-        charts = views.model_charts(series, performance, outputs["charts"], marks)
+        joint = performance_view.joint_drift(store, ctx, series["times"], marks)
+        charts = views.model_charts(series, performance, [*joint, *outputs["charts"]], marks)
         table = views.features_table(store, ctx, list(summaries), params.sort, params.order)
         firing = alerts_view.firing_by_model(store)
         keep = params.query()
