@@ -3,12 +3,14 @@ whose two correlated features flip their correlation (both marginals unchanged) 
 while no column is; an unshifted window is not; the value and threshold are those of the
 library (``compare()``'s PCA check) on the window's rows; a version without a PCA state (one
 registered before the service kept it) gets no series and no error; a window evaluated again
-for its labels does not read the lake again."""
+for its labels does not read the lake again; a monitor on it fires and resolves through the
+normal alert path, delivered to a webhook on loopback."""
 
 from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,12 @@ from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from pyarrow import ipc
 
+from watchkeeper.alerts.catalog import Catalog
+from watchkeeper.alerts.engine import AlertEngine
+from watchkeeper.alerts.monitors import parse_monitor
+from watchkeeper.alerts.notifiers import build_notifiers
+from watchkeeper.alerts.outbox import Outbox
+from watchkeeper.alerts.queries import list_alerts, list_deliveries
 from watchkeeper.evaluation.evaluate import Evaluator, series
 from watchkeeper.evaluation.joint import JointDrift
 from watchkeeper.ingest.processor import Processor
@@ -185,3 +193,57 @@ def test_a_version_registered_before_revision_0011_has_no_pca_state(
     store = open_store(url)
     assert store.schema_version == migrations.head() == "0011"
     assert store.reference_multivariate("old", "v1") is None
+
+
+def test_a_monitor_on_multivariate_pca_fires_and_resolves_through_a_webhook(
+    database_url: str, open_store: Callable[[str], Store], tmp_path: Path, webhook_receiver: Any
+) -> None:
+    """The normal alert path: the evaluator's pass runs the engine, the outbox delivers to a
+    real webhook receiver on loopback; the flipped window fires, the calm one after resolves."""
+    store = open_store(database_url)
+    service, evaluator, _ = setup(store, tmp_path)
+    built = build_notifiers({"hook": {"type": "webhook", "url": webhook_receiver.url}})
+    monitor = {
+        "name": "joint",
+        "model": "m",
+        "metric": "multivariate_pca",
+        "condition": "> 0.6",
+        "severity": "critical",
+    }
+    parsed = [parse_monitor(monitor, notifiers=list(built), source="config")]
+    engine = AlertEngine(store, Catalog(store, parsed, built), built, public_url="http://wk.test")
+    evaluator.after_pass.append(engine.run_once)
+    box = Outbox(store, built, max_attempts=3, backoff=0.01, timeout=5.0)
+
+    send(service, 0, 800, RHO, seed=6)
+    send(service, 1, 800, -RHO, seed=7)
+    assert evaluator.run_once(now=T0 + 2 * HOUR) == 2
+    [alert] = list_alerts(store, state="firing")
+    joint = by_window(series(store, "m", "multivariate_pca"))
+    assert alert["metric"] == "multivariate_pca" and alert["window_start"] == T0 + HOUR
+    assert alert["value"] == joint[T0 + HOUR]["value"] > 0.6 > joint[T0]["value"]
+    deliver(store, box)
+    [fired] = webhook_receiver.delivered
+    body = fired.json()["alert"]
+    assert (body["state"], body["metric"], body["id"]) == (
+        "firing",
+        "multivariate_pca",
+        alert["id"],
+    )
+    assert body["value"] == pytest.approx(joint[T0 + HOUR]["value"])
+
+    send(service, 2, 800, RHO, seed=8)
+    assert evaluator.run_once(now=T0 + 3 * HOUR) == 1
+    assert list_alerts(store, state="firing") == []
+    deliver(store, box)
+    assert [r.json()["alert"]["state"] for r in webhook_receiver.delivered] == [
+        "firing",
+        "resolved",
+    ]
+
+
+def deliver(store: Store, box: Outbox) -> None:
+    deadline = time.monotonic() + 20
+    while list_deliveries(store, status="pending") and time.monotonic() < deadline:
+        box.run_once()
+        time.sleep(0.02)
