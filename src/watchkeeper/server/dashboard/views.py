@@ -171,8 +171,9 @@ def model_charts(
     outputs: Sequence[dict[str, Any]] = (),
     marks: Sequence[tuple[float, str]] = (),
 ) -> list[dict[str, Any]]:
-    """The model page's charts, with its ``performance`` charts and the prediction drift of
-    its ``outputs`` (:mod:`watchkeeper.server.dashboard.performance_view`) in place; ``marks``
+    """The model page's charts, with its ``performance`` charts, and the joint drift and the
+    prediction drift of its ``outputs`` (:mod:`watchkeeper.server.dashboard.performance_view`)
+    in place; ``marks``
     (promotions) are drawn on each chart's time axis."""
     data, times = series["data"], series["times"]
 
