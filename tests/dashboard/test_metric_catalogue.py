@@ -58,7 +58,10 @@ def _send(client: Any, name: str, rng: np.random.Generator, start: int, task: st
         }
         if task == "classification":
             p = float(rng.uniform(0, 1))
-            event |= {"features": {"x": x, "w": w, "p_yes": p}, "prediction": "yes" if p > 0.5 else "no"}
+            event |= {
+                "features": {"x": x, "w": w, "p_yes": p},
+                "prediction": "yes" if p > 0.5 else "no",
+            }
             label: Any = "yes" if rng.random() < p else "no"
         else:
             event |= {"features": {"x": x, "w": w}, "prediction": 2 * x}
