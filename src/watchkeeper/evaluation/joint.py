@@ -113,8 +113,11 @@ def window_rows(
     parts = []
     wanted = ["prediction_id", "event_time", *columns]
     for path in paths:
-        names = set(pq.read_schema(path).names)
-        table = pq.read_table(path, columns=[c for c in wanted if c in names])
+        try:
+            names = set(pq.read_schema(path).names)
+            table = pq.read_table(path, columns=[c for c in wanted if c in names])
+        except FileNotFoundError:  # retention removed it since the listing
+            continue
         times = table.column("event_time")
         parts.append(table.filter(pc.and_(pc.greater_equal(times, start), pc.less(times, end))))
     if not parts:
