@@ -247,3 +247,37 @@ def deliver(store: Store, box: Outbox) -> None:
     while list_deliveries(store, status="pending") and time.monotonic() < deadline:
         box.run_once()
         time.sleep(0.02)
+
+
+def test_only_the_whole_models_windows_get_the_series(
+    database_url: str, open_store: Callable[[str], Store], tmp_path: Path
+) -> None:
+    """A model with a segment column: its all-segments window (``*``) has multivariate_pca,
+    judged on all its rows; a segment's window has none."""
+    store = open_store(database_url)
+    settings = load_settings(data_dir=tmp_path / "data", label_horizon_days=9999)
+    service = IngestService(store, settings)
+    rng = np.random.default_rng(9)
+    reference = pa.table({**draw(rng, 4000, RHO), "region": rng.choice(["eu", "us"], 4000)})
+    service.register("m", reference, prediction="pred", segments="region", window_seconds=HOUR)
+    n = 900
+    table = pa.table(
+        {
+            "prediction_id": [f"r{i}" for i in range(n)],
+            "timestamp": T0 + rng.uniform(0, HOUR - 1, n),
+            **draw(rng, n, -RHO),
+            "region": rng.choice(["eu", "us"], n),
+        }
+    )
+    sink = io.BytesIO()
+    with ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    assert service.ingest("m", sink.getvalue(), "application/vnd.apache.arrow.stream").accepted == n
+    Processor(store, settings).run_once()
+    evaluator = Evaluator(store, settings.lake_dir)
+    assert evaluator.run_once(now=T0 + 2 * HOUR) == 3  # *, region=eu, region=us
+    [whole] = series(store, "m", "multivariate_pca")
+    assert whole["segment"] == "*" and whole["detail"]["window_rows"] == n
+    assert whole["detail"]["drifted"] is True
+    for region in ("eu", "us"):
+        assert series(store, "m", "multivariate_pca", segment=f"region={region}") == []
