@@ -107,7 +107,7 @@ def test_lazy_top_level_names_are_the_functions() -> None:
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
     ("settings", "stats"),
-    ("io", "schema", "schema_infer", "schema_roles", "constraints"),
+    ("io", "schema", "schema_infer", "schema_roles", "constraints", "estimation"),
     (
         "watchkeeper",
         "profiles",
