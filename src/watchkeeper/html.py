@@ -47,6 +47,8 @@ _METRIC_NAMES = {
     "mae": "MAE",
     "mape": "MAPE",
     "r2": "R²",
+    "specificity": "Specificity",
+    "mse": "MSE",
 }
 # Which way a metric improves: a change is coloured good or bad by it, never by its sign.
 _HIGHER_IS_BETTER = frozenset({"accuracy", "roc_auc", "pr_auc", "f1", "precision", "recall", "r2"})
@@ -227,6 +229,27 @@ def _performance(report: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def _estimated(report: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The estimated-performance section: per metric the estimate with its interval, the
+    reference's realized value and, with labels, the realized value (flagged when outside)."""
+    est = report.get("estimated_performance")
+    if not isinstance(est, Mapping):
+        return None
+    realized, outside = _map(est.get("realized")), set(_list(est.get("outside_interval")))
+    rows = [
+        {
+            "key": key,
+            "name": _METRIC_NAMES.get(key, key),
+            "estimate": _map(cell),
+            "reference": _get(est, "reference", key),
+            "realized": realized.get(key),
+            "outside": key in outside,
+        }
+        for key, cell in _map(est.get("metrics")).items()
+    ]
+    return {**est, "rows": rows, "labelled": bool(realized)}
+
+
 def _figure_json(figure: Any) -> Markup:
     import plotly.io as pio
 
@@ -286,6 +309,7 @@ def _context(report: Mapping[str, Any]) -> dict[str, Any]:
         "n_errors": sum(1 for f in findings if _SEVERITY_ORDER.get(str(f.get("severity"))) == 0),
         "performance": performance,
         "multivariate": _multivariate(report),
+        "estimated": _estimated(report),
         "plotly_js": _plotly_js(),
         "reference_color": charts.REFERENCE_COLOR,
         "current_color": charts.CURRENT_COLOR,

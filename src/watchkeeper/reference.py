@@ -176,6 +176,12 @@ class Reference:
         }
         ref = cls(table, profile, options)
         ref.multivariate_fit()
+        if target is not None and prediction is not None:  # the performance estimator, once
+            from watchkeeper.estimation.section import fit_estimator
+
+            ref._performance["estimator"] = fit_estimator(
+                table, schema, target, prediction, score_names, seed
+            )
         return ref
 
     def multivariate_fit(self) -> MultivariateFit | None:

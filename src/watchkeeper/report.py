@@ -75,6 +75,8 @@ class Report:
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     # the joint distribution of the input features (docs/multivariate.md); None when off
     multivariate_drift: MultivariateDrift | None = None
+    # performance estimated without labels (docs/estimation.md); None when not estimable
+    estimated_performance: dict[str, Any] | None = None
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -145,6 +147,7 @@ class Report:
                 "quality": self.quality,
                 "findings": [f.to_dict() for f in self.findings],
                 "performance": self.performance,
+                "estimated_performance": self.estimated_performance,
                 "schema": self.schema.to_dict(),
                 "multivariate_drift": (
                     None if self.multivariate_drift is None else self.multivariate_drift.to_dict()
@@ -349,6 +352,7 @@ def report_against(
             options["seed"],
             options.get("reference_chunks"),
         )
+    estimated = _estimated(ref_t, cur_t, schema, options, findings, performance_cache)
     decision = options["decision"]
     settings = {
         "decision": decision if isinstance(decision, str) else dict(decision),
@@ -371,7 +375,64 @@ def report_against(
         reference_rows=ref_t.num_rows,
         current_rows=cur_t.num_rows,
         multivariate_drift=joint,
+        estimated_performance=estimated,
     )
+
+
+def _estimated(
+    ref_t: pa.Table,
+    cur_t: pa.Table,
+    schema: Schema,
+    options: Mapping[str, Any],
+    findings: list[Finding],
+    cache: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """The performance estimated without labels (CBPE, DLE), with a finding when the realized
+    value contradicts it or the estimate is credibly worse than the reference."""
+    target, prediction = options["target"], options["prediction"]
+    if target is None or prediction is None:
+        return None
+    from watchkeeper.estimation.section import LOWER_IS_BETTER, estimated_section, fit_estimator
+
+    memo: dict[str, Any] = {} if cache is None else cache
+    if "estimator" not in memo:  # a fitted reference fits it once
+        memo["estimator"] = fit_estimator(
+            ref_t, schema, target, prediction, options["scores"], options["seed"]
+        )
+    est = memo["estimator"]
+    if isinstance(est, str):
+        if not est.startswith("no scores="):  # a classifier without scores: nothing to say
+            findings.append(Finding(None, "info", "no_estimate", est))
+        return None
+    section, note = estimated_section(est, cur_t)
+    if section is None:
+        findings.append(Finding(None, "info", "no_estimate", note))
+        return None
+    h = section["headline"]
+    m, realized = section["metrics"][h], (section["realized"] or {}).get(h)
+    if section["concept_drift_suspected"]:
+        findings.append(
+            Finding(
+                None,
+                "warning",
+                "estimate_disagrees",
+                f"realized {h} {realized:.4g} is outside the estimate's interval "
+                f"[{m['ci_low']:.4g}, {m['ci_high']:.4g}]: the relation between inputs and "
+                "labels likely changed (concept drift), so estimates are not to be trusted",
+            )
+        )
+    if section["degraded"]:
+        side = "above" if h in LOWER_IS_BETTER else "below"
+        findings.append(
+            Finding(
+                None,
+                "warning",
+                "estimated_performance_degraded",
+                f"estimated {h} {m['value']:.4g} (interval [{m['ci_low']:.4g}, "
+                f"{m['ci_high']:.4g}]) is {side} the reference's {section['reference'][h]:.4g}",
+            )
+        )
+    return section
 
 
 class _Judge:

@@ -68,13 +68,15 @@ def test_the_tidy_frame_and_the_alerts(fitted: Reference, production: pd.DataFra
     timeline = fitted.analyze(production, chunk_size=1500)
     frame = timeline.to_pandas()
     assert list(frame.columns)[:4] == ["chunk", "key", "start", "end"]
+    estimated = {f"estimated_{m}" for m in ("accuracy", "precision", "recall", "f1")}
+    estimated |= {"estimated_specificity", "estimated_roc_auc"}  # a classifier with scores
     assert set(frame["metric"]) == {
         "drift",
         "drift_share",
         "missing_share",
         "accuracy",
         "multivariate_pca",
-    }
+    } | estimated
     drift_x = frame[(frame["metric"] == "drift") & (frame["column"] == "x")]
     assert drift_x["alert"].tolist() == [False, False, True]  # the shift is in the last chunk
     assert drift_x["value"].tolist() == [r.drift["x"].statistic for r in timeline.reports]
@@ -100,8 +102,10 @@ def test_plots_and_pages(fitted: Reference, production: pd.DataFrame, tmp_path: 
     assert html.count("<tr>") == len(timeline) + 1 and "<script" not in html
     page = timeline.save_html(tmp_path / "timeline.html").read_text(encoding="utf-8")
     assert "Plotly.newPlot" in page and not re.search(r"<script[^>]+src=", page)
-    # a figure per drift column, drift share, missing share, accuracy, multivariate_pca
-    assert page.count('class="plot"') == len(timeline.reports[0].drift) + 4
+    # a figure per drift column, drift share, missing share, accuracy, multivariate_pca, and the
+    # estimated accuracy (with the realized one)
+    assert page.count('class="plot"') == len(timeline.reports[0].drift) + 5
+    assert "accuracy: realized" in page
     saved = timeline.save_json(tmp_path / "timeline.json").read_text(encoding="utf-8")
     assert '"chunk_period": "W"' in saved
 

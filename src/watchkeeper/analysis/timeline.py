@@ -17,7 +17,11 @@ Metrics, one row each per chunk:
   (``method``: ``pca``, or ``classifier`` with the top two features by its permutation
   importance, ``classifier (income × age)``);
 * the performance headline (``accuracy``, ``rmse``…) for the target when the chunk has labels:
-  the value, the reference's value as threshold, ``alert`` = credibly worse than the reference.
+  the value, the reference's value as threshold, ``alert`` = credibly worse than the reference;
+* the estimated performance (docs/estimation.md), labels or not: ``estimated_accuracy``,
+  ``estimated_roc_auc``, ``estimated_mae``… for the target, the estimate as value, the
+  reference's realized value as threshold, ``alert`` = the estimate's interval lies wholly on
+  the bad side of it; ``method`` = the interval's method.
 """
 
 from __future__ import annotations
@@ -233,7 +237,7 @@ class Timeline:
     def plot(self, metric: str = "drift_share", column: str | None = None) -> go.Figure:
         """A plotly figure of ``metric`` over the chunks: one line per column (or only
         ``column``), its threshold dashed, alerts marked."""
-        from watchkeeper.analysis.timeline_plots import metric_figure
+        from watchkeeper.analysis.timeline_plots import estimated_figure, metric_figure
 
         records = self.records()
         known = sorted({r["metric"] for r in records})
@@ -244,6 +248,9 @@ class Timeline:
             if column not in {r["column"] for r in rows}:
                 raise InputError(f"column {column!r} has no {metric!r} in this timeline")
             rows = [r for r in rows if r["column"] == column]
+        if metric.startswith("estimated_"):  # with the realized value where labels came
+            plain = metric.removeprefix("estimated_")
+            return estimated_figure(rows, [r for r in records if r["metric"] == plain], metric)
         return metric_figure(rows, metric)
 
     def save_html(self, path: str | Path) -> Path:
@@ -343,4 +350,18 @@ def _metric_rows(report: Report) -> list[dict[str, Any]]:
                 "calibration": None,
             }
         )
+    est = report.estimated_performance
+    if est:
+        worse = set(est["worse_than_reference"])
+        for name, m in est["metrics"].items():
+            rows.append(
+                {
+                    "column": est["target"],
+                    "metric": f"estimated_{name}",
+                    "value": m["value"],
+                    "threshold": est["reference"].get(name),
+                    "alert": name in worse,
+                    "method": m["ci_method"],
+                }
+            )
     return rows

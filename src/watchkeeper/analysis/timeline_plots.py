@@ -78,13 +78,39 @@ def metric_figure(rows: Rows, metric: str) -> go.Figure:
     return fig
 
 
+# the estimated metrics the page draws, each next to its realized value where labels came
+ESTIMATED_ON_PAGE = ("estimated_accuracy", "estimated_rmse")
+
+
+def estimated_figure(rows: Rows, realized: Rows, metric: str) -> go.Figure:
+    """An estimated metric over the chunks, with the realized value of the chunks that have
+    labels: how far the estimate can be trusted."""
+    fig = metric_figure(rows, metric)
+    known = [r for r in realized if r["value"] is not None]
+    if known:
+        fig.add_scatter(
+            x=_x(known),
+            y=[r["value"] for r in known],
+            mode="markers",
+            name=f"{plotly_text(metric.removeprefix('estimated_'))}: realized",
+            marker={"color": PALETTE[1], "size": 8, "symbol": "diamond"},
+        )
+    return fig
+
+
 def figures(timeline: Timeline) -> list[tuple[str, go.Figure]]:
-    """One figure per metric, and one per column for drift."""
+    """One figure per metric (of the estimated ones, accuracy or RMSE with the realized value
+    next to it), and one per column for drift."""
     records = timeline.records()
     out = []
     for metric in dict.fromkeys(r["metric"] for r in records):
         rows = [r for r in records if r["metric"] == metric]
-        if metric == "drift":
+        if metric.startswith("estimated_"):
+            if metric in ESTIMATED_ON_PAGE:
+                plain = metric.removeprefix("estimated_")
+                realized = [r for r in records if r["metric"] == plain]
+                out.append((metric, estimated_figure(rows, realized, metric)))
+        elif metric == "drift":
             for name in dict.fromkeys(r["column"] for r in rows):
                 part = [r for r in rows if r["column"] == name]
                 out.append((f"drift of {name}", metric_figure(part, metric)))
