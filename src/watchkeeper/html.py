@@ -247,7 +247,7 @@ def _estimated(report: Mapping[str, Any]) -> dict[str, Any] | None:
         }
         for key, cell in _map(est.get("metrics")).items()
     ]
-    return {**est, "rows": rows, "labelled": bool(realized)}
+    return {**est, "table": rows, "labelled": bool(realized)}
 
 
 def _figure_json(figure: Any) -> Markup:

@@ -141,3 +141,4 @@ def test_the_html_report_has_the_estimated_section(tmp_path: Path) -> None:
     html = report.save_html(tmp_path / "r.html").read_text(encoding="utf-8")
     assert 'id="estimated"' in html and "concept drift suspected" in html
     assert "Specificity" in html and 'href="#estimated"' in html
+    assert "Rows <b>2,000</b>" in html or "Rows <b>2000</b>" in html  # the count, not the table

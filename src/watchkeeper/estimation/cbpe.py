@@ -16,13 +16,13 @@ bin counting as ties (exact when each bin holds one distinct score).
 Intervals: what the realized metric of the window will be once labels arrive, given its scores
 (a prediction interval). Rows are independent, so row j of the confusion matrix is a sum of
 independent one-draw multinomials with covariance ``diag(S1[j]) - S2[j]``; a metric's variance
-is the delta method over that covariance (``"cbpe-delta"``). ROC AUC: a parametric bootstrap
-(``"cbpe-bootstrap"``): per bin the positives are drawn binomially from the bin's count and
-mean calibrated probability, the AUC recomputed, and the draws' spread centred on the
-estimate. Multiclass (macro over one-vs-rest): the per-class quantiles are averaged, which
-treats the classes' AUCs as moving together -- they do (a row that turns out not to be of its
-likely class lowers the AUC of both), and the average of the per-class spreads bounds the
-spread of the average however they correlate, so the interval errs on the wide side. The
+is the delta method over that covariance (``"cbpe-delta"``). ROC AUC too: linearised in each
+score bin's count of positives, a sum of independent Bernoulli draws of variance
+``sum p (1 - p)`` (the state keeps ``sum p^2`` per bin for it). Multiclass (macro over
+one-vs-rest): the per-class standard deviations are averaged, which treats the classes' AUCs
+as moving together -- they do (a row that turns out not to be of its likely class lowers the
+AUC of both), and the mean of the per-class deviations bounds the deviation of the mean
+however they correlate, so that interval errs on the wide side. The
 uncertainty of the calibration itself (a finite reference) is not included.
 
 Examples
@@ -57,7 +57,6 @@ __all__ = ["CBPE", "CONFUSION_METRICS", "CBPEState", "class_indices", "confusion
 
 CONFUSION_METRICS = ("accuracy", "precision", "recall", "f1", "specificity")
 DEFAULT_BINS = 1000
-N_BOOTSTRAP = 400
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -108,6 +107,7 @@ class CBPEState:
     s2: FloatArray  # (K, K, K) [predicted j, k, l]: sum of p_k p_l
     hist_n: FloatArray  # (K, bins) rows per raw-score bin of class k
     hist_p: FloatArray  # (K, bins) sum of calibrated p_k per bin
+    hist_pp: FloatArray  # (K, bins) sum of p_k^2 per bin
     skipped_rows: int = 0
 
     @property
@@ -126,6 +126,7 @@ class CBPEState:
             self.s2 + other.s2,
             self.hist_n + other.hist_n,
             self.hist_p + other.hist_p,
+            self.hist_pp + other.hist_pp,
             self.skipped_rows + other.skipped_rows,
         )
 
@@ -136,6 +137,7 @@ class CBPEState:
             "s2": self.s2.tolist(),
             "hist_n": self.hist_n.tolist(),
             "hist_p": self.hist_p.tolist(),
+            "hist_pp": self.hist_pp.tolist(),
             "skipped_rows": self.skipped_rows,
         }
 
@@ -150,6 +152,7 @@ class CBPEState:
             arr("s2"),
             arr("hist_n"),
             arr("hist_p"),
+            arr("hist_pp"),
             skipped_rows=int(data["skipped_rows"]),
         )
 
@@ -233,6 +236,9 @@ class CBPE:
             hist_p=np.bincount(flat, weights=p.ravel(), minlength=k * b)
             .reshape(k, b)
             .astype(np.float64),
+            hist_pp=np.bincount(flat, weights=(p * p).ravel(), minlength=k * b)
+            .reshape(k, b)
+            .astype(np.float64),
             skipped_rows=int((~ok).sum()),
         )
 
@@ -240,9 +246,6 @@ class CBPE:
         self,
         state: CBPEState,
         confidence: float = 0.95,
-        *,
-        n_bootstrap: int = N_BOOTSTRAP,
-        seed: int = 0,
     ) -> dict[str, Any]:
         """The estimated metrics of a window's state, each a MetricValue with its interval."""
         z = normal_quantile(confidence)
@@ -259,7 +262,7 @@ class CBPE:
                 v, half = float(values[name]), z * sds[name]
                 lo, hi = max(v - half, 0.0), min(v + half, 1.0)
                 metrics[name] = metric_value(v, lo, hi, "cbpe-delta")
-            metrics["roc_auc"] = self._auc(state, confidence, n_bootstrap, seed)
+            metrics["roc_auc"] = self._auc(state, z)
         return {
             "task": self.task,
             "method": "cbpe",
@@ -273,22 +276,26 @@ class CBPE:
             "metrics": metrics,
         }
 
-    def _auc(self, state: CBPEState, confidence: float, b: int, seed: int) -> MetricValue:
+    def _auc(self, state: CBPEState, z: float) -> MetricValue:
         sel = [1] if len(self.classes) == 2 else list(range(len(self.classes)))
         n, pos = state.hist_n[sel], np.minimum(state.hist_p[sel], state.hist_n[sel])
-        value = float(auc_from_hist(pos, n - pos)[0].mean())
-        rate = np.divide(pos, n, out=np.zeros_like(pos), where=n > 0)
-        rng = np.random.default_rng(seed)
-        drawn = rng.binomial(n.astype(np.int64), np.clip(rate, 0.0, 1.0), size=(b, *n.shape))
-        boot = auc_from_hist(drawn.astype(np.float64), n - drawn)[0]  # (b, classes)
-        tail = (1.0 - confidence) / 2
-        q_lo, q_hi = np.quantile(boot, [tail, 1.0 - tail], axis=0)
-        centre = boot.mean(0)
-        # classes averaged quantile by quantile: the per-class AUCs move together (a row that
-        # is not of its likely class lowers both), and this bound holds however they correlate
-        lo = max(value + float((q_lo - centre).mean()), 0.0)
-        hi = min(value + float((q_hi - centre).mean()), 1.0)
-        return metric_value(value, lo, hi, "cbpe-bootstrap")
+        var_pos = np.maximum(pos - state.hist_pp[sel], 0.0)  # sum of p (1 - p) per bin
+        auc = auc_from_hist(pos, n - pos)[0]
+        value = float(auc.mean())
+        # the AUC's derivative in each bin's count of positives X_b (its negatives n_b - X_b):
+        # W = sum_b X_b (negatives below b + negatives in b / 2), AUC = W / (P N)
+        neg = n - pos
+        p_tot, n_tot = pos.sum(-1, keepdims=True), neg.sum(-1, keepdims=True)
+        below = np.cumsum(neg, axis=-1) - neg
+        above = p_tot - np.cumsum(pos, axis=-1)
+        d_w = below + 0.5 * neg - 0.5 * pos - above
+        g = safe_div(d_w - auc[:, None] * (n_tot - p_tot), p_tot * n_tot)
+        sd = np.sqrt((g**2 * var_pos).sum(-1))
+        # classes averaged by their standard deviations: the per-class AUCs move together (a
+        # row that is not of its likely class lowers both), and the mean of the per-class
+        # deviations bounds the deviation of the mean however they correlate
+        half = z * float(sd.mean())
+        return metric_value(value, max(value - half, 0.0), min(value + half, 1.0), "cbpe-delta")
 
     def to_dict(self) -> dict[str, Any]:
         return {"classes": self.classes, "bins": self.bins, "calibrator": self.calibrator.to_dict()}

@@ -6,7 +6,8 @@ the prediction: one of the absolute error ``|y - ŷ|`` and one of the squared er
 link keeps the predicted errors positive). A window's estimated MAE is the mean predicted
 absolute error, its estimated RMSE the root of the mean predicted squared error.
 
-Honest fitting: the reference is split in two halves at random. The error models are fitted
+Honest fitting: the reference (sampled down to ``MAX_FIT_ROWS`` rows when larger) is split in
+two halves at random. The error models are fitted
 on the first; the second, which they have not seen, sets how far the realized errors stray
 from the predicted ones, which is what the intervals need:
 
@@ -49,6 +50,7 @@ from watchkeeper.stats.intervals import MetricValue, metric_value, normal_quanti
 __all__ = ["DLE", "DLEState"]
 
 MIN_ROWS = 40
+MAX_FIT_ROWS = 100_000  # a larger reference is sampled down to this many rows to fit on
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -139,8 +141,12 @@ class DLE:
         ok &= np.isfinite(y)
         if ok.sum() < MIN_ROWS:
             raise InputError(f"DLE needs at least {MIN_ROWS} labelled rows, got {int(ok.sum())}")
-        inputs, err = inputs[ok], y[ok] - inputs[ok, -1]
-        first = np.random.default_rng(seed).permutation(len(err)) < len(err) // 2
+        rng = np.random.default_rng(seed)
+        rows = np.flatnonzero(ok)
+        if len(rows) > MAX_FIT_ROWS:
+            rows = np.sort(rng.choice(rows, MAX_FIT_ROWS, replace=False))
+        inputs, err = inputs[rows], y[rows] - inputs[rows, -1]
+        first = rng.permutation(len(err)) < len(err) // 2
         abs_e, sq_e = np.abs(err), err**2
         with _one_thread():
             abs_model = _regressor(abs_e[first], categorical, seed)
