@@ -142,3 +142,29 @@ def test_the_html_report_has_the_estimated_section(tmp_path: Path) -> None:
     assert 'id="estimated"' in html and "concept drift suspected" in html
     assert "Specificity" in html and 'href="#estimated"' in html
     assert "Rows <b>2,000</b>" in html or "Rows <b>2000</b>" in html  # the count, not the table
+
+
+def test_the_cli_quality_gate_ignores_findings_about_the_model(tmp_path: Path) -> None:
+    """The labels contradict the estimate (a model finding): ``--fail-on quality`` passes,
+    the data being clean."""
+    import pyarrow.parquet as pq
+
+    from tests.test_cli import run
+
+    rng = np.random.default_rng(9)
+    pq.write_table(_binary(rng, 8000), tmp_path / "ref.parquet")
+    pq.write_table(_binary(rng, 2000, flip=True), tmp_path / "cur.parquet")
+    args = ["--target", "y", "--prediction", "pred", "--score", "score", "--quiet"]
+    out = run(
+        "report",
+        tmp_path / "ref.parquet",
+        tmp_path / "cur.parquet",
+        *args,
+        "-o",
+        tmp_path / "r.json",
+        "--fail-on",
+        "quality",
+    )
+    findings = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["findings"]
+    assert "estimate_disagrees" in {f["kind"] for f in findings}
+    assert out.returncode == 0, out.stderr

@@ -204,13 +204,21 @@ def report(
     sys.exit(1 if _tripped(result, fail_on) else 0)
 
 
+# findings about the model, not the data: the quality gate leaves them to --fail-on performance
+PERFORMANCE_FINDINGS = {
+    "performance_degraded",
+    "estimate_disagrees",
+    "estimated_performance_degraded",
+}
+
+
 def _tripped(result: Any, fail_on: tuple[str, ...]) -> bool:
     checks = {
         # a gate never passes on data it could not check (empty input, missing column)
         "drift": bool(result.drifted_columns) or not result.drift_usable,
         "dataset-drift": bool(result.dataset_drift) or not result.drift_usable,
         "quality": any(
-            f.severity in ("warning", "critical") and f.kind != "performance_degraded"
+            f.severity in ("warning", "critical") and f.kind not in PERFORMANCE_FINDINGS
             for f in result.findings
         ),
         "performance": bool(result.performance and result.performance.get("degraded")),
