@@ -168,3 +168,25 @@ def test_the_cli_quality_gate_ignores_findings_about_the_model(tmp_path: Path) -
     findings = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["findings"]
     assert "estimate_disagrees" in {f["kind"] for f in findings}
     assert out.returncode == 0, out.stderr
+
+
+def test_dle_reads_categorical_features() -> None:
+    """The noise depends on a categorical feature only: a window of its noisy category is
+    estimated near that category's error (the encoder's codes reach the gradient boosting)."""
+    rng = np.random.default_rng(10)
+
+    def frame(n: int, noisy_share: float) -> pa.Table:
+        city = np.where(rng.uniform(size=n) < noisy_share, "paris", "lyon")
+        x = rng.normal(size=n)
+        sd = np.where(city == "paris", 2.0, 0.2)
+        return pa.table({"x": x, "city": city, "pred": x, "y": x + rng.normal(0, sd)})
+
+    report = wk.compare(frame(6000, 0.5), frame(1000, 1.0), target="y", prediction="pred")
+    est = report.estimated_performance
+    assert est is not None
+    assert est["metrics"]["mae"]["value"] == pytest.approx(2.0 * np.sqrt(2 / np.pi), rel=0.1)
+    assert (
+        est["metrics"]["mae"]["ci_low"]
+        <= est["realized"]["mae"]
+        <= est["metrics"]["mae"]["ci_high"]
+    )

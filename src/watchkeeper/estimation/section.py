@@ -24,6 +24,7 @@ from watchkeeper.estimation.dle import DLE
 from watchkeeper.estimation.features import FeatureEncoder
 from watchkeeper.schema import Schema
 from watchkeeper.stats.labels import label_strings, null_mask, sort_classes
+from watchkeeper.stats.performance import detect_task
 from watchkeeper.stats.score_histograms import auc_from_hist, score_histogram
 
 __all__ = ["HEADLINE", "LOWER_IS_BETTER", "Estimator", "estimated_section", "fit_estimator"]
@@ -58,15 +59,6 @@ def _scores(table: pa.Table, names: Sequence[str]) -> npt.NDArray[np.float64]:
     return cols[0] if len(cols) == 1 else np.column_stack(cols)
 
 
-def _is_regression(y: npt.NDArray[Any], scores: Sequence[str] | None) -> bool:
-    if scores:
-        return False
-    if y.dtype.kind not in "iuf":
-        return False
-    values = y[~null_mask(y)].astype(np.float64)
-    return bool(len(np.unique(values)) > 20 or (values != np.round(values)).any())
-
-
 def fit_estimator(
     reference: pa.Table,
     schema: Schema,
@@ -82,7 +74,8 @@ def fit_estimator(
     y, pred = _column(reference, target), _column(reference, prediction)
     fit_seed = 0 if seed is None else int(seed)
     try:
-        if _is_regression(y, scores):
+        score_arr = _scores(reference, scores) if scores else None
+        if detect_task(y, pred, score_arr) == "regression":  # as the performance section does
             encoder = FeatureEncoder.fit(reference, schema, exclude=(target, prediction))
             x = encoder.transform(reference)
             dle = DLE.fit(x, y, pred, categorical=encoder.categorical, seed=fit_seed)
