@@ -70,13 +70,17 @@ def test_the_tidy_frame_and_the_alerts(fitted: Reference, production: pd.DataFra
     assert list(frame.columns)[:4] == ["chunk", "key", "start", "end"]
     estimated = {f"estimated_{m}" for m in ("accuracy", "precision", "recall", "f1")}
     estimated |= {"estimated_specificity", "estimated_roc_auc"}  # a classifier with scores
-    assert set(frame["metric"]) == {
-        "drift",
-        "drift_share",
-        "missing_share",
-        "accuracy",
-        "multivariate_pca",
-    } | estimated
+    assert (
+        set(frame["metric"])
+        == {
+            "drift",
+            "drift_share",
+            "missing_share",
+            "accuracy",
+            "multivariate_pca",
+        }
+        | estimated
+    )
     drift_x = frame[(frame["metric"] == "drift") & (frame["column"] == "x")]
     assert drift_x["alert"].tolist() == [False, False, True]  # the shift is in the last chunk
     assert drift_x["value"].tolist() == [r.drift["x"].statistic for r in timeline.reports]
