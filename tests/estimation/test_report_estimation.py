@@ -190,3 +190,12 @@ def test_dle_reads_categorical_features() -> None:
         <= est["realized"]["mae"]
         <= est["metrics"]["mae"]["ci_high"]
     )
+
+
+def test_a_saved_and_loaded_reference_estimates_the_same(tmp_path: Path) -> None:
+    """The estimator is not saved: a loaded reference fits it again, deterministically."""
+    rng = np.random.default_rng(11)
+    ref = Reference.fit(_binary(rng, 6000), **OPTIONS)
+    cur = _binary(rng, 1000, shift=0.5)
+    loaded = Reference.load(ref.save(tmp_path / "ref"))
+    assert loaded.compare(cur).estimated_performance == ref.compare(cur).estimated_performance
