@@ -362,6 +362,7 @@ def _metric_rows(report: Report) -> list[dict[str, Any]]:
                     "threshold": est["reference"].get(name),
                     "alert": name in worse,
                     "method": m["ci_method"],
+                    "calibration": None,
                 }
             )
     return rows
