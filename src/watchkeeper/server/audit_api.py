@@ -24,7 +24,7 @@ from watchkeeper.server.schemas.audit import AuditList
 from watchkeeper.store import audit
 
 LIST_MAX = 1000
-MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
+MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv"}  # csv: "; charset=utf-8" added
 
 router = APIRouter(tags=["audit"], dependencies=[NO_NUL])
 
