@@ -311,7 +311,7 @@ def test_processes_starting_together_migrate_once(database_url: str) -> None:
 def test_an_upgraded_database_keeps_the_audit_trail_append_only(
     module_databases: Callable[[], str], open_store: OpenStore
 ) -> None:
-    """Revision 0011's triggers, on a database that came up from release 0.1: a row is added
+    """Revision 0012's triggers, on a database that came up from release 0.1: a row is added
     in a write transaction; changing or deleting it is refused by the database."""
     from watchkeeper.store.audit import acting_as, entries
 

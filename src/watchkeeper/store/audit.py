@@ -14,7 +14,7 @@ the service does on its own (a policy's promotion, a retraining's challenger) is
 ``"system"``.
 
 The table is append-only: this module offers no update or delete, and the database refuses
-both (triggers, revision 0011). Retention does not touch it.
+both (triggers, revision 0012). Retention does not touch it.
 
 >>> KINDS[:3]
 ('model_registered', 'version_registered', 'artifact_attached')

@@ -454,7 +454,7 @@ verdicts = sa.Table(
 )
 
 # The audit trail (store/audit.py): every change made through the API, the dashboard or the
-# CLI, append-only. The database refuses UPDATE and DELETE on it (triggers, revision 0011);
+# CLI, append-only. The database refuses UPDATE and DELETE on it (triggers, revision 0012);
 # retention never touches it.
 audit = sa.Table(
     "wk_audit",

@@ -1,8 +1,8 @@
 """The audit trail (``wk_audit``), append-only: the database itself refuses to change or
 delete its rows (a trigger raising on SQLite, a trigger function on PostgreSQL).
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels: str | None = None
 depends_on: str | None = None
 
