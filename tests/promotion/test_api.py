@@ -109,6 +109,7 @@ def test_bad_changes_name_the_problem(
         ("max_latency_ratio", 0, "max_latency_ratio 0"),
         ("max_error_rate_increase", -0.1, "max_error_rate_increase -0.1"),
         ("mode", "yes", "mode 'yes'"),
+        ("metric", [["accuracy"]], "metric [['accuracy']]"),  # unhashable: a 400, not a 500
         ("colour", "red", "unknown field(s) colour"),
     ],
 )

@@ -306,3 +306,23 @@ def test_processes_starting_together_migrate_once(database_url: str) -> None:
         assert differences(engine) == []
     finally:
         engine.dispose()
+
+
+def test_an_upgraded_database_keeps_the_audit_trail_append_only(
+    module_databases: Callable[[], str], open_store: OpenStore
+) -> None:
+    """Revision 0012's triggers, on a database that came up from release 0.1: a row is added
+    in a write transaction; changing or deleting it is refused by the database."""
+    from watchkeeper.store.audit import acting_as, entries
+
+    url = module_databases()
+    release_0_1_database(url).dispose()
+    store = open_store(url)
+    with acting_as("migrator"):
+        store.create_model("audited", window_seconds=60, label_horizon_seconds=1, retention_days=1)
+    (row,) = entries(store, model="audited")
+    assert (row["kind"], row["actor"], row["before"]) == ("model_registered", "migrator", None)
+    for statement in (t.audit.update().values(actor="x"), t.audit.delete()):
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"), store.write() as conn:
+            conn.execute(statement)
+    assert entries(store, model="audited") == [row]

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from watchkeeper.alerts.monitors import Monitor, parse_monitor
+from watchkeeper.store import audit
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import ConflictError, NotFoundError, Store
 
@@ -62,7 +63,7 @@ class Catalog:
         now = time.time()
         m = t.monitors.c
         with self.store.write() as conn:
-            exists = conn.execute(sa.select(m.name).where(m.name == monitor.name)).first()
+            exists = conn.execute(sa.select(m.spec).where(m.name == monitor.name)).first()
             if exists and create:
                 raise ConflictError(f"monitor {monitor.name!r} exists already")
             if exists:
@@ -71,12 +72,20 @@ class Catalog:
                     .where(m.name == monitor.name)
                     .values(spec=monitor.to_dict(), updated_at=now)
                 )
+                audit.record(
+                    conn, "monitor_replaced", f"monitor:{monitor.name}", model=monitor.model,
+                    before=exists.spec, after=monitor.to_dict(),
+                )  # fmt: skip
             else:
                 conn.execute(
                     t.monitors.insert().values(
                         name=monitor.name, spec=monitor.to_dict(), created_at=now, updated_at=now
                     )
                 )
+                audit.record(
+                    conn, "monitor_created", f"monitor:{monitor.name}", model=monitor.model,
+                    after=monitor.to_dict(),
+                )  # fmt: skip
         return monitor
 
     def delete(self, name: str) -> None:
@@ -85,10 +94,15 @@ class Catalog:
             raise ConflictError(
                 f"monitor {name!r} is declared in the settings file; remove it there"
             )
+        m = t.monitors.c
         with self.store.write() as conn:
-            if not conn.execute(t.monitors.delete().where(t.monitors.c.name == name)).rowcount:
+            spec = conn.execute(sa.select(m.spec).where(m.name == name)).scalar()
+            if spec is None:
                 raise NotFoundError(f"monitor {name!r} does not exist")
+            conn.execute(t.monitors.delete().where(m.name == name))
             forget(conn, name)
+            model = spec.get("model") if isinstance(spec, dict) else None
+            audit.record(conn, "monitor_deleted", f"monitor:{name}", model=model, before=spec)
 
 
 def forget(conn: sa.Connection, name: str) -> None:

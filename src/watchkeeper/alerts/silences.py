@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from watchkeeper.alerts.actions import parse_duration
 from watchkeeper.errors import InputError
+from watchkeeper.store import audit
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import NotFoundError, Store
 
@@ -87,6 +88,8 @@ def create_silence(
     }
     with store.write() as conn:
         new_id = conn.execute(t.silences.insert().values(**row)).inserted_primary_key[0]  # type: ignore[index]
+        model = checked.get("model")
+        audit.record(conn, "silence_created", f"silence:{new_id}", model=model, after=row)
     return _out({"id": int(new_id), **row}, now)
 
 
@@ -138,6 +141,11 @@ def expire_silence(store: Store, silence_id: int, *, now: float | None = None) -
             raise NotFoundError(f"silence {silence_id} does not exist")
         if row["expires_at"] > now:
             conn.execute(t.silences.update().where(s.id == silence_id).values(expires_at=now))
+            audit.record(
+                conn, "silence_expired", f"silence:{silence_id}",
+                model=(row["matchers"] or {}).get("model"),
+                before={"expires_at": row["expires_at"]}, after={"expires_at": now},
+            )  # fmt: skip
         out = dict(row)
         out["expires_at"] = min(row["expires_at"], now)
     return _out(out, now)

@@ -166,13 +166,15 @@ def token_create(
     name: str, scopes: str, config: Path | None, data_dir: Path | None, database_url: str | None
 ) -> None:
     """Create a token; it is printed once and stored only as a hash."""
+    from watchkeeper.store.audit import acting_as, cli_actor
     from watchkeeper.store.tokens import create_token
 
-    value = create_token(
-        _store(config, data_dir, database_url),
-        name,
-        [s.strip() for s in scopes.split(",") if s.strip()],
-    )
+    with acting_as(cli_actor()):  # the audit trail records it as cli:<user>
+        value = create_token(
+            _store(config, data_dir, database_url),
+            name,
+            [s.strip() for s in scopes.split(",") if s.strip()],
+        )
     click.echo(value)
 
 
@@ -193,9 +195,11 @@ def token_revoke(
     token_id: str, config: Path | None, data_dir: Path | None, database_url: str | None
 ) -> None:
     """Revoke a token by its id."""
+    from watchkeeper.store.audit import acting_as, cli_actor
     from watchkeeper.store.tokens import revoke_token
 
-    revoke_token(_store(config, data_dir, database_url), token_id)
+    with acting_as(cli_actor()):
+        revoke_token(_store(config, data_dir, database_url), token_id)
     click.echo(f"revoked {token_id}")
 
 

@@ -47,7 +47,7 @@ class Policy:
             raise InputError(f"min_labelled {self.min_labelled!r}: a whole number, e.g. 200")
         if self.min_labelled < 10:
             raise InputError(f"min_labelled {self.min_labelled}: at least 10")
-        if self.metric not in PAIRED_METRICS:
+        if not isinstance(self.metric, str) or self.metric not in PAIRED_METRICS:
             raise InputError(
                 f"metric {self.metric!r}: use one of {', '.join(sorted(PAIRED_METRICS))}"
             )

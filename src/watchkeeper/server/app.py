@@ -6,11 +6,12 @@ them in the lifespan and wires the route modules: ``models_api`` and ``ingest_ap
 models and their events), ``dead_letters_api`` (what the processor could not
 process), ``serving_api`` (model artifacts and the inference endpoints),
 ``promotion_api`` (champion, challengers, policies, verdicts), ``alerts_api`` (monitors,
-alerts, silences, actions) and the ``dashboard``. The served models route each request to
-the champion or a canary and copy it to the shadow challengers (``promotion``); the
-evaluator's passes end with the verdicts. Errors have one JSON shape (``server/errors.py``).
-Every request passes the browser guard (``server/guard.py``: its Host, the Origin of a
-change) and, with tokens on, the token check (``server/auth.py``).
+alerts, silences, actions), ``audit_api`` (the audit trail) and the ``dashboard``. The
+served models route each request to the champion or a canary and copy it to the shadow
+challengers (``promotion``); the evaluator's passes end with the verdicts. Errors have one
+JSON shape (``server/errors.py``). Every request passes the browser guard
+(``server/guard.py``: its Host, the Origin of a change) and, with tokens on, the token check
+(``server/auth.py``), which names the actor of its changes (with tokens off: ``local``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from watchkeeper.promotion.shadow import ShadowQueue, copy_of, serving_scorer
 from watchkeeper.promotion.verdict import judge_all
 from watchkeeper.server import (
     alerts_api,
+    audit_api,
     dashboard,
     dead_letters_api,
     health,
@@ -139,6 +141,8 @@ def create_app(settings: Settings) -> FastAPI:
         from watchkeeper.server.auth import auth_middleware
 
         app.middleware("http")(auth_middleware(store, app.state.limiter))
+    else:  # no token names the actor: changes are recorded as "local"'s (store/audit.py)
+        app.add_middleware(audit_api.LocalActor)
     # outermost: the Host and Origin checks come before the token and the routes
     app.add_middleware(BrowserGuard, settings=settings)
 
@@ -152,6 +156,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.router.routes.insert(0, InferenceRoute(app.router.routes))
     app.include_router(promotion_api.router)  # champion, challengers (docs/promotion.md)
     app.include_router(alerts_api.router)
+    app.include_router(audit_api.router)  # who changed what (docs/audit.md)
     app.include_router(dashboard.router)  # the web dashboard: / and /ui/ (docs/dashboard.md)
     install_openapi(app)
     install_docs(app)

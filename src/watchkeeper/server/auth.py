@@ -1,6 +1,7 @@
 """Bearer-token authentication with scopes: ingest (send events and labels), read (query),
-admin (register models and versions). Required whenever tokens are on (by default, when the
-server binds to a non-loopback address); ``/healthz`` and ``/readyz`` are always open.
+admin (every change, and reading the audit trail). Required whenever tokens are on (by
+default, when the server binds to a non-loopback address); ``/healthz`` and ``/readyz`` are
+always open. A request's changes are recorded in the audit trail under the token's name.
 
 A client whose tokens failed too often is refused (429) before its token is checked
 (:mod:`watchkeeper.server.ratelimit`, shared with the dashboard's login)."""
@@ -16,8 +17,9 @@ from starlette.responses import JSONResponse, Response
 from watchkeeper.server.dashboard.session import is_dashboard_path
 from watchkeeper.server.errors import database_fault, error_body, error_response
 from watchkeeper.server.ratelimit import FailureLimiter, TooManyFailures, client_address
+from watchkeeper.store.audit import ACTOR
 from watchkeeper.store.state import Store
-from watchkeeper.store.tokens import check_token
+from watchkeeper.store.tokens import identify_token
 
 OPEN_PATHS = (
     "/healthz",
@@ -32,6 +34,8 @@ OPEN_PREFIX = "/docs/static/"  # Swagger UI's and ReDoc's files (server/apidocs.
 
 
 def required_scope(method: str, path: str) -> str:
+    if path == "/v1/audit" or path.startswith("/v1/audit/"):
+        return "admin"  # who changed what: for administrators only
     if method == "POST" and (
         path.endswith(("/predictions", "/actuals", "/predict", "/infer"))
         or path == "/v1/cloudevents"
@@ -70,19 +74,20 @@ def auth_middleware(
         except TooManyFailures as exc:
             return error_response(exc, path)
         try:
-            scopes = await run_in_threadpool(check_token, store, header[7:].strip())
+            found = await run_in_threadpool(identify_token, store, header[7:].strip())
         except Exception as exc:  # a middleware's errors bypass the app's error handlers
             fault = database_fault(exc, path)
             if fault is None:
                 raise
             return fault
-        if scopes is None:
+        if found is None:
             limiter.fail(client)
             return JSONResponse(
                 error_body(401, "Unauthorized", "the token is not valid", path=path),
                 401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        name, scopes = found
         need = required_scope(request.method, path)
         if need not in scopes and "admin" not in scopes:
             return JSONResponse(
@@ -94,6 +99,10 @@ def auth_middleware(
                 ),
                 403,
             )
-        return await call_next(request)
+        acting = ACTOR.set(name)  # this request's changes are the token's (store/audit.py)
+        try:
+            return await call_next(request)
+        finally:
+            ACTOR.reset(acting)
 
     return middleware

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from watchkeeper.store import audit
 from watchkeeper.store import tables as t
 
 if TYPE_CHECKING:
@@ -21,12 +22,27 @@ def put_artifact(store: Store, model: str, version: str, row: dict[str, Any]) ->
     a = t.artifacts.c
 
     def body(conn: sa.Connection) -> None:
-        conn.execute(t.artifacts.delete().where((a.model == model) & (a.version == version)))
+        where = (a.model == model) & (a.version == version)
+        old = conn.execute(sa.select(t.artifacts).where(where)).mappings().first()
+        conn.execute(t.artifacts.delete().where(where))
         conn.execute(t.artifacts.insert().values(**values))
+        audit.record(
+            conn,
+            "artifact_replaced" if old else "artifact_attached",
+            f"{model}/{version}",
+            model=model,
+            before=_summary(old) if old else None,
+            after=_summary(values),
+        )
 
     store.write(body)
     store.changed()
     return values
+
+
+def _summary(row: Any) -> dict[str, Any]:
+    """What the audit trail keeps of an artifact row."""
+    return {k: row[k] for k in ("format", "sha256", "size", "uri", "features", "trusted")}
 
 
 def get_artifact(store: Store, model: str, version: str) -> dict[str, Any] | None:

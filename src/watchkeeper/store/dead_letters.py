@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from watchkeeper.store import audit
 from watchkeeper.store import tables as t
 
 if TYPE_CHECKING:
@@ -120,6 +121,14 @@ def replay_dead_letter(store: Store, model: str, dead_id: int) -> dict[str, Any]
             conn.execute(t.batches.update().where(b.id == batch_id).values(events=row.events))
         conn.execute(t.dead_batches.delete().where(d.id == dead_id))
         store.add_counts(conn, model, {"dead_letters_replayed_total": 1})
+        audit.record(
+            conn,
+            "dead_letter_replayed",
+            f"{model}/dead-letters/{dead_id}",
+            model=model,
+            before={"id": dead_id, "version": row.version, "events": int(row.events)},
+            after={"batch_id": batch_id},
+        )
         return {"id": dead_id, "batch_id": batch_id, "events": int(row.events)}
 
     return store.write(body)
@@ -131,12 +140,18 @@ def delete_dead_letter(store: Store, model: str, dead_id: int) -> bool:
     d = t.dead_batches.c
 
     def body(conn: sa.Connection) -> bool:
-        gone = conn.execute(
-            t.dead_batches.delete().where((d.model == model) & (d.id == dead_id))
-        ).rowcount
-        if gone:
-            store.add_counts(conn, model, {"dead_letters_deleted_total": 1})
-        return bool(gone)
+        where = (d.model == model) & (d.id == dead_id)
+        row = conn.execute(sa.select(d.version, d.events, d.error).where(where)).first()
+        if row is None:
+            return False
+        conn.execute(t.dead_batches.delete().where(where))
+        store.add_counts(conn, model, {"dead_letters_deleted_total": 1})
+        before = {"id": dead_id, "version": row.version, "events": row.events, "error": row.error}
+        audit.record(
+            conn, "dead_letter_deleted", f"{model}/dead-letters/{dead_id}", model=model,
+            before=before,
+        )  # fmt: skip
+        return True
 
     return store.write(body)
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from watchkeeper.errors import InputError
+from watchkeeper.store import audit
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import ConflictError, NotFoundError
 
@@ -103,9 +104,15 @@ def challenge(
                 "of the requests already; together at most 1"
             )
         now = time.time()
+        before = _state_of(conn, model, version)
         _set_state(conn, model, version, "challenger", now, mode, share, entity_key)
         info = {"mode": mode, "share": share, "entity_key": entity_key, **(detail or {})}
         _log(conn, model, now, f"{mode}_started", version, None, info)
+        after = {"state": "challenger", "mode": mode, "share": share, "entity_key": entity_key}
+        audit.record(
+            conn, f"{mode}_started", f"{model}/{version}", model=model, before=before,
+            after=after,
+        )  # fmt: skip
 
     store.write(body)
     store.changed()
@@ -134,6 +141,11 @@ def promote(
         now = time.time()
         _swap(conn, model, version, previous, now)
         _log(conn, model, now, "promoted", version, previous, dict(detail or {}))
+        audit.record(
+            conn, "promoted", f"{model}/{version}", model=model,
+            before={"champion": previous, "state": state or "registered"},
+            after={"champion": version},
+        )  # fmt: skip
         return previous
 
     previous = store.write(body)
@@ -164,6 +176,10 @@ def rollback(
         now = time.time()
         _swap(conn, model, made.previous, current, now)
         _log(conn, model, now, "rolled_back", made.previous, current, dict(detail or {}))
+        audit.record(
+            conn, "rolled_back", f"{model}/{made.previous}", model=model,
+            before={"champion": current}, after={"champion": made.previous},
+        )  # fmt: skip
         return made.previous, current
 
     champion, previous = store.write(body)
@@ -183,8 +199,13 @@ def retire(
                 f"version {version!r} is the champion of {model!r}: promote another first"
             )
         now = time.time()
+        before = _state_of(conn, model, version)
         _set_state(conn, model, version, "retired", now)
         _log(conn, model, now, "retired", version, None, dict(detail or {}))
+        audit.record(
+            conn, "retired", f"{model}/{version}", model=model, before=before,
+            after={"state": "retired"},
+        )  # fmt: skip
 
     store.write(body)
     store.changed()
@@ -257,12 +278,17 @@ def put_policy(store: Store, model: str, policy: Mapping[str, Any]) -> None:
     c = t.promotion_policies.c
 
     def body(conn: sa.Connection) -> None:
+        before = conn.execute(sa.select(c.policy).where(c.model == model)).scalar()
         conn.execute(t.promotion_policies.delete().where(c.model == model))
         conn.execute(
             t.promotion_policies.insert().values(
                 model=model, policy=dict(policy), updated_at=time.time()
             )
         )
+        audit.record(
+            conn, "policy_set", f"{model}/promotion-policy", model=model, before=before,
+            after=dict(policy),
+        )  # fmt: skip
 
     store.write(body)
 
@@ -319,6 +345,19 @@ def _champion(conn: sa.Connection, model: str, *, lock: bool = False) -> str | N
     if row is None:
         raise NotFoundError(f"model {model!r} is not registered")
     return row.champion  # type: ignore[no-any-return]
+
+
+def _state_of(conn: sa.Connection, model: str, version: str) -> dict[str, Any]:
+    """The version's state as the audit trail records it: ``registered`` without a row."""
+    s = t.version_states.c
+    row = conn.execute(
+        sa.select(s.state, s.mode, s.share, s.entity_key).where(
+            (s.model == model) & (s.version == version)
+        )
+    ).first()
+    if row is None:
+        return {"state": "registered"}
+    return {"state": row.state, "mode": row.mode, "share": row.share, "entity_key": row.entity_key}
 
 
 def _swap(conn: sa.Connection, model: str, champion: str, previous: str | None, now: float) -> None:

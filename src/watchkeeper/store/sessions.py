@@ -30,6 +30,7 @@ class Session:
     scopes: tuple[str, ...]
     csrf: str
     expires_at: float
+    token_name: str = ""  # what the audit trail records as the actor
 
 
 def _hash(session_id: str) -> str:
@@ -63,7 +64,7 @@ def read_session(store: Store, session_id: str) -> Session | None:
         return None
     s, tok = t.sessions, t.tokens
     query = (
-        sa.select(s.c.token_id, s.c.csrf, s.c.expires_at, tok.c.scopes)
+        sa.select(s.c.token_id, s.c.csrf, s.c.expires_at, tok.c.scopes, tok.c.name)
         .join(tok, tok.c.id == s.c.token_id)
         .where(s.c.id_hash == _hash(session_id), s.c.expires_at > time.time())
     )
@@ -71,7 +72,8 @@ def read_session(store: Store, session_id: str) -> Session | None:
         row = conn.execute(query).mappings().first()
     if row is None:
         return None
-    return Session(row["token_id"], tuple(sorted(row["scopes"])), row["csrf"], row["expires_at"])
+    scopes = tuple(sorted(row["scopes"]))
+    return Session(row["token_id"], scopes, row["csrf"], row["expires_at"], row["name"])
 
 
 def end_session(store: Store, session_id: str) -> bool:

@@ -42,6 +42,7 @@ from typing import Any, TypeVar, overload
 import sqlalchemy as sa
 
 from watchkeeper.errors import InputError, WatchkeeperError
+from watchkeeper.store import audit
 from watchkeeper.store import tables as t
 from watchkeeper.store.engine import WRITE_OPTION, busy_timeout, create_engine
 from watchkeeper.store.faults import StoreUnavailable
@@ -202,6 +203,8 @@ class Store(DurableLog):
             if conn.execute(sa.select(t.models.c.name).where(t.models.c.name == name)).first():
                 raise ConflictError(f"model {name!r} exists already")
             conn.execute(t.models.insert().values(**row))
+            settings = {k: v for k, v in row.items() if k not in ("name", "created_at")}
+            audit.record(conn, "model_registered", name, model=name, after=settings)
         return ModelInfo(**row)  # type: ignore[arg-type]
 
     def model(self, name: str) -> ModelInfo:
@@ -255,10 +258,25 @@ class Store(DurableLog):
                     reference_multivariate=reference_multivariate,
                 )
             )
+            before = conn.execute(
+                sa.select(t.models.c.champion).where(t.models.c.name == model)
+            ).scalar()
             if champion:
                 conn.execute(
                     t.models.update().where(t.models.c.name == model).values(champion=version)
                 )
+            audit.record(
+                conn,
+                "version_registered",
+                f"{model}/{version}",
+                model=model,
+                before={"champion": before},
+                after={
+                    "champion": version if champion else before,
+                    "reference_rows": reference_rows,
+                    "columns": [c.get("name") for c in schema.get("columns", [])],
+                },
+            )
         self.changed()
 
     def reference(self, model: str, version: str) -> tuple[Any, Any]:

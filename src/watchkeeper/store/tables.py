@@ -452,3 +452,21 @@ verdicts = sa.Table(
     sa.Column("evidence", sa.JSON, nullable=False),
     sa.Index("ix_wk_verdicts_model", "model", "id"),
 )
+
+# The audit trail (store/audit.py): every change made through the API, the dashboard or the
+# CLI, append-only. The database refuses UPDATE and DELETE on it (triggers, revision 0012);
+# retention never touches it.
+audit = sa.Table(
+    "wk_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),  # a token's name, "local", "cli:<user>"
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("model", sa.String(200)),  # none for a token, a monitor, a silence
+    sa.Column("target", sa.String(400), nullable=False),
+    sa.Column("before", sa.JSON),
+    sa.Column("after", sa.JSON),
+    sa.Index("ix_wk_audit_model", "model", "id"),
+    sa.Index("ix_wk_audit_at", "at"),
+)

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from watchkeeper.errors import InputError
+from watchkeeper.store import audit
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import NotFoundError, Store
 
@@ -43,11 +44,20 @@ def create_token(store: Store, name: str, scopes: list[str]) -> str:
                 created_at=time.time(),
             )
         )
+        shown = {"id": token_id, "name": name, "scopes": sorted(set(scopes))}
+        audit.record(conn, "token_created", f"token:{token_id}", after=shown)
     return f"wk_{token_id}_{secret}"
 
 
 def check_token(store: Store, token: str) -> list[str] | None:
     """The token's scopes, or None when it is not a valid token."""
+    found = identify_token(store, token)
+    return None if found is None else found[1]
+
+
+def identify_token(store: Store, token: str) -> tuple[str, list[str]] | None:
+    """The token's name (what the audit trail records as the actor) and scopes, or None when
+    it is not a valid token."""
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != "wk":
         return None
@@ -55,7 +65,7 @@ def check_token(store: Store, token: str) -> list[str] | None:
         row = conn.execute(sa.select(t.tokens).where(t.tokens.c.id == parts[1])).mappings().first()
     if row is None or not hmac.compare_digest(row["hash"], _hash(parts[2])):
         return None
-    return list(row["scopes"])
+    return str(row["name"]), list(row["scopes"])
 
 
 def list_tokens(store: Store) -> list[dict[str, Any]]:
@@ -69,10 +79,15 @@ def list_tokens(store: Store) -> list[dict[str, Any]]:
 
 def revoke_token(store: Store, token_id: str) -> None:
     """Delete the token and the dashboard sessions opened with it (store/sessions.py)."""
+    c = t.tokens.c
     with store.write() as conn:
-        if not conn.execute(t.tokens.delete().where(t.tokens.c.id == token_id)).rowcount:
+        row = conn.execute(sa.select(c.id, c.name, c.scopes).where(c.id == token_id)).first()
+        if row is None:
             raise NotFoundError(f"no token with id {token_id!r}")
+        conn.execute(t.tokens.delete().where(c.id == token_id))
         conn.execute(t.sessions.delete().where(t.sessions.c.token_id == token_id))
+        shown = {"id": row.id, "name": row.name, "scopes": list(row.scopes)}
+        audit.record(conn, "token_revoked", f"token:{token_id}", before=shown)
 
 
 def count_tokens(store: Store) -> int:

@@ -37,6 +37,7 @@ from watchkeeper.server.dashboard.session import (
     viewer,
 )
 from watchkeeper.server.ratelimit import TooManyFailures, client_address
+from watchkeeper.store.audit import acting_as
 from watchkeeper.store.sessions import end_session, open_session
 from watchkeeper.store.state import Store
 from watchkeeper.store.tokens import check_token
@@ -260,7 +261,8 @@ async def _act(
             raise _stale_form()
         if not who.can_act:
             raise Forbidden(f"your token has the read scope only: {needs} needs admin")
-        await run_in_threadpool(action, who, form)
+        with acting_as(who.actor):  # the audit trail records the change as the viewer's
+            await run_in_threadpool(action, who, form)
     except WatchkeeperError as exc:
         return _error_page(exc, who)
     target = safe_next(form.get("next") or back)

@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from watchkeeper.store.audit import LOCAL
 from watchkeeper.store.sessions import read_session
 
 COOKIE = "wk_session"
@@ -47,6 +48,7 @@ class Viewer:
     name: str = "dashboard"  # what a silence records as its author
     csrf: str = ""
     new_csrf: bool = False  # the wk_csrf cookie is to be set with this response
+    actor: str = LOCAL  # what the audit trail records: the token's name, or "local"
 
     @property
     def can_act(self) -> bool:
@@ -98,7 +100,9 @@ async def viewer(request: Request) -> Viewer:
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(path)
     name = f"dashboard (token {session.token_id})"
-    return Viewer(session.scopes, signed_in=True, name=name, csrf=session.csrf)
+    return Viewer(
+        session.scopes, signed_in=True, name=name, csrf=session.csrf, actor=session.token_name
+    )
 
 
 def csrf_ok(form: dict[str, str], expected: str) -> bool:
