@@ -48,15 +48,20 @@ _INDEX_COLUMNS = (
 )
 
 
-def _insert_ignoring_conflicts(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
-    """Insert index rows in bulk, skipping ids stored already; return how many were inserted.
+def _insert_ignoring_conflicts(
+    conn: sa.Connection, rows: Sequence[tuple[Any, ...]]
+) -> tuple[int, set[tuple[int, str]] | None]:
+    """Insert index rows in bulk, skipping ids stored already; return how many were inserted
+    and, on PostgreSQL, the (batch id, prediction id) of the rows skipped because another
+    batch holds the id (None on SQLite: the caller looks them up).
 
     Straight to the driver: SQLAlchemy's per-row parameter handling would cost more than the
     insert itself. SQLite: one prepared statement run over the rows (``executemany``).
     PostgreSQL: the rows are streamed with ``COPY`` into a temporary table of this connection
-    (emptied at commit) and moved in one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``."""
+    (emptied at commit), moved in one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` and,
+    when some were skipped, joined to the index once to find whose they are."""
     if not rows:
-        return 0
+        return 0, set()
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         if conn.dialect.name == "sqlite":
@@ -65,7 +70,7 @@ def _insert_ignoring_conflicts(conn: sa.Connection, rows: Sequence[tuple[Any, ..
                 f"VALUES ({', '.join('?' * 10)})",
                 rows,
             )
-            return int(cursor.rowcount)  # summed over the rows; skipped ones: 0
+            return int(cursor.rowcount), None  # summed over the rows; skipped ones: 0
         cursor.execute(
             "CREATE TEMPORARY TABLE IF NOT EXISTS wk_index_load (model text, version text, "
             "batch_id bigint, received_at double precision, prediction_id text, "
@@ -80,8 +85,16 @@ def _insert_ignoring_conflicts(conn: sa.Connection, rows: Sequence[tuple[Any, ..
             "FROM wk_index_load ON CONFLICT DO NOTHING"
         )
         inserted = int(cursor.rowcount)
+        taken: set[tuple[int, str]] = set()
+        if inserted < len(rows):
+            cursor.execute(
+                "SELECT l.batch_id, l.prediction_id FROM wk_index_load l JOIN wk_predictions p "
+                "ON p.model = l.model AND p.prediction_id = l.prediction_id "
+                "WHERE p.batch_id <> l.batch_id"
+            )
+            taken = {(int(b), str(i)) for b, i in cursor.fetchall()}
         cursor.execute("TRUNCATE wk_index_load")  # a second load in this transaction
-        return inserted
+        return inserted, taken
     finally:
         cursor.close()
 
@@ -260,7 +273,7 @@ class DurableLog:
         """:meth:`add_index_rows` for claimed batches of one model, in one bulk insert; the
         ids each batch finds taken, by batch id."""
         received = time.time()
-        inserted = _insert_ignoring_conflicts(
+        inserted, skipped = _insert_ignoring_conflicts(
             conn,
             [
                 (batch.model, batch.version, batch.id, received, *r)
@@ -269,7 +282,10 @@ class DurableLog:
             ],
         )
         taken: dict[int, set[str]] = {batch.id: set() for batch, _ in batches}
-        if inserted < sum(len(rows) for _, rows in batches):
+        if skipped is not None:
+            for batch_id, prediction_id in skipped:
+                taken[batch_id].add(prediction_id)
+        elif inserted < sum(len(rows) for _, rows in batches):
             for batch, rows in batches:
                 ids = [r[0] for r in rows]
                 taken[batch.id] = self._existing_ids(conn, batch.model, ids, other_than=batch.id)
