@@ -151,7 +151,7 @@ def accept_table(
         flagged = frozenset(w["prediction_id"] for w in checked.warnings)
         records.append(Record(model, version, checked.accepted, flagged))
         warned.append((checked.warnings, positions))
-    if writer is not None:
+    if writer is not None and writer.running:  # else (an app not started) each alone
         logged = writer.commit(records)
     else:
         logged = [log_batch(store, model, r.version, r.table, set(r.flagged)) for r in records]

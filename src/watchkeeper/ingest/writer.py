@@ -126,6 +126,11 @@ class EventWriter:
         self._thread = threading.Thread(target=self._run, name="wk-event-writer", daemon=True)
         self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        """Started and not stopping: :meth:`commit` and :meth:`put` take events."""
+        return self._running and not self._stopping
+
     def pending(self) -> int:
         """Events answered but not committed yet."""
         return self._waiting
