@@ -4,13 +4,18 @@ Back-pressure check → parse → validate per model version → rejected rows t
 reasons) → accepted rows written to the durable log in one transaction (ids seen already
 dropped: retries are idempotent) → the response. The processor later indexes, writes to the
 lake and profiles the logged batches.
+
+In the server, the model's row, its versions' schemas and the backlog come from memory
+(``ingest.cache``) and the accepted rows are committed together with those of the requests
+that arrive meanwhile (``ingest.writer``: group commit); the answer still waits for the
+commit. Without them (a tool, a test) each batch reads what it needs and commits alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -19,11 +24,15 @@ import sqlalchemy as sa
 
 from watchkeeper.errors import InputError, WatchkeeperError
 from watchkeeper.ingest.bounds import Plausibility, fit_id
+from watchkeeper.ingest.cache import ModelCache
 from watchkeeper.ingest.events import PayloadTooLarge, parse_batch, to_ipc
-from watchkeeper.ingest.registry import target_classes
+from watchkeeper.ingest.spool import Record
 from watchkeeper.ingest.validate import as_text, validate
 from watchkeeper.settings import Settings
 from watchkeeper.store.state import Store
+
+if TYPE_CHECKING:  # the writer builds on log_steps below
+    from watchkeeper.ingest.writer import EventWriter
 
 
 class Overloaded(WatchkeeperError):
@@ -57,17 +66,29 @@ class IngestResult:
 
 
 def accept(
-    store: Store, settings: Settings, model: str, body: bytes, content_type: str | None
+    store: Store,
+    settings: Settings,
+    model: str,
+    body: bytes,
+    content_type: str | None,
+    *,
+    cache: ModelCache | None = None,
+    writer: EventWriter | None = None,
 ) -> IngestResult:
     """Parse, validate and durably log a batch of the model's prediction events."""
-    store.model(model)
-    check_backlog(store, settings)
+    cache = cache or ModelCache(store, seconds=0)
+    cache.model(model)
+    waiting = writer.pending() if writer is not None else 0
+    pending = cache.pending_events() + waiting
+    if pending > settings.max_pending_events:  # refused only on a count read now
+        pending = cache.pending_events(fresh=True) + waiting
+    check_backlog(store, settings, pending)
     table = parse_batch(body, content_type)
     if table.num_rows > settings.max_batch_events:
         raise PayloadTooLarge(
             f"batch of {table.num_rows} events; the limit is {settings.max_batch_events}"
         )
-    return accept_table(store, settings, model, table)
+    return accept_table(store, settings, model, table, cache=cache, writer=writer)
 
 
 def check_backlog(store: Store, settings: Settings, pending: int | None = None) -> None:
@@ -82,47 +103,65 @@ def check_backlog(store: Store, settings: Settings, pending: int | None = None) 
         )
 
 
-def accept_table(store: Store, settings: Settings, model: str, table: pa.Table) -> IngestResult:
+def accept_table(
+    store: Store,
+    settings: Settings,
+    model: str,
+    table: pa.Table,
+    *,
+    cache: ModelCache | None = None,
+    writer: EventWriter | None = None,
+) -> IngestResult:
     """Validate and durably log events already in the flat table shape (``parse_batch``'s):
     the path of a batch once parsed, and of the serving endpoints' events (in process)."""
-    info = store.model(model)
+    cache = cache or ModelCache(store, seconds=0)
+    info = cache.model(model)
     if info.champion is None:
         raise InputError(f"model {model!r} has no version yet: register one with a reference")
-    versions = {v["version"] for v in store.versions(model)}
     if "version" in table.column_names:
         given = pc.fill_null(as_text(table.column("version").combine_chunks()), info.champion)
+        table = table.drop_columns(["version"])
+        versions = pc.unique(given).to_pylist()
     else:
         given = pa.array([info.champion] * table.num_rows, pa.string())
-    table = table.drop_columns([c for c in ("version",) if c in table.column_names])
+        versions = [info.champion]
     table = table.append_column("version", given)
     result = IngestResult(0, 0)
-    for version in pc.unique(given).to_pylist():
-        mask = pc.equal(table.column("version"), version)
-        part = table.filter(mask)
-        positions = np.flatnonzero(np.asarray(mask.to_numpy(zero_copy_only=False)))
-        if version not in versions:
+    plausible = Plausibility.from_settings(settings)
+    records: list[Record] = []
+    warned: list[tuple[list[dict[str, Any]], Any]] = []  # per record: warnings, positions
+    for version in versions:
+        if len(versions) == 1:
+            part, positions = table, np.arange(table.num_rows)
+        else:
+            mask = pc.equal(table.column("version"), version)
+            part = table.filter(mask)
+            positions = np.flatnonzero(np.asarray(mask.to_numpy(zero_copy_only=False)))
+        if not cache.has_version(model, version):
             result.rejected.extend(_unknown_version(part, positions, version))
             continue
-        plausible = Plausibility.from_settings(settings)
-        schema, reference = store.reference(model, version)
-        classes = target_classes(schema, reference)
+        known = cache.version(model, version)
         checked = validate(
-            part,
-            schema,
-            plausible=plausible,
-            positive_score=None if classes is None else f"score.{classes[-1]}",
+            part, known.schema, plausible=plausible, positive_score=known.positive_score
         )
         for r in checked.rejected:
             r["index"] = int(positions[r["index"]])
         result.rejected.extend(checked.rejected)
         result.ignored_fields = sorted(set(result.ignored_fields) | set(checked.ignored_fields))
-        flagged = {w["prediction_id"] for w in checked.warnings}
-        stored, dupes = log_batch(store, model, version, checked.accepted, flagged)
+        flagged = frozenset(w["prediction_id"] for w in checked.warnings)
+        records.append(Record(model, version, checked.accepted, flagged))
+        warned.append((checked.warnings, positions))
+    if writer is not None and writer.running:  # else (an app not started) each alone
+        logged = writer.commit(records)
+    else:
+        logged = [log_batch(store, model, r.version, r.table, set(r.flagged)) for r in records]
+    for (stored, dupes), (warnings, positions) in zip(logged, warned, strict=True):
         result.accepted += stored
         result.duplicates += len(dupes)
-        for w in checked.warnings:
+        for w in warnings:
             if w["prediction_id"] not in dupes:
                 result.warnings.append({**w, "index": int(positions[w["index"]])})
+    cache.logged(result.accepted)
     if result.rejected:
         store.quarantine_add(model, result.rejected)
     result.rejected.sort(key=lambda r: r["index"])

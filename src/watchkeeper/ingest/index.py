@@ -1,13 +1,15 @@
 """The prediction index: one row per logged event (id, event time, the bucket of the model's
 window, segment key, prediction, score), for label joins and exact deduplication.
 
-``index_batch`` indexes one logged batch in one write transaction and hands back its events,
-decoded once: the processor writes that same table to the lake and profiles it, and the label
-join reads its ids from it.
+``index_batches`` indexes a run of logged batches of one model version in one write
+transaction and one bulk insert (``Store.add_index_rows_of``: ``COPY`` on PostgreSQL) and
+hands back their events, each batch decoded once: the processor writes those same tables to
+the lake and profiles them, and the label join reads their ids from them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,8 +22,8 @@ from watchkeeper.ingest.registry import target_classes
 from watchkeeper.ingest.validate import as_text
 from watchkeeper.profiles import DatasetProfile
 from watchkeeper.schema import Role, Schema
-from watchkeeper.store.log import IndexRow
-from watchkeeper.store.state import Store
+from watchkeeper.store.log import IndexRow, LoggedBatch
+from watchkeeper.store.state import ModelInfo, Store
 
 
 @dataclass(frozen=True)
@@ -36,39 +38,60 @@ class IndexedBatch:
 
 def index_batch(store: Store, batch_id: int) -> IndexedBatch | None:
     """Write a logged batch's rows to the prediction index; return its events then (None when
-    the batch is processed or swept already).
+    the batch is processed or swept already). See :func:`index_batches`."""
+    indexed = index_batches(store, [batch_id])
+    return indexed[0] if indexed else None
 
-    Ids another process stored first are dropped from the batch (its payload rewritten) and
+
+def index_batches(store: Store, batch_ids: Sequence[int]) -> list[IndexedBatch]:
+    """Write the rows of logged batches (of one model) to the prediction index in one
+    transaction; return their events then, in order (without the batches processed or swept
+    already).
+
+    Ids another process stored first are dropped from their batch (its payload rewritten) and
     moved from ``events_total`` to ``duplicates_total`` in the same transaction, so running
     this again, or after a crash, changes nothing."""
 
-    def body(conn: sa.Connection) -> IndexedBatch | None:
-        batch = store.claim_batch(conn, batch_id)
-        if batch is None:
-            return None
-        table = from_ipc(batch.payload)
-        if not batch.indexed:
-            taken = store.add_index_rows(
-                conn, batch, index_rows(store, batch.model, batch.version, table)
+    def body(conn: sa.Connection) -> list[IndexedBatch]:
+        claimed: list[tuple[LoggedBatch, pa.Table]] = []
+        for batch_id in batch_ids:
+            batch = store.claim_batch(conn, batch_id)
+            if batch is not None:
+                claimed.append((batch, from_ipc(batch.payload)))
+        todo = [(batch, table) for batch, table in claimed if not batch.indexed]
+        if todo:
+            info = store.model(todo[0][0].model)
+            rows = store.add_index_rows_of(
+                conn,
+                [
+                    (batch, index_rows(store, batch.model, batch.version, table, info))
+                    for batch, table in todo
+                ],
             )
-            if taken:
-                events = table.num_rows - len(taken)
+            for k, (batch, table) in enumerate(claimed):
+                taken = rows.get(batch.id)
+                if not taken:
+                    continue
                 keep = pc.invert(pc.is_in(table.column("prediction_id"), pa.array(sorted(taken))))
-                table = table.filter(keep)
-                store.rewrite_batch(conn, batch_id, to_ipc(table), events)
+                kept = table.filter(keep)
+                claimed[k] = (batch, kept)
+                store.rewrite_batch(conn, batch.id, to_ipc(kept), kept.num_rows)
                 store.add_counts(
                     conn,
                     batch.model,
                     {"events_total": -len(taken), "duplicates_total": len(taken)},
                 )
-        return IndexedBatch(batch_id, batch.model, batch.version, table)
+        return [IndexedBatch(b.id, b.model, b.version, table) for b, table in claimed]
 
     return store.write(body)
 
 
-def index_rows(store: Store, model: str, version: str, table: pa.Table) -> list[IndexRow]:
-    """The prediction-index rows of a version's events, in the table's order."""
-    info = store.model(model)
+def index_rows(
+    store: Store, model: str, version: str, table: pa.Table, info: ModelInfo | None = None
+) -> list[IndexRow]:
+    """The prediction-index rows of a version's events, in the table's order (``info``: the
+    model's row, read when not given)."""
+    info = info or store.model(model)
     schema, reference = store.reference(model, version)
     event_time = table.column("event_time").to_numpy()
     window = info.window_seconds

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from watchkeeper.ingest.buckets import apply_buckets, profile_buckets
-from watchkeeper.ingest.index import index_batch
+from watchkeeper.ingest.index import index_batches
 from watchkeeper.ingest.labels import join_waiting
 from watchkeeper.settings import Settings
 from watchkeeper.store.dead_letters import dead_letter
@@ -33,26 +33,31 @@ from watchkeeper.store.state import Store
 log = logging.getLogger("watchkeeper.processor")
 
 
-def write_durably(table: pa.Table, path: Path) -> None:
-    """Write a Parquet file whole or not at all, and on disk before the batch is marked
-    processed (after that, retention may delete the batch: the lake is the events' only copy).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    try:
-        with tmp.open("wb") as fh:
-            pq.write_table(table, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-    except BaseException:  # e.g. a full disk: give back what the partial file took
-        tmp.unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself
-    finally:
-        os.close(directory)
+def write_durably(files: list[tuple[pa.Table, Path]]) -> None:
+    """Write Parquet files, each whole or not at all, and on disk before their batches are
+    marked processed (after that, retention may delete a batch: the lake is the events' only
+    copy). Each file is synced, then renamed into place; each directory is synced once, after
+    its files' renames."""
+    directories: dict[Path, None] = {}
+    for table, path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        try:
+            with tmp.open("wb") as fh:
+                pq.write_table(table, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp.replace(path)
+        except BaseException:  # e.g. a full disk: give back what the partial file took
+            tmp.unlink(missing_ok=True)
+            raise
+        directories[path.parent] = None
+    for parent in directories:
+        directory = os.open(parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the renames themselves
+        finally:
+            os.close(directory)
 
 
 class Processor:
@@ -105,7 +110,7 @@ class Processor:
         (``store.dead_letters``) with its error, in either mode; failures of the database or
         the disk (``store.faults.transient``) are not counted against a batch."""
         done = 0
-        for group in _groups(self.store.pending_batches(limit)):
+        for group in _groups(self.store.pending_batch_heads(limit)):
             try:
                 done += self._process_group(group)
                 self._succeeded(group)
@@ -164,20 +169,20 @@ class Processor:
         )
 
     def _process_group(self, group: list[dict[str, Any]]) -> int:
-        """Index, join waiting labels, write to the lake and profile batches of one model
-        version; return how many were processed (0 when another processor got there first).
-        Each batch's events are decoded once, when it is indexed."""
-        tables, ids = [], []
-        for batch in group:
-            indexed = index_batch(self.store, batch["id"])
-            if indexed is None:  # processed meanwhile (another processor)
-                continue
-            join_waiting(
-                self.store, batch["model"], indexed.table.column("prediction_id").to_pylist()
-            )
-            write_durably(indexed.table, self._lake_path(batch))
-            tables.append(indexed.table)
-            ids.append(batch["id"])
+        """Index (one transaction for the group), join waiting labels, write to the lake and
+        profile batches of one model version; return how many were processed (0 when another
+        processor got there first). Each batch's events are decoded once, when it is indexed."""
+        indexed = index_batches(self.store, [batch["id"] for batch in group])
+        if not indexed:  # processed meanwhile (another processor)
+            return 0
+        join_waiting(
+            self.store,
+            indexed[0].model,
+            [i for b in indexed for i in b.table.column("prediction_id").to_pylist()],
+        )
+        heads = {batch["id"]: batch for batch in group}
+        write_durably([(b.table, self._lake_path(heads[b.id])) for b in indexed])
+        tables, ids = [b.table for b in indexed], [b.id for b in indexed]
         if not tables:
             return 0
         table = (

@@ -14,8 +14,10 @@ from typing import Any
 
 from watchkeeper.ingest import registry
 from watchkeeper.ingest.accept import IngestResult, Overloaded, accept
+from watchkeeper.ingest.cache import ModelCache
 from watchkeeper.ingest.cloudevents import accept_cloudevent
 from watchkeeper.ingest.labels import accept_actuals, index_pending
+from watchkeeper.ingest.writer import EventWriter
 from watchkeeper.schema import Schema
 from watchkeeper.settings import Settings
 from watchkeeper.store.state import Store
@@ -27,6 +29,10 @@ class IngestService:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        self.cache = ModelCache(store)  # the model, its versions and the backlog, in memory
+        # the group commit of the prediction batches (set and started by the server); None:
+        # each batch commits alone
+        self.writer: EventWriter | None = None
 
     def register(
         self,
@@ -78,7 +84,15 @@ class IngestService:
 
     def ingest(self, model: str, body: bytes, content_type: str | None) -> IngestResult:
         """Accept a batch of prediction events durably (see ``accept``)."""
-        return accept(self.store, self.settings, model, body, content_type)
+        return accept(
+            self.store,
+            self.settings,
+            model,
+            body,
+            content_type,
+            cache=self.cache,
+            writer=self.writer,
+        )
 
     def index_pending(self, model: str) -> int:
         """Index the model's logged batches the processor has not reached yet."""

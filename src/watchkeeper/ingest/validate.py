@@ -29,7 +29,7 @@ from watchkeeper.constraints import check
 from watchkeeper.ingest import bounds
 from watchkeeper.ingest.events import RESERVED
 from watchkeeper.io import ISO_DATETIME_RE, coerce_array
-from watchkeeper.schema import ColumnType, Role, Schema
+from watchkeeper.schema import ColumnSchema, ColumnType, Role, Schema
 
 _MISSING_RE = r"^\s*(?:|nan|na|n/a|null|none)\s*$"
 CHECKED_ROLES = (Role.FEATURE, Role.SEGMENT)
@@ -80,7 +80,71 @@ def _failed(table: pa.Table, n: int) -> np.ndarray[Any, Any]:
 
 def _column(table: pa.Table, name: str) -> pa.Array:
     col = table.column(name)
-    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if isinstance(col, pa.ChunkedArray):
+        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return col
+
+
+def _plain(raw: pa.Array, col: ColumnSchema) -> bool:
+    """A column that needs no parsing: numbers (or integers) for a numeric feature, text for a
+    categorical one, and no rule to check. Its values cannot be of the wrong type; it is
+    checked with the batch's other plain columns at once (``_plain_columns``)."""
+    if col.rules():
+        return False
+    if col.type == ColumnType.NUMERIC:
+        return bool(pa.types.is_floating(raw.type) or pa.types.is_integer(raw.type))
+    return bool(pa.types.is_string(raw.type))
+
+
+Flag = tuple[np.ndarray[Any, Any], str, Any]  # rows, field, problem (text or row -> text)
+
+
+def _plain_columns(
+    plain: list[tuple[ColumnSchema, pa.Array]],
+    failed: np.ndarray[Any, Any],
+    columns: dict[str, pa.Array],
+) -> dict[str, list[Flag]]:
+    """``validate``'s checks of the plain columns, a fixed number of calls for all of them:
+    the numeric ones as one matrix (a null or NaN is absent, ±Infinity rejected), the text
+    ones by their null counts. The coerced columns (float64, NaN as null; text as given) go
+    to ``columns``; returned: each column's failed checks."""
+    found: dict[str, list[Flag]] = {}
+    numeric = [(col, raw) for col, raw in plain if col.type == ColumnType.NUMERIC]
+    if numeric:
+        matrix = np.vstack(
+            [np.asarray(raw.to_numpy(zero_copy_only=False), dtype=np.float64) for _, raw in numeric]
+        )
+        absent, infinite = np.isnan(matrix), np.isinf(matrix)
+        has_absent: np.ndarray[Any, Any] = np.asarray(absent.any(axis=1))
+        has_infinite: np.ndarray[Any, Any] = np.asarray(infinite.any(axis=1))
+        for j, (col, raw) in enumerate(numeric):
+            if not has_absent[j] and pa.types.is_float64(raw.type):
+                columns[col.name] = raw
+            else:
+                columns[col.name] = pa.array(matrix[j], pa.float64(), mask=absent[j])
+            if has_absent[j] and not col.nullable and (absent[j] & ~failed).any():
+                found.setdefault(col.name, []).append(
+                    (absent[j] & ~failed, col.name, "missing required feature (null or NaN)")
+                )
+            if has_infinite[j]:
+                found.setdefault(col.name, []).append(
+                    (
+                        infinite[j],
+                        col.name,
+                        lambda i, c=matrix[j]: f"not a finite number: {float(c[i])}",
+                    )
+                )
+    for col, raw in plain:
+        if col.type == ColumnType.NUMERIC:
+            continue
+        columns[col.name] = raw
+        if raw.null_count and not col.nullable:
+            missing = np.asarray(raw.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+            if (missing & ~failed).any():
+                found[col.name] = [
+                    (missing & ~failed, col.name, "missing required feature (null or NaN)")
+                ]
+    return found
 
 
 def _times(table: pa.Table, now: float) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -189,6 +253,8 @@ def validate(
     # A failed request may carry no usable input: it is kept for the error rate, not rejected
     # for missing features.
     failed = _failed(table, n)
+    plain: list[tuple[ColumnSchema, pa.Array]] = []
+    places: list[tuple[str, int]] = []
     for col in schema.columns.values():
         if col.role not in CHECKED_ROLES or col.type not in (
             ColumnType.NUMERIC,
@@ -203,6 +269,11 @@ def validate(
             )
             continue
         raw = _column(table, col.name)
+        if _plain(raw, col):
+            plain.append((col, raw))
+            places.append((col.name, len(flags)))  # its checks' place among the reasons
+            columns[col.name] = raw  # its place in the column order; replaced below
+            continue
         coerced, _ = coerce_array(raw, col.type.value)
         given = np.asarray(raw.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
         out_null = np.asarray(coerced.is_null().to_numpy(zero_copy_only=False), dtype=bool)
@@ -225,6 +296,9 @@ def validate(
                 (mask, col.name, problem)
             )
         columns[col.name] = coerced
+    found = _plain_columns(plain, failed, columns)
+    for name, at in reversed(places):  # in schema order, as if checked one by one
+        flags[at:at] = found.get(name, [])
     segments = [c.name for c in schema.by_role(Role.SEGMENT) if c.name in columns]
     if segments:  # the key ``name=value|...`` the prediction index stores
         key = np.full(n, len(segments) - 1, dtype=np.int64)

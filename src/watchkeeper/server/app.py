@@ -80,8 +80,12 @@ def create_app(settings: Settings) -> FastAPI:
     served = ServedModels(store, settings)  # the models in memory (serving_api)
     router = Router(store)  # canaries answer their share (promotion/router.py)
     served.route = router.choose
-    if settings.serving_log == "spool":  # served events: spooled, committed in groups
-        served.events = EventWriter(store, settings.data_dir / "spool")
+    # group commit: the prediction batches (answered once committed) and, unless
+    # ``serving_log`` is "sync", the served events (spooled, answered before the commit)
+    writer = EventWriter(store, settings.data_dir / "spool")
+    service.writer = writer
+    if settings.serving_log == "spool":
+        served.events = writer
     shadow = ShadowQueue(store, serving_scorer(served), size=settings.shadow_queue_size)
 
     def copy_to_shadows(request: ScoredRequest) -> None:
@@ -97,8 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if served.events is not None:
-            served.events.start()  # replays what an ended process left in the spool
+        writer.start()  # replays what an ended process left in the spool
         processor.start()
         shadow.start()
         alerting.start()
@@ -109,8 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
-            if served.events is not None:
-                served.events.stop()  # commits what the answered requests left
+            writer.stop()  # commits what the answered requests left
             evaluator.stop()
             alerting.stop()
             processor.stop()

@@ -13,77 +13,21 @@ read once and kept:
   have changed them), the same bound the model registry and the router keep.
 
 A version's schema and reference never change once it is added (``Store.reference`` keeps
-them for good).
+them for good). Everything but the inputs is ingest's cache (``ingest.cache``), which the
+``POST .../predictions`` path reads too.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
-
-from watchkeeper.ingest.registry import target_classes
-from watchkeeper.schema import Schema
+from watchkeeper.ingest.cache import SECONDS, ModelCache, VersionInfo
 from watchkeeper.serving.artifacts import schema_features
 from watchkeeper.store.artifacts import get_artifact
-from watchkeeper.store.state import ModelInfo, NotFoundError, Store
 
-SECONDS = 1.0  # the longest a change made by another process goes unseen
-_T = TypeVar("_T")
+__all__ = ["SECONDS", "Metadata", "VersionInfo"]
 
 
-@dataclass(frozen=True)
-class VersionInfo:
-    """A version's schema and the score column of its positive class (binary target)."""
-
-    schema: Schema
-    positive_score: str | None
-
-
-class Metadata:
-    """The cached reads (module docstring); thread-safe."""
-
-    def __init__(self, store: Store, seconds: float = SECONDS) -> None:
-        self.store, self.seconds = store, seconds
-        self._entries: dict[tuple[str, ...], tuple[int, float, Any]] = {}
-        self._lock = threading.Lock()
-        self._versions: dict[tuple[str, str], VersionInfo] = {}
-
-    def _cached(self, key: tuple[str, ...], read: Callable[[], _T]) -> _T:
-        generation, now = self.store.generation, time.monotonic()
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] == generation and now - entry[1] < self.seconds:
-            value: _T = entry[2]
-            return value
-        value = read()
-        with self._lock:
-            self._entries[key] = (generation, now, value)
-        return value
-
-    def model(self, model: str) -> ModelInfo:
-        """The model's row (its champion); :class:`NotFoundError` when not registered."""
-        return self._cached(("model", model), lambda: self.store.model(model))
-
-    def champion(self, model: str) -> str:
-        champion = self.model(model).champion
-        if champion is None:
-            raise NotFoundError(f"model {model!r} has no version yet")
-        return champion
-
-    def version(self, model: str, version: str) -> VersionInfo:
-        """The version's schema and positive score column; :class:`NotFoundError` when the
-        model has no such version."""
-        key = (model, version)
-        info = self._versions.get(key)
-        if info is None:
-            schema, reference = self.store.reference(model, version)
-            classes = target_classes(schema, reference)
-            info = VersionInfo(schema, None if classes is None else f"score.{classes[-1]}")
-            with self._lock:
-                self._versions[key] = info
-        return info
+class Metadata(ModelCache):
+    """The cached reads of ingest (``ingest.cache``) and the version's model inputs."""
 
     def inputs(self, model: str, version: str) -> list[str]:
         """The model's inputs in order; without an artifact the schema's features, so that
@@ -96,7 +40,3 @@ class Metadata:
             return schema_features(self.version(model, version).schema)
 
         return self._cached(("inputs", model, version), read)
-
-    def pending_events(self) -> int:
-        """Events logged and not processed yet (read at most every ``seconds``)."""
-        return self._cached(("pending",), self.store.pending_events)

@@ -48,27 +48,53 @@ _INDEX_COLUMNS = (
 )
 
 
-def _insert_ignoring_conflicts(conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
-    """Insert index rows, skipping ids stored already; return how many were inserted.
+def _insert_ignoring_conflicts(
+    conn: sa.Connection, rows: Sequence[tuple[Any, ...]]
+) -> tuple[int, set[tuple[int, str]] | None]:
+    """Insert index rows in bulk, skipping ids stored already; return how many were inserted
+    and, on PostgreSQL, the (batch id, prediction id) of the rows skipped because another
+    batch holds the id (None on SQLite: the caller looks them up).
 
     Straight to the driver: SQLAlchemy's per-row parameter handling would cost more than the
-    insert itself."""
+    insert itself. SQLite: one prepared statement run over the rows (``executemany``).
+    PostgreSQL: the rows are streamed with ``COPY`` into a temporary table of this connection
+    (emptied at commit), moved in one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` and,
+    when some were skipped, joined to the index once to find whose they are."""
     if not rows:
-        return 0
-    if conn.dialect.name == "sqlite":
-        sql = (
-            f"INSERT OR IGNORE INTO wk_predictions ({_INDEX_COLUMNS}) "
-            f"VALUES ({', '.join('?' * 10)})"
-        )
-    else:
-        sql = (
-            f"INSERT INTO wk_predictions ({_INDEX_COLUMNS}) VALUES ({', '.join(['%s'] * 10)}) "
-            "ON CONFLICT DO NOTHING"
-        )
+        return 0, set()
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.executemany(sql, rows)
-        return int(cursor.rowcount)  # summed over the rows by both drivers; skipped ones: 0
+        if conn.dialect.name == "sqlite":
+            cursor.executemany(
+                f"INSERT OR IGNORE INTO wk_predictions ({_INDEX_COLUMNS}) "
+                f"VALUES ({', '.join('?' * 10)})",
+                rows,
+            )
+            return int(cursor.rowcount), None  # summed over the rows; skipped ones: 0
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS wk_index_load (model text, version text, "
+            "batch_id bigint, received_at double precision, prediction_id text, "
+            "event_time double precision, bucket bigint, segment text, prediction text, "
+            "score double precision) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY wk_index_load ({_INDEX_COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO wk_predictions ({_INDEX_COLUMNS}) SELECT {_INDEX_COLUMNS} "
+            "FROM wk_index_load ON CONFLICT DO NOTHING"
+        )
+        inserted = int(cursor.rowcount)
+        taken: set[tuple[int, str]] = set()
+        if inserted < len(rows):
+            cursor.execute(
+                "SELECT l.batch_id, l.prediction_id FROM wk_index_load l JOIN wk_predictions p "
+                "ON p.model = l.model AND p.prediction_id = l.prediction_id "
+                "WHERE p.batch_id <> l.batch_id"
+            )
+            taken = {(int(b), str(i)) for b, i in cursor.fetchall()}
+        cursor.execute("TRUNCATE wk_index_load")  # a second load in this transaction
+        return inserted, taken
     finally:
         cursor.close()
 
@@ -239,21 +265,41 @@ class DurableLog:
     ) -> set[str]:
         """Write a claimed batch's rows to the prediction index; return the ids another batch
         holds there already (stored first by another process): the caller drops them."""
+        return self.add_index_rows_of(conn, [(batch, rows)])[batch.id]
+
+    def add_index_rows_of(
+        self, conn: sa.Connection, batches: Sequence[tuple[LoggedBatch, Sequence[IndexRow]]]
+    ) -> dict[int, set[str]]:
+        """:meth:`add_index_rows` for claimed batches of one model, in one bulk insert; the
+        ids each batch finds taken, by batch id."""
         received = time.time()
-        inserted = _insert_ignoring_conflicts(
-            conn, [(batch.model, batch.version, batch.id, received, *r) for r in rows]
+        inserted, skipped = _insert_ignoring_conflicts(
+            conn,
+            [
+                (batch.model, batch.version, batch.id, received, *r)
+                for batch, rows in batches
+                for r in rows
+            ],
         )
-        taken: set[str] = set()
-        if inserted < len(rows):
-            ids = [r[0] for r in rows]
-            taken = self._existing_ids(conn, batch.model, ids, other_than=batch.id)
-        if rows:
-            newest = max(r[1] for r in rows)
-            self.raise_counts(conn, batch.model, {LAST_EVENT_TIME: math.floor(newest * 1e6)})
+        taken: dict[int, set[str]] = {batch.id: set() for batch, _ in batches}
+        if skipped is not None:
+            for batch_id, prediction_id in skipped:
+                taken[batch_id].add(prediction_id)
+        elif inserted < sum(len(rows) for _, rows in batches):
+            for batch, rows in batches:
+                ids = [r[0] for r in rows]
+                taken[batch.id] = self._existing_ids(conn, batch.model, ids, other_than=batch.id)
+        newest: dict[str, float] = {}
+        for batch, rows in batches:
+            if rows:
+                newest[batch.model] = max(newest.get(batch.model, -math.inf), *(r[1] for r in rows))
+        for model, at in newest.items():
+            self.raise_counts(conn, model, {LAST_EVENT_TIME: math.floor(at * 1e6)})
 
         def indexed() -> None:
-            self._indexed.add((batch.id, batch.received_at))
-            self._unindexed.get(batch.model, {}).pop(batch.id, None)
+            for batch, _ in batches:
+                self._indexed.add((batch.id, batch.received_at))
+                self._unindexed.get(batch.model, {}).pop(batch.id, None)
 
         self.on_commit(conn, indexed)
         return taken
@@ -285,6 +331,18 @@ class DurableLog:
                 sa.select(t.batches)
                 .where(t.batches.c.processed.is_(False))
                 .order_by(t.batches.c.id)
+                .limit(limit)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def pending_batch_heads(self, limit: int = 20) -> list[dict[str, Any]]:
+        """:meth:`pending_batches` without their payloads (read once claimed)."""
+        b = t.batches.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(b.id, b.model, b.version, b.received_at, b.events)
+                .where(b.processed.is_(False))
+                .order_by(b.id)
                 .limit(limit)
             ).mappings()
             return [dict(r) for r in rows]
