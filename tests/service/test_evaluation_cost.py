@@ -81,15 +81,21 @@ def _points(store: Store) -> list[tuple[Any, ...]]:
 
 
 def _calibrations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the drift thresholds calibrated (the real function runs)."""
+    """Counts the drift thresholds calibrated (the real functions run): ``null_threshold``, or
+    ``null_samples`` for a statistic calibrated with its companion."""
     calls: list[int] = []
-    real = watchkeeper.stats.drift.null_threshold
 
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return real(*args, **kwargs)
+    def counting(name: str) -> None:
+        real = getattr(watchkeeper.stats.drift, name)
 
-    monkeypatch.setattr(watchkeeper.stats.drift, "null_threshold", counted)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            calls.append(1)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(watchkeeper.stats.drift, name, counted)
+
+    counting("null_threshold")
+    counting("null_samples")
     return calls
 
 

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from watchkeeper.stats import distances
-from watchkeeper.stats.calibration import null_threshold
+from watchkeeper.stats.calibration import either_quantiles, null_threshold
 from watchkeeper.stats.categorical import CategoricalProfile, top_categories
 from watchkeeper.stats.drift import NUMERIC_METHODS, column_drift
 from watchkeeper.stats.numeric import NumericProfile, quantile_edges
@@ -141,3 +141,36 @@ def test_p_value_and_threshold_modes() -> None:
         column_drift("x", ref_p, cur_p, method="psi", decision="p_value")
     with pytest.raises(ValueError, match="does not apply"):
         column_drift("x", ref_p, cur_p, method="nope")
+
+
+def test_the_anderson_darling_companion_finds_scale_shifts_that_ks_misses_on_small_windows() -> (
+    None
+):
+    rng = np.random.default_rng(3)
+    ref = rng.normal(size=30_000)
+    found, ks_alone, cache = 0, 0, {}
+    for _ in range(40):
+        ref_p, cur_p = _numeric(ref, rng.normal(0, 1.15, 1_000))  # scale only: x 1.15
+        d = column_drift("x", ref_p, cur_p, alpha=0.01, noise_cache=cache)
+        assert d.companion is not None and d.companion["method"] == "anderson"
+        found += d.drifted
+        ks_alone += (
+            d.statistic
+            > null_threshold(
+                distances.ks, ref_p.counts, 1_000, alpha=0.01, power=2, open_cells=(0, 101)
+            ).threshold
+        )
+    assert found >= 33, f"found {found} of 40 scale shifts"
+    assert ks_alone <= 25, f"KS alone found {ks_alone} of 40"
+
+
+def test_either_quantiles_keep_the_joint_false_alarm_rate() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.chisquare(3, 2000)
+    b = 0.5 * a + rng.chisquare(2, 2000)  # dependent, as two statistics of one draw are
+    (ta, tb), level, tail = either_quantiles([a, b], 0.01)
+    assert tail == "empirical" and 0.005 <= level <= 0.01
+    assert ((a > ta) | (b > tb)).mean() <= 0.01
+    assert ta >= np.quantile(a, 0.99, method="higher")  # each is stricter than alone
+    _, thin_level, thin_tail = either_quantiles([a, b], 0.001)
+    assert (thin_level, thin_tail) == (0.0005, "gamma")

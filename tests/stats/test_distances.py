@@ -98,3 +98,51 @@ def test_identical_distributions_score_zero() -> None:
         distances.chisquare,
     ):
         assert float(fn(r, 2 * r)) == pytest.approx(0.0, abs=1e-12)
+
+
+def _scipy_anderson_unstandardised(x: np.ndarray, y: np.ndarray) -> float:
+    """scipy's two-sample midrank A²_akN: ``anderson_ksamp`` standardises it as
+    ``(A² - (k - 1)) / sigma``, with ``sigma`` from the sample sizes only (Scholz & Stephens
+    1987, eq. 4, scipy's formula); undo that."""
+    k, n = 2, np.array([x.size, y.size], dtype=np.float64)
+    big_n = n.sum()
+    h_inv = (1.0 / n).sum()
+    partial = (1.0 / np.arange(big_n - 1, 1, -1)).cumsum()
+    h = partial[-1] + 1
+    g = (partial / np.arange(2, big_n)).sum()
+    a = (4 * g - 6) * (k - 1) + (10 - 6 * g) * h_inv
+    b = (2 * g - 4) * k**2 + 8 * h * k + (2 * g - 14 * h - 4) * h_inv - 8 * h + 4 * g - 6
+    c = (6 * h + 2 * g - 2) * k**2 + (4 * h - 4 * g + 6) * k + (2 * h - 6) * h_inv + 4 * h
+    d = (2 * h + 6) * k**2 - 4 * h * k
+    var = (a * big_n**3 + b * big_n**2 + c * big_n + d) / ((big_n - 1) * (big_n - 2) * (big_n - 3))
+    try:  # scipy >= 1.17 names the tied statistic variant="midrank"
+        result = stats.anderson_ksamp([x, y], variant="midrank")
+    except TypeError:
+        result = stats.anderson_ksamp([x, y], midrank=True)
+    standardised = result.statistic
+    return float(standardised * np.sqrt(var) + (k - 1))
+
+
+@pytest.mark.filterwarnings("ignore:p-value (capped|floored)")
+@pytest.mark.parametrize("seed", SEEDS)
+def test_anderson_matches_scipy_anderson_ksamp_on_the_cell_indices(seed: int) -> None:
+    r, c = _counts(seed)
+    r[3] = c[3] = 0  # a cell empty on both sides holds no tied value
+    c[0] = 0
+    cells = np.arange(r.size)
+    x, y = np.repeat(cells, r), np.repeat(cells, c)
+    per_effective = float(distances.anderson(r, c))
+    n, m = r.sum(), c.sum()
+    assert per_effective * n * m / (n + m) == pytest.approx(
+        _scipy_anderson_unstandardised(x, y), rel=1e-10
+    )
+
+
+def test_anderson_broadcasts_and_is_zero_on_identical_shares() -> None:
+    r, _ = _counts(0)
+    many = np.random.default_rng(0).multinomial(700, r / r.sum(), size=5)
+    together = distances.anderson(r, many)
+    assert together.shape == (5,)
+    assert np.allclose(together, [float(distances.anderson(r, row)) for row in many])
+    assert float(distances.anderson(r, 3 * r)) == 0.0
+    assert float(distances.anderson(np.array([10, 0]), np.array([4, 0]))) == 0.0

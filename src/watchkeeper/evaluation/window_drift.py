@@ -97,6 +97,7 @@ def profile_points(
             "drifted": d.drifted,
             "method": d.method,
             "effect_size": d.effect_size,
+            **({"companion": d.companion} if d.companion else {}),
             **reference_of(row),
         }
         metric = "drift_statistic" if is_feature else "prediction_drift"

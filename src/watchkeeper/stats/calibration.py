@@ -34,8 +34,9 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -236,3 +237,138 @@ def _result(
         natural_variation=variation,
         tail=tail,
     )
+
+
+@dataclass(frozen=True)
+class NullSample:
+    """Simulated no-drift values of a statistic, on the powered scale, and their chunks."""
+
+    values: NDArray[np.float64]
+    chunks: int
+    natural_variation: float
+
+
+def check_alpha(alpha: float) -> None:
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha (the false-alarm rate) must be in (0, 1), got {alpha}")
+
+
+def threshold_of(null: NullSample, value: float, power: int, tail: str) -> NullThreshold:
+    """The :class:`NullThreshold` of a quantile ``value`` of ``null`` (powered scale)."""
+    return NullThreshold(
+        threshold=value ** (1 / power),
+        null_median=float(np.median(null.values)) ** (1 / power),
+        replicates=null.values.size,
+        chunks=null.chunks,
+        natural_variation=null.natural_variation,
+        tail=tail,
+    )
+
+
+def either_quantiles(
+    samples: list[NDArray[np.float64]], alpha: float
+) -> tuple[list[float], float, str]:
+    """Thresholds for "drift when ANY statistic exceeds its own", at false-alarm ``alpha``.
+
+    ``samples`` are null samples of several statistics on the SAME replicates (the same
+    draws: :func:`null_samples` scores them together). Each statistic gets its
+    ``1 - a`` quantile, with one common level ``a``: the largest ``j / R`` (``j`` from
+    ``alpha·R`` down) at which at most ``alpha`` of the replicates exceed any threshold, so
+    between ``alpha / S`` (Bonferroni) and ``alpha``: the calibrated min-p combination. When
+    ``alpha·R`` is below ``MIN_TAIL`` the tails are too thin for that; each statistic then gets
+    its gamma-tail quantile at ``alpha / S``. Returns (thresholds, a, tail).
+    """
+    size, count = samples[0].size, len(samples)
+    if alpha * size < MIN_TAIL:
+        quantiles = [_quantile(s, alpha / count) for s in samples]
+        return [q for q, _ in quantiles], alpha / count, quantiles[0][1]
+    ordered = [np.sort(s) for s in samples]
+    # a replicate exceeds the value at sorted index t exactly when more than t values are below
+    # it; the most of that over the statistics says at which thresholds it alarms
+    ranks = [np.searchsorted(o, s, side="left") for o, s in zip(ordered, samples, strict=True)]
+    below = np.max(ranks, axis=0)
+    below.sort()
+    levels = np.arange(int(alpha * size), int(np.ceil(alpha * size / count)) - 1, -1) / size
+    # index of np.quantile(..., 1 - level, method="higher") in a sorted sample
+    index = np.ceil((size - 1) * (1 - levels) - 1e-9).astype(np.int64)
+    exceeding = size - np.searchsorted(below, index, side="right")
+    fits = np.flatnonzero(exceeding <= alpha * size)
+    pick = int(fits[0]) if fits.size else len(levels) - 1
+    return [float(o[index[pick]]) for o in ordered], float(levels[pick]), "empirical"
+
+
+def null_samples(
+    statistics: Sequence[tuple[Statistic, int]],
+    ref_counts: NDArray[np.generic],
+    n_current: int,
+    *,
+    chunk_counts: NDArray[np.generic] | None = None,
+    replicates: int = DEFAULT_REPLICATES,
+    seed: int | None = 0,
+    noise_cache: dict[tuple[object, ...], NDArray[np.float64]] | None = None,
+    scale_free: bool = True,
+    open_cells: tuple[int, ...] = (),
+) -> list[NullSample]:
+    """No-drift samples of several (statistic, power) pairs on the same replicates: one set of
+    draws scores every statistic, and each replicate gets the same chunk excess draw."""
+    ref = np.asarray(ref_counts, dtype=np.int64)
+    n_ref = int(ref.sum())
+    pseudo = np.zeros(ref.size)
+    for cell in open_cells:
+        pseudo[cell] = 1.0 if ref[cell] == 0 else 0.0
+    p = (ref + pseudo) / (n_ref + pseudo.sum())
+
+    def rng_for(*parts: int) -> np.random.Generator:
+        # one stream per simulation, so a result never depends on what ran before it
+        return np.random.default_rng([0 if seed is None else seed, *parts])
+
+    def noise(sizes: tuple[int, int]) -> list[NDArray[np.float64]]:
+        size_key = sizes if not scale_free else (effective_size(*sizes),)
+        keys = [
+            (stat, p.tobytes(), ref.tobytes(), size_key, power, replicates, seed)
+            for stat, power in statistics
+        ]
+        if noise_cache is not None and all(key in noise_cache for key in keys):
+            return [noise_cache[key] for key in keys]
+        samples = _noise_many(statistics, ref, p, sizes, replicates, rng_for(*size_key), scale_free)
+        if noise_cache is not None:
+            for key, sample in zip(keys, samples, strict=True):
+                noise_cache[key] = sample
+        return samples
+
+    nulls = noise((n_ref, n_current))
+    k, variations = 0, [0.0] * len(statistics)
+    if chunk_counts is not None and len(chunk_counts) >= 2:
+        chunks = np.asarray(chunk_counts, dtype=np.int64)
+        sizes = chunks.sum(axis=1)
+        chunks, sizes = chunks[sizes > 0], sizes[sizes > 0]
+        k = len(chunks)
+        if k >= 2:
+            typical = int(np.median(sizes))
+            expected = noise((n_ref - typical, typical))
+            pick = rng_for(k, typical).integers(0, k, size=replicates)
+            for i, (stat, power) in enumerate(statistics):
+                observed = stat(ref - chunks, chunks) ** power
+                excess = np.maximum(observed - float(expected[i].mean()), 0.0)
+                variations[i] = float(excess.mean()) ** (1 / power)
+                nulls[i] = nulls[i] + excess[pick]
+    return [NullSample(n, k, v) for n, v in zip(nulls, variations, strict=True)]
+
+
+def _noise_many(
+    statistics: Sequence[tuple[Statistic, int]],
+    ref_counts: NDArray[np.int64],
+    p: NDArray[np.float64],
+    sizes: tuple[int, int],
+    replicates: int,
+    rng: np.random.Generator,
+    scale_free: bool,
+) -> list[NDArray[np.float64]]:
+    """Each statistic, raised to its power, on one set of no-drift draws."""
+    if scale_free:
+        refs: NDArray[np.generic] = ref_counts
+        draws = rng.multinomial(effective_size(*sizes), p, size=replicates)
+    else:
+        refs = rng.multinomial(sizes[0], p, size=replicates)
+        draws = rng.multinomial(sizes[1], p, size=replicates)
+    return [np.asarray(stat(refs, draws), dtype=np.float64) ** power for stat, power in statistics]

@@ -13,6 +13,14 @@ Decisions (``decision=``):
 
 Numeric columns are compared on the profile's fine histogram (``ks``, ``wasserstein``) or on
 ``COARSE_BINS`` equal-mass groups of it (the divergences), keeping the two out-of-range cells.
+
+The calibrated ``ks`` decision has a companion: the Anderson–Darling statistic on the same
+cells (``distances.anderson``), which sees changes of scale and of the tails that KS misses on
+small windows (effective size ``n·m/(n+m)`` up to ``COMPANION_MAX_N``; beyond, and when the
+reference's rows were found dependent (``extrapolate``), KS decides alone). The column drifted when either exceeds its threshold; both thresholds are set
+on the same no-drift replicates so that the two together alarm at ``alpha``
+(:func:`~watchkeeper.stats.calibration.either_quantiles`). ``companion`` in the result holds
+the Anderson–Darling statistic, its threshold and the common per-statistic level.
 """
 
 from __future__ import annotations
@@ -25,7 +33,16 @@ from numpy.typing import NDArray
 from scipy import stats as sps
 
 from watchkeeper.stats import distances
-from watchkeeper.stats.calibration import NullThreshold, Statistic, effective_size, null_threshold
+from watchkeeper.stats.calibration import (
+    NullThreshold,
+    Statistic,
+    check_alpha,
+    effective_size,
+    either_quantiles,
+    null_samples,
+    null_threshold,
+    threshold_of,
+)
 from watchkeeper.stats.categorical import CategoricalProfile
 from watchkeeper.stats.numeric import NumericProfile
 
@@ -49,7 +66,12 @@ FIXED_THRESHOLDS = {
     "linf": 0.1,
 }
 # distances are squared before tails are combined; divergences are already on that scale
-POWER = {"psi": 1, "chisquare": 1}
+POWER = {"psi": 1, "chisquare": 1, "anderson": 1}
+# the statistic that joins a method's calibrated decision, on windows of an effective size up
+# to COMPANION_MAX_N: there KS is weak against changes of scale and tails; beyond, KS on the
+# fine cells resolves changes of a few percent and decides alone
+COMPANIONS = {"ks": "anderson"}
+COMPANION_MAX_N = 50_000
 
 
 @dataclass
@@ -69,6 +91,7 @@ class ColumnDrift:
     n_current: int = 0
     note: str | None = None
     calibration: NullThreshold | None = None
+    companion: dict[str, Any] | None = None
     distribution: dict[str, Any] = field(default_factory=dict)
     # what the calibrated threshold was simulated from and why: "i.i.d. simulation" or
     # "contiguous reference chunks" (set by the report, which knows the reference's order)
@@ -239,23 +262,71 @@ def column_drift(
         chunk_cells = None
         if chunks:
             chunk_cells = np.stack([_cells(ch, groups) for ch in chunks])
-        result.calibration = null_threshold(
-            stat,
-            r,
-            n_cur,
-            alpha=alpha,
-            power=POWER.get(method, 2),
-            chunk_counts=chunk_cells,
-            seed=seed,
-            noise_cache=noise_cache if method != "wasserstein" else None,
-            scale_free=method != "chisquare",
-            open_cells=(0, len(r) - 1) if kind == "numeric" else (len(r) - 1,),
-            extrapolate=extrapolate,
-        )
-        result.threshold = result.calibration.threshold
-        result.drifted = result.statistic > result.threshold
+        calibrate: dict[str, Any] = {
+            "chunk_counts": chunk_cells,
+            "seed": seed,
+            "noise_cache": noise_cache if method != "wasserstein" else None,
+            "scale_free": method != "chisquare",
+            "open_cells": (0, len(r) - 1) if kind == "numeric" else (len(r) - 1,),
+        }
+        if (
+            kind == "numeric"
+            and method in COMPANIONS
+            and not extrapolate
+            and effective_size(n_ref, n_cur) <= COMPANION_MAX_N
+        ):
+            _calibrate_with_companion(result, COMPANIONS[method], stat, r, c, alpha, calibrate)
+        else:
+            result.calibration = null_threshold(
+                stat,
+                r,
+                n_cur,
+                alpha=alpha,
+                power=POWER.get(method, 2),
+                extrapolate=extrapolate,
+                **calibrate,
+            )
+            result.threshold = result.calibration.threshold
+            result.drifted = result.statistic > result.threshold
     if kind == "numeric" and method == "wasserstein":
         assert isinstance(reference, NumericProfile)
         if not reference.std > 0:
             result.note = "the reference is constant: Wasserstein distance is not normalised"
     return result
+
+
+def _calibrate_with_companion(
+    result: ColumnDrift,
+    companion: str,
+    stat: Statistic,
+    r: Counts,
+    c: Counts,
+    alpha: float,
+    calibrate: dict[str, Any],
+) -> None:
+    """The calibrated decision of ``result.method`` joined by ``companion``: drift when either
+    statistic exceeds its threshold, the pair alarming at ``alpha`` under no drift."""
+    check_alpha(alpha)
+    other: Statistic = getattr(distances, companion)
+    powers = (POWER.get(result.method, 2), POWER.get(companion, 2))
+    nulls = null_samples(
+        list(zip((stat, other), powers, strict=True)), r, int(c.sum()), **calibrate
+    )
+    (main, second), level, tail = either_quantiles([n.values for n in nulls], alpha)
+    result.calibration = threshold_of(nulls[0], main, powers[0], tail)
+    result.threshold = result.calibration.threshold
+    observed = float(other(r, c))
+    threshold = second ** (1 / powers[1])
+    result.companion = {
+        "method": companion,
+        "statistic": observed,
+        "threshold": threshold,
+        "level": level,
+    }
+    assert result.statistic is not None
+    result.drifted = result.statistic > result.threshold or observed > threshold
+    if result.drifted and not result.statistic > result.threshold:
+        result.note = (
+            f"drifted on the {companion} statistic ({observed:.4g} > {threshold:.4g}); "
+            f"{result.method} is below its threshold"
+        )
