@@ -164,6 +164,16 @@ def test_the_anderson_darling_companion_finds_scale_shifts_that_ks_misses_on_sma
     assert ks_alone <= 25, f"KS alone found {ks_alone} of 40"
 
 
+def test_large_windows_are_decided_by_ks_alone() -> None:
+    rng = np.random.default_rng(4)
+    ref_p, cur_p = _numeric(rng.normal(size=200_000), rng.normal(size=100_000))
+    d = column_drift("x", ref_p, cur_p, alpha=0.01)
+    alone = null_threshold(
+        distances.ks, ref_p.counts, 100_000, alpha=0.01, power=2, open_cells=(0, 101)
+    )
+    assert d.companion is None and d.threshold == alone.threshold
+
+
 def test_either_quantiles_keep_the_joint_false_alarm_rate() -> None:
     rng = np.random.default_rng(0)
     a = rng.chisquare(3, 2000)
