@@ -150,20 +150,29 @@ def anderson(r: NDArray[np.generic], c: NDArray[np.generic]) -> Array:
     reference and current shares below it plus half its own. Quadratic in ``q − p`` like χ²,
     but weighted towards the tails, where a change of scale shows.
     """
-    rf, cf = np.broadcast_arrays(np.asarray(r, dtype=np.float64), np.asarray(c, dtype=np.float64))
-    n_r = rf.sum(axis=-1, keepdims=True)
-    n_c = cf.sum(axis=-1, keepdims=True)
+    rf, cf = np.asarray(r, dtype=np.float64), np.asarray(c, dtype=np.float64)
+    # each side's mid-cell CDF on its own shape: a reference against many replicates is
+    # accumulated once
+    f, n_r = _mid_cdf(rf)
+    g, n_c = _mid_cdf(cf)
     n = n_r + n_c
-    pooled = rf + cf
-    h = np.divide(pooled, n, out=np.zeros_like(pooled), where=n > 0)
-    below = np.cumsum(h, axis=-1) - h / 2
-    f = np.divide(np.cumsum(rf, axis=-1) - rf / 2, n_r, out=np.zeros_like(rf), where=n_r > 0)
-    g = np.divide(np.cumsum(cf, axis=-1) - cf / 2, n_c, out=np.zeros_like(cf), where=n_c > 0)
-    denominator = below * (1 - below) - h / 4
-    filled = (h > 0) & (denominator > 1e-15)
-    terms = np.divide(h * (f - g) ** 2, denominator, out=np.zeros_like(h), where=filled)
-    scale = np.divide(n - 1, n, out=np.zeros_like(n), where=n > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        h = (rf + cf) / n
+        below = (n_r * f + n_c * g) / n  # the pooled mid-cell CDF
+        denominator = below * (1 - below) - h / 4
+        diff = f - g
+        terms = h * diff * diff / denominator
+    terms[~((h > 0) & (denominator > 1e-15))] = 0.0
+    both = (n_r > 0) & (n_c > 0)
+    scale = np.divide(n - 1, n, out=np.zeros_like(n), where=both)
     return np.asarray((terms.sum(axis=-1, keepdims=True) * scale)[..., 0])
+
+
+def _mid_cdf(counts: Array) -> tuple[Array, Array]:
+    """(share below each cell plus half its own, total), the total kept as a trailing axis."""
+    total = counts.sum(axis=-1, keepdims=True)
+    mid = np.cumsum(counts, axis=-1) - counts / 2
+    return np.divide(mid, total, out=np.zeros_like(mid), where=total > 0), total
 
 
 def chisquare_dof(r: NDArray[np.generic], c: NDArray[np.generic]) -> int:
