@@ -114,6 +114,7 @@ def run_tool(
     *,
     timeout: float,
     log_path: Path | None = None,
+    extra_args: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run one tool in its own interpreter; always return a result dict (maybe an error)."""
     result: dict[str, Any] = {"tool": tool.name, "mode": mode, "error": None}
@@ -133,6 +134,7 @@ def run_tool(
         str(current),
         "--mode",
         mode,
+        *(extra_args or []),
     ]
     start = time.perf_counter()
     try:

@@ -9,6 +9,11 @@ Protocol: ``python bench_<tool>.py --reference R.parquet --current C.parquet
     {"tool": ..., "mode": ..., "seconds": ..., "extra_peak_mb": ..., "flagged": [...],
      "rows": ..., "version": ..., "details": {...}, "error": null}
 
+``--mode chunks --chunk-size N [--budget S]`` (``benchmarks/analyze.py``) runs the tool's
+``chunks`` step over the current frame in chunks of N rows; its ``details`` hold ``cells``
+(``[chunk, column]`` pairs flagged), ``chunks`` (how many there are) and ``done`` (how many
+ran: fewer when a time budget of S seconds stopped the run).
+
 Measurement:
 * ``load`` runs first, untimed: it reads the parquet files into the tool's natural
   input (pyarrow Table or pandas DataFrame).
@@ -54,6 +59,8 @@ class Inputs:
     reference_path: Path
     current_path: Path
     mode: str
+    chunk_size: int | None = None  # chunked mode (benchmarks/analyze.py): rows per chunk
+    budget: float | None = None  # chunked mode: stop starting chunks after this many seconds
 
 
 def _proc_status_kb(key: str) -> int | None:
@@ -138,9 +145,11 @@ def _parse(argv: list[str] | None) -> Inputs:
     p = argparse.ArgumentParser()
     p.add_argument("--reference", type=Path, required=True)
     p.add_argument("--current", type=Path, required=True)
-    p.add_argument("--mode", choices=["drift", "profile"], default="drift")
+    p.add_argument("--mode", choices=["drift", "profile", "chunks"], default="drift")
+    p.add_argument("--chunk-size", type=int, default=None)
+    p.add_argument("--budget", type=float, default=None)
     a = p.parse_args(argv)
-    return Inputs(a.reference, a.current, a.mode)
+    return Inputs(a.reference, a.current, a.mode, a.chunk_size, a.budget)
 
 
 def emit(payload: dict[str, Any]) -> None:
@@ -155,6 +164,7 @@ def main(
     detect: Callable[[Any], Outcome] | None,
     *,
     profile: Callable[[Any], int] | None = None,
+    chunks: Callable[[Any], Outcome] | None = None,
     argv: list[str] | None = None,
 ) -> None:
     """Load untimed, run ``detect`` (drift) or ``profile`` (returns rows) timed, report.
@@ -177,10 +187,12 @@ def main(
     }
     try:
         payload["version"] = version()
-        step = detect if inputs.mode == "drift" else profile
+        step = {"drift": detect, "profile": profile, "chunks": chunks}[inputs.mode]
         if step is None:
             raise NotImplementedError(f"{tool} has no {inputs.mode} mode")
         data = load(inputs)
+        if inputs.mode == "chunks":  # the chunk options travel with the data
+            data = (*data, inputs)
         gc.collect()
         reset_ok = _reset_peak()
         rss_after_load = _rss_mb()

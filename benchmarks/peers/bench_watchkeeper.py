@@ -2,7 +2,9 @@
 
 Input: pyarrow Tables read from parquet before the timer. Drift mode times
 ``compare`` and reads ``report.drifted_columns``; profile mode times
-``watchkeeper.profile(current)``.
+``watchkeeper.profile(current)``. Chunked mode (``benchmarks/analyze.py``) reads pandas
+frames, like the peers, and times ``Reference.fit(reference).analyze(current,
+chunk_size=...)``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ def _version() -> str:
     # Called before the timer, like the peers' ``import <tool>``: watchkeeper's top-level names
     # are lazy, so load what compare() and profile() use here, not inside the timed call.
     import watchkeeper
+    import watchkeeper.analysis.timeline
     import watchkeeper.profiles
+    import watchkeeper.reference
     import watchkeeper.report
     import watchkeeper.stats.drift
 
@@ -45,6 +49,22 @@ def _detect(tables: tuple[Any, Any]) -> h.Outcome:
     return h.Outcome(list(report.drifted_columns), details)
 
 
+def _load_pandas(inputs: h.Inputs) -> tuple[Any, Any]:
+    if inputs.mode != "chunks":
+        return _load(inputs)
+    return h.read_pandas(inputs.reference_path), h.read_pandas(inputs.current_path)
+
+
+def _chunks(args: tuple[Any, Any, h.Inputs]) -> h.Outcome:
+    import watchkeeper
+
+    ref, cur, inputs = args
+    timeline = watchkeeper.Reference.fit(ref).analyze(cur, chunk_size=inputs.chunk_size)
+    cells = [[i, col] for i, rep in enumerate(timeline.reports) for col in rep.drifted_columns]
+    n = len(timeline.reports)
+    return h.Outcome(sorted({c for _, c in cells}), {"cells": cells, "chunks": n, "done": n})
+
+
 def _profile(tables: tuple[Any, Any]) -> int:
     import watchkeeper
 
@@ -54,4 +74,4 @@ def _profile(tables: tuple[Any, Any]) -> int:
 
 
 if __name__ == "__main__":
-    h.main("watchkeeper", _version, _load, _detect, profile=_profile)
+    h.main("watchkeeper", _version, _load_pandas, _detect, profile=_profile, chunks=_chunks)
