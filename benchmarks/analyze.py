@@ -8,7 +8,9 @@ Each tool runs in a fresh interpreter of its own venv with its usage telemetry o
 (``tools.run_tool``, ``peers/_harness.py``: wall time, CPU time and most threads of the timed
 step; the Parquet files are read into pandas before the timer), on the same chunks:
 
-* **watchkeeper**: ``Reference.fit(reference).analyze(analysis, chunk_size=...)``;
+* **watchkeeper**: ``Reference.fit(reference, multivariate=None).analyze(analysis,
+  chunk_size=...)``: per-column drift and data quality (the joint PCA check is off, since the
+  peers' calculators here are per column too);
 * **nannyml**: ``UnivariateDriftCalculator(column_names=..., chunk_size=...)`` with its
   defaults (Jensen-Shannon, mean + 3 standard deviations of the reference's chunks), fit and
   calculate;

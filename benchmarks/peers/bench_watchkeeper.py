@@ -3,8 +3,8 @@
 Input: pyarrow Tables read from parquet before the timer. Drift mode times
 ``compare`` and reads ``report.drifted_columns``; profile mode times
 ``watchkeeper.profile(current)``. Chunked mode (``benchmarks/analyze.py``) reads pandas
-frames, like the peers, and times ``Reference.fit(reference).analyze(current,
-chunk_size=...)``.
+frames, like the peers, and times ``Reference.fit(reference, multivariate=None).analyze(
+current, chunk_size=...)``: per-column drift, as NannyML's univariate calculator computes.
 """
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ def _chunks(args: tuple[Any, Any, h.Inputs]) -> h.Outcome:
     import watchkeeper
 
     ref, cur, inputs = args
-    timeline = watchkeeper.Reference.fit(ref).analyze(cur, chunk_size=inputs.chunk_size)
+    # column by column, like NannyML's univariate calculator: the joint (PCA) check is off
+    reference = watchkeeper.Reference.fit(ref, multivariate=None)
+    timeline = reference.analyze(cur, chunk_size=inputs.chunk_size)
     cells = [[i, col] for i, rep in enumerate(timeline.reports) for col in rep.drifted_columns]
     n = len(timeline.reports)
     return h.Outcome(sorted({c for _, c in cells}), {"cells": cells, "chunks": n, "done": n})
