@@ -17,8 +17,9 @@ Numeric columns are compared on the profile's fine histogram (``ks``, ``wasserst
 The calibrated ``ks`` decision has a companion: the Anderson–Darling statistic on the same
 cells (``distances.anderson``), which sees changes of scale and of the tails that KS misses on
 small windows (effective size ``n·m/(n+m)`` up to ``COMPANION_MAX_N``; beyond, and when the
-reference's rows were found dependent (``extrapolate``), KS decides alone). The column drifted when either exceeds its threshold; both thresholds are set
-on the same no-drift replicates so that the two together alarm at ``alpha``
+reference's rows were found dependent (``extrapolate``), KS decides alone). The column
+drifted when either exceeds its threshold; both thresholds are set on the same no-drift
+replicates so that the two together alarm at ``alpha``
 (:func:`~watchkeeper.stats.calibration.either_quantiles`). ``companion`` in the result holds
 the Anderson–Darling statistic, its threshold and the common per-statistic level.
 """
