@@ -310,6 +310,7 @@ def _context(report: Mapping[str, Any]) -> dict[str, Any]:
         "performance": performance,
         "multivariate": _multivariate(report),
         "estimated": _estimated(report),
+        "slices": _slices(report),
         "plotly_js": _plotly_js(),
         "reference_color": charts.REFERENCE_COLOR,
         "current_color": charts.CURRENT_COLOR,
@@ -328,6 +329,16 @@ def _multivariate(report: Mapping[str, Any]) -> dict[str, Any] | None:
         "methods": dict(_map(section.get("methods"))),
         "drivers": [d for d in _list(section.get("drivers")) if isinstance(d, Mapping)],
     }
+
+
+def _slices(report: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The failing slices section, or None (off, no labels, or an older report)."""
+    section = _map(report.get("failing_slices"))
+    if not section or section.get("reason") is not None and not section.get("tested"):
+        return None
+    items = [s for s in _list(section.get("slices")) if isinstance(s, Mapping)]
+    metric = _metric_name(str(section.get("metric") or ""))
+    return {**section, "found": items, "top": items[0] if items else None, "metric_name": metric}
 
 
 def _drift_tone(summary: Mapping[str, Any], n_drifted: int, unchecked: bool) -> str:

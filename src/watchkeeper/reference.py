@@ -45,6 +45,7 @@ from watchkeeper.profiles import DatasetProfile, profile_reference, profile_tabl
 from watchkeeper.report import Report, calibrated_columns, report_against
 from watchkeeper.report_settings import column_settings, resolve_schema
 from watchkeeper.schema import Schema
+from watchkeeper.slices import slice_options
 from watchkeeper.stats.dependence import RowDependence
 from watchkeeper.stats.noise import NoiseCache
 from watchkeeper.stats.numeric import DEFAULT_BINS
@@ -72,6 +73,7 @@ OPTIONS = (
     "bins",
     "seed",
     "multivariate",
+    "slices",
 )
 
 
@@ -139,10 +141,12 @@ class Reference:
         bins: int = DEFAULT_BINS,
         seed: int | None = 0,
         multivariate: str | None = DEFAULT_MULTIVARIATE,
+        slices: bool | Mapping[str, Any] = True,
     ) -> Reference:
         """Fit a reference: the options are those of :func:`watchkeeper.compare`. The PCA of
         the multivariate check (when on) is fitted here, once."""
         methods_of(multivariate)
+        slice_options(slices)
         if not 0 < false_alarm_rate < 1:
             raise InputError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
         if reference_chunks is not None and reference_chunks < 2:
@@ -173,6 +177,7 @@ class Reference:
             "bins": bins,
             "seed": seed,
             "multivariate": multivariate,
+            "slices": slices if isinstance(slices, bool) else dict(slices),
         }
         ref = cls(table, profile, options)
         ref.multivariate_fit()
@@ -306,6 +311,8 @@ class Reference:
         options = {k: meta["options"].get(k) for k in OPTIONS}
         if "multivariate" not in meta["options"]:  # saved before the multivariate checks
             options["multivariate"] = DEFAULT_MULTIVARIATE
+        if "slices" not in meta["options"]:  # saved before the failing slices
+            options["slices"] = True
         profile = DatasetProfile.from_bytes((src / PROFILE).read_bytes())
         saved = meta.get("row_dependence")
         dependence = (
@@ -332,6 +339,9 @@ def carried(table: pa.Table) -> tuple[pa.Table, Schema, dict[str, Any]] | None:
             raise InputError(f"reference format {meta.get('format')!r}, expected {FORMAT}")
         schema = Schema.from_dict(meta["schema"])
         options = {k: meta["options"].get(k) for k in OPTIONS}
+        options.setdefault("slices", True)
+        if options["slices"] is None:  # carried before the failing slices
+            options["slices"] = True
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(
             f"the reference's {ARROW_KEY.decode()} metadata is unreadable: {exc}"

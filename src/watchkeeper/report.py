@@ -54,6 +54,7 @@ from watchkeeper.progress import Progress
 from watchkeeper.quality import Finding, compare_quality
 from watchkeeper.report_settings import Setting, column_settings, resolve_schema
 from watchkeeper.schema import Role, Schema
+from watchkeeper.slices import FailingSlices, failing_slices, slice_options
 from watchkeeper.stats.drift import DEFAULT_METHODS, ColumnDrift, column_drift
 from watchkeeper.stats.numeric import DEFAULT_BINS
 
@@ -77,6 +78,8 @@ class Report:
     multivariate_drift: MultivariateDrift | None = None
     # performance estimated without labels (docs/estimation.md); None when not estimable
     estimated_performance: dict[str, Any] | None = None
+    # where the model does worse than elsewhere (docs/slices.md); None when off
+    failing_slices: FailingSlices | None = None
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -152,6 +155,9 @@ class Report:
                 "multivariate_drift": (
                     None if self.multivariate_drift is None else self.multivariate_drift.to_dict()
                 ),
+                "failing_slices": (
+                    None if self.failing_slices is None else self.failing_slices.to_dict()
+                ),
             }
         )
         return out
@@ -209,6 +215,7 @@ def compare(
     seed: int | None = 0,
     progress: bool | None = None,
     multivariate: str | None = DEFAULT_MULTIVARIATE,
+    slices: bool | Mapping[str, Any] = True,
 ) -> Report:
     """Compare ``current`` data with a ``reference``: drift per column, data quality, and
     performance when ``target`` and ``prediction`` are given.
@@ -230,10 +237,17 @@ def compare(
     reconstruction error, fitted on a sample of the reference), ``"classifier"`` (the domain
     classifier, which also names the features that drive a change; seconds per call),
     ``"all"`` or None.
+
+    ``slices``: with ``target`` and ``prediction``, the failing slices
+    (``report.failing_slices``, ``docs/slices.md``): the features' ranges and categories, and
+    pairs of them, where the model does significantly worse than on the rest of the current
+    data. True (the default), False, or a mapping of options (``min_rows``, ``min_share``,
+    ``ranges``, ``categories``, ``pairs``, ``top``).
     """
     if not 0 < false_alarm_rate < 1:
         raise InputError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
     methods_of(multivariate)
+    slice_options(slices)
     scores = column_names(scores, "scores") or None
     columns = None if columns is None else column_names(columns, "columns")
     ref_t, cur_t = to_table(reference, name="reference"), to_table(current, name="current")
@@ -283,6 +297,7 @@ def compare(
                 "seed": seed,
                 "multivariate": multivariate,
                 "reference_chunks": reference_chunks,
+                "slices": slices,
             },
             bar.step,
             plan=plan,
@@ -338,6 +353,7 @@ def report_against(
         performance = performance_section(
             ref_t, cur_t, target, prediction, options["scores"], findings, performance_cache
         )
+    failing = _failing_slices(ref_p, cur_t, options, performance)
     methods = methods_of(options.get("multivariate", DEFAULT_MULTIVARIATE))
     joint = None
     if methods:
@@ -376,6 +392,30 @@ def report_against(
         current_rows=cur_t.num_rows,
         multivariate_drift=joint,
         estimated_performance=estimated,
+        failing_slices=failing,
+    )
+
+
+def _failing_slices(
+    ref_p: DatasetProfile,
+    cur_t: pa.Table,
+    options: Mapping[str, Any],
+    performance: Mapping[str, Any] | None,
+) -> FailingSlices | None:
+    """The failing slices when asked for (``options["slices"]``, on unless False)."""
+    chosen = slice_options(options.get("slices", True))
+    if chosen is None:
+        return None
+    target, prediction = options["target"], options["prediction"]
+    if target is None or prediction is None:
+        return FailingSlices(
+            options=chosen,
+            alpha=options["false_alarm_rate"],
+            reason="no target and prediction columns given: no labels",
+        )
+    task = None if performance is None else performance.get("task")
+    return failing_slices(
+        ref_p, cur_t, target, prediction, task, chosen, options["false_alarm_rate"]
     )
 
 

@@ -21,7 +21,12 @@ Metrics, one row each per chunk:
 * the estimated performance (docs/estimation.md), labels or not: ``estimated_accuracy``,
   ``estimated_roc_auc``, ``estimated_mae``… for the target, the estimate as value, the
   reference's realized value as threshold, ``alert`` = the estimate's interval lies wholly on
-  the bad side of it; ``method`` = the interval's method.
+  the bad side of it; ``method`` = the interval's method;
+* ``failing_slices`` for the target when the chunk has labels and the slices are on: how many
+  slices do significantly worse than the rest of the chunk (``docs/slices.md``), the top one
+  in ``method`` (``country=DE, income ≥ 80k: accuracy 0.61 vs 0.82 elsewhere, n = 1,204``),
+  no threshold, ``alert`` False (a slice explains where the model fails; it is not an alarm:
+  the performance headline is).
 """
 
 from __future__ import annotations
@@ -365,4 +370,17 @@ def _metric_rows(report: Report) -> list[dict[str, Any]]:
                     "calibration": None,
                 }
             )
+    found = report.failing_slices
+    if perf and perf.get("current") and found is not None and found.reason is None:
+        rows.append(
+            {
+                "column": perf["target"],
+                "metric": "failing_slices",
+                "value": len(found.slices),
+                "threshold": None,
+                "alert": False,
+                "method": found.slices[0].sentence() if found.slices else None,
+                "calibration": None,
+            }
+        )
     return rows
