@@ -119,6 +119,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "reference",
         "analysis",
         "multivariate",
+        "slices",
         "html",
         "html_format",
         "charts",

@@ -334,7 +334,7 @@ def _multivariate(report: Mapping[str, Any]) -> dict[str, Any] | None:
 def _slices(report: Mapping[str, Any]) -> dict[str, Any] | None:
     """The failing slices section, or None (off, no labels, or an older report)."""
     section = _map(report.get("failing_slices"))
-    if not section or section.get("reason") is not None and not section.get("tested"):
+    if not section or (section.get("reason") is not None and not section.get("tested")):
         return None
     items = [s for s in _list(section.get("slices")) if isinstance(s, Mapping)]
     metric = _metric_name(str(section.get("metric") or ""))

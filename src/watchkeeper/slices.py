@@ -17,10 +17,13 @@ A cell is tested when it holds at least ``min_rows`` (30) labelled rows and ``mi
 the mean absolute error), the p-values adjusted by Holm's method over every cell tested, and
 a cell is significant where the adjusted p-value is at most the report's
 ``false_alarm_rate``. Of the significant cells, a pair cell that is not worse than the rest
-of each of its two single-feature cells adds nothing to them and is left out, as is a single
-cell that is no longer worse than the rows outside it once a reported pair cell inside it is
-taken away (the pair explains it). The rest are ranked by impact, rows × gap (the excess
-errors, or excess absolute error, they carry).
+of a significant single-feature cell it lies in adds nothing to it and is left out; a single
+cell is left out when a reported pair cell inside it explains it: once the pair's rows are
+taken away, the rest of the cell is no longer worse than the rows outside it. Both checks are
+one-sided tests at the level of a discovery (``false_alarm_rate`` / cells tested, Bonferroni),
+so a cell stays only when it is a finding in its own right; leaving cells out never adds a
+false discovery. The rest are ranked by impact, rows × gap (the excess errors,
+or excess absolute error, they carry).
 
 Examples
 --------
@@ -66,6 +69,10 @@ DEFAULTS: dict[str, Any] = {
 }
 CONFIDENCE = 0.95
 MISSING, OTHER = "(missing)", "(other)"
+# a cell's description and its condition on the rows: {"column", "low", "high"} (a range,
+# low <= x < high, either end open when None), {"column", "in": [category]}, {"column",
+# "not_in": [the categories kept]} or {"column", "missing": True}
+Label = tuple[str, dict[str, Any]]
 
 
 def slice_options(value: object) -> dict[str, Any] | None:
@@ -100,6 +107,7 @@ class Slice:
 
     description: str
     columns: list[str]
+    conditions: list[dict[str, Any]]
     n: int
     n_rest: int
     metric: str
@@ -119,7 +127,7 @@ class Slice:
         return r - s if self.metric == "accuracy" else s - r
 
     def sentence(self) -> str:
-        """"accuracy is lowest in country=DE, income ≥ 80k: 0.61 vs 0.82, n = 1,204"."""
+        """ "accuracy is lowest in country=DE, income ≥ 80k: 0.61 vs 0.82, n = 1,204"."""
         s, r = self.slice_value["value"], self.rest_value["value"]
         return f"{self.description}: {self.metric} {s:.3g} vs {r:.3g} elsewhere, n = {self.n:,}"
 
@@ -127,6 +135,7 @@ class Slice:
         return {
             "description": self.description,
             "columns": self.columns,
+            "conditions": self.conditions,
             "n": self.n,
             "n_rest": self.n_rest,
             "metric": self.metric,
@@ -177,7 +186,9 @@ class FailingSlices:
         """The fewest labelled rows a tested cell (and the rest) holds."""
         if not self.options:
             return 0
-        return max(int(self.options["min_rows"]), int(np.ceil(self.options["min_share"] * self.rows)))
+        return max(
+            int(self.options["min_rows"]), int(np.ceil(self.options["min_share"] * self.rows))
+        )
 
 
 def _fmt(value: float) -> str:
@@ -188,12 +199,25 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _range_label(name: str, low: float | None, high: float | None) -> Label:
+    text = (
+        f"{_fmt(low)} ≤ {name} < {_fmt(high)}"
+        if low is not None and high is not None
+        else f"{name} < {_fmt(high)}"
+        if high is not None
+        else f"{name} ≥ {_fmt(low)}"
+        if low is not None
+        else f"{name} present"
+    )
+    return text, {"column": name, "low": low, "high": high}
+
+
 def _numeric_codes(
     table: pa.Table, ref_p: DatasetProfile, name: str, ranges: int
-) -> tuple[np.ndarray[Any, Any], list[str]]:
+) -> tuple[np.ndarray[Any, Any], list[Label]]:
     """Each row's range (the frozen bins merged to ``ranges`` of equal reference mass)."""
     edges = np.asarray(ref_p.spec.columns[name].edges, dtype=np.float64)
-    counts = np.asarray(ref_p.columns[name].counts, dtype=np.float64)  # type: ignore[union-attr]
+    counts = np.asarray(ref_p.columns[name].counts, dtype=np.float64)
     inner = counts[1:-1] if counts.size > 2 else np.zeros(0)
     bounds: list[float] = []
     if inner.sum() > 0 and edges.size > 2:
@@ -207,19 +231,14 @@ def _numeric_codes(
     code = np.searchsorted(np.asarray(bounds), x, side="right")
     missing = ~np.isfinite(x) & ~np.isinf(x)
     code[missing] = len(bounds) + 1
-    labels = [
-        f"{name} < {_fmt(bounds[0])}" if j == 0 and bounds else
-        f"{name} ≥ {_fmt(bounds[-1])}" if j == len(bounds) and bounds else
-        f"{_fmt(bounds[j - 1])} ≤ {name} < {_fmt(bounds[j])}" if bounds else
-        f"{name} present"
-        for j in range(len(bounds) + 1)
-    ]
-    return code, [*labels, f"{name} {MISSING}"]
+    cuts = [None, *bounds, None]
+    labels = [_range_label(name, cuts[j], cuts[j + 1]) for j in range(len(bounds) + 1)]
+    return code, [*labels, (f"{name} {MISSING}", {"column": name, "missing": True})]
 
 
 def _categorical_codes(
     table: pa.Table, ref_p: DatasetProfile, name: str, keep: int, min_share: float
-) -> tuple[np.ndarray[Any, Any], list[str]]:
+) -> tuple[np.ndarray[Any, Any], list[Label]]:
     """Each row's category: the reference's frequent ones, ``(other)`` and ``(missing)``."""
     cats = ref_p.spec.columns[name].categories
     counts = np.asarray(ref_p.columns[name].counts[: len(cats)], dtype=np.float64)
@@ -234,7 +253,9 @@ def _categorical_codes(
     dictionary = encoded.dictionary.to_pylist()
     lookup = np.array([index.get(str(v), len(kept)) for v in dictionary] + [len(kept) + 1])
     raw = encoded.indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False)
-    labels = [f"{name}={c}" for c in kept] + [f"{name}={OTHER}", f"{name} {MISSING}"]
+    labels: list[Label] = [(f"{name}={c}", {"column": name, "in": [c]}) for c in kept]
+    labels.append((f"{name}={OTHER}", {"column": name, "not_in": kept}))
+    labels.append((f"{name} {MISSING}", {"column": name, "missing": True}))
     return lookup[raw.astype(np.int64)], labels
 
 
@@ -297,7 +318,8 @@ def failing_slices(
         empty.reason = f"{rows} labelled rows: fewer than twice the smallest slice ({min_size})"
         return empty
     table = cur_t.filter(pa.array(labelled)) if not labelled.all() else cur_t
-    codes, labels = {}, {}
+    codes: dict[str, tuple[np.ndarray[Any, Any], int]] = {}
+    labels: dict[str, list[Label]] = {}
     for name in names:
         if ref_p.schema.columns[name].type == ColumnType.NUMERIC:
             code, label = _numeric_codes(table, ref_p, name, int(options["ranges"]))
@@ -312,7 +334,7 @@ def failing_slices(
 
 def _judge(
     counts: SliceCounts,
-    labels: Mapping[str, list[str]],
+    labels: Mapping[str, list[Label]],
     result: FailingSlices,
     alpha: float,
     regression: bool,
@@ -322,9 +344,9 @@ def _judge(
     keys, flat = [], []
     for key, cells in counts.cells.items():
         n = cells[0]
-        for cell in np.flatnonzero((n >= min_size) & (total_n - n >= min_size)):
-            keys.append((key, int(cell)))
-            flat.append(cells[:, cell])
+        for index in np.flatnonzero((n >= min_size) & (total_n - n >= min_size)).tolist():
+            keys.append((key, index))
+            flat.append(cells[:, index])
     result.tested = len(keys)
     if not keys:
         result.reason = "no slice is large enough to test"
@@ -335,17 +357,19 @@ def _judge(
     hits = np.flatnonzero(adjusted <= alpha)
     result.significant = int(hits.size)
     found = {keys[i]: (sums[:, i], float(p[i]), float(adjusted[i])) for i in hits}
-    kept = _prune(found, counts, labels, alpha, regression)
+    kept = _prune(found, counts, labels, alpha / len(keys), regression)
     z = normal_quantile(CONFIDENCE)
     out = []
     for (key, cell), (s, raw, adj) in kept.items():
         rest = counts.total - s
         slice_v, rest_v = (_metric(v, regression, z) for v in (s, rest))
         gap = (s[1] / s[0]) - (rest[1] / rest[0])
+        cell_labels = _cell_labels(key, cell, labels)
         out.append(
             Slice(
-                description=", ".join(_cell_labels(key, cell, counts, labels)),
+                description=", ".join(text for text, _ in cell_labels),
                 columns=list(key),
+                conditions=[cond for _, cond in cell_labels],
                 n=int(s[0]),
                 n_rest=int(rest[0]),
                 metric=result.metric or "",
@@ -370,9 +394,7 @@ def _p_values(sums: np.ndarray[Any, Any], total: np.ndarray[Any, Any], regressio
     return fisher_greater(sums[1], sums[0], float(total[1]), float(total[0]))
 
 
-def _cell_labels(
-    key: tuple[str, ...], cell: int, counts: SliceCounts, labels: Mapping[str, list[str]]
-) -> list[str]:
+def _cell_labels(key: tuple[str, ...], cell: int, labels: Mapping[str, list[Label]]) -> list[Label]:
     if len(key) == 1:
         return [labels[key[0]][cell]]
     kb = len(labels[key[1]])
@@ -382,33 +404,35 @@ def _cell_labels(
 def _prune(
     found: dict[tuple[tuple[str, ...], int], tuple[Any, float, float]],
     counts: SliceCounts,
-    labels: Mapping[str, list[str]],
-    alpha: float,
+    labels: Mapping[str, list[Label]],
+    level: float,
     regression: bool,
 ) -> dict[tuple[tuple[str, ...], int], tuple[Any, float, float]]:
-    """Leave out a pair cell no worse than the rest of either single cell it lies in, and a
-    single cell a kept pair cell explains (see the module docstring)."""
+    """Leave out a pair cell no worse than the rest of a significant single cell it lies in,
+    and a single cell whose rows outside a kept pair cell are not worse than the rows outside
+    it (one-sided tests at ``level``)."""
 
     def worse(a: Any, b: Any) -> bool:  # are a's rows worse than b's?
         if min(a[0], b[0]) < 2:
             return False
-        p = _p_values(a[:, None], a + b, regression)
-        return bool(p[0] <= alpha)
+        return bool(_p_values(a[:, None], a + b, regression)[0] <= level)
 
     kept = dict(found)
-    pairs = [(k, c) for k, c in found if len(k) == 2]
     explained: set[tuple[tuple[str, ...], int]] = set()
-    for key, cell in pairs:
+    for key, cell in [k for k in found if len(k[0]) == 2]:
         s = found[(key, cell)][0]
         kb = len(labels[key[1]])
         parents = [((key[0],), cell // kb), ((key[1],), cell % kb)]
-        if not all(worse(s, counts.cells[pk][:, pc] - s) for pk, pc in parents):
+        if any(
+            parent in found and not worse(s, counts.cells[parent[0]][:, parent[1]] - s)
+            for parent in parents
+        ):
             del kept[(key, cell)]
             continue
-        for pk, pc in parents:
-            parent = counts.cells[pk][:, pc]
-            if not worse(parent - s, counts.total - parent):
-                explained.add((pk, pc))
+        for parent in parents:
+            rows = counts.cells[parent[0]][:, parent[1]]
+            if not worse(rows - s, counts.total - rows):
+                explained.add(parent)
     for single in explained:
         kept.pop(single, None)
     return kept

@@ -78,6 +78,7 @@ def test_the_tidy_frame_and_the_alerts(fitted: Reference, production: pd.DataFra
             "missing_share",
             "accuracy",
             "multivariate_pca",
+            "failing_slices",
         }
         | estimated
     )
@@ -92,6 +93,12 @@ def test_the_tidy_frame_and_the_alerts(fitted: Reference, production: pd.DataFra
     # the last chunk's labels are partly missing: performance only where labels exist
     accuracy = frame[frame["metric"] == "accuracy"]
     assert accuracy["threshold"].nunique() == 1 and accuracy["value"].notna().all()
+    # the failing slices of each labelled chunk: a count, never an alert by itself
+    found = frame[frame["metric"] == "failing_slices"]
+    assert found["chunk"].tolist() == accuracy["chunk"].tolist() and not found["alert"].any()
+    assert found["value"].tolist() == [
+        len(r.failing_slices.slices) for r in timeline.reports if r.failing_slices is not None
+    ]
     polars = pytest.importorskip("polars")
     assert polars is not None and timeline.to_polars().shape == frame.shape
 
@@ -106,9 +113,9 @@ def test_plots_and_pages(fitted: Reference, production: pd.DataFrame, tmp_path: 
     assert html.count("<tr>") == len(timeline) + 1 and "<script" not in html
     page = timeline.save_html(tmp_path / "timeline.html").read_text(encoding="utf-8")
     assert "Plotly.newPlot" in page and not re.search(r"<script[^>]+src=", page)
-    # a figure per drift column, drift share, missing share, accuracy, multivariate_pca, and the
-    # estimated accuracy (with the realized one)
-    assert page.count('class="plot"') == len(timeline.reports[0].drift) + 5
+    # a figure per drift column, drift share, missing share, accuracy, multivariate_pca, the
+    # estimated accuracy (with the realized one) and failing_slices
+    assert page.count('class="plot"') == len(timeline.reports[0].drift) + 6
     assert "accuracy: realized" in page
     saved = timeline.save_json(tmp_path / "timeline.json").read_text(encoding="utf-8")
     assert '"chunk_period": "W"' in saved

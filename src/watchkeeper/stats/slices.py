@@ -104,7 +104,7 @@ def fisher_greater(
     """One-sided Fisher exact p-values: a slice of ``n`` rows holding ``errors`` of the
     ``total_errors`` errors of ``total`` rows has more than its share (vectorised)."""
     k = np.rint(errors).astype(np.int64)
-    p = stats.hypergeom.sf(k - 1, int(round(total)), int(round(total_errors)), np.rint(n))
+    p = stats.hypergeom.sf(k - 1, round(total), round(total_errors), np.rint(n))
     return np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
 
 
