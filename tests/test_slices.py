@@ -212,8 +212,9 @@ def test_no_labels_is_an_empty_result_with_a_reason() -> None:
     [
         ({"nope": 1}, "unknown slices option"),
         ("yes", "slices must be True, False or a mapping"),
-        ({"min_rows": 0}, "min_rows must be a positive integer"),
-        ({"ranges": 1}, "ranges must be a positive integer"),
+        ({"min_rows": 0}, "min_rows must be an integer in"),
+        ({"ranges": 1}, r"ranges must be an integer in \[2, 50\]"),
+        ({"categories": 500}, "categories must be an integer in"),
         ({"min_share": 0.7}, "min_share must be in"),
         ({"pairs": "no"}, "pairs must be True or False"),
     ],

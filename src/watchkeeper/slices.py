@@ -67,6 +67,8 @@ DEFAULTS: dict[str, Any] = {
     "pairs": True,
     "top": 20,
 }
+# the integer options' bounds: a cell's code fits in one byte
+LIMITS = {"min_rows": (2, 10**9), "ranges": (2, 50), "categories": (1, 200), "top": (1, 10**6)}
 CONFIDENCE = 0.95
 MISSING, OTHER = "(missing)", "(other)"
 # a cell's description and its condition on the rows: {"column", "low", "high"} (a range,
@@ -88,10 +90,12 @@ def slice_options(value: object) -> dict[str, Any] | None:
     if unknown:
         raise InputError(f"unknown slices option(s) {unknown}: known are {sorted(DEFAULTS)}")
     out = {**DEFAULTS, **value}
-    for key in ("min_rows", "ranges", "categories", "top"):
+    for key, (low, high) in LIMITS.items():
         v = out[key]
-        if isinstance(v, bool) or not isinstance(v, int) or v < (2 if key == "ranges" else 1):
-            raise InputError(f"slices option {key} must be a positive integer, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+            raise InputError(
+                f"slices option {key} must be an integer in [{low}, {high}], got {v!r}"
+            )
     share = out["min_share"]
     if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 0.5:
         raise InputError(f"slices option min_share must be in [0, 0.5), got {share!r}")
@@ -304,8 +308,11 @@ def failing_slices(
     """The failing slices of ``cur_t`` (see the module docstring)."""
     empty = FailingSlices(options=dict(options), alpha=alpha)
     absent = [n for n in (target, prediction) if n not in cur_t.column_names]
-    if absent or task is None:
+    if absent:
         empty.reason = f"the current data has no {' or '.join(map(repr, absent))} column: no labels"
+        return empty
+    if task is None:
+        empty.reason = "no labels in the current data"
         return empty
     regression = task == "regression"
     metric = "mae" if regression else "accuracy"
