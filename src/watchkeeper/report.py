@@ -54,7 +54,7 @@ from watchkeeper.progress import Progress
 from watchkeeper.quality import Finding, compare_quality
 from watchkeeper.report_settings import Setting, column_settings, resolve_schema
 from watchkeeper.schema import Role, Schema
-from watchkeeper.slices import FailingSlices, failing_slices, slice_options
+from watchkeeper.slices import FailingSlices, report_slices, slice_options
 from watchkeeper.stats.drift import DEFAULT_METHODS, ColumnDrift, column_drift
 from watchkeeper.stats.numeric import DEFAULT_BINS
 
@@ -353,7 +353,7 @@ def report_against(
         performance = performance_section(
             ref_t, cur_t, target, prediction, options["scores"], findings, performance_cache
         )
-    failing = _failing_slices(ref_p, cur_t, options, performance)
+    failing = report_slices(ref_p, cur_t, options, performance)
     methods = methods_of(options.get("multivariate", DEFAULT_MULTIVARIATE))
     joint = None
     if methods:
@@ -393,29 +393,6 @@ def report_against(
         multivariate_drift=joint,
         estimated_performance=estimated,
         failing_slices=failing,
-    )
-
-
-def _failing_slices(
-    ref_p: DatasetProfile,
-    cur_t: pa.Table,
-    options: Mapping[str, Any],
-    performance: Mapping[str, Any] | None,
-) -> FailingSlices | None:
-    """The failing slices when asked for (``options["slices"]``, on unless False)."""
-    chosen = slice_options(options.get("slices", True))
-    if chosen is None:
-        return None
-    target, prediction = options["target"], options["prediction"]
-    if target is None or prediction is None:
-        return FailingSlices(
-            options=chosen,
-            alpha=options["false_alarm_rate"],
-            reason="no target and prediction columns given: no labels",
-        )
-    task = None if performance is None else performance.get("task")
-    return failing_slices(
-        ref_p, cur_t, target, prediction, task, chosen, options["false_alarm_rate"]
     )
 
 

@@ -57,7 +57,7 @@ from watchkeeper.stats.intervals import MetricValue, metric_value, normal_quanti
 from watchkeeper.stats.labels import label_strings, null_mask
 from watchkeeper.stats.slices import SliceCounts, fisher_greater, holm, welch_greater
 
-__all__ = ["DEFAULTS", "FailingSlices", "Slice", "failing_slices", "slice_options"]
+__all__ = ["DEFAULTS", "FailingSlices", "Slice", "failing_slices", "report_slices", "slice_options"]
 
 DEFAULTS: dict[str, Any] = {
     "min_rows": 30,
@@ -342,6 +342,30 @@ def failing_slices(
         codes[name], labels[name] = (code, len(label)), label
     counts = SliceCounts.count(codes, loss[labelled], pairs=bool(options["pairs"]))
     return _judge(counts, labels, empty, alpha, regression)
+
+
+def report_slices(
+    ref_p: DatasetProfile,
+    cur_t: pa.Table,
+    options: Mapping[str, Any],
+    performance: Mapping[str, Any] | None,
+) -> FailingSlices | None:
+    """``report.failing_slices``: the failing slices when asked for (``options["slices"]``,
+    on unless False), of the report's ``options`` (target, prediction, false_alarm_rate)."""
+    chosen = slice_options(options.get("slices", True))
+    if chosen is None:
+        return None
+    target, prediction = options["target"], options["prediction"]
+    if target is None or prediction is None:
+        return FailingSlices(
+            options=chosen,
+            alpha=options["false_alarm_rate"],
+            reason="no target and prediction columns given: no labels",
+        )
+    task = None if performance is None else performance.get("task")
+    return failing_slices(
+        ref_p, cur_t, target, prediction, task, chosen, options["false_alarm_rate"]
+    )
 
 
 def _judge(
