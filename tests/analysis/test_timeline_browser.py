@@ -36,7 +36,8 @@ def test_the_timeline_page_renders_offline(browser: Any, tmp_path: Path) -> None
     page.goto(page_file.as_uri(), timeout=TIMEOUT_MS)
     page.wait_for_selector(".plot .main-svg", timeout=TIMEOUT_MS)
     plots = page.locator(".plot[data-figure]")
-    assert plots.count() == len(timeline.reports[0].drift) + 4  # + multivariate_pca
+    # drift share, missing share, accuracy, multivariate_pca and failing_slices
+    assert plots.count() == len(timeline.reports[0].drift) + 5
     drawn = page.evaluate(
         "Array.from(document.querySelectorAll('.plot[data-figure]'))"
         ".map(el => (el.data || []).reduce((n, t) => n + (t.y ? t.y.length : 0), 0))"
