@@ -59,8 +59,10 @@ def _window_table(est: Estimator, rows: pa.Table) -> pa.Table | None:
     present = [c for c in (est.prediction, RESERVED_PREDICTION) if c in rows.column_names]
     if not present:
         return None
-    preds = [rows.column(c).cast(pa.string()) for c in present]
-    cols[est.prediction] = preds[0] if len(preds) == 1 else pc.coalesce(*preds)
+    if len(present) == 1:  # as stored: its labels read as the reference's were
+        cols[est.prediction] = rows.column(present[0])
+    else:
+        cols[est.prediction] = pc.coalesce(*(rows.column(c).cast(pa.string()) for c in present))
     if est.scores is not None:
         if all(s in rows.column_names for s in est.scores):
             for s in est.scores:

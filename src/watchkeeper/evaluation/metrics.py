@@ -144,7 +144,6 @@ def _estimated(name: str, task: Task, unit: str, *, higher: bool) -> WindowMetri
         higher_is_better=higher,
         task=task,
         estimated=True,
-        dashboard=False,
         exports=(
             _gauge(
                 f"estimated_{name}{suffix}",
