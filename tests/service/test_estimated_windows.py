@@ -17,6 +17,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+import sqlalchemy as sa
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
 from pyarrow import ipc
 
 from watchkeeper.alerts.catalog import Catalog
@@ -31,8 +34,9 @@ from watchkeeper.ingest.processor import Processor
 from watchkeeper.ingest.service import IngestService
 from watchkeeper.report import compare
 from watchkeeper.settings import load_settings
+from watchkeeper.store import migrations
 from watchkeeper.store import tables as t
-from watchkeeper.store.state import Store
+from watchkeeper.store.state import Store, create_engine
 
 HOUR = 3600
 T0 = 1_714_554_000.0
@@ -199,6 +203,43 @@ def test_a_version_without_an_estimator_gets_no_series(
     for name in CLASSIFICATION:
         assert series(store, "m", f"estimated_{name}") == []
     assert len(series(store, "m", "drift_statistic", feature="x1")) == 1
+
+
+def test_a_version_registered_before_revision_0012_has_no_estimator(
+    module_databases: Callable[[], str], open_store: Callable[[str], Store]
+) -> None:
+    """A database at revision 0011 with a version; opened by this release it is upgraded in
+    place and the version's estimator is null."""
+    url = module_databases()
+    engine = create_engine(url)
+    script = migrations.script_directory()
+
+    def upgrade(heads: Any, _context: Any) -> Any:
+        return script._upgrade_revs("0011", heads)
+
+    with engine.begin() as conn:
+        with EnvironmentContext(Config(), script, fn=upgrade, destination_rev="0011") as env:
+            env.configure(connection=conn, target_metadata=t.metadata)
+            env.run_migrations()
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("wk_model_versions")}
+        assert "reference_estimation" not in columns
+        conn.execute(
+            t.models.insert().values(
+                name="old", created_at=1.0, champion="v1", window_seconds=60,
+                label_horizon_seconds=1.0, retention_days=1.0, segments=[],
+            )
+        )  # fmt: skip
+        conn.execute(
+            sa.text(
+                "INSERT INTO wk_model_versions (model, version, created_at, schema, "
+                "reference_profile, reference_rows) VALUES ('old', 'v1', 1.0, '{}', :p, 10)"
+            ),
+            {"p": b"\x00"},
+        )
+    engine.dispose()
+    store = open_store(url)
+    assert store.schema_version == migrations.head()
+    assert store.reference_estimation("old", "v1") is None
 
 
 def test_a_monitor_on_estimated_accuracy_fires_and_resolves_through_a_webhook(

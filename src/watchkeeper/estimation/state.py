@@ -42,9 +42,15 @@ from watchkeeper.estimation.section import Estimator
 __all__ = ["FORMAT", "TRUSTED_TYPES", "estimator_from_bytes", "estimator_to_bytes"]
 
 FORMAT = 1  # the layout of the archive; a reader refuses another
-# beyond scikit-learn's estimators (which skops trusts), the one type a fitted
-# HistGradientBoostingRegressor holds
-TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
+# beyond scikit-learn's estimators (which skops trusts), the types a fitted
+# HistGradientBoostingRegressor holds: its trees' predictor and, with categorical features,
+# its encoder's ``functools.partial(check_array, ...)`` (skops lists the partial's function as
+# a type of its own, so a partial of anything else is still refused)
+TRUSTED_TYPES = (
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "functools.partial",
+    "sklearn.utils.validation.check_array",
+)
 
 
 def estimator_to_bytes(est: Estimator) -> bytes:
