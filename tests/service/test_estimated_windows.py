@@ -161,6 +161,42 @@ def test_a_regression_model_gets_dles_mae_and_rmse(
     assert series(store, "r", "estimated_accuracy") == []
 
 
+def test_a_multiclass_models_scores_map_is_read_as_its_score_columns(
+    database_url: str, open_store: Callable[[str], Store], tmp_path: Path
+) -> None:
+    """The reference names the score columns (one per class, in class order); the events
+    carry the ``scores`` map (``score.<class>``): the estimate is the library's on the
+    reference's names."""
+    store = open_store(database_url)
+    settings = load_settings(data_dir=tmp_path / "data", label_horizon_days=9999)
+    service = IngestService(store, settings)
+    rng = np.random.default_rng(0)
+    names = np.array(["a", "b", "c"])
+
+    def three(n: int) -> dict[str, Any]:
+        p = rng.dirichlet([1, 1, 1], n)
+        y = (rng.uniform(size=(n, 1)) > p.cumsum(1)).sum(1)
+        return {"pa": p[:, 0], "pb": p[:, 1], "pc": p[:, 2], "pred": names[p.argmax(1)],
+                "y": names[y]}  # fmt: skip
+
+    reference = pa.table(three(3000))
+    scores = ["pa", "pb", "pc"]
+    service.register("k", reference, target="y", prediction="pred", scores=scores,
+                     window_seconds=HOUR)  # fmt: skip
+    window = three(900)
+    mapped = {"pred": window["pred"], **{f"score.{c}": window[f"p{c}"] for c in names}}
+    send(service, 0, mapped, seed=1, model="k")
+    assert Evaluator(store, settings.lake_dir).run_once(now=T0 + 2 * HOUR) == 1
+    expected = library(
+        reference, pa.table(window), target="y", prediction="pred", scores=scores,
+        multivariate=None,
+    )  # fmt: skip
+    for name in CLASSIFICATION:
+        [p] = series(store, "k", f"estimated_{name}")
+        assert p["value"] == pytest.approx(expected[name]["value"], rel=1e-12), name
+        assert p["detail"]["n"] == 900
+
+
 def test_late_labels_do_not_read_the_windows_rows_again(
     database_url: str, open_store: Callable[[str], Store], tmp_path: Path
 ) -> None:

@@ -52,8 +52,9 @@ RESERVED_PREDICTION = "prediction"  # an event's prediction field, when not a na
 
 def _window_table(est: Estimator, rows: pa.Table) -> pa.Table | None:
     """The window's rows with the estimator's column names: the prediction (the named column,
-    else the event's ``prediction`` field), the scores (named columns, else the event's
-    ``scores`` map entries ``score.<class>``) and the features; None if one is missing."""
+    else the event's ``prediction`` field), the scores (per row the named column, else the
+    event's ``scores`` map entry ``score.<class>``: the score columns are in class order,
+    a binary model's is the positive class's) and the features; None if one is missing."""
     n = rows.num_rows
     cols: dict[str, Any] = {}
     present = [c for c in (est.prediction, RESERVED_PREDICTION) if c in rows.column_names]
@@ -64,17 +65,18 @@ def _window_table(est: Estimator, rows: pa.Table) -> pa.Table | None:
     else:
         cols[est.prediction] = pc.coalesce(*(rows.column(c).cast(pa.string()) for c in present))
     if est.scores is not None:
-        if all(s in rows.column_names for s in est.scores):
-            for s in est.scores:
-                cols[s] = rows.column(s).cast(pa.float64())
-        else:
-            assert not isinstance(est.model, DLE)
-            classes = est.model.classes
-            wanted = [f"score.{c}" for c in (classes[-1:] if len(classes) == 2 else classes)]
-            if len(wanted) != len(est.scores) or any(w not in rows.column_names for w in wanted):
+        assert not isinstance(est.model, DLE)
+        classes = est.model.classes
+        mapped = [f"score.{c}" for c in (classes[-1:] if len(classes) == 2 else classes)]
+        if len(mapped) != len(est.scores):
+            mapped = [""] * len(est.scores)
+        for name, entry in zip(est.scores, mapped, strict=True):
+            found = [
+                rows.column(c).cast(pa.float64()) for c in (name, entry) if c in rows.column_names
+            ]
+            if not found:
                 return None
-            for s, w in zip(est.scores, wanted, strict=True):
-                cols[s] = rows.column(w).cast(pa.float64())
+            cols[name] = found[0] if len(found) == 1 else pc.coalesce(*found)
     if est.encoder is not None:
         if est.encoder.missing(rows):
             return None
