@@ -228,7 +228,7 @@ def test_a_version_without_an_estimator_gets_no_series(
 ) -> None:
     store = open_store(database_url)
     service, evaluator, _ = setup(store, tmp_path)
-    with store.engine.begin() as conn:  # as registered before revision 0012
+    with store.engine.begin() as conn:  # as registered before revision 0013
         conn.execute(t.versions.update().values(reference_estimation=None))
     send(service, 0, draw(np.random.default_rng(5), 500), seed=5)
     # a classifier registered without its scores has no estimator either
@@ -241,20 +241,20 @@ def test_a_version_without_an_estimator_gets_no_series(
     assert len(series(store, "m", "drift_statistic", feature="x1")) == 1
 
 
-def test_a_version_registered_before_revision_0012_has_no_estimator(
+def test_a_version_registered_before_revision_0013_has_no_estimator(
     module_databases: Callable[[], str], open_store: Callable[[str], Store]
 ) -> None:
-    """A database at revision 0011 with a version; opened by this release it is upgraded in
+    """A database at revision 0012 with a version; opened by this release it is upgraded in
     place and the version's estimator is null."""
     url = module_databases()
     engine = create_engine(url)
     script = migrations.script_directory()
 
     def upgrade(heads: Any, _context: Any) -> Any:
-        return script._upgrade_revs("0011", heads)
+        return script._upgrade_revs("0012", heads)
 
     with engine.begin() as conn:
-        with EnvironmentContext(Config(), script, fn=upgrade, destination_rev="0011") as env:
+        with EnvironmentContext(Config(), script, fn=upgrade, destination_rev="0012") as env:
             env.configure(connection=conn, target_metadata=t.metadata)
             env.run_migrations()
         columns = {c["name"] for c in sa.inspect(conn).get_columns("wk_model_versions")}

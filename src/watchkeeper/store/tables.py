@@ -41,7 +41,7 @@ versions = sa.Table(
     # (fewer than two varying features, or registered before revision 0011)
     sa.Column("reference_multivariate", sa.LargeBinary),
     # the performance estimator (estimation.state: an .npz archive, no pickle), or null (no
-    # target, prediction or classifier scores in the reference, or registered before 0012)
+    # target, prediction or classifier scores in the reference, or registered before 0013)
     sa.Column("reference_estimation", sa.LargeBinary),
 )
 

@@ -4,8 +4,8 @@ archive, :mod:`watchkeeper.estimation.state`; null for a version whose reference
 target, the prediction or a classifier's scores, and for versions registered before this
 revision).
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels: str | None = None
 depends_on: str | None = None
 
