@@ -324,3 +324,24 @@ def deliver(store: Store, box: Outbox) -> None:
     while list_deliveries(store, status="pending") and time.monotonic() < deadline:
         box.run_once()
         time.sleep(0.02)
+
+
+def test_only_the_whole_models_windows_get_the_series(
+    database_url: str, open_store: Callable[[str], Store], tmp_path: Path
+) -> None:
+    """A model with a segment column: its all-segments window (``*``) is estimated on all its
+    rows; a segment's window is not."""
+    store = open_store(database_url)
+    settings = load_settings(data_dir=tmp_path / "data", label_horizon_days=9999)
+    service = IngestService(store, settings)
+    rng = np.random.default_rng(9)
+    reference = pa.table({**draw(rng, 3000), "region": rng.choice(["eu", "us"], 3000)})
+    service.register("m", reference, target="y", prediction="pred", scores="score",
+                     segments="region", window_seconds=HOUR)  # fmt: skip
+    send(service, 0, {**draw(rng, 900), "region": rng.choice(["eu", "us"], 900)}, seed=9)
+    evaluator = Evaluator(store, settings.lake_dir)
+    assert evaluator.run_once(now=T0 + 2 * HOUR) == 3  # *, region=eu, region=us
+    [whole] = series(store, "m", "estimated_accuracy")
+    assert whole["segment"] == "*" and whole["detail"]["n"] == 900
+    for region in ("eu", "us"):
+        assert series(store, "m", "estimated_accuracy", segment=f"region={region}") == []
