@@ -23,6 +23,7 @@ __all__ = ["SERIES_COLORS", "time_series_figure", "time_series_spec"]
 # The series of one chart (p50, p95, p99; accuracy, f1, ...), in order.
 SERIES_COLORS = (CURRENT_COLOR, "#f59e0b", ALERT_COLOR, "#0d9488", "#7c3aed", "#64748b")
 BAND_FILL = "rgba(37, 99, 235, 0.18)"  # the first series' colour, light: its interval
+SECOND_BAND_FILL = "rgba(245, 158, 11, 0.18)"  # the second series' colour, light
 BASELINE_COLOR = "#0f172a"
 MARK_COLOR = "#7c3aed"  # a promotion or rollback on the time axis
 
@@ -51,6 +52,7 @@ def time_series_spec(
     customdata: Sequence[object] | None = None,
     band: tuple[Sequence[float | None], Sequence[float | None]] | None = None,
     band_name: str = "interval",
+    second_band: tuple[Sequence[float | None], Sequence[float | None], str] | None = None,
     baseline: float | None = None,
     baseline_name: str = "baseline",
     marks: Sequence[tuple[float, str]] = (),
@@ -62,7 +64,9 @@ def time_series_spec(
     the points of the first series where it is true in the alert colour (drifted windows);
     ``customdata`` rides on the first series (a dashboard links a clicked point to it).
     ``band`` (low, high) shades an interval around the first series (a confidence interval;
-    windows where either end is None are left out of it); ``baseline`` draws a horizontal
+    windows where either end is None are left out of it); ``second_band`` (low, high, name)
+    one around the second series, in its colour (an estimate next to the realized value);
+    ``baseline`` draws a horizontal
     dotted line (a training baseline) across the chart. ``marks`` (Unix seconds, label) draw a
     labelled vertical line each (a promotion); those before the first window are left out.
 
@@ -104,6 +108,9 @@ def time_series_spec(
         )
     if band is not None and data:
         data.append(_band(x, values(band[0]), values(band[1]), band_name))
+    if second_band is not None and len(data) > 1:
+        low, high, name = second_band
+        data.append(_band(x, values(low), values(high), name, SECOND_BAND_FILL))
     if baseline is not None and math.isfinite(baseline) and x:
         data.append(
             {
@@ -161,7 +168,13 @@ def time_series_spec(
     return {"data": data, "layout": layout}
 
 
-def _band(x: list[str], low: list[float | None], high: list[float | None], name: str) -> Any:
+def _band(
+    x: list[str],
+    low: list[float | None],
+    high: list[float | None],
+    name: str,
+    fill: str = BAND_FILL,
+) -> Any:
     """One closed polygon: the high ends left to right, then the low ends back."""
     keep = [i for i in range(len(x)) if low[i] is not None and high[i] is not None]
     return {
@@ -171,8 +184,8 @@ def _band(x: list[str], low: list[float | None], high: list[float | None], name:
         "y": [high[i] for i in keep] + [low[i] for i in reversed(keep)],
         "mode": "lines",
         "fill": "toself",
-        "fillcolor": BAND_FILL,
-        "line": {"width": 0, "color": BAND_FILL},
+        "fillcolor": fill,
+        "line": {"width": 0, "color": fill},
         "hoverinfo": "skip",
     }
 

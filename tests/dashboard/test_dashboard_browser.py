@@ -283,6 +283,39 @@ def test_model_page_draws_intervals_the_baseline_and_prediction_drift(
     assert v.errors == []
 
 
+def test_model_page_draws_the_estimate_next_to_the_realized_value(
+    visit: Callable[[str], Visit], live: Live
+) -> None:
+    """The accuracy chart holds the estimate before labels (CBPE, ``estimated_accuracy``) with
+    its own band, next to the realized accuracy: the figures the API answers."""
+    v = visit(live.read)
+    v.go(f"/ui/models/{MODEL}?range=7d")
+    headers = {"authorization": f"Bearer {live.read}"}
+    with httpx.Client(base_url=live.url, headers=headers, timeout=30) as api:
+        params = {"metric": "estimated_accuracy", "version": "v1"}
+        r = api.get(f"/v1/models/{MODEL}/metrics", params=params)
+    assert r.status_code == 200, r.text
+    points = [p for p in r.json()["points"] if p["value"] is not None]
+    assert len(points) >= 3
+    traces = v.page.evaluate(
+        """id => document.querySelector(`.plot[data-figure="${id}"]`).data.map(
+               t => ({name: t.name, fill: t.fill || null, y: Array.from(t.y)}))""",
+        "fig-performance-accuracy",
+    )
+    by_name = {t["name"]: t for t in traces}
+    shown = [y for y in by_name["estimated accuracy"]["y"] if y is not None]
+    assert shown == [p["value"] for p in points]
+    band = by_name["estimate's 95% interval"]
+    highs = [p["detail"]["high"] for p in points]
+    lows = [p["detail"]["low"] for p in points]
+    assert band["fill"] == "toself" and band["y"] == highs + lows[::-1]
+    assert all(lo < v_ < hi for lo, v_, hi in zip(lows, shown, highs, strict=True))
+    assert [y for y in by_name["accuracy"]["y"] if y is not None], "the realized accuracy"
+    chart = "#chart-performance-accuracy .scatterlayer .js-fill"
+    assert v.page.locator(chart).count() >= 2  # plotly filled both bands
+    assert v.errors == []
+
+
 def test_model_page_draws_the_joint_drift_with_its_threshold(
     visit: Callable[[str], Visit], live: Live
 ) -> None:

@@ -14,6 +14,9 @@ replaces the window's metric points:
 * ``multivariate_pca``: the window's mean PCA reconstruction error against the version's
   reference, with threshold and decision in ``detail`` (:mod:`watchkeeper.evaluation.joint`;
   when the evaluator has the lake and the version its PCA state);
+* ``estimated_accuracy``, ``estimated_f1``, ... / ``estimated_mae``, ``estimated_rmse``: the
+  performance estimated without labels (CBPE, DLE), the interval in ``detail``
+  (:mod:`watchkeeper.evaluation.estimated`; with the lake and the version's estimator);
 * with labels: ``accuracy``, ``f1`` (binary: positive class; else macro), ``precision``,
   ``recall`` or ``mae``, ``rmse``, ``r2``; and ``labels``, the labelled count; ``roc_auc``
   for a binary model whose events carry a score (its schema's first score column); each with
@@ -35,6 +38,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from watchkeeper.evaluation.estimated import EstimatedPerformance
 from watchkeeper.evaluation.joint import JointDrift
 from watchkeeper.evaluation.metrics import latency
 from watchkeeper.evaluation.performance import performance_points
@@ -63,7 +67,9 @@ class Evaluator:
         self.windows_evaluated = 0
         self.errors = 0
         # the series of a window beyond its profile's, each a WindowSeries
-        self.series: list[WindowSeries] = [] if lake_dir is None else [JointDrift(lake_dir)]
+        self.series: list[WindowSeries] = (
+            [] if lake_dir is None else [JointDrift(lake_dir), EstimatedPerformance(lake_dir)]
+        )
         # a window evaluated again for its labels keeps its drift (and its series)
         self.drift = DriftCache(series=self.series)
         # called after every pass (the alert engine): each reads what the pass wrote

@@ -69,6 +69,8 @@ class WindowMetric:
     ``exports`` the Prometheus families ``/metrics`` exports it in (those of a metric whose
     sample is ``labels`` read the newest window that has labels, so they stay while labels
     lag).
+    ``estimated`` marks a metric of the task estimated before labels arrive (its points come
+    from :mod:`watchkeeper.evaluation.estimated`, not from the labels' aggregate).
     ``source``, ``unit``, ``description`` and ``higher_is_better`` describe it for people
     (and for readers to come, such as monitors that know which way is worse)."""
 
@@ -86,6 +88,7 @@ class WindowMetric:
     quantile: float | None = None
     dashboard: bool = True
     exports: tuple[Export, ...] = ()
+    estimated: bool = False  # estimated without labels (a WindowSeries), not from the aggregate
 
     @property
     def percentile(self) -> str | None:
@@ -122,6 +125,29 @@ def _performance(
             _gauge(
                 f"performance_{name}{suffix}",
                 f"{name} of the newest labelled window: {description}.",
+            ),
+        ),
+    )
+
+
+def _estimated(name: str, task: Task, unit: str, *, higher: bool) -> WindowMetric:
+    suffix = UNIT_SUFFIXES.get(unit, "")
+    how = "CBPE" if task == "classification" else "DLE"
+    return WindowMetric(
+        f"estimated_{name}",
+        "performance",
+        unit,
+        f"{name} estimated without labels ({how}) from the window's rows; detail: the "
+        "interval (low, high), the reference's realized value",
+        label=f"estimated {name}",
+        format="num",
+        higher_is_better=higher,
+        task=task,
+        estimated=True,
+        exports=(
+            _gauge(
+                f"estimated_{name}{suffix}",
+                f"{name} of the newest window estimated without labels ({how}).",
             ),
         ),
     )
@@ -325,6 +351,13 @@ _ENTRIES = (
     _performance("mae", "regression", "mean absolute error", "target unit", higher=False),
     _performance("rmse", "regression", "root mean squared error", "target unit", higher=False),
     _performance("r2", "regression", "coefficient of determination", "score", higher=True),
+    _estimated("accuracy", "classification", "ratio", higher=True),
+    _estimated("precision", "classification", "ratio", higher=True),
+    _estimated("recall", "classification", "ratio", higher=True),
+    _estimated("f1", "classification", "ratio", higher=True),
+    _estimated("roc_auc", "classification", "ratio", higher=True),
+    _estimated("mae", "regression", "target unit", higher=False),
+    _estimated("rmse", "regression", "target unit", higher=False),
 )
 
 CATALOGUE: Mapping[str, WindowMetric] = {m.name: m for m in _ENTRIES}
@@ -332,7 +365,12 @@ CATALOGUE: Mapping[str, WindowMetric] = {m.name: m for m in _ENTRIES}
 
 def performance(task: Task) -> tuple[WindowMetric, ...]:
     """The performance metrics a model of ``task`` gets from its labels (``labels`` aside)."""
-    return tuple(m for m in _ENTRIES if m.task == task)
+    return tuple(m for m in _ENTRIES if m.task == task and not m.estimated)
+
+
+def estimated(task: Task) -> tuple[WindowMetric, ...]:
+    """The metrics a model of ``task`` gets estimated before its labels arrive."""
+    return tuple(m for m in _ENTRIES if m.task == task and m.estimated)
 
 
 def latency() -> dict[str, float]:

@@ -14,6 +14,8 @@ import pyarrow.parquet as pq
 
 from watchkeeper.constraints import apply as apply_rules
 from watchkeeper.errors import InputError
+from watchkeeper.estimation.section import fit_estimator
+from watchkeeper.estimation.state import estimator_to_bytes
 from watchkeeper.ingest.events import RESERVED
 from watchkeeper.io import column_names, to_table
 from watchkeeper.multivariate import fit_multivariate, methods_of
@@ -124,6 +126,7 @@ def register(
         reference_sample=_sample(table),
         reference_performance=reference_performance(table, schema, profile),
         reference_multivariate=_multivariate(table, schema, seed) if joint else None,
+        reference_estimation=_estimation(table, schema, seed),
         champion=champion,
     )
     return {
@@ -189,6 +192,20 @@ def _multivariate(table: pa.Table, schema: Schema, seed: int | None) -> bytes | 
     ``Reference.fit`` fits it: each window's ``multivariate_pca`` is judged against it."""
     state = pca_state(fit_multivariate(table, schema, seed), table)
     return None if state is None else state.to_bytes()
+
+
+def _estimation(table: pa.Table, schema: Schema, seed: int | None) -> bytes | None:
+    """The performance estimator (``docs/estimation.md``: CBPE with the schema's score
+    columns, DLE for regression), fitted once here as ``Reference.fit`` fits it: each window's
+    ``estimated_*`` series is estimated with it. None when the reference lacks the target, the
+    prediction or (a classifier) its scores, or the estimator cannot be fitted."""
+    target = schema.target
+    prediction = next((c.name for c in schema.by_role(Role.PREDICTION)), None)
+    if target is None or prediction is None:
+        return None
+    scores = [c.name for c in schema.by_role(Role.SCORE)] or None
+    est = fit_estimator(table, schema, target, prediction, scores, seed)
+    return None if isinstance(est, str) else estimator_to_bytes(est)
 
 
 def _sample(table: pa.Table) -> bytes:

@@ -232,6 +232,7 @@ class Store(DurableLog):
         reference_sample: bytes | None,
         reference_performance: Mapping[str, Any] | None = None,
         reference_multivariate: bytes | None = None,
+        reference_estimation: bytes | None = None,
         champion: bool = True,
     ) -> None:
         self.model(model)
@@ -256,6 +257,7 @@ class Store(DurableLog):
                     if reference_performance is None
                     else dict(reference_performance),
                     reference_multivariate=reference_multivariate,
+                    reference_estimation=reference_estimation,
                 )
             )
             before = conn.execute(
@@ -303,6 +305,19 @@ class Store(DurableLog):
                 sa.select(v.reference_multivariate).where(
                     (v.model == model) & (v.version == version)
                 )
+            ).first()
+        if row is None:
+            raise NotFoundError(f"model {model!r} has no version {version!r}")
+        return None if row[0] is None else bytes(row[0])
+
+    def reference_estimation(self, model: str, version: str) -> bytes | None:
+        """The version's performance estimator (``estimation.state``), or None: a reference
+        without the target, the prediction or a classifier's scores, or registered before the
+        service kept it."""
+        v = t.versions.c
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(v.reference_estimation).where((v.model == model) & (v.version == version))
             ).first()
         if row is None:
             raise NotFoundError(f"model {model!r} has no version {version!r}")

@@ -40,6 +40,9 @@ versions = sa.Table(
     # the PCA check's reference side (multivariate.state: an .npz archive, no pickle), or null
     # (fewer than two varying features, or registered before revision 0011)
     sa.Column("reference_multivariate", sa.LargeBinary),
+    # the performance estimator (estimation.state: an .npz archive, no pickle), or null (no
+    # target, prediction or classifier scores in the reference, or registered before 0013)
+    sa.Column("reference_estimation", sa.LargeBinary),
 )
 
 # The durable log: a batch is acknowledged once its row is committed here.

@@ -2,7 +2,10 @@
 
 Each performance metric gets its own chart: the window values, their confidence interval as a
 shaded band (the points' ``detail``, :mod:`watchkeeper.evaluation.performance`) and the
-version's training baseline as a dotted horizontal line when its reference had labels.
+version's training baseline as a dotted horizontal line when its reference had labels; next to
+them the value estimated before the labels (``estimated_<metric>``,
+:mod:`watchkeeper.evaluation.estimated`) with its own band, so the page shows how far the
+estimate held once labels came.
 
 The joint drift (``multivariate_pca``: a change in how the features move together) gets one
 chart with its calibrated threshold, drifted windows marked, when the version has that series.
@@ -19,6 +22,7 @@ from typing import Any
 
 from watchkeeper.charts_time import time_series_spec
 from watchkeeper.evaluation import metrics as catalogue
+from watchkeeper.evaluation.metrics import CATALOGUE
 from watchkeeper.evaluation.names import features_of
 from watchkeeper.evaluation.performance import LEVEL, baseline
 from watchkeeper.server.dashboard import queries
@@ -29,6 +33,7 @@ from watchkeeper.store.state import Store
 __all__ = ["joint_drift", "performance_charts", "prediction_drift"]
 
 BAND = f"{LEVEL:.0%} interval"
+ESTIMATE_BAND = f"estimate's {LEVEL:.0%} interval"
 BASELINE = "training baseline"
 
 
@@ -45,29 +50,32 @@ def performance_charts(
     percent: bool,
     marks: Sequence[tuple[float, str]] = (),
 ) -> list[dict[str, Any]]:
-    """A chart per performance metric that has a value in the range, with ``marks``
-    (promotions) on its time axis; one empty chart when none has (no labels yet)."""
-    data = queries.detail_series(store, ctx.scope, metrics) if metrics else {}
+    """A chart per performance metric that has a value in the range, realized or estimated
+    before the labels (``estimated_<metric>``, with its own band), with ``marks`` (promotions)
+    on its time axis; one empty chart when none has (no labels and no estimate yet)."""
+    names = [*metrics, *(f"estimated_{m}" for m in metrics if f"estimated_{m}" in CATALOGUE)]
+    data = queries.detail_series(store, ctx.scope, names) if metrics else {}
     charts = []
     for metric in metrics:
-        points = data.get(metric, {})
-        values = [points.get(w, (None, None)) for w in times]
-        if all(v is None for v, _ in values):
+        realized = _columns(data.get(metric, {}), times)
+        estimated = _columns(data.get(f"estimated_{metric}", {}), times)
+        if all(v is None for v in (*realized["value"], *estimated["value"])):
             continue
-        details = [d if isinstance(d, dict) else {} for _, d in values]
-        columns = {
-            "value": [v for v, _ in values],
-            "low": [d.get("low") for d in details],
-            "high": [d.get("high") for d in details],
-        }
+        columns = {**realized, **{f"estimated_{k}": v for k, v in estimated.items()}}
         xs, ys, run = downsample(times, columns)
         base = baseline(store, ctx.info.name, metric, ctx.version)
+        series = {catalogue.label(metric): ys["value"]}
+        second = None
+        if f"estimated_{metric}" in CATALOGUE:
+            series[catalogue.label(f"estimated_{metric}")] = ys["estimated_value"]
+            second = (ys["estimated_low"], ys["estimated_high"], ESTIMATE_BAND)
         figure = time_series_spec(
             xs,
-            {catalogue.label(metric): ys["value"]},
+            series,
             y_format=".2f" if metric == "roc_auc" else (".0%" if percent else ".3g"),
             band=(ys["low"], ys["high"]),
             band_name=BAND,
+            second_band=second,
             baseline=base[0]["value"] if base else None,
             baseline_name=BASELINE,
             marks=marks,
@@ -83,6 +91,17 @@ def performance_charts(
     if not charts:
         return [{"key": "performance", "title": "Performance (from labels)", "figure": None}]
     return charts
+
+
+def _columns(points: dict[int, Any], times: Sequence[int]) -> dict[str, list[Any]]:
+    """A series' values and interval ends over ``times`` (None where it has no point)."""
+    values = [points.get(w, (None, None)) for w in times]
+    details = [d if isinstance(d, dict) else {} for _, d in values]
+    return {
+        "value": [v for v, _ in values],
+        "low": [d.get("low") for d in details],
+        "high": [d.get("high") for d in details],
+    }
 
 
 def prediction_drift(
