@@ -20,7 +20,10 @@ LOWER_IS_BETTER = {"rmse", "mae", "mape", "log_loss"}
 def _column(table: pa.Table, name: str | None) -> np.ndarray[Any, Any] | None:
     if name is None or name not in table.column_names:
         return None
-    return np.asarray(table.column(name).to_numpy(zero_copy_only=False))
+    column = table.column(name)
+    if pa.types.is_dictionary(column.type):  # its to_numpy() does not keep nulls null
+        column = column.cast(column.type.value_type)
+    return np.asarray(column.to_numpy(zero_copy_only=False))
 
 
 def _scores(table: pa.Table, names: Sequence[str] | None) -> np.ndarray[Any, Any] | None:

@@ -250,7 +250,8 @@ def compare(
     slice_options(slices)
     scores = column_names(scores, "scores") or None
     columns = None if columns is None else column_names(columns, "columns")
-    ref_t, cur_t = to_table(reference, name="reference"), to_table(current, name="current")
+    ref_t = to_table(reference, name="reference", dictionary_strings=True)
+    cur_t = to_table(current, name="current", dictionary_strings=True)
     for name in (target, prediction, *(scores or ())):
         if name is not None and name not in ref_t.column_names and name not in cur_t.column_names:
             raise InputError(f"unknown column {name!r}: not in the reference or the current data")
