@@ -142,9 +142,9 @@ def test_numeric_columns_convert_as_arrow_does() -> None:
 def test_the_current_datas_input_error_comes_first() -> None:
     # the current data is converted while the reference is profiled; its error still wins
     ref = _frames(1, 0.0)
-    with pytest.raises(watchkeeper.errors.InputError, match="^current: unsupported input"):
+    with pytest.raises(watchkeeper.errors.InputError, match=r"^current: unsupported input"):
         watchkeeper.compare(ref, object(), columns=["not_a_column"])
-    with pytest.raises(watchkeeper.errors.InputError, match="^current: unsupported input"):
+    with pytest.raises(watchkeeper.errors.InputError, match=r"^current: unsupported input"):
         watchkeeper.compare(ref, object(), target="not_a_column")
-    with pytest.raises(watchkeeper.errors.InputError, match="^current: unsupported input"):
+    with pytest.raises(watchkeeper.errors.InputError, match=r"^current: unsupported input"):
         watchkeeper.compare(ref, object())
