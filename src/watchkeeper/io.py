@@ -40,6 +40,7 @@ __all__ = [
     "ISO_DATETIME_RE",
     "coerce_array",
     "column_names",
+    "column_values",
     "file_format",
     "read_file",
     "to_table",
@@ -387,6 +388,15 @@ def _is_view(t: pa.DataType, kind: str) -> bool:
 
 
 # --------------------------------------------------------------------------- coercion
+
+
+def column_values(table: pa.Table, name: str) -> np.ndarray[Any, Any]:
+    """A column as a numpy array, a dictionary-encoded one decoded first: pyarrow's
+    ``to_numpy`` of a dictionary column does not keep its nulls null."""
+    column = table.column(name)
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return np.asarray(column.to_numpy(zero_copy_only=False))
 
 
 def category_text(value: Any) -> str | None:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from watchkeeper.io import column_values
 from watchkeeper.quality import Finding
 from watchkeeper.stats.performance import ClassificationAggregate, RegressionAggregate, detect_task
 
@@ -20,10 +21,7 @@ LOWER_IS_BETTER = {"rmse", "mae", "mape", "log_loss"}
 def _column(table: pa.Table, name: str | None) -> np.ndarray[Any, Any] | None:
     if name is None or name not in table.column_names:
         return None
-    column = table.column(name)
-    if pa.types.is_dictionary(column.type):  # its to_numpy() does not keep nulls null
-        column = column.cast(column.type.value_type)
-    return np.asarray(column.to_numpy(zero_copy_only=False))
+    return column_values(table, name)
 
 
 def _scores(table: pa.Table, names: Sequence[str] | None) -> np.ndarray[Any, Any] | None:
