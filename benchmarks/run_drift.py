@@ -4,8 +4,11 @@
     python benchmarks/run_drift.py           # 1M rows, all tools, 10 accuracy seeds
     python benchmarks/run_drift.py --rows 100000 --seeds 2 --tools watchkeeper,scipy-loop
 
-Seed 0 is the timing run: every selected tool runs once, each in its own fresh
-interpreter (see benchmarks/peers/_harness.py for what is measured). Seeds 1..N-1
+Seed 0 is the timing run: every selected tool runs once per round, each in its own fresh
+interpreter (see benchmarks/peers/_harness.py for what is measured), all on the same input
+form (``--input``, by default pandas DataFrames with object strings, the form a user most
+often has); in the same rounds watchkeeper and the scipy loop also run on the
+``--extra-inputs`` forms (pandas ``category`` columns, pyarrow Tables), as extra rows. Seeds 1..N-1
 repeat the drift detection for the ``--accuracy-tools`` only (all but Evidently by
 default) to count false alarms and missed shifts over N independent data sets. The
 profiling row times ``watchkeeper.profile`` and ``whylogs.log`` on seed 0's current frame.
@@ -65,6 +68,23 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=3,
         help="timing runs per tool on seed 0 (median reported; the machine is shared)",
     )
+    p.add_argument(
+        "--input",
+        default=tools.FORMS[0],
+        choices=tools.FORMS,
+        help="the input form every tool gets (the headline rows)",
+    )
+    p.add_argument(
+        "--extra-inputs",
+        default=",".join(f for f in tools.FORMS if f != tools.FORMS[0]),
+        help="comma-separated input forms the --extra-tools also run on, as extra rows "
+        "('' for none)",
+    )
+    p.add_argument(
+        "--extra-tools",
+        default="watchkeeper,scipy-loop",
+        help="tools run on the --extra-inputs too (those that take the form)",
+    )
     p.add_argument("--no-profile", action="store_true", help="skip the profiling-only row")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per tool run")
     p.add_argument("--out", type=Path, default=RESULTS_DIR, help="results directory")
@@ -89,8 +109,20 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
             names = [n.strip() for n in args.accuracy_tools.split(",") if n.strip()]
             wanted = {tools.get_tool(n).name for n in names}
             args.accuracy_list = [t for t in args.tool_list if t in wanted]
+        extra_tools = {tools.get_tool(n.strip()).name for n in args.extra_tools.split(",") if n}
     except KeyError as exc:
         p.error(str(exc.args[0]))
+    forms = [f.strip() for f in args.extra_inputs.split(",") if f.strip()]
+    unknown = [f for f in forms if f not in tools.FORMS]
+    if unknown:
+        p.error(f"unknown input form {unknown[0]!r}; known: {', '.join(tools.FORMS)}")
+    args.extra_list = [
+        (t, f)
+        for f in forms
+        if f != args.input
+        for t in args.tool_list
+        if t in extra_tools and f in tools.get_tool(t).forms
+    ]
     return args
 
 
@@ -128,19 +160,33 @@ def _source_state() -> dict[str, Any]:
     return {"commit": git("rev-parse", "--short", "HEAD"), "src_modified": bool(status)}
 
 
-def _jobs(args: argparse.Namespace) -> list[tuple[int, int, str, str]]:
-    """(seed, repeat, tool, mode) in run order: seed 0 timing rounds, then accuracy seeds.
+def _jobs(args: argparse.Namespace) -> list[tuple[int, int, str, str, str]]:
+    """(seed, repeat, tool, mode, input form) in run order: seed 0 timing rounds, then
+    accuracy seeds.
 
-    Each timing round runs every tool once (drift, then profiling), so a burst of load
-    from elsewhere on the machine hits one round rather than all repeats of one tool.
+    Each timing round runs every tool once (drift, then profiling), then the extra input
+    forms, so a burst of load from elsewhere on the machine hits one round rather than all
+    repeats of one tool.
     """
     jobs = []
+    headline = [(t, args.input) for t in args.tool_list]
     for rep in range(max(1, args.repeat)):
-        jobs += [(0, rep, t, "drift") for t in args.tool_list]
+        jobs += [(0, rep, t, "drift", f) for t, f in headline + args.extra_list]
         if not args.no_profile:
-            jobs += [(0, rep, t, "profile") for t in args.tool_list if tools.get_tool(t).profiles]
-    jobs += [(s, 0, t, "drift") for s in range(1, args.seeds) for t in args.accuracy_list]
+            jobs += [
+                (0, rep, t, "profile", f)
+                for t, f in headline + args.extra_list
+                if tools.get_tool(t).profiles
+            ]
+    jobs += [
+        (s, 0, t, "drift", args.input) for s in range(1, args.seeds) for t in args.accuracy_list
+    ]
     return jobs
+
+
+def row_name(tool: str, form: str, headline: str) -> str:
+    """The name of a result row: the tool, and the input form when it is not the headline's."""
+    return tool if form == headline else f"{tool} [{form}]"
 
 
 def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -157,19 +203,19 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     )
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("starting", total=len(jobs))
-        for seed, rep, name, mode in jobs:
+        for seed, rep, name, mode, form in jobs:
             progress.update(task, description=f"seed {seed}: generating data")
             ref, cur = data.ensure_data(args.rows, seed)
-            progress.update(task, description=f"seed {seed}: {name} ({mode})")
-            log = RAW_DIR / f"rows{args.rows}_seed{seed}_rep{rep}_{name}_{mode}.log"
+            progress.update(task, description=f"seed {seed}: {name} ({mode}, {form})")
+            log = RAW_DIR / f"rows{args.rows}_seed{seed}_rep{rep}_{name}_{mode}_{form}.log"
             res = tools.run_tool(
-                tools.get_tool(name), ref, cur, mode, timeout=args.timeout, log_path=log
+                tools.get_tool(name), ref, cur, mode, timeout=args.timeout, form=form, log_path=log
             )
             res["seed"], res["repeat"] = seed, rep
             results.append(res)
             status = "[red]error[/red]" if res.get("error") else f"{res.get('seconds', 0):.2f} s"
             where = f"seed {seed}" + (f" run {rep + 1}" if seed == 0 else "")
-            progress.console.print(f"  {where:<12} {name:<13} {mode:<8} {status}")
+            progress.console.print(f"  {where:<12} {name:<13} {mode:<8} {form:<19} {status}")
             progress.advance(task)
     res = _assemble(args, results)
     res["machine"]["load_average_1m_at_start"] = load_at_start
@@ -179,16 +225,22 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 
 def _assemble(args: argparse.Namespace, results: list[dict[str, Any]]) -> dict[str, Any]:
     drift = [r for r in results if r["mode"] == "drift"]
+    rows = [(t, args.input) for t in args.tool_list] + args.extra_list
     summary = {}
-    for name in args.tool_list:
-        timing = [r for r in drift if r["tool"] == name and r["seed"] == 0]
-        seed_runs = [r for r in drift if r["tool"] == name and r["repeat"] == 0]
-        summary[name] = report.summarize_tool(timing, seed_runs)
+    for name, form in rows:
+        mine = [r for r in drift if r["tool"] == name and r["input"] == form]
+        timing = [r for r in mine if r["seed"] == 0]
+        seed_runs = [r for r in mine if r["repeat"] == 0]
+        summary[row_name(name, form, args.input)] = report.summarize_tool(timing, seed_runs)
     profile = {}
-    for name in args.tool_list:
-        runs = [r for r in results if r["mode"] == "profile" and r["tool"] == name]
+    for name, form in rows:
+        runs = [
+            r
+            for r in results
+            if r["mode"] == "profile" and r["tool"] == name and r["input"] == form
+        ]
         if runs:
-            profile[name] = report.summarize_profile(runs)
+            profile[row_name(name, form, args.input)] = report.summarize_profile(runs)
     return {
         "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": _machine(),
@@ -198,6 +250,8 @@ def _assemble(args: argparse.Namespace, results: list[dict[str, Any]]) -> dict[s
             "repeat": args.repeat,
             "tools": args.tool_list,
             "accuracy_tools": args.accuracy_list,
+            "input": args.input,
+            "extra_inputs": [list(pair) for pair in args.extra_list],
             "columns": {
                 "numeric": data.numeric_columns(),
                 "categorical": data.categorical_columns(),
@@ -217,12 +271,14 @@ def _assemble(args: argparse.Namespace, results: list[dict[str, Any]]) -> dict[s
 def _profile_rows(profile: dict[str, Any]) -> list[list[str]]:
     rows = []
     for name, p in profile.items():
+        form = report.form_text(p.get("input"))
         if p.get("error"):
-            rows.append([name, "-", "-", "-", report.cell_error(p["error"])])
+            rows.append([name, form, "-", "-", "-", report.cell_error(p["error"])])
         else:
             rows.append(
                 [
                     name,
+                    form,
                     f"{p['rows']:,}",
                     report.fmt_seconds(p["seconds"]),
                     f"{p['rows_per_s']:,.0f}",
@@ -232,7 +288,7 @@ def _profile_rows(profile: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-PROFILE_HEADER = ["tool", "rows", "seconds", "rows/s", "error"]
+PROFILE_HEADER = ["tool", "input", "rows", "seconds", "rows/s", "error"]
 GOAL_HEADER = ["goal", "target", "measured", "status"]
 
 
@@ -253,7 +309,7 @@ def to_markdown(res: dict[str, Any]) -> str:
         "Seconds and extra peak memory are for detection only (data loaded before the "
         f"timer), median of {res['config'].get('repeat', 1)} timing runs on seed 0; "
         '"over seeds" repeats detection on '
-        f"{cfg['seeds']} independent data sets.",
+        f"{cfg['seeds']} independent data sets. {_input_text(cfg)}",
         "",
         report.markdown_table(report.MAIN_HEADER, report.main_rows(res["summary"])),
         "",
@@ -280,6 +336,19 @@ def to_markdown(res: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(parts)
+
+
+def _input_text(cfg: dict[str, Any]) -> str:
+    headline = cfg.get("input")
+    if headline is None:  # results from before the input form was recorded
+        return ""
+    text = f"Every tool got the same input: {report.form_text(headline)}."
+    if cfg.get("extra_inputs"):
+        text += (
+            " The rows marked [form] ran in the same rounds on another input form (the input"
+            ' column); their "time / watchkeeper\'s" is against watchkeeper on that form.'
+        )
+    return text
 
 
 def _commit_text(res: dict[str, Any]) -> str:

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+#: Input forms, as benchmarks/peers/_harness.py names them: the first is the headline.
+FORMS = ("pandas-object", "pandas-categorical", "arrow")
+
 BENCH_DIR = Path(__file__).resolve().parent
 PEERS_DIR = BENCH_DIR / "peers"
 VENVS_DIR = BENCH_DIR / ".venvs"
@@ -23,6 +26,7 @@ class Tool:
     venv: str | None  # directory under benchmarks/.venvs/, or None for this interpreter
     api: str  # what is run, for the docs and the results
     profiles: bool = False  # has a "profile" mode
+    forms: tuple[str, ...] = ("pandas-object", "pandas-categorical")  # input forms it takes
 
 
 TOOLS: tuple[Tool, ...] = (
@@ -30,8 +34,9 @@ TOOLS: tuple[Tool, ...] = (
         "watchkeeper",
         "bench_watchkeeper.py",
         None,
-        "watchkeeper.compare(ref, cur) defaults; pyarrow Tables",
+        "watchkeeper.compare(ref, cur) defaults",
         profiles=True,
+        forms=FORMS,
     ),
     Tool(
         "scipy-loop",
@@ -113,11 +118,13 @@ def run_tool(
     mode: str,
     *,
     timeout: float,
+    form: str = FORMS[0],
     log_path: Path | None = None,
     extra_args: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Run one tool in its own interpreter; always return a result dict (maybe an error)."""
-    result: dict[str, Any] = {"tool": tool.name, "mode": mode, "error": None}
+    """Run one tool in its own interpreter on input ``form``; always return a result dict
+    (maybe an error)."""
+    result: dict[str, Any] = {"tool": tool.name, "mode": mode, "input": form, "error": None}
     python = interpreter(tool)
     if python is None:
         result["error"] = (
@@ -134,6 +141,8 @@ def run_tool(
         str(current),
         "--mode",
         mode,
+        "--input",
+        form,
         *(extra_args or []),
     ]
     start = time.perf_counter()

@@ -15,8 +15,10 @@ Protocol: ``python bench_<tool>.py --reference R.parquet --current C.parquet
 ran: fewer when a time budget of S seconds stopped the run).
 
 Measurement:
-* ``load`` runs first, untimed: it reads the parquet files into the tool's natural
-  input (pyarrow Table or pandas DataFrame).
+* ``load`` runs first, untimed: it reads the parquet files into the input form asked for
+  with ``--input`` (:data:`FORMS`): pandas DataFrames whose string columns hold plain
+  Python strings (``object`` dtype, what ``read_csv`` and most pipelines give), pandas
+  DataFrames with ``category`` columns, or pyarrow Tables. Every tool gets the same form.
 * After loading, ``gc.collect()`` and the kernel's peak-RSS high-water mark is reset
   (``/proc/self/clear_refs`` = 5), so the peak that follows belongs to detection only.
   Where that reset is unavailable, ``ru_maxrss`` is used and load peaks may dominate.
@@ -45,6 +47,11 @@ from typing import Any
 
 MB = 1024 * 1024
 
+#: The input forms a tool can be given: (pandas, object strings) is the one a user most
+#: often has, and the headline; each tool script says which forms it takes.
+FORMS = ("pandas-object", "pandas-categorical", "arrow")
+PANDAS_FORMS = FORMS[:2]
+
 
 @dataclass
 class Outcome:
@@ -61,6 +68,7 @@ class Inputs:
     mode: str
     chunk_size: int | None = None  # chunked mode (benchmarks/analyze.py): rows per chunk
     budget: float | None = None  # chunked mode: stop starting chunks after this many seconds
+    form: str = "pandas-object"
 
 
 def _proc_status_kb(key: str) -> int | None:
@@ -134,11 +142,54 @@ def categorical_columns(schema: Any) -> list[str]:
     return out
 
 
-def read_pandas(path: Path) -> Any:
-    """Parquet -> pandas DataFrame (dictionary columns become ``category`` dtype)."""
+def read_pandas(path: Path, form: str = "pandas-object") -> Any:
+    """Parquet -> pandas DataFrame: string columns as ``object`` (plain Python strings, one
+    object per distinct value as pyarrow deduplicates them) or as ``category``."""
+    import pandas as pd
     import pyarrow.parquet as pq
 
-    return pq.read_table(path).to_pandas()
+    df = pq.read_table(path).to_pandas()
+    if form == "pandas-object":
+        for col in df.columns:
+            if not pd.api.types.is_numeric_dtype(df[col].dtype):
+                df[col] = df[col].astype(object)
+    elif form != "pandas-categorical":
+        raise ValueError(f"not a pandas input form: {form!r}")
+    return df
+
+
+def read_frames(inputs: Inputs, forms: tuple[str, ...] = PANDAS_FORMS) -> tuple[Any, Any]:
+    """The reference and the current data in ``inputs.form``, one of ``forms`` (the forms
+    the calling tool takes)."""
+    if inputs.form not in forms:
+        raise NotImplementedError(f"this tool takes {', '.join(forms)}, not {inputs.form}")
+    if inputs.form == "arrow":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(inputs.reference_path), pq.read_table(inputs.current_path)
+    return read_pandas(inputs.reference_path, inputs.form), read_pandas(
+        inputs.current_path, inputs.form
+    )
+
+
+def string_columns(df: Any) -> list[str]:
+    """The categorical columns of a pandas DataFrame: ``category`` or any non-numeric dtype."""
+    import pandas as pd
+
+    return [
+        c
+        for c in df.columns
+        if isinstance(df[c].dtype, pd.CategoricalDtype)
+        or not pd.api.types.is_numeric_dtype(df[c].dtype)
+    ]
+
+
+def _dtypes(data: Any) -> list[str]:
+    if hasattr(data, "dtypes"):  # pandas
+        return sorted({str(t) for t in data.dtypes})
+    if hasattr(data, "schema"):  # pyarrow
+        return sorted({str(t) for t in data.schema.types})
+    return []
 
 
 def _parse(argv: list[str] | None) -> Inputs:
@@ -148,8 +199,9 @@ def _parse(argv: list[str] | None) -> Inputs:
     p.add_argument("--mode", choices=["drift", "profile", "chunks"], default="drift")
     p.add_argument("--chunk-size", type=int, default=None)
     p.add_argument("--budget", type=float, default=None)
+    p.add_argument("--input", choices=FORMS, default=FORMS[0])
     a = p.parse_args(argv)
-    return Inputs(a.reference, a.current, a.mode, a.chunk_size, a.budget)
+    return Inputs(a.reference, a.current, a.mode, a.chunk_size, a.budget, a.input)
 
 
 def emit(payload: dict[str, Any]) -> None:
@@ -176,6 +228,7 @@ def main(
     payload: dict[str, Any] = {
         "tool": tool,
         "mode": inputs.mode,
+        "input": inputs.form,
         "seconds": None,
         "extra_peak_mb": None,
         "flagged": [],
@@ -191,6 +244,7 @@ def main(
         if step is None:
             raise NotImplementedError(f"{tool} has no {inputs.mode} mode")
         data = load(inputs)
+        payload["input_dtypes"] = _dtypes(data[0] if isinstance(data, tuple) else data)
         if inputs.mode == "chunks":  # the chunk options travel with the data
             data = (*data, inputs)
         gc.collect()

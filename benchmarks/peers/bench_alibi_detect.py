@@ -5,7 +5,8 @@ then ``predict(x_cur, drift_type="feature")``: a two-sample KS test per numeric
 feature and a chi-square test per categorical feature; a feature is flagged when its
 p-value < 0.05 (the Bonferroni correction only applies to the batch-level verdict).
 
-Input: pandas DataFrames read from parquet before the timer. The conversion that
+Input: pandas DataFrames (``--input``, object strings or ``category`` columns) read from
+parquet before the timer. The conversion that
 alibi-detect needs - one float64 matrix per frame with categoricals as integer codes
 over the union of both frames' categories - is timed, as is fit (init) + predict.
 """
@@ -24,7 +25,7 @@ def _version() -> str:
 
 
 def _load(inputs: h.Inputs) -> tuple[Any, Any]:
-    return h.read_pandas(inputs.reference_path), h.read_pandas(inputs.current_path)
+    return h.read_frames(inputs)
 
 
 def _to_matrix(df: Any, cats: list[str], categories: dict[str, list[Any]]) -> Any:
@@ -46,9 +47,10 @@ def _detect(frames: tuple[Any, Any]) -> h.Outcome:
 
     ref, cur = frames
     columns = list(ref.columns)
-    cats = [c for c in columns if isinstance(ref[c].dtype, pd.CategoricalDtype)]
+    cats = h.string_columns(ref)
     categories = {
-        c: list(dict.fromkeys([*ref[c].cat.categories, *cur[c].cat.categories])) for c in cats
+        c: list(dict.fromkeys([*pd.unique(ref[c].dropna()), *pd.unique(cur[c].dropna())]))
+        for c in cats
     }
     x_ref = _to_matrix(ref, cats, categories)
     x_cur = _to_matrix(cur[columns], cats, categories)

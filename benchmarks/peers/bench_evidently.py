@@ -12,7 +12,8 @@ Chunked mode (``benchmarks/analyze.py``): the same report run once per chunk of
 Evidently users loop over snapshots; with ``--budget`` no chunk is started after that many
 seconds, and the result says how many chunks were done.
 
-Input: pandas DataFrames read from parquet before the timer; ``Dataset.from_pandas``
+Input: pandas DataFrames (``--input``: object strings or ``category`` columns) read from
+parquet before the timer; ``Dataset.from_pandas``
 and the report run are timed.
 """
 
@@ -30,7 +31,7 @@ def _version() -> str:
 
 
 def _load(inputs: h.Inputs) -> tuple[Any, Any]:
-    return h.read_pandas(inputs.reference_path), h.read_pandas(inputs.current_path)
+    return h.read_frames(inputs)
 
 
 def _definition(ref: Any) -> Any:

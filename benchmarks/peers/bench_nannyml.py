@@ -10,7 +10,8 @@ Chunked mode (``benchmarks/analyze.py``): the same calculator with ``chunk_size=
 its reference chunks (which set the thresholds) and its analysis chunks have that many rows;
 every (analysis chunk, column) with an alert is reported.
 
-Input: pandas DataFrames read from parquet before the timer; fit + calculate are timed.
+Input: pandas DataFrames (``--input``: object strings or ``category`` columns) read from
+parquet before the timer; fit + calculate are timed.
 Usage telemetry is disabled (``NML_DISABLE_USAGE_LOGGING=1``) - there is no network here.
 """
 
@@ -31,7 +32,7 @@ def _version() -> str:
 
 
 def _load(inputs: h.Inputs) -> tuple[Any, Any]:
-    return h.read_pandas(inputs.reference_path), h.read_pandas(inputs.current_path)
+    return h.read_frames(inputs)
 
 
 def _detect(frames: tuple[Any, Any]) -> h.Outcome:

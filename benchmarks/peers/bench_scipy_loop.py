@@ -5,7 +5,8 @@
 * categorical columns: ``scipy.stats.chi2_contingency`` on the 2 x k table of category
   counts (categories aligned over the union of both frames).
 
-Input: pandas DataFrames read from parquet before the timer (what such a script
+Input: pandas DataFrames (``--input``: object strings or ``category`` columns) read from
+parquet before the timer (what such a script
 usually starts from); the per-column numpy conversion and counting are timed.
 """
 
@@ -23,7 +24,7 @@ def _version() -> str:
 
 
 def _load(inputs: h.Inputs) -> tuple[Any, Any]:
-    return h.read_pandas(inputs.reference_path), h.read_pandas(inputs.current_path)
+    return h.read_frames(inputs)
 
 
 def _detect(frames: tuple[Any, Any]) -> h.Outcome:
@@ -32,10 +33,11 @@ def _detect(frames: tuple[Any, Any]) -> h.Outcome:
     from scipy import stats
 
     ref, cur = frames
+    cats = set(h.string_columns(ref))
     flagged: list[str] = []
     details: dict[str, Any] = {}
     for col in ref.columns:
-        if isinstance(ref[col].dtype, pd.CategoricalDtype) or ref[col].dtype == object:
+        if col in cats:
             counts = pd.concat([ref[col].value_counts(), cur[col].value_counts()], axis=1).fillna(0)
             table = np.asarray(counts.to_numpy(dtype=np.float64).T)
             table = table[:, table.sum(axis=0) > 0]

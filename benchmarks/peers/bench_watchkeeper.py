@@ -1,6 +1,8 @@
 """watchkeeper: ``watchkeeper.compare(reference, current)`` with its defaults.
 
-Input: pyarrow Tables read from parquet before the timer. Drift mode times
+Input (``--input``): pandas DataFrames with object strings or ``category`` columns, or
+pyarrow Tables, read from parquet before the timer; converting them is watchkeeper's own
+work inside ``compare``, timed. Drift mode times
 ``compare`` and reads ``report.drifted_columns``; profile mode times
 ``watchkeeper.profile(current)``. Chunked mode (``benchmarks/analyze.py``) reads pandas
 frames, like the peers, and times ``Reference.fit(reference, multivariate=None).analyze(
@@ -28,9 +30,7 @@ def _version() -> str:
 
 
 def _load(inputs: h.Inputs) -> tuple[Any, Any]:
-    import pyarrow.parquet as pq
-
-    return pq.read_table(inputs.reference_path), pq.read_table(inputs.current_path)
+    return h.read_frames(inputs, h.FORMS)
 
 
 def _detect(tables: tuple[Any, Any]) -> h.Outcome:
@@ -72,7 +72,7 @@ def _profile(tables: tuple[Any, Any]) -> int:
 
     current = tables[1]
     watchkeeper.profile(current)
-    return int(current.num_rows)
+    return len(current)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ flagged when it is DRIFT.
 
 Profile mode times ``why.log(pandas=current)`` alone.
 
-Input: pandas DataFrames read from parquet before the timer.
+Input: pandas DataFrames (``--input``: object strings or ``category`` columns) read from
+parquet before the timer.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def _version() -> str:
 
 
 def _load(inputs: h.Inputs) -> tuple[Any, Any]:
-    return h.read_pandas(inputs.reference_path), h.read_pandas(inputs.current_path)
+    return h.read_frames(inputs)
 
 
 def _detect(frames: tuple[Any, Any]) -> h.Outcome:

@@ -2,8 +2,10 @@
 
 Arrow is watchkeeper's internal format. :func:`to_table` accepts
 
-* a pandas DataFrame (``Table.from_pandas(preserve_index=False)``; an object column holding
-  mixed types, e.g. numbers and strings, is rendered as strings instead of failing),
+* a pandas DataFrame (as ``Table.from_pandas(preserve_index=False)``; an object column holding
+  mixed types, e.g. numbers and strings, is rendered as strings instead of failing; with
+  ``dictionary_strings=True`` an object column of strings with few distinct values becomes a
+  dictionary-encoded string column, which profiling counts by its codes),
 * a polars DataFrame or LazyFrame (collected),
 * a pyarrow Table or RecordBatch,
 * a dict of columns (lists, numpy arrays, pyarrow arrays, pandas or polars Series) or a list of
@@ -38,6 +40,7 @@ __all__ = [
     "ISO_DATETIME_RE",
     "coerce_array",
     "column_names",
+    "column_values",
     "file_format",
     "read_file",
     "to_table",
@@ -100,8 +103,13 @@ def column_names(value: str | Iterable[str] | None, what: str) -> list[str]:
 # --------------------------------------------------------------------------- loading
 
 
-def to_table(data: object, *, name: str = "data") -> pa.Table:
-    """Convert ``data`` to a pyarrow Table; ``name`` prefixes every error message."""
+def to_table(data: object, *, name: str = "data", dictionary_strings: bool = False) -> pa.Table:
+    """Convert ``data`` to a pyarrow Table; ``name`` prefixes every error message.
+
+    ``dictionary_strings``: a pandas object column of strings with few distinct values comes
+    back dictionary-encoded (the same values; :func:`watchkeeper.compare` and
+    :func:`watchkeeper.profile` then count codes instead of hashing every string).
+    """
     if isinstance(data, pa.Table):
         return _normalize(data)
     if isinstance(data, pa.RecordBatch):
@@ -110,7 +118,7 @@ def to_table(data: object, *, name: str = "data") -> pa.Table:
         return read_file(data, name=name)
     root = _root_module(data)
     if root == "pandas":
-        return _normalize(_from_pandas(data, name))
+        return _normalize(_from_pandas(data, name, dictionary_strings))
     if root == "polars":
         return _normalize(_from_polars(data, name))
     if isinstance(data, Mapping):
@@ -203,12 +211,47 @@ def _unsupported(obj: object, name: str) -> InputError:
     )
 
 
-def _from_pandas(df: Any, name: str) -> pa.Table:
+def _from_pandas(df: Any, name: str, dictionary_strings: bool = False) -> pa.Table:
     import pandas as pd
 
     if not isinstance(df, pd.DataFrame):
         raise _unsupported(df, name)
     names = _unique_names([str(c) for c in df.columns], name)
+    # numpy-backed numbers (and, asked for, object strings) are converted here, column by
+    # column, to the arrays Table.from_pandas makes; everything else goes through Arrow
+    fast = [_fast_pandas_column(df.iloc[:, i], dictionary_strings) for i in range(df.shape[1])]
+    rest = [i for i, arr in enumerate(fast) if arr is None]
+    if fast and not rest:
+        return pa.Table.from_arrays(fast, schema=_encoded_schema(fast, names))
+    table = _pandas_frame(df.iloc[:, rest], [names[i] for i in rest])
+    if len(rest) == len(fast):
+        return table
+    slow = dict(zip(rest, table.columns, strict=True))
+    arrays = [slow[i] if arr is None else pa.chunked_array([arr]) for i, arr in enumerate(fast)]
+    return pa.Table.from_arrays(arrays, schema=_encoded_schema(arrays, names))
+
+
+#: Field metadata of a column that :func:`to_table` dictionary-encoded (``dictionary_strings``):
+#: its dtype is still reported as the strings it was (see :func:`source_type`).
+ENCODED = {b"watchkeeper": b"encoded strings"}
+
+
+def _encoded_schema(arrays: Sequence[pa.Array | pa.ChunkedArray], names: list[str]) -> pa.Schema:
+    return pa.schema(
+        pa.field(n, a.type, metadata=ENCODED if isinstance(a, pa.DictionaryArray) else None)
+        for n, a in zip(names, arrays, strict=True)
+    )
+
+
+def source_type(field: pa.Field) -> pa.DataType:
+    """The type of a column as the caller gave it: a column that :func:`to_table` encoded
+    itself counts as the strings it was."""
+    if field.metadata == ENCODED and pa.types.is_dictionary(field.type):
+        return field.type.value_type
+    return field.type
+
+
+def _pandas_frame(df: Any, names: list[str]) -> pa.Table:
     try:
         table = pa.Table.from_pandas(df, preserve_index=False)
         return table if table.column_names == names else table.rename_columns(names)
@@ -216,6 +259,45 @@ def _from_pandas(df: Any, name: str) -> pa.Table:
         pass  # some object column holds mixed types: convert column by column
     arrays = [_pandas_column(df.iloc[:, i]) for i in range(df.shape[1])]
     return pa.Table.from_arrays(arrays, names=names)
+
+
+#: An object column is dictionary-encoded when a sample of it has at most this share of
+#: distinct values: hashing each string once pays for itself only when they repeat.
+_DICTIONARY_MAX_DISTINCT_SHARE = 0.5
+_DICTIONARY_SAMPLE = 10_000
+
+
+def _fast_pandas_column(series: Any, dictionary_strings: bool) -> pa.Array | None:
+    """The array ``Table.from_pandas`` makes of a numpy-backed numeric column (NaN -> null,
+    without the full scan when there is no NaN), or a dictionary-encoded string array of an
+    object column of strings; None for anything else."""
+    dtype = series.dtype
+    if not isinstance(dtype, np.dtype) or not dtype.isnative:
+        return None
+    if dtype.kind in "iub":
+        return pa.array(series.to_numpy())
+    if dtype.kind == "f":
+        values = series.to_numpy()
+        if len(values) and np.isnan(np.min(values)):  # NaN propagates through min
+            return pa.array(values, from_pandas=True)
+        return pa.array(values)
+    if dtype.kind == "O" and dictionary_strings:
+        return _dictionary_strings(series.to_numpy())
+    return None
+
+
+def _dictionary_strings(values: np.ndarray[Any, Any]) -> pa.Array | None:
+    import pandas as pd
+
+    sample = values[:_DICTIONARY_SAMPLE]
+    if len(pd.unique(sample)) > _DICTIONARY_MAX_DISTINCT_SHARE * max(len(sample), 1):
+        return None
+    codes, uniques = pd.factorize(values)  # first-appearance order; None/NaN/NA -> -1
+    if pd.api.types.infer_dtype(uniques, skipna=False) != "string":
+        return None  # empty, all missing, or not only str (bytes, numbers): Arrow decides
+    missing = codes < 0
+    indices = pa.array(codes.astype(np.int32), mask=missing if missing.any() else None)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(uniques, type=pa.string()))
 
 
 def _pandas_column(series: Any) -> pa.Array | pa.ChunkedArray:
@@ -306,6 +388,15 @@ def _is_view(t: pa.DataType, kind: str) -> bool:
 
 
 # --------------------------------------------------------------------------- coercion
+
+
+def column_values(table: pa.Table, name: str) -> np.ndarray[Any, Any]:
+    """A column as a numpy array, a dictionary-encoded one decoded first: pyarrow's
+    ``to_numpy`` of a dictionary column does not keep its nulls null."""
+    column = table.column(name)
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return np.asarray(column.to_numpy(zero_copy_only=False))
 
 
 def category_text(value: Any) -> str | None:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from watchkeeper.io import column_values
 from watchkeeper.quality import Finding
 from watchkeeper.stats.performance import ClassificationAggregate, RegressionAggregate, detect_task
 
@@ -20,7 +21,7 @@ LOWER_IS_BETTER = {"rmse", "mae", "mape", "log_loss"}
 def _column(table: pa.Table, name: str | None) -> np.ndarray[Any, Any] | None:
     if name is None or name not in table.column_names:
         return None
-    return np.asarray(table.column(name).to_numpy(zero_copy_only=False))
+    return column_values(table, name)
 
 
 def _scores(table: pa.Table, names: Sequence[str] | None) -> np.ndarray[Any, Any] | None:

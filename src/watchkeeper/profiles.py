@@ -38,6 +38,7 @@ from watchkeeper.schema import ColumnSchema, ColumnType, Role, Schema, coerce_co
 from watchkeeper.stats.categorical import (
     DEFAULT_MAX_CATEGORIES,
     CategoricalProfile,
+    string_dictionary,
     top_of_counts,
     value_counts,
 )
@@ -214,11 +215,7 @@ def _profile_column(
         )
         return spec, _Pending(prof, finite)
     raw = table.column(col.name) if col.name in table.column_names else None
-    if (
-        raw is not None
-        and pa.types.is_dictionary(raw.type)
-        and pa.types.is_string(raw.type.value_type)
-    ):
+    if raw is not None and string_dictionary(raw.type):
         values, type_errors = raw, 0  # fast path: count the dictionary codes, decode the keys
     else:
         values, type_errors = coerce_column(table, col)
@@ -340,7 +337,7 @@ def profile(
 ) -> DatasetProfile:
     """Profile a DataFrame, Arrow table or file; bins frozen from the data itself unless a spec
     (typically the reference's) is given."""
-    table = to_table(data)
+    table = to_table(data, dictionary_strings=True)
     schema = schema or infer_schema(table)
     if spec is None:
         return profile_reference(table, schema, bins=bins)

@@ -153,7 +153,7 @@ class Reference:
             raise InputError(f"reference_chunks must be at least 2, got {reference_chunks}")
         score_names = column_names(scores, "scores") or None
         col_names = None if columns is None else column_names(columns, "columns")
-        table = to_table(reference, name="reference")
+        table = to_table(reference, name="reference", dictionary_strings=True)
         for name in (target, prediction, *(score_names or ())):
             if name is not None and name not in table.column_names:
                 raise InputError(f"unknown column {name!r}: not in the reference")
@@ -224,7 +224,7 @@ class Reference:
     def compare(self, current: object) -> Report:
         """The report of ``current`` against this reference: the same as
         ``watchkeeper.compare(reference, current, **options)``."""
-        cur_t = to_table(current, name="current")
+        cur_t = to_table(current, name="current", dictionary_strings=True)
         return self._compare_table(cur_t)
 
     def _compare_table(self, cur_t: pa.Table) -> Report:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -250,20 +251,29 @@ def compare(
     slice_options(slices)
     scores = column_names(scores, "scores") or None
     columns = None if columns is None else column_names(columns, "columns")
-    ref_t, cur_t = to_table(reference, name="reference"), to_table(current, name="current")
-    for name in (target, prediction, *(scores or ())):
-        if name is not None and name not in ref_t.column_names and name not in cur_t.column_names:
-            raise InputError(f"unknown column {name!r}: not in the reference or the current data")
-    schema = resolve_schema(ref_t, schema, target, prediction, scores, timestamp, columns)
-    try:
-        col_settings = column_settings(schema, method, decision, thresholds or {})
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    ref_t = to_table(reference, name="reference", dictionary_strings=True)
+    with _Converting(current) as converting:
+        for name in (target, prediction, *(scores or ())):
+            if name is None or name in ref_t.column_names:
+                continue
+            if name not in converting.table().column_names:
+                raise InputError(
+                    f"unknown column {name!r}: not in the reference or the current data"
+                )
+        schema = resolve_schema(ref_t, schema, target, prediction, scores, timestamp, columns)
+        try:
+            col_settings = column_settings(schema, method, decision, thresholds or {})
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        # the report needs no quantile sketches: the costliest part of a profile is skipped
+        profiled: list[str] = []
+        ref_p = profile_reference(ref_t, schema, bins=bins, kll_k=0, on_column=profiled.append)
+        cur_t = converting.table()
     with Progress(enabled=progress, rows=ref_t.num_rows + cur_t.num_rows) as bar:
         n_cols = len([c for c in schema.columns.values() if c.type.value in DEFAULT_METHODS])
         bar.start("profiling", n_cols * 2 + len(col_settings))
-        # the report needs no quantile sketches: the costliest part of a profile is skipped
-        ref_p = profile_reference(ref_t, schema, bins=bins, kll_k=0, on_column=bar.step)
+        for name in profiled:
+            bar.step(name)
         dependence = None
         if needs_dependence_test(schema, reference_chunks):
             dependence = row_dependence_of(ref_t, ref_p, calibrated_columns(col_settings))
@@ -303,6 +313,43 @@ def compare(
             plan=plan,
             dependence=dependence,
         )
+
+
+class _Converting:
+    """``to_table(current)`` on a thread of its own, while the caller works on the reference.
+
+    A pandas frame's object strings are Python work that holds the GIL; profiling the
+    reference is numpy work that releases it: side by side they use both cores. Whatever
+    goes wrong, the current data's own input error is raised first, as it was when the
+    conversion ran before everything else.
+    """
+
+    def __init__(self, current: object) -> None:
+        self._done: pa.Table | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        if isinstance(current, pa.Table | pa.RecordBatch):  # nothing to convert
+            self._done = to_table(current, name="current")
+        else:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="watchkeeper-convert")
+            self._job = self._pool.submit(
+                to_table, current, name="current", dictionary_strings=True
+            )
+
+    def table(self) -> pa.Table:
+        if self._done is None:
+            self._done = self._job.result()
+        return self._done
+
+    def __enter__(self) -> _Converting:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if self._pool is None:
+            return
+        self._pool.shutdown(wait=True)
+        error = self._job.exception()
+        if exc_type is not None and error is not None:
+            raise error from None
 
 
 def report_against(

@@ -63,7 +63,7 @@ import pyarrow.compute as pc
 
 from watchkeeper import schema_roles  # its functions are read at call time: an import cycle
 from watchkeeper.errors import SchemaError
-from watchkeeper.io import ISO_DATETIME_RE, column_names, to_table
+from watchkeeper.io import ISO_DATETIME_RE, column_names, source_type, to_table
 from watchkeeper.schema import ColumnSchema, ColumnType, Role, Schema, _not_found, default_drift
 
 __all__ = ["explain_schema", "infer_schema"]
@@ -342,7 +342,8 @@ def explain_schema(
             reasons[name] = "given in ignore" if role == Role.IGNORED else f"given as {given[name]}"
         nullable = col.null_count > 0 or (pa.types.is_floating(col.type) and _has_nan(col))
         drift = default_drift(ctype, role) and name not in excluded
-        columns.append(ColumnSchema(name, ctype, role, nullable, drift, str(col.type)))
+        dtype = str(source_type(table.schema.field(name)))
+        columns.append(ColumnSchema(name, ctype, role, nullable, drift, dtype))
     datetimes = [c for c in columns if c.type == ColumnType.DATETIME]
     if (
         timestamp is None

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from watchkeeper.io import column_values
 from watchkeeper.profiles import DatasetProfile
 from watchkeeper.schema import ColumnType, Role, coerce_column
 from watchkeeper.stats.labels import label_strings, null_mask
@@ -101,8 +102,7 @@ def categorical_codes(
 
 def row_loss(table: pa.Table, target: str, prediction: str, task: str) -> np.ndarray[Any, Any]:
     """Each row's loss (NaN where a label is missing): 0 / 1 errors or the absolute error."""
-    y = np.asarray(table.column(target).to_numpy(zero_copy_only=False))
-    p = np.asarray(table.column(prediction).to_numpy(zero_copy_only=False))
+    y, p = column_values(table, target), column_values(table, prediction)
     if task == "regression":
         with np.errstate(invalid="ignore"):
             loss = np.abs(y.astype(np.float64) - p.astype(np.float64))

@@ -52,14 +52,15 @@ def value_counts(values: pa.Array | pa.ChunkedArray) -> tuple[list[str], IntArra
     if len(values) - nulls == 0:
         return [], np.empty(0, dtype=np.int64), nulls
     chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
-    if _string_dictionary(values.type) and not any(c.dictionary.null_count for c in chunks):
+    if string_dictionary(values.type) and not any(c.dictionary.null_count for c in chunks):
         return (*_dictionary_counts(chunks), nulls)
     counted = pc.value_counts(pc.drop_null(values))
     keys = [str(v) for v in counted.field("values").to_pylist()]
     return keys, counted.field("counts").to_numpy().astype(np.int64), nulls
 
 
-def _string_dictionary(t: pa.DataType) -> bool:
+def string_dictionary(t: pa.DataType) -> bool:
+    """Whether ``t`` is a dictionary of (large) strings: counted by its codes."""
     return bool(
         pa.types.is_dictionary(t)
         and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type))
