@@ -118,3 +118,37 @@ def test_a_fitted_reference_tests_its_rows_once_and_keeps_the_result(tmp_path) -
     # a timestamp orders the reference: no row-order test, every column on chunks as before
     stamped = ref_t.append_column("ts", pa.array(np.arange(ref_t.num_rows).astype("datetime64[s]")))
     assert watchkeeper.Reference.fit(stamped).dependence is None
+
+
+def test_a_window_too_large_to_chunk_the_reference_skips_the_row_order_test(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a current frame of more than a quarter of the reference's rows, the reference
+    could not be chunked whatever its row order: ``compare()`` does not test it (at a million
+    rows the test cost more than the rest of ``compare()``), and says so per column; a
+    fitted Reference, which tested its rows once, reports the same."""
+    import watchkeeper.report as report_module
+
+    calls: list[int] = []
+    real = report_module.row_dependence_of
+    monkeypatch.setattr(
+        report_module,
+        "row_dependence_of",
+        lambda *a, **k: calls.append(1) or real(*a, **k),
+    )
+    ref, _ = dependent_data.clustered(0)
+    cur = ref.slice(0, ref.num_rows // 2)
+    report = watchkeeper.compare(ref, cur, false_alarm_rate=RATE)
+    assert calls == []
+    reasons = {d.calibration_reason for d in report.drift.values()}
+    assert reasons == {
+        "row order not tested: the reference holds fewer than 4 windows of this size, "
+        "so it could not be chunked anyway"
+    }
+    assert all(d.calibration_basis == IID for d in report.drift.values())
+    fitted = watchkeeper.Reference.fit(ref, false_alarm_rate=RATE).compare(cur).to_dict()
+    direct = report.to_dict()
+    fitted.pop("created_at"), direct.pop("created_at")
+    assert fitted == direct
+    small = watchkeeper.compare(ref, ref.slice(0, 500), false_alarm_rate=RATE)
+    assert calls == [1] and small.to_dict()["settings"]["row_dependence"]

@@ -111,6 +111,14 @@ def needs_dependence_test(schema: Schema, chunks: int | None) -> bool:
     return chunks is None and not schema.by_role(Role.TIMESTAMP)
 
 
+def dependence_matters(n_rows: int, schema: Schema, n_current: int) -> bool:
+    """Whether the row-order test can change the calibration of a window of ``n_current``
+    rows: only when the reference holds enough windows of that size to be chunked. (At a
+    million rows the test costs more than the rest of ``compare()``; a current frame as large
+    as the reference cannot use it.)"""
+    return reference_chunk_count(n_rows, schema, n_current, None, ordered=True) > 0
+
+
 @dataclass(frozen=True)
 class ChunkPlan:
     """How each drift column is calibrated against a window: ``count`` reference chunks (0:
@@ -147,6 +155,12 @@ def chunk_plan(
             return ChunkPlan(k, None, {n: (CHUNKS, why) for n in names})
         short = f"{why}, but it holds fewer than {MIN_REFERENCE_CHUNKS} windows of this size"
         return ChunkPlan(0, None, {n: (IID, short) for n in names})
+    if not dependence_matters(n_rows, schema, n_current):
+        why = (
+            f"row order not tested: the reference holds fewer than {MIN_REFERENCE_CHUNKS} "
+            "windows of this size, so it could not be chunked anyway"
+        )
+        return ChunkPlan(0, None, {n: (IID, why) for n in names})
     dependence = dependence or {}
     dependent = frozenset(n for n in names if n in dependence and dependence[n].dependent)
     k = reference_chunk_count(n_rows, schema, n_current, None, ordered=bool(dependent))

@@ -32,6 +32,7 @@ from watchkeeper.calibration_chunks import (
     ChunkPlan,
     chunk_plan,
     chunk_slices,
+    dependence_matters,
     dependence_to_dict,
     needs_dependence_test,
     row_dependence_of,
@@ -239,7 +240,10 @@ class Reference:
             performance_cache=self._performance,
             multivariate_fit=self.multivariate_fit(),
             plan=self.chunk_plan(cur_t.num_rows),
-            dependence=self.dependence,
+            # reported only where it could change the calibration, as compare() does
+            dependence=self.dependence
+            if dependence_matters(self.rows, self.schema, cur_t.num_rows)
+            else None,
         )
 
     def analyze(

@@ -33,6 +33,7 @@ from watchkeeper.calibration_chunks import (
     ChunkPlan,
     chunk_plan,
     chunk_slices,
+    dependence_matters,
     dependence_to_dict,
     needs_dependence_test,
     row_dependence_of,
@@ -275,7 +276,9 @@ def compare(
         for name in profiled:
             bar.step(name)
         dependence = None
-        if needs_dependence_test(schema, reference_chunks):
+        if needs_dependence_test(schema, reference_chunks) and dependence_matters(
+            ref_t.num_rows, schema, cur_t.num_rows
+        ):
             dependence = row_dependence_of(ref_t, ref_p, calibrated_columns(col_settings))
         plan = chunk_plan(
             ref_t.num_rows,
