@@ -23,7 +23,6 @@ without an estimator gets no points.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ from watchkeeper.estimation.state import estimator_from_bytes
 from watchkeeper.evaluation.joint import window_rows
 from watchkeeper.evaluation.metrics import Task, estimated
 from watchkeeper.evaluation.performance import LEVEL, interval_detail
-from watchkeeper.evaluation.window_drift import point
+from watchkeeper.evaluation.window_drift import VersionState, point
 from watchkeeper.store.state import Store
 
 __all__ = ["ESTIMATED", "EstimatedPerformance", "estimate_window"]
@@ -114,17 +113,11 @@ class EstimatedPerformance:
 
     def __init__(self, lake_dir: Path) -> None:
         self.lake_dir = lake_dir
-        self._estimators: dict[tuple[str, str], Estimator | None] = {}  # versions never change
-        self._lock = threading.Lock()
+        self.estimators = VersionState(Store.reference_estimation, estimator_from_bytes)
         self.windows_read = 0  # windows whose rows were read from the lake (tests count them)
 
     def estimator(self, store: Store, model: str, version: str) -> Estimator | None:
-        key = (model, version)
-        with self._lock:
-            if key not in self._estimators:
-                blob = store.reference_estimation(model, version)
-                self._estimators[key] = None if blob is None else estimator_from_bytes(blob)
-            return self._estimators[key]
+        return self.estimators.get(store, model, version)
 
     def __call__(self, store: Store, model: str, row: dict[str, Any]) -> list[dict[str, Any]]:
         if row["segment"] not in ("", "*"):

@@ -20,7 +20,6 @@ without a value and a ``note``.
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from watchkeeper.evaluation.window_drift import ALPHA, point
+from watchkeeper.evaluation.window_drift import ALPHA, VersionState, point
 from watchkeeper.multivariate.state import PcaState
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import Store
@@ -45,17 +44,11 @@ class JointDrift:
 
     def __init__(self, lake_dir: Path) -> None:
         self.lake_dir = lake_dir
-        self._states: dict[tuple[str, str], PcaState | None] = {}  # versions never change
-        self._lock = threading.Lock()
+        self.states = VersionState(Store.reference_multivariate, PcaState.from_bytes)
         self.windows_read = 0  # windows whose rows were read from the lake (tests count them)
 
     def state(self, store: Store, model: str, version: str) -> PcaState | None:
-        key = (model, version)
-        with self._lock:
-            if key not in self._states:
-                blob = store.reference_multivariate(model, version)
-                self._states[key] = None if blob is None else PcaState.from_bytes(blob)
-            return self._states[key]
+        return self.states.get(store, model, version)
 
     def __call__(self, store: Store, model: str, row: dict[str, Any]) -> list[dict[str, Any]]:
         if row["segment"] not in ("", "*"):

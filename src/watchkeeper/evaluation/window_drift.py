@@ -16,10 +16,11 @@ the window's other columns and with the windows evaluated before it.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -125,6 +126,29 @@ class WindowSeries(Protocol):
     are cached with them (:class:`DriftCache`)."""
 
     def __call__(self, store: Store, model: str, row: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+
+T = TypeVar("T")
+
+
+class VersionState(Generic[T]):
+    """A version's stored state for a series (``read``: its bytes from the store, or None),
+    decoded once per version: versions never change."""
+
+    def __init__(
+        self, read: Callable[[Store, str, str], bytes | None], decode: Callable[[bytes], T]
+    ) -> None:
+        self._read, self._decode = read, decode
+        self._states: dict[tuple[str, str], T | None] = {}
+        self._lock = threading.Lock()
+
+    def get(self, store: Store, model: str, version: str) -> T | None:
+        key = (model, version)
+        with self._lock:
+            if key not in self._states:
+                blob = self._read(store, model, version)
+                self._states[key] = None if blob is None else self._decode(blob)
+            return self._states[key]
 
 
 def with_series(
