@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,13 @@ from watchkeeper.calibration_chunks import reference_chunk_count
 from watchkeeper.errors import InputError
 from watchkeeper.multivariate.classifier import ROWS, domain_classifier
 from watchkeeper.multivariate.encoding import Encoder
-from watchkeeper.multivariate.reconstruction import FIT_ROWS, HOLDOUT_ROWS, Pca, pca_threshold
+from watchkeeper.multivariate.reconstruction import (
+    FIT_ROWS,
+    HOLDOUT_ROWS,
+    Pca,
+    Threshold,
+    pca_threshold,
+)
 from watchkeeper.schema import ColumnType, Role, Schema
 
 METHODS = ("pca", "classifier")
@@ -45,6 +52,9 @@ CHOICES: dict[str | None, tuple[str, ...]] = {
     "all": METHODS,
     None: (),
 }
+# a fit's thresholds by (window rows, alpha, seed, reference chunks): the bootstrap depends on
+# nothing else, so the chunks of one size share it (a seed of None draws anew every time)
+ThresholdCache = dict[tuple[int, float, int, int], Threshold]
 DEFAULT = "pca"  # cheap enough to be on by default; the classifier is opt-in
 CURRENT_ROWS = 50_000  # window rows the PCA error is averaged over, at most (a random sample)
 MIN_REFERENCE_ROWS = 100  # split in two halves of 50
@@ -80,6 +90,8 @@ class MultivariateFit:
     note: str | None = None
     seed: int | None = None  # the seed it was fitted with
     _ranks: NDArray[np.int64] | None = None  # each reference row's position in time order
+    # the PCA thresholds already simulated, by window size (see ThresholdCache)
+    thresholds: ThresholdCache = field(default_factory=dict, repr=False, compare=False)
 
     def time_ranks(self, table: pa.Table) -> NDArray[np.int64]:
         if self._ranks is None:
@@ -107,9 +119,17 @@ def fit_multivariate(table: pa.Table, schema: Schema, seed: int | None) -> Multi
 def _one_thread() -> Any:
     """The matrices are small (rows × features): one BLAS thread is as fast, and idle
     worker threads spin-wait for a long time when other processes keep the cores busy."""
-    from threadpoolctl import threadpool_limits
+    return _threadpools().limit(limits=1)
 
-    return threadpool_limits(1)
+
+@cache
+def _threadpools() -> Any:
+    """The process's thread pools, found once: finding them walks every loaded library, which
+    cost more than a chunk's PCA check itself. The BLAS the PCA uses is numpy's, loaded with
+    numpy, before this is first called."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _fit(table: pa.Table, schema: Schema, seed: int | None) -> MultivariateFit:
@@ -268,6 +288,7 @@ def _pca(
         alpha,
         seed,
         reference_chunks,
+        fit.thresholds,
     )
 
 
@@ -291,17 +312,24 @@ def pca_decision(
     alpha: float,
     seed: int | None,
     reference_chunks: int | None,
+    cache: ThresholdCache | None = None,
 ) -> MethodResult:
     """The PCA method's decision on ``sample`` (the window's rows, of ``n_cur`` in all):
     ``holdout_ranks()`` gives each held-out reference row's position in time order, read
-    only when the reference's chunks calibrate the threshold."""
+    only when the reference's chunks calibrate the threshold. ``cache``: the thresholds of
+    the same reference side already simulated, kept for the next window (seeded ones only)."""
     errors = parts.pca.errors(parts.encoder.transform(sample, impute=True))
     k = reference_chunk_count(parts.reference_rows, parts.schema, n_cur, reference_chunks)
-    chunk_ids = None
-    if k:
-        bounds = np.linspace(0, parts.reference_rows, k + 1).astype(int)
-        chunk_ids = np.searchsorted(bounds, holdout_ranks(), side="right") - 1
-    th = pca_threshold(parts.holdout_errors, len(errors), alpha, _rng(seed, 4), chunk_ids)
+    key = (len(errors), alpha, seed, k) if seed is not None and cache is not None else None
+    th = None if key is None or cache is None else cache.get(key)
+    if th is None:
+        chunk_ids = None
+        if k:
+            bounds = np.linspace(0, parts.reference_rows, k + 1).astype(int)
+            chunk_ids = np.searchsorted(bounds, holdout_ranks(), side="right") - 1
+        th = pca_threshold(parts.holdout_errors, len(errors), alpha, _rng(seed, 4), chunk_ids)
+        if key is not None and cache is not None:
+            cache[key] = th
     value = float(errors.mean())
     details = {
         "n_components": parts.pca.n_components,
