@@ -26,8 +26,10 @@ the Anderson–Darling statistic, its threshold and the common per-statistic lev
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from functools import partial
+from typing import Any, cast, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -45,6 +47,7 @@ from watchkeeper.stats.calibration import (
     threshold_of,
 )
 from watchkeeper.stats.categorical import CategoricalProfile
+from watchkeeper.stats.noise import NoiseCache
 from watchkeeper.stats.numeric import NumericProfile
 
 ColumnProfile = NumericProfile | CategoricalProfile
@@ -75,9 +78,35 @@ COMPANIONS = {"ks": "anderson"}
 COMPANION_MAX_N = 50_000
 
 
+class _OnRead:
+    """A field that may be set to a function of no arguments, called when the field is first
+    read (and then kept): the exact KS p-value (scipy's, about 2 ms on a drifted column of a
+    few thousand rows) is only reported, never decides a calibrated column, and a chunked
+    analysis that reads the decisions alone need not compute it."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_" + name
+
+    @overload
+    def __get__(self, obj: None, objtype: type | None = None) -> None: ...
+    @overload
+    def __get__(self, obj: object, objtype: type | None = None) -> float | None: ...
+    def __get__(self, obj: object | None, objtype: type | None = None) -> float | None:
+        if obj is None:
+            return None  # the dataclass's default
+        value = obj.__dict__[self.slot]
+        if callable(value):
+            value = obj.__dict__[self.slot] = value()
+        return cast(float | None, value)
+
+    def __set__(self, obj: object, value: float | Callable[[], float | None] | None) -> None:
+        obj.__dict__[self.slot] = value
+
+
 @dataclass
 class ColumnDrift:
-    """The drift result of one column."""
+    """The drift result of one column. ``p_value`` may be set to a function that computes it
+    (:class:`_OnRead`)."""
 
     column: str
     type: str
@@ -86,7 +115,7 @@ class ColumnDrift:
     statistic: float | None
     threshold: float | None
     drifted: bool
-    p_value: float | None = None
+    p_value: _OnRead = _OnRead()
     effect_size: float | None = None
     n_reference: int = 0
     n_current: int = 0
@@ -100,7 +129,7 @@ class ColumnDrift:
     calibration_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "calibration"}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "calibration"}
         if self.calibration is not None:
             out["null_median"] = self.calibration.null_median
             out["reference_chunks"] = self.calibration.chunks
@@ -172,16 +201,24 @@ def _statistic_fns(
     return fn, fn
 
 
-def _p_value(method: str, statistic: float, r: Counts, c: Counts) -> float | None:
+def _p_value(
+    method: str, statistic: float, r: Counts, c: Counts
+) -> float | Callable[[], float] | None:
+    """The method's p-value, or for KS's exact law (the costly one) a function that computes
+    it (:class:`_OnRead`)."""
     if method == "ks":  # scipy's asymptotic two-sample law; Kolmogorov's limit for large n
         n_eff = effective_size(int(r.sum()), int(c.sum()))
         if n_eff > KS_EXACT_MAX_N:
             return float(sps.kstwobign.sf(statistic * np.sqrt(n_eff)))
-        return float(sps.kstwo.sf(statistic, n_eff))
+        return partial(_ks_exact, statistic, n_eff)
     if method == "chisquare":
         dof = distances.chisquare_dof(r, c)
         return float(sps.chi2.sf(statistic, dof)) if dof > 0 else 1.0
     return None
+
+
+def _ks_exact(statistic: float, n_eff: int) -> float:
+    return float(sps.kstwo.sf(statistic, n_eff))
 
 
 def _distribution(ref: ColumnProfile, cur: ColumnProfile) -> dict[str, Any]:
@@ -270,23 +307,43 @@ def column_drift(
             "scale_free": method != "chisquare",
             "open_cells": (0, len(r) - 1) if kind == "numeric" else (len(r) - 1,),
         }
-        if (
-            kind == "numeric"
+        companion = (
+            COMPANIONS[method]
+            if kind == "numeric"
             and method in COMPANIONS
             and not extrapolate
             and effective_size(n_ref, n_cur) <= COMPANION_MAX_N
-        ):
-            _calibrate_with_companion(result, COMPANIONS[method], stat, r, c, alpha, calibrate)
+            else None
+        )
+        # the finished calibration depends on the reference's side and the window's size
+        # only: a fitted reference's chunks of one size share it (Wasserstein's null also
+        # reads the window's range, so it is not kept)
+        memo = (
+            noise_cache.calibrations
+            if isinstance(noise_cache, NoiseCache) and method != "wasserstein"
+            else None
+        )
+        key: tuple[object, ...] = ()
+        if memo is not None:
+            key = (kind, method, companion, n_cur, int(c.sum()), alpha, seed, extrapolate)
+            key += _cells_key(r, chunk_cells)
+        if companion is not None:
+            _calibrate_with_companion(result, companion, stat, r, c, alpha, calibrate, memo, key)
         else:
-            result.calibration = null_threshold(
-                stat,
-                r,
-                n_cur,
-                alpha=alpha,
-                power=POWER.get(method, 2),
-                extrapolate=extrapolate,
-                **calibrate,
-            )
+            calibration = None if memo is None else memo.get(key)
+            if calibration is None:
+                calibration = null_threshold(
+                    stat,
+                    r,
+                    n_cur,
+                    alpha=alpha,
+                    power=POWER.get(method, 2),
+                    extrapolate=extrapolate,
+                    **calibrate,
+                )
+                if memo is not None:
+                    memo[key] = calibration
+            result.calibration = calibration
             result.threshold = result.calibration.threshold
             result.drifted = result.statistic > result.threshold
     if kind == "numeric" and method == "wasserstein":
@@ -294,6 +351,14 @@ def column_drift(
         if not reference.std > 0:
             result.note = "the reference is constant: Wasserstein distance is not normalised"
     return result
+
+
+def _cells_key(r: Counts, chunk_cells: Counts | None) -> tuple[object, ...]:
+    """The reference's cells and its chunks' in a key of ``NoiseCache.calibrations``."""
+    cells = np.asarray(r, dtype=np.int64).tobytes()
+    if chunk_cells is None:
+        return (cells, None)
+    return (cells, chunk_cells.shape, np.asarray(chunk_cells, dtype=np.int64).tobytes())
 
 
 def _calibrate_with_companion(
@@ -304,20 +369,27 @@ def _calibrate_with_companion(
     c: Counts,
     alpha: float,
     calibrate: dict[str, Any],
+    memo: dict[tuple[object, ...], Any] | None = None,
+    key: tuple[object, ...] = (),
 ) -> None:
     """The calibrated decision of ``result.method`` joined by ``companion``: drift when either
-    statistic exceeds its threshold, the pair alarming at ``alpha`` under no drift."""
+    statistic exceeds its threshold, the pair alarming at ``alpha`` under no drift. ``memo``:
+    the calibrations already done, by ``key``."""
     check_alpha(alpha)
     other: Statistic = getattr(distances, companion)
     powers = (POWER.get(result.method, 2), POWER.get(companion, 2))
-    nulls = null_samples(
-        list(zip((stat, other), powers, strict=True)), r, int(c.sum()), **calibrate
-    )
-    (main, second), level, tail = either_quantiles([n.values for n in nulls], alpha)
-    result.calibration = threshold_of(nulls[0], main, powers[0], tail)
+    done = None if memo is None else memo.get(key)
+    if done is None:
+        nulls = null_samples(
+            list(zip((stat, other), powers, strict=True)), r, int(c.sum()), **calibrate
+        )
+        (main, second), level, tail = either_quantiles([n.values for n in nulls], alpha)
+        done = (threshold_of(nulls[0], main, powers[0], tail), second ** (1 / powers[1]), level)
+        if memo is not None:
+            memo[key] = done
+    result.calibration, threshold, level = done
     result.threshold = result.calibration.threshold
     observed = float(other(r, c))
-    threshold = second ** (1 / powers[1])
     result.companion = {
         "method": companion,
         "statistic": observed,
