@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     # the inference routes answered before the router's other routes (server/inference.py);
     # false: through FastAPI's routes, as documented (the same answers, slower)
     inference_fast_path: bool = True
+    # the ingest routes (predictions, actuals, CloudEvents) answered likewise, by their own
+    # endpoints (server/fastroute.py); false: through FastAPI's routes (the same answers)
+    ingest_fast_path: bool = True
     shadow_queue_size: int = 1000  # shadow copies waiting; beyond, a copy is dropped, counted
     promotion_policies: dict[str, Any] = {}  # model → its promotion policy (promotion.policy)
     mlflow_tracking_uri: str = (

@@ -1,4 +1,4 @@
-"""The inference routes' fast path (``server/inference.py``) answers as the documented routes do.
+"""The inference routes' fast path (``server/inference.py``, ``server/fastroute.py``) answers as the documented routes do.
 
 Two real servers, one with ``inference_fast_path`` off, each with tokens on and the same model
 (an ONNX classifier) and a model without an artifact, get the same requests: good ones (rows,
@@ -24,7 +24,7 @@ from tests.service import test_serving
 from tests.service.fixtures import Server, ServerFactory
 from tests.service.test_serving import ONNX, put_artifact, register, rows
 from watchkeeper.server.app import create_app
-from watchkeeper.server.inference import InferenceRoute
+from watchkeeper.server.fastroute import FastRoutes
 from watchkeeper.settings import Settings, load_settings
 from watchkeeper.store.state import Store
 from watchkeeper.store.tokens import create_token
@@ -196,9 +196,14 @@ def test_the_fast_path_answers_as_the_documented_routes(
 
 @pytest.mark.parametrize("on", [True, False])
 def test_the_fast_path_stands_first_unless_set_off(tmp_path: Path, on: bool) -> None:
-    app = create_app(load_settings(environ={}, data_dir=str(tmp_path), inference_fast_path=on))
-    assert isinstance(app.router.routes[0], InferenceRoute) is on
-    assert not any(isinstance(r, InferenceRoute) for r in app.router.routes[1:])
+    settings = load_settings(
+        environ={}, data_dir=str(tmp_path), inference_fast_path=on, ingest_fast_path=False
+    )
+    app = create_app(settings)
+    first = app.router.routes[0]
+    assert isinstance(first, FastRoutes) is on
+    assert not on or first.names == ["predict", "v2_infer", "v2_infer_version"]
+    assert not any(isinstance(r, FastRoutes) for r in app.router.routes[1:])
     paths = app.openapi()["paths"]  # documented either way
     assert "post" in paths["/v1/models/{model}/predict"]
     assert "post" in paths["/v2/models/{model}/versions/{version}/infer"]

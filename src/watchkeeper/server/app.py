@@ -40,6 +40,7 @@ from watchkeeper.server import (
     dashboard,
     dead_letters_api,
     health,
+    inference,
     ingest_api,
     models_api,
     promotion_api,
@@ -48,8 +49,8 @@ from watchkeeper.server import (
 from watchkeeper.server.apidocs import install_docs
 from watchkeeper.server.bodies import BODY_TYPE
 from watchkeeper.server.errors import add_error_handlers, error_body
+from watchkeeper.server.fastroute import FastRoutes
 from watchkeeper.server.guard import BrowserGuard
-from watchkeeper.server.inference import InferenceRoute
 from watchkeeper.server.openapi import install_openapi
 from watchkeeper.server.ratelimit import FailureLimiter
 from watchkeeper.serving.registry import ScoredRequest, ServedModels
@@ -154,12 +155,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)  # /readyz: the database and the disk (/healthz: alive)
     app.include_router(ingest_api.router)
     app.include_router(serving_api.router)  # artifacts, /v1/.../predict, OIP v2 (docs/serving.md)
-    if settings.inference_fast_path:  # predict and infer answered first (server/inference.py)
-        app.router.routes.insert(0, InferenceRoute(app.router.routes))
     app.include_router(promotion_api.router)  # champion, challengers (docs/promotion.md)
     app.include_router(alerts_api.router)
     app.include_router(audit_api.router)  # who changed what (docs/audit.md)
     app.include_router(dashboard.router)  # the web dashboard: / and /ui/ (docs/dashboard.md)
+    # the hot routes answered first, by the same handlers (server/fastroute.py)
+    fast = {
+        **(inference.HANDLERS if settings.inference_fast_path else {}),
+        **(ingest_api.HANDLERS if settings.ingest_fast_path else {}),
+    }
+    if fast:
+        app.router.routes.insert(0, FastRoutes(app.router.routes, fast))
     install_openapi(app)
     install_docs(app)
     return app

@@ -3,18 +3,23 @@
 The bodies keep their hand-written, vectorised parsers (``ingest/events.py``): a batch of
 thousands of events is never validated row by row in Python. The request models document
 each accepted form; the responses are built directly (the hot path skips a second pass).
+With ``ingest_fast_path`` on (the default) the three routes are answered ahead of the router
+(``HANDLERS``, ``server/fastroute.py``) by the same endpoints.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from watchkeeper.ingest.events import ARROW_TYPES, PARQUET_TYPES
 from watchkeeper.server.bodies import read_body
 from watchkeeper.server.deps import ServiceDep, SettingsDep
 from watchkeeper.server.errors import errors
+from watchkeeper.server.fastroute import Handler, dumped
 from watchkeeper.server.openapi import request_body
 from watchkeeper.server.params import NO_NUL
 from watchkeeper.server.schemas.ingest import (
@@ -28,6 +33,7 @@ from watchkeeper.server.schemas.ingest import (
 )
 
 router = APIRouter(tags=["ingest"], dependencies=[NO_NUL])
+JSON = "application/json"
 
 PREDICTION_BODY = request_body(
     'a batch of prediction events: row JSON ({"events": [...]}; a bare list of events is '
@@ -107,3 +113,33 @@ async def cloudevents(
     body = await read_body(request, settings.max_body_bytes)
     headers = {k.lower(): v for k, v in request.headers.items()}
     return await run_in_threadpool(service.cloudevent, headers, body, model, version)
+
+
+# answered ahead of the router (server/fastroute.py: the checks of the routes' dependencies
+# first), by the endpoints above: the same answers without FastAPI's route resolution
+
+
+async def _fast_predictions(request: Request, params: dict[str, Any]) -> Response:
+    state = request.app.state
+    return await predictions(request, params["model"], state.service, state.settings)
+
+
+async def _fast_actuals(request: Request, params: dict[str, Any]) -> Response:
+    state = request.app.state
+    answer = await actuals(request, params["model"], state.service, state.settings)
+    return Response(dumped(answer, ActualsResponse, plain=False), media_type=JSON)
+
+
+async def _fast_cloudevents(request: Request, params: dict[str, Any]) -> Response:
+    state, query = request.app.state, request.query_params
+    answer = await cloudevents(
+        request, state.service, state.settings, query.get("model"), query.get("version")
+    )
+    return Response(dumped(answer, CloudEventResponse, plain=False), media_type=JSON)
+
+
+HANDLERS: dict[str, Handler] = {
+    "predictions": _fast_predictions,
+    "actuals": _fast_actuals,
+    "cloudevents": _fast_cloudevents,
+}
