@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pytest
 import sqlalchemy as sa
 
 from tests.service.test_status_cost import _ipc, statements
@@ -20,6 +21,7 @@ from watchkeeper.ingest.processor import Processor
 from watchkeeper.ingest.service import IngestService
 from watchkeeper.ingest.writer import EventWriter
 from watchkeeper.settings import load_settings
+from watchkeeper.store import tables as t
 from watchkeeper.store.promotion import promote
 from watchkeeper.store.state import Store
 
@@ -129,3 +131,33 @@ def test_the_processor_indexes_a_run_of_batches_in_one_statement_and_transaction
     with store.engine.connect() as conn:
         indexed = conn.execute(sa.text("SELECT count(*) FROM wk_predictions")).scalar()
     assert indexed == 6 * 30
+
+
+def test_a_commit_builds_no_counter_statement_and_updates_its_counters_at_once(
+    database_url: str,
+    open_store: Callable[[str], Store],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Building a counter's ``UPDATE`` (and its cache key) cost more than running it: the
+    statements are built once, and a write's counters are one ``UPDATE`` run many times."""
+    store = open_store(database_url)
+    service = service_of(store, tmp_path)
+    assert service.ingest("m", _ipc(20, NOW, seed=0), ARROW).accepted == 20  # counters exist
+
+    def built(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a counter statement built per call")
+
+    monkeypatch.setattr(t.counters, "update", built)
+    monkeypatch.setattr(t.counters, "insert", built)
+    monkeypatch.setattr(t.counters, "select", built)
+    with statements(store.engine) as seen:
+        assert service.ingest("m", _ipc(20, NOW, seed=1), ARROW).accepted == 20
+        with store.write() as conn:
+            store.add_counts(conn, "m", {"events_total": 1, "violations_total": 2, "new": 3})
+            store.raise_counts(conn, "m", {"newest": 7})
+    counters = [s for s in seen if "counters" in s]
+    assert len([s for s in counters if s.lstrip().upper().startswith("UPDATE")]) == 3, counters
+    assert store.counters("m")["events_total"] == 41
+    assert store.counters("m")["violations_total"] >= 2
+    assert store.counters("m")["new"] == 3 and store.counters("m")["newest"] == 7

@@ -56,6 +56,25 @@ __all__ = ["ConflictError", "ModelInfo", "NotFoundError", "Store", "create_engin
 
 DRIFT_REFERENCES = ("training", "previous_window")
 RETRIES = 3  # a write that lost a race with another process (unique key) is run again
+# the counters' statements, built once: building one per call (its cache key included) cost
+# more than running it, on every commit of the ingest path
+_COUNTER = (t.counters.c.model == sa.bindparam("c_model")) & (
+    t.counters.c.name == sa.bindparam("c_name")
+)
+ADD_COUNT = (
+    t.counters.update().where(_COUNTER).values(value=t.counters.c.value + sa.bindparam("c_delta"))
+)
+RAISE_COUNT = (
+    t.counters.update()
+    .where(_COUNTER & (t.counters.c.value < sa.bindparam("c_value")))
+    .values(value=sa.bindparam("c_value"))
+)
+COUNTER_VALUE = sa.select(t.counters.c.value).where(_COUNTER)
+COUNTER_NAMES = sa.select(t.counters.c.name).where(
+    (t.counters.c.model == sa.bindparam("c_model"))
+    & t.counters.c.name.in_(sa.bindparam("c_names", expanding=True))
+)
+NEW_COUNT = t.counters.insert()
 
 
 class NotFoundError(WatchkeeperError):
@@ -404,26 +423,29 @@ class Store(DurableLog):
 
     # ------------------------------------------------------------------ counters
     def add_counts(self, conn: sa.Connection, model: str, deltas: Mapping[str, int]) -> None:
-        """Add to the model's counters inside a write transaction."""
-        for name, delta in deltas.items():
-            where = (t.counters.c.model == model) & (t.counters.c.name == name)
-            done = conn.execute(
-                t.counters.update().where(where).values(value=t.counters.c.value + delta)
-            ).rowcount
-            if not done:
-                conn.execute(t.counters.insert().values(model=model, name=name, value=delta))
+        """Add to the model's counters inside a write transaction: one ``UPDATE`` for all
+        (executed many times), an ``INSERT`` for a counter not there yet."""
+        if not deltas:
+            return
+        params = [{"c_model": model, "c_name": n, "c_delta": d} for n, d in deltas.items()]
+        if conn.execute(ADD_COUNT, params).rowcount == len(params):
+            return
+        names = {"c_model": model, "c_names": list(deltas)}
+        there = set(conn.execute(COUNTER_NAMES, names).scalars())
+        missing = [n for n in deltas if n not in there]
+        if missing:
+            new = [{"model": model, "name": n, "value": deltas[n]} for n in missing]
+            conn.execute(NEW_COUNT, new)
 
     def raise_counts(self, conn: sa.Connection, model: str, values: Mapping[str, int]) -> None:
         """Raise the model's counters to at least ``values`` (a maintained maximum), inside a
         write transaction."""
         for name, value in values.items():
-            where = (t.counters.c.model == model) & (t.counters.c.name == name)
-            if conn.execute(
-                t.counters.update().where(where & (t.counters.c.value < value)).values(value=value)
-            ).rowcount:
+            counter = {"c_model": model, "c_name": name}
+            if conn.execute(RAISE_COUNT, {**counter, "c_value": value}).rowcount:
                 continue
-            if conn.execute(sa.select(t.counters.c.value).where(where)).first() is None:
-                conn.execute(t.counters.insert().values(model=model, name=name, value=value))
+            if conn.execute(COUNTER_VALUE, counter).first() is None:
+                conn.execute(NEW_COUNT, {"model": model, "name": name, "value": value})
 
     def bump(self, model: str, deltas: Mapping[str, int]) -> None:
         with self.write() as conn:
