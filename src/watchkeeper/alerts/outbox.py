@@ -30,6 +30,43 @@ log = logging.getLogger("watchkeeper.alerts")
 BATCH = 32
 LEASE_MARGIN = 30.0  # seconds past a send's timeout before a leased row is due again
 MAX_WORKERS = 8
+IDLE_MAX = 30.0  # seconds at most between two looks of an idle loop (woken at once otherwise)
+
+
+_d = t.deliveries.c
+_firing = t.deliveries.alias("firing")
+# a resolution waits while its firing notice to the same notifier is still pending: a
+# receiver never gets them in the wrong order
+_UNSENT_FIRING = (
+    sa.select(_firing.c.id)
+    .where(
+        (_firing.c.alert_id == _d.alert_id)
+        & (_firing.c.notifier == _d.notifier)
+        & (_firing.c.transition == "firing")
+        & (_firing.c.status == "pending")
+    )
+    .exists()
+)
+# the loop's statements, built once (building one costs more than an idle look's query)
+CLAIM = (
+    sa.select(t.deliveries)
+    .where(
+        (_d.status == "pending")
+        & (_d.next_attempt_at <= sa.bindparam("now"))
+        & ~((_d.transition == "resolved") & _UNSENT_FIRING)
+    )
+    .order_by(_d.next_attempt_at, _d.id)
+    .limit(BATCH)
+    .with_for_update(skip_locked=True)
+)
+LEASE = (
+    t.deliveries.update()
+    .where(_d.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(next_attempt_at=sa.bindparam("until"))
+)
+NEXT_DUE = sa.select(sa.func.min(_d.next_attempt_at)).where(
+    (_d.status == "pending") & (_d.next_attempt_at > sa.bindparam("now"))
+)
 
 
 def _row(
@@ -140,6 +177,7 @@ class Outbox:
         self.timeout = timeout
         self.sent = 0
         self.failures = 0
+        self.polls = 0  # claims tried: looks for due rows (counted by the tests)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -149,16 +187,27 @@ class Outbox:
         self._wake.set()
 
     def start(self, interval: float = 1.0) -> None:
+        """Send due rows in a thread: at once when woken (the engine enqueued), when the
+        next pending row falls due, and otherwise every ``interval`` seconds, doubling while
+        it finds nothing up to :data:`IDLE_MAX` (rows another process enqueued)."""
+
         def loop() -> None:
+            idle = interval
             while not self._stop.is_set():
+                now = time.time()
                 try:
-                    busy = self.run_once()
+                    busy = self.run_once(now)
+                    due = None if busy else self.next_due(now)
                 except Exception:
                     log.exception("the delivery loop failed")
-                    busy = 0
-                if not busy:
-                    self._wake.wait(interval)
-                    self._wake.clear()
+                    busy, due = 0, None
+                if busy:
+                    idle = interval
+                    continue
+                wait = idle if due is None else min(idle, max(due - time.time(), 0.0))
+                woken = self._wake.wait(wait)
+                self._wake.clear()
+                idle = interval if woken else min(idle * 2, max(IDLE_MAX, interval))
 
         self._thread = threading.Thread(target=loop, name="wk-outbox", daemon=True)
         self._thread.start()
@@ -171,46 +220,24 @@ class Outbox:
             self._thread = None
 
     def _claim(self, now: float) -> list[dict[str, Any]]:
-        d = t.deliveries.c
-        firing = t.deliveries.alias("firing")
-        # a resolution waits while its firing notice to the same notifier is still pending:
-        # a receiver never gets them in the wrong order
-        unsent_firing = (
-            sa.select(firing.c.id)
-            .where(
-                (firing.c.alert_id == d.alert_id)
-                & (firing.c.notifier == d.notifier)
-                & (firing.c.transition == "firing")
-                & (firing.c.status == "pending")
-            )
-            .exists()
-        )
         with self.store.write() as conn:
-            rows = (
-                conn.execute(
-                    sa.select(t.deliveries)
-                    .where(
-                        (d.status == "pending")
-                        & (d.next_attempt_at <= now)
-                        & ~((d.transition == "resolved") & unsent_firing)
-                    )
-                    .order_by(d.next_attempt_at, d.id)
-                    .limit(BATCH)
-                    .with_for_update(skip_locked=True)
-                )
-                .mappings()
-                .all()
-            )
+            rows = conn.execute(CLAIM, {"now": now}).mappings().all()
             if rows:
                 conn.execute(
-                    t.deliveries.update()
-                    .where(d.id.in_([r["id"] for r in rows]))
-                    .values(next_attempt_at=now + self.timeout + LEASE_MARGIN)
+                    LEASE,
+                    {"ids": [r["id"] for r in rows], "until": now + self.timeout + LEASE_MARGIN},
                 )
         return [dict(r) for r in rows]
 
+    def next_due(self, now: float) -> float | None:
+        """When the next pending row falls due after ``now`` (None: no such row)."""
+        with self.store.engine.connect() as conn:
+            due = conn.execute(NEXT_DUE, {"now": now}).scalar()
+        return None if due is None else float(due)
+
     def run_once(self, now: float | None = None) -> int:
         """One attempt for each due row (up to BATCH); returns how many were attempted."""
+        self.polls += 1
         rows = self._claim(time.time() if now is None else now)
         if not rows:
             return 0
