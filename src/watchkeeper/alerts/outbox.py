@@ -30,7 +30,7 @@ log = logging.getLogger("watchkeeper.alerts")
 BATCH = 32
 LEASE_MARGIN = 30.0  # seconds past a send's timeout before a leased row is due again
 MAX_WORKERS = 8
-IDLE_MAX = 30.0  # seconds at most between two looks of an idle loop (woken at once otherwise)
+IDLE_MAX = 5.0  # seconds at most between two looks of an idle loop (woken at once otherwise)
 
 
 _d = t.deliveries.c
