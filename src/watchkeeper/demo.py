@@ -14,10 +14,10 @@ changed window closes, before that window's labels have come.
 
 A background thread sends traffic to ``POST /v1/models/churn/predict`` in small batches with
 prediction ids, and posts each batch's labels ``label_delay`` windows (one and a half) later:
-a window is evaluated, and estimated, when it closes, half a window before its first labels. After ``windows_before``
-windows the world changes: new kinds of customers (input drift: income, credit score,
-country mix, a new plan), older customers (``aged``: a covariate shift that
-puts more of them near v1's decision boundary, which the estimate sees without labels) and
+a window is evaluated, and estimated, when it closes, half a window before its first labels.
+After ``windows_before`` windows the world changes: new kinds of customers (input drift:
+income, credit score, country mix, a new plan), older customers (``aged``: a covariate shift
+that puts more of them near v1's decision boundary, which the estimate sees without labels) and
 churn no longer follows activity (concept drift, ``concept`` times the example's documented
 change, which only the labels show), so v1's accuracy falls: the estimate first, when the
 window closes, the realized accuracy, further, when its labels come. The run ends once a window
