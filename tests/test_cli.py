@@ -143,9 +143,10 @@ def free_port() -> int:
 
 @pytest.mark.slow
 def test_demo_closes_the_loop(tmp_path: Path) -> None:
-    """The README's main command with short windows: the served model degrades, the alert
-    fires, the retraining job's model goes into shadow, the verdict promotes it and accuracy
-    recovers — each step once, in order, as a service on the demo's data tells it after."""
+    """The README's main command with short windows: the served model degrades, the alert on
+    the estimated accuracy fires before the labels and the one on accuracy after them, the
+    retraining job's model goes into shadow, the verdict promotes it and accuracy recovers —
+    each step once, in order, as a service on the demo's data tells it after."""
     import httpx
 
     data = tmp_path / "demo"
@@ -183,6 +184,12 @@ def test_demo_closes_the_loop(tmp_path: Path) -> None:
             )
             return [p for p in r.json()["points"] if p["value"] is not None]
 
+        estimated = [
+            e
+            for e in events
+            if (e.get("detail") or {}).get("monitor") == "estimated-accuracy-floor"
+        ]
+        events = [e for e in events if e not in estimated]
         kinds = [e["kind"] for e in reversed(events)]  # oldest first
         steps = ["alert_firing", "action_started", "shadow_started", "action_succeeded",
                  "promoted"]  # fmt: skip
@@ -204,6 +211,11 @@ def test_demo_closes_the_loop(tmp_path: Path) -> None:
         assert evidence["challenger"] > evidence["champion"] and evidence["p_value"] < 0.05
 
         fired = next(e for e in events if e["kind"] == "alert_firing")
+        # the estimate fired first, on the same window, without labels
+        [on_estimate] = [e for e in estimated if e["kind"] == "alert_firing"]
+        assert on_estimate["at"] < fired["at"] and on_estimate["version"] == "v1"
+        assert on_estimate["detail"]["metric"] == "estimated_accuracy"
+        assert "before the labels: the window" in res.stderr
         window = int(promoted["at"]) // 6 * 6 + 6  # the first full window after the promotion
         after = [p["value"] for p in accuracy(promoted["version"]) if p["window_start"] >= window]
         assert after, accuracy(promoted["version"])

@@ -4,16 +4,23 @@ requests, it is promoted, and accuracy recovers.
 
 The service runs on embedded defaults with short windows (``window_seconds``, 20 s). Version
 ``v1`` of the example churn model (:mod:`watchkeeper.example_model`) is trained on the
-example's training data, registered with it as the reference and served. A monitor watches
+example's training data, registered with it as the reference (its target, v1's prediction
+and v1's score, so the service fits the performance estimator) and served. A monitor watches
 its accuracy (below the training baseline minus 0.1 fires) and retrains with the example
 model's own script, ``python -m watchkeeper.example_model {dataset} {output}``; a promotion
-policy (auto, accuracy) judges the retrained version in shadow.
+policy (auto, accuracy) judges the retrained version in shadow. A second monitor watches the
+*estimated* accuracy (below the baseline minus 0.05 fires, no action): it fires when the
+changed window closes, before that window's labels have come.
 
 A background thread sends traffic to ``POST /v1/models/churn/predict`` in small batches with
-prediction ids, and posts each batch's labels one window later. After ``windows_before``
-windows the world changes: new kinds of customers (input drift: income, credit score,
-country mix, a new plan) and churn no longer follows activity (concept drift, ``concept``
-times the example's documented change), so v1's accuracy falls. The run ends once a window
+prediction ids, and posts each batch's labels ``label_delay`` windows (one and a half) later:
+a window is evaluated, and estimated, when it closes, half a window before its first labels.
+After ``windows_before`` windows the world changes: new kinds of customers (input drift:
+income, credit score, country mix, a new plan), older customers (``aged``: a covariate shift
+that puts more of them near v1's decision boundary, which the estimate sees without labels) and
+churn no longer follows activity (concept drift, ``concept`` times the example's documented
+change, which only the labels show), so v1's accuracy falls: the estimate first, when the
+window closes, the realized accuracy, further, when its labels come. The run ends once a window
 answered by the promoted version has all its labels (or after ``minutes``, naming the step
 that did not happen); :mod:`watchkeeper.demo_story` then prints what happened, read from the
 API.
@@ -47,6 +54,8 @@ from watchkeeper.server.launch import LOCK_NAME, DataDirLock, listen
 MODEL = "churn"
 MARKER = ".watchkeeper-demo"
 MONITOR = "accuracy-floor"
+ESTIMATED_MONITOR = "estimated-accuracy-floor"
+SCORE = "churn_score"  # v1's score of churn in the reference
 
 
 @dataclass
@@ -56,6 +65,8 @@ class DemoPlan:
     batch_rows: int = 10
     windows_before: int = 2  # full windows of the old world before it changes
     concept: float = 4.0  # strength of the change of the feature → churn relation
+    aged: float = 1.0  # strength of the covariate shift (older customers)
+    label_delay: float = 1.5  # windows from a request to its label
     minutes: float = 8.0  # give up after this long
     reference_rows: int = 20_000
     seed: int = 11
@@ -124,7 +135,8 @@ def start_server(
 
 
 def demo_settings(plan: DemoPlan, threshold: float) -> dict[str, Any]:
-    """The monitor with its retraining command, and the promotion policy."""
+    """The monitor with its retraining command, the monitor of the estimated accuracy (which
+    fires before the labels come; a notice, no action), and the promotion policy."""
     return {
         "window_seconds": plan.window_seconds,
         "evaluation_interval_seconds": min(1.0, plan.window_seconds / 10),
@@ -149,7 +161,15 @@ def demo_settings(plan: DemoPlan, threshold: float) -> dict[str, Any]:
                         "timeout": 300,
                     }
                 ],
-            }
+            },
+            {
+                "name": ESTIMATED_MONITOR,
+                "model": MODEL,
+                "metric": "estimated_accuracy",
+                "condition": f"< {estimated_threshold(threshold):.2f}",
+                "min_samples": plan.min_samples,
+                "for_windows": 1,
+            },
         ],
         "promotion_policies": {
             MODEL: {"metric": "accuracy", "min_labelled": plan.min_labelled, "mode": "auto"}
@@ -157,17 +177,27 @@ def demo_settings(plan: DemoPlan, threshold: float) -> dict[str, Any]:
     }
 
 
+def estimated_threshold(threshold: float) -> float:
+    """The estimated accuracy's floor: halfway between the accuracy's floor and the baseline
+    (the estimate of a window varies far less than its realized accuracy)."""
+    return round(threshold + 0.05, 2)
+
+
 def champion_v1(plan: DemoPlan) -> tuple[pa.Table, Any, float]:
     """(reference, model, its accuracy on the reference): v1 trained on the example's training
-    data, the reference carrying v1's predictions so the training baseline is v1's."""
+    data, the reference carrying v1's predictions, so the training baseline is v1's, and v1's
+    score of churn (class 1), so the service fits the estimator of its performance."""
     from watchkeeper.example_model import features, target, train
 
     rng = np.random.default_rng(plan.seed)
     table = _frame(rng, plan.reference_rows, datetime(2026, 10, 1), drifted=False, first_id=0)
     model = train(table)
     predicted = np.asarray(model.predict(features(table)), dtype=np.int64)
-    reference = table.select([*FEATURES, "churned"]).append_column(
-        "churn_predicted", pa.array(predicted)
+    score = np.asarray(model.predict_proba(features(table)), dtype=np.float64)[:, 1]
+    reference = (
+        table.select([*FEATURES, "churned"])
+        .append_column("churn_predicted", pa.array(predicted))
+        .append_column(SCORE, pa.array(score))
     )
     return reference, model, float(np.mean(predicted == target(table)))
 
@@ -180,7 +210,9 @@ def register(base_url: str, plan: DemoPlan, reference: pa.Table, model: Any) -> 
     query = (
         # every feature is a model input, named in order with the artifact (a retrained
         # version is fed the same inputs)
-        f"target=churned&prediction=churn_predicted&window_seconds={plan.window_seconds}"
+        # (served events carry the score as their scores map's `score.1`)
+        f"target=churned&prediction=churn_predicted&scores={SCORE}"
+        f"&window_seconds={plan.window_seconds}"
     )
     _call(
         f"{base_url}/v1/models/{MODEL}/versions/v1?{query}",
@@ -211,8 +243,8 @@ def get(url: str) -> Any:
 
 @dataclass
 class Traffic:
-    """Requests to the inference endpoint from a background thread, and their labels one
-    window later; the world changes at ``change_at`` (epoch seconds)."""
+    """Requests to the inference endpoint from a background thread, and their labels
+    ``plan.label_delay`` windows later; the world changes at ``change_at`` (epoch seconds)."""
 
     host: str
     port: int
@@ -254,6 +286,7 @@ class Traffic:
                 datetime.now(UTC),
                 drifted=changed,
                 concept=self.plan.concept if changed else 0.0,
+                aged=self.plan.aged if changed else 0.0,
                 first_id=n,
                 span_seconds=pause,
             )
@@ -275,7 +308,9 @@ class Traffic:
                     {"prediction_id": pid, "label": int(label)}
                     for pid, label in zip(answer["prediction_ids"], labels, strict=True)
                 ]
-                pending.append((time.time() + self.plan.window_seconds, actuals))
+                pending.append(
+                    (time.time() + self.plan.window_seconds * self.plan.label_delay, actuals)
+                )
             while pending and pending[0][0] <= time.time():
                 actuals = pending.popleft()[1]
                 try:
@@ -350,15 +385,22 @@ def run_demo(
         console.print(
             f"v1 of {MODEL!r} trained on {plan.reference_rows:,} rows (accuracy {baseline:.3f})"
             f", registered with them as its reference and served; monitor {MONITOR!r}: "
-            f"accuracy < {threshold:.2f} retrains with `python -m watchkeeper.example_model`"
+            f"accuracy < {threshold:.2f} retrains with `python -m watchkeeper.example_model`; "
+            f"monitor {ESTIMATED_MONITOR!r}: estimated accuracy "
+            f"< {estimated_threshold(threshold):.2f} (before the labels)"
         )
         w = plan.window_seconds
         change_at = (time.time() // w + 1 + plan.windows_before) * w
         traffic = Traffic(host, port, plan, change_at)
         traffic.start()
-        outcome = watch(base, plan, traffic, console, deadline=started + plan.minutes * 60)
+        estimates: dict[int, dict[str, Any]] = {}
+        outcome = watch(
+            base, plan, traffic, console, deadline=started + plan.minutes * 60, estimates=estimates
+        )
         traffic.stop()
-        story = Story.read(base, started, change_at, baseline, threshold, outcome).to_dict()
+        story = Story.read(
+            base, started, change_at, baseline, threshold, outcome, estimates
+        ).to_dict()
         print_story(console, story)
         print_where_to_look(console, base, settings)
         if keep_serving:

@@ -5,7 +5,10 @@ is recorded, with the phase and live figures below; it returns once a window ans
 promoted version has all its labels (``"recovered"``), or names the step that did not happen.
 :class:`Story` reads the steps back from ``/v1/models/churn/history``, ``/v1/alerts``,
 ``/v1/retrain-jobs``, ``/verdicts`` and ``/metrics?metric=accuracy`` — the figures printed
-are the service's — and :func:`print_story` prints them with their times.
+are the service's — and :func:`print_story` prints them with their times. While it watches,
+:func:`track` notes each window's ``estimated_accuracy`` the first time it is there, with the
+labels its window had then: the story tells the estimate of the changed window, made before
+its labels came, next to the realized accuracy that followed.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from watchkeeper.demo import MODEL, DemoPlan, Traffic, get
+from watchkeeper.demo import ESTIMATED_MONITOR, MODEL, DemoPlan, Traffic, get
 
 if TYPE_CHECKING:
     from watchkeeper.settings import Settings
@@ -29,18 +32,54 @@ STEPS = (
 )
 
 
-def accuracy(base: str, version: str) -> list[dict[str, Any]]:
-    """The version's accuracy points (oldest first) that have a value."""
-    url = f"{base}/v1/models/{MODEL}/metrics?metric=accuracy&version={version}"
+def accuracy(base: str, version: str, metric: str = "accuracy") -> list[dict[str, Any]]:
+    """The version's accuracy (or ``metric``) points (oldest first) that have a value."""
+    url = f"{base}/v1/models/{MODEL}/metrics?metric={metric}&version={version}"
     return [p for p in get(url)["points"] if p["value"] is not None]
+
+
+def track(base: str, estimates: dict[int, dict[str, Any]]) -> None:
+    """Note v1's windows' estimated accuracy the first time each is there, with its interval
+    and the labels its window had then (the realized accuracy's ``n``, 0 without a value)."""
+    new = [
+        p for p in accuracy(base, "v1", "estimated_accuracy") if p["window_start"] not in estimates
+    ]
+    if not new:
+        return
+    realized = {p["window_start"]: p for p in accuracy(base, "v1")}
+    for p in new:
+        d, r = p.get("detail") or {}, realized.get(p["window_start"])
+        estimates[p["window_start"]] = {
+            "window_start": p["window_start"],
+            "window_seconds": p["window_seconds"],
+            "value": p["value"],
+            "low": d.get("low"),
+            "high": d.get("high"),
+            "reference": d.get("reference_value"),
+            "labelled_then": int((r.get("detail") or {}).get("n") or 0) if r else 0,
+        }
+
+
+def _on_estimate(event: dict[str, Any]) -> bool:
+    """An event of the monitor of the estimated accuracy (not a step of the loop)."""
+    return bool((event.get("detail") or {}).get("monitor") == ESTIMATED_MONITOR)
 
 
 def oldest_first(base: str) -> list[dict[str, Any]]:
     return list(reversed(get(f"{base}/v1/models/{MODEL}/history?limit=1000")["events"]))
 
 
-def watch(base: str, plan: DemoPlan, traffic: Traffic, console: Any, deadline: float) -> str:
-    """Follow the loop until it has recovered (``"recovered"``) or cannot go on (the reason)."""
+def watch(
+    base: str,
+    plan: DemoPlan,
+    traffic: Traffic,
+    console: Any,
+    deadline: float,
+    estimates: dict[int, dict[str, Any]] | None = None,
+) -> str:
+    """Follow the loop until it has recovered (``"recovered"``) or cannot go on (the reason);
+    v1's estimates go into ``estimates`` as they come (:func:`track`)."""
+    estimates = {} if estimates is None else estimates
     seen: set[tuple[str, float]] = set()
     w = plan.window_seconds
     with console.status("") as status:
@@ -52,7 +91,8 @@ def watch(base: str, plan: DemoPlan, traffic: Traffic, console: Any, deadline: f
                     seen.add((e["kind"], e["at"]))
                     what = e["kind"].replace("_", " ")
                     console.print(f"  {_clock(e['at'])}  {what:<16} {e['summary']}")
-            kinds = {e["kind"]: e for e in events}
+            track(base, estimates)
+            kinds = {e["kind"]: e for e in events if not _on_estimate(e)}
             for kind, reason in (
                 ("action_failed", "the retraining job failed"),
                 ("action_timeout", "the retraining job timed out"),
@@ -83,7 +123,10 @@ def _phase(plan: DemoPlan, traffic: Traffic, kinds: dict[str, Any], now: float) 
         return dict(STEPS)[done[-1]]
     if not traffic.changed:
         return f"the old world; it changes in {traffic.change_at - now:.0f} s"
-    return "the world has changed; labels arrive a window late"
+    return (
+        f"the world has changed; labels arrive {plan.label_delay:g} windows late, the "
+        "estimated accuracy when each window closes"
+    )
 
 
 def _figures(base: str, traffic: Traffic) -> str:
@@ -112,6 +155,8 @@ class Story:
     accuracy_alert: float | None = None
     accuracy_after: float | None = None
     windows: list[tuple[str, str, float]] = field(default_factory=list)
+    estimate: dict[str, Any] | None = None  # the changed window's, as first seen (track)
+    estimated_windows: list[tuple[str, float]] = field(default_factory=list)  # v1's
 
     @classmethod
     def read(
@@ -122,8 +167,10 @@ class Story:
         baseline: float,
         threshold: float,
         outcome: str,
+        estimates: dict[int, dict[str, Any]] | None = None,
     ) -> Story:
         story = cls(outcome)
+        estimates = estimates or {}
         events = oldest_first(base)
 
         def step(at: float, kind: str, text: str) -> None:
@@ -135,10 +182,35 @@ class Story:
         if old_world:  # the last window before the change (the first may hold one batch)
             story.accuracy_before = max(old_world, key=lambda p: p["window_start"])["value"]
         step(started, "version_registered", f"v1 serving: trained accuracy {baseline:.3f}")
-        step(change_at, "world_changed", "the world changes: input drift and concept drift")
+        step(
+            change_at,
+            "world_changed",
+            "the world changes: input drift, older customers (a covariate shift) and concept drift",
+        )
+        changed = [e for start, e in sorted(estimates.items()) if start >= change_at]
+        if changed:
+            story.estimate = dict(changed[0])
+            start = changed[0]["window_start"]
+            realized = [p for p in accuracy(base, "v1") if p["window_start"] == start]
+            if realized:
+                story.estimate["realized"] = realized[0]["value"]
         for e in events:
             kind, d = e["kind"], e.get("detail") or {}
-            if kind == "alert_firing":
+            if kind == "alert_firing" and _on_estimate(e):
+                alert = get(f"{base}/v1/alerts/{d['alert_id']}")
+                fired = next(h for h in alert["history"] if h["state"] == "firing")
+                start = fired["window_start"]
+                then = estimates.get(start, {}).get("labelled_then")
+                labels = "" if then is None else f", when its window had {then} labels"
+                step(
+                    e["at"],
+                    kind,
+                    f"alert {alert['id']} fired on the estimate: estimated accuracy "
+                    f"{fired['value']:.3f} {alert['condition']} in the window "
+                    f"{_clock(start)}–{_clock(start + alert['window_seconds'])} of "
+                    f"{alert['version']}{labels}",
+                )
+            elif kind == "alert_firing":
                 alert = get(f"{base}/v1/alerts/{d['alert_id']}")  # now: its latest window
                 fired = next(h for h in alert["history"] if h["state"] == "firing")
                 start, end = fired["window_start"], fired["window_start"] + alert["window_seconds"]
@@ -180,6 +252,10 @@ class Story:
                 (_clock(p["window_start"]), version, p["value"]) for p in accuracy(base, version)
             ]
         story.windows.sort()
+        story.estimated_windows = [
+            (_clock(p["window_start"]), p["value"])
+            for p in accuracy(base, "v1", "estimated_accuracy")
+        ]
         return story
 
     def to_dict(self) -> dict[str, Any]:
@@ -220,6 +296,21 @@ def print_story(console: Any, story: dict[str, Any]) -> None:
     console.print("accuracy by window: " + ", ".join(
         f"{clock} {version} {value:.2f}" for clock, version, value in story["windows"]
     ))  # fmt: skip
+    console.print("estimated accuracy by window (v1, no labels needed): " + ", ".join(
+        f"{clock} {value:.2f}" for clock, value in story["estimated_windows"]
+    ))  # fmt: skip
+    e = story.get("estimate")
+    if e is not None:
+        band = "" if e["low"] is None else f" [{e['low']:.3f}, {e['high']:.3f}]"
+        realized, below = e.get("realized"), ""
+        if realized is not None and e["low"] is not None and realized < e["low"]:
+            below = " (below the band: the concept drift, which only labels show)"
+        console.print(
+            f"before the labels: the window {_clock(e['window_start'])} of the change was "
+            f"estimated at {e['value']:.3f}{band} (reference {fmt(e['reference'])}) when it "
+            f"closed, with {e['labelled_then']} of its labels; its realized accuracy, once "
+            f"they came: {fmt(realized)}{below}"
+        )
     ok = story["outcome"] == "recovered"
     console.print(f"[{'green' if ok else 'red'}]{story['outcome']}[/]")
 
@@ -227,11 +318,16 @@ def print_story(console: Any, story: dict[str, Any]) -> None:
 def print_where_to_look(console: Any, base: str, settings: Settings) -> None:
     console.print("[bold]where to look[/]")
     for what, url in (
-        ("dashboard", f"{base}/ui/models/{MODEL}"),
+        (
+            "dashboard",
+            f"{base}/ui/models/{MODEL}  (accuracy: the estimate and its band "
+            "first, the realized value when the labels come)",
+        ),
         ("history", f"{base}/v1/models/{MODEL}/history"),
         ("verdicts", f"{base}/v1/models/{MODEL}/verdicts"),
         ("versions", f"{base}/v1/models/{MODEL}/versions"),
         ("accuracy over time", f"{base}/v1/models/{MODEL}/metrics?metric=accuracy"),
+        ("estimated accuracy", f"{base}/v1/models/{MODEL}/metrics?metric=estimated_accuracy"),
         ("retraining jobs", f"{base}/v1/retrain-jobs"),
         ("Prometheus metrics", f"{base}/metrics"),
         ("API docs", f"{base}/docs"),

@@ -28,13 +28,17 @@ def _frame(
     first_id: int,
     span_seconds: float = 7 * 86400,
     concept: float | None = None,
+    aged: float = 0.0,
 ) -> pa.Table:
     """``drifted``: 0 (False) is the training distribution, 1 (True) the full documented drift,
     anything between a partial one; ``concept`` (default: the same) scales the change of the
-    feature → churn relation."""
+    feature → churn relation; ``aged`` (0 to 1) makes customers older (mean age 41 → 65): a
+    covariate shift, P(churn | x) unchanged, that puts more of them near the model's decision
+    boundary, so its accuracy falls and can be estimated without
+    labels (the same draws for any value: 0 changes nothing)."""
     d = float(drifted)
     c = d if concept is None else concept
-    age = np.clip(rng.normal(41, 11, n), 18, 90).round()
+    age = np.clip(rng.normal(41 + 24 * aged, 11, n), 18, 90).round()
     income = rng.lognormal(10.4 + 0.14 * d, 0.45, n)
     tenure = rng.gamma(2.0, 14.0, n).round()
     credit = rng.normal(650, 75 * (1 + 0.35 * d), n).round()
