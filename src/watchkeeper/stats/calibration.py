@@ -89,6 +89,23 @@ def _quantile(sample: NDArray[np.float64], alpha: float) -> tuple[float, str]:
     return float(sps.gamma.ppf(1 - alpha, shape, scale=scale)), "gamma"
 
 
+def _proportions(
+    ref_counts: NDArray[np.generic], open_cells: tuple[int, ...]
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """The reference's counts as integers and the cell proportions the null draws from: an
+    empty open cell gets one pseudo-count (see :func:`null_threshold`)."""
+    ref = np.asarray(ref_counts, dtype=np.int64)
+    pseudo = np.zeros(ref.size)
+    for cell in open_cells:
+        pseudo[cell] = 1.0 if ref[cell] == 0 else 0.0
+    return ref, (ref + pseudo) / (int(ref.sum()) + pseudo.sum())
+
+
+def _rng(seed: int | None, *parts: int) -> np.random.Generator:
+    """One stream per simulation, so a result never depends on what ran before it."""
+    return np.random.default_rng([0 if seed is None else seed, *parts])
+
+
 def null_threshold(
     stat: Statistic,
     ref_counts: NDArray[np.generic],
@@ -119,16 +136,11 @@ def null_threshold(
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha (the false-alarm rate) must be in (0, 1), got {alpha}")
-    ref = np.asarray(ref_counts, dtype=np.int64)
+    ref, p = _proportions(ref_counts, open_cells)
     n_ref = int(ref.sum())
-    pseudo = np.zeros(ref.size)
-    for cell in open_cells:
-        pseudo[cell] = 1.0 if ref[cell] == 0 else 0.0
-    p = (ref + pseudo) / (n_ref + pseudo.sum())
 
     def rng_for(*parts: int) -> np.random.Generator:
-        # one stream per simulation, so a result never depends on what ran before it
-        return np.random.default_rng([0 if seed is None else seed, *parts])
+        return _rng(seed, *parts)
 
     def noise(sizes: tuple[int, int]) -> NDArray[np.float64]:
         size_key = sizes if not scale_free else (effective_size(*sizes),)
@@ -310,16 +322,11 @@ def null_samples(
 ) -> list[NullSample]:
     """No-drift samples of several (statistic, power) pairs on the same replicates: one set of
     draws scores every statistic, and each replicate gets the same chunk excess draw."""
-    ref = np.asarray(ref_counts, dtype=np.int64)
+    ref, p = _proportions(ref_counts, open_cells)
     n_ref = int(ref.sum())
-    pseudo = np.zeros(ref.size)
-    for cell in open_cells:
-        pseudo[cell] = 1.0 if ref[cell] == 0 else 0.0
-    p = (ref + pseudo) / (n_ref + pseudo.sum())
 
     def rng_for(*parts: int) -> np.random.Generator:
-        # one stream per simulation, so a result never depends on what ran before it
-        return np.random.default_rng([0 if seed is None else seed, *parts])
+        return _rng(seed, *parts)
 
     def noise(sizes: tuple[int, int]) -> list[NDArray[np.float64]]:
         size_key = sizes if not scale_free else (effective_size(*sizes),)
