@@ -108,14 +108,57 @@ def test_pca_false_alarms_stay_at_the_stated_rate() -> None:
     rng = np.random.default_rng(3)
     schema = infer_schema(_draw(rng, 100))
     trials, alpha, alarms = 300, 0.05, 0
+    sides = {"error rose": 0, "error fell": 0}
     for i in range(trials):
         ref = _draw(rng, 3000)
         fit = fit_multivariate(ref, schema, seed=i)
         res = multivariate_drift(fit, ref, _draw(rng, 400), ("pca",), alpha, i)
         assert res is not None
-        alarms += res.results["pca"].drifted
+        pca = res.results["pca"]
+        alarms += pca.drifted
+        if pca.drifted:
+            sides[pca.details["side"]] += 1
     low, high = _binomial_band(trials, alpha)
     assert low <= alarms <= high, alarms
+    # two-sided: each side at alpha / 2
+    low, high = _binomial_band(trials, alpha / 2)
+    assert all(low <= n <= high for n in sides.values()), sides
+
+
+def test_a_correlation_that_tightens_lowers_the_error_and_is_found() -> None:
+    """The rows crowd closer to the reference's main directions (income and age correlated
+    0.9 instead of 0.6, the marginals unchanged): the mean reconstruction error falls below
+    the band, which a one-sided decision (error above a threshold) cannot see."""
+    rng = np.random.default_rng(11)
+    ref = _draw(rng, 5000, rho=0.6)
+    report = watchkeeper.compare(ref, _draw(rng, 1000, rho=0.9))
+    assert report.drifted_columns == []
+    joint = report.multivariate_drift
+    assert joint is not None and joint.drifted
+    pca = joint.results["pca"]
+    assert pca.statistic is not None and pca.reference_value is not None
+    assert pca.statistic < pca.details["lower_threshold"] < pca.reference_value
+    assert pca.details["upper_threshold"] == pca.threshold > pca.reference_value
+    assert pca.details["side"] == "error fell"
+    assert joint.message == "the joint distribution changed (PCA reconstruction error fell)"
+    flip = watchkeeper.compare(ref, _draw(rng, 1000, rho=-0.6)).multivariate_drift
+    assert flip is not None and flip.results["pca"].details["side"] == "error rose"
+    calm = watchkeeper.compare(ref, _draw(rng, 1000, rho=0.6)).multivariate_drift
+    assert calm is not None and not calm.drifted and calm.results["pca"].details["side"] is None
+
+
+def test_the_band_does_not_depend_on_the_order_of_window_sizes() -> None:
+    """A fitted reference that judged larger windows first gives a window the band that a
+    fresh ``compare()`` gives it: the bootstrap is drawn per block of its own stream."""
+    rng = np.random.default_rng(12)
+    ref, cur = _draw(rng, 4000), _draw(rng, 300)
+    fitted = watchkeeper.Reference.fit(ref)
+    for n in (1500, 50, 700):
+        fitted.compare(_draw(rng, n))
+    a = fitted.compare(cur).multivariate_drift
+    b = watchkeeper.compare(ref, cur).multivariate_drift
+    assert a is not None and b is not None
+    assert a.results["pca"].to_dict() == b.results["pca"].to_dict()
 
 
 @pytest.mark.slow

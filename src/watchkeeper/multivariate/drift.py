@@ -39,9 +39,9 @@ from watchkeeper.multivariate.encoding import Encoder
 from watchkeeper.multivariate.reconstruction import (
     FIT_ROWS,
     HOLDOUT_ROWS,
+    BootstrapNull,
     Pca,
     Threshold,
-    pca_threshold,
 )
 from watchkeeper.schema import ColumnType, Role, Schema
 
@@ -52,9 +52,9 @@ CHOICES: dict[str | None, tuple[str, ...]] = {
     "all": METHODS,
     None: (),
 }
-# a fit's thresholds by (window rows, alpha, seed, reference chunks): the bootstrap depends on
-# nothing else, so the chunks of one size share it (a seed of None draws anew every time)
-ThresholdCache = dict[tuple[int, float, int, int], Threshold]
+# a fit's no-drift bands by (window rows, alpha, reference chunks): the fit's bootstrap
+# (BootstrapNull, drawn once) gives each the same band whatever the window's seed
+ThresholdCache = dict[tuple[int, float, int], Threshold]
 DEFAULT = "pca"  # cheap enough to be on by default; the classifier is opt-in
 CURRENT_ROWS = 50_000  # window rows the PCA error is averaged over, at most (a random sample)
 MIN_REFERENCE_ROWS = 100  # split in two halves of 50
@@ -92,6 +92,13 @@ class MultivariateFit:
     _ranks: NDArray[np.int64] | None = None  # each reference row's position in time order
     # the PCA thresholds already simulated, by window size (see ThresholdCache)
     thresholds: ThresholdCache = field(default_factory=dict, repr=False, compare=False)
+    _null: BootstrapNull | None = field(default=None, repr=False, compare=False)
+
+    def null(self) -> BootstrapNull:
+        """The held-out errors' bootstrap, drawn once (on the first window) from ``seed``."""
+        if self._null is None:
+            self._null = BootstrapNull(self.holdout_errors, self.seed)
+        return self._null
 
     def time_ranks(self, table: pa.Table) -> NDArray[np.int64]:
         if self._ranks is None:
@@ -212,6 +219,11 @@ class MultivariateDrift:
         top = [name for name, imp in self.drivers[:2] if imp > 0]
         if top:
             return "the joint distribution changed, mostly through " + " × ".join(top)
+        pca = self.results.get("pca")
+        side = None if pca is None or not pca.drifted else pca.details.get("side")
+        if side:
+            fell_or_rose = str(side).removeprefix("error ")
+            return f"the joint distribution changed (PCA reconstruction error {fell_or_rose})"
         return "the joint distribution changed"
 
     def to_dict(self) -> dict[str, Any]:
@@ -281,12 +293,11 @@ def _pca(
 ) -> MethodResult:
     assert fit.encoder is not None and fit.pca is not None
     return pca_decision(
-        PcaParts(fit.encoder, fit.pca, fit.holdout_errors, ref_t.num_rows, fit.schema),
+        PcaParts(fit.encoder, fit.pca, fit.null(), ref_t.num_rows, fit.schema),
         lambda: fit.time_ranks(ref_t)[fit.holdout_rows],
         sample,
         n_cur,
         alpha,
-        seed,
         reference_chunks,
         fit.thresholds,
     )
@@ -295,11 +306,11 @@ def _pca(
 @dataclass
 class PcaParts:
     """What the PCA decision needs of the reference: the encoder, the PCA, the held-out rows'
-    errors, the reference's row count and its schema (for its time order)."""
+    errors' bootstrap, the reference's row count and its schema (for its time order)."""
 
     encoder: Encoder
     pca: Pca
-    holdout_errors: NDArray[np.float64]
+    null: BootstrapNull
     reference_rows: int
     schema: Schema
 
@@ -310,37 +321,43 @@ def pca_decision(
     sample: pa.Table,
     n_cur: int,
     alpha: float,
-    seed: int | None,
     reference_chunks: int | None,
     cache: ThresholdCache | None = None,
 ) -> MethodResult:
-    """The PCA method's decision on ``sample`` (the window's rows, of ``n_cur`` in all):
-    ``holdout_ranks()`` gives each held-out reference row's position in time order, read
-    only when the reference's chunks calibrate the threshold. ``cache``: the thresholds of
-    the same reference side already simulated, kept for the next window (seeded ones only)."""
+    """The PCA method's decision on ``sample`` (the window's rows, of ``n_cur`` in all), two-
+    sided: drifted when the window's mean error leaves the no-drift band ``[lower, upper]``,
+    either way (``side``: ``"error rose"`` or ``"error fell"``); ``threshold`` is the upper
+    bound. ``holdout_ranks()`` gives each held-out reference row's position in time order,
+    read only when the reference's chunks calibrate the band. ``cache``: the bands of the same
+    reference side already computed, kept for the next window. The band comes from the
+    fit's bootstrap (its seed), whatever the window's seed (which picks its sample)."""
     errors = parts.pca.errors(parts.encoder.transform(sample, impute=True))
     k = reference_chunk_count(parts.reference_rows, parts.schema, n_cur, reference_chunks)
-    key = (len(errors), alpha, seed, k) if seed is not None and cache is not None else None
-    th = None if key is None or cache is None else cache.get(key)
+    key = (len(errors), alpha, k)
+    th = None if cache is None else cache.get(key)
     if th is None:
         chunk_ids = None
         if k:
             bounds = np.linspace(0, parts.reference_rows, k + 1).astype(int)
             chunk_ids = np.searchsorted(bounds, holdout_ranks(), side="right") - 1
-        th = pca_threshold(parts.holdout_errors, len(errors), alpha, _rng(seed, 4), chunk_ids)
-        if key is not None and cache is not None:
+        th = parts.null.threshold(len(errors), alpha, chunk_ids)
+        if cache is not None:
             cache[key] = th
     value = float(errors.mean())
+    side = th.side(value)
     details = {
+        "lower_threshold": th.lower,
+        "upper_threshold": th.upper,
+        "side": side,
         "n_components": parts.pca.n_components,
         "explained_variance": parts.pca.explained,
-        "reference_rows": len(parts.holdout_errors),
+        "reference_rows": len(parts.null.holdout),
         "current_rows": len(errors),
         "natural_variation": th.natural_variation,
         "reference_chunks": k,
         "tail": th.tail,
     }
-    return MethodResult("pca", value, th.threshold, value > th.threshold, th.reference, details)
+    return MethodResult("pca", value, th.upper, side is not None, th.reference, details)
 
 
 def _classifier(

@@ -81,57 +81,127 @@ class Pca:
 
 @dataclass
 class Threshold:
-    """The decision's numbers: the reference's mean error and the no-drift threshold."""
+    """The decision's numbers: the reference's mean error and the no-drift band around it.
+
+    The decision is two-sided: a window's mean error above ``upper`` (the error rose: rows
+    left the reference's main directions) or below ``lower`` (the error fell: rows crowd
+    closer to them than the reference's do) is a change, each side at ``alpha / 2``."""
 
     reference: float
-    threshold: float
+    lower: float
+    upper: float
     natural_variation: float  # the reference chunks' spread beyond sampling noise (0 if none)
     n_eff: int
     tail: str
+
+    @property
+    def threshold(self) -> float:
+        """The upper bound (the one-sided threshold of releases before the two-sided band)."""
+        return self.upper
+
+    def side(self, value: float) -> str | None:
+        """``"error rose"``, ``"error fell"``, or None inside the band."""
+        if value > self.upper:
+            return "error rose"
+        if value < self.lower:
+            return "error fell"
+        return None
+
+
+BLOCK = 100  # bootstrap columns drawn per random stream (BOOTSTRAP_ROWS / BLOCK streams)
+
+
+class BootstrapNull:
+    """The no-drift replicates of one fit's held-out errors, drawn once and shared by every
+    window size (see :func:`pca_threshold`).
+
+    ``REPLICATES`` rows of ``BOOTSTRAP_ROWS`` held-out errors drawn with replacement: the mean
+    of a row's first ``m`` draws is a bootstrap mean of ``m`` errors, so one matrix serves
+    every window size, and a window costs a sum over it instead of 2,000 × ``m`` new draws.
+    The columns are drawn in blocks of ``BLOCK``, each block from its own stream of
+    ``seed``, only as far as the largest size asked for: the values do not depend on the
+    order in which window sizes come (``compare()`` and a fitted ``Reference`` agree).
+    Each replicate's reference chunk and sign (the natural-variation term) are drawn once too.
+    """
+
+    def __init__(self, holdout: NDArray[np.float64], seed: int | None) -> None:
+        self.holdout = holdout
+        self.mean = float(holdout.mean())
+        self.var = float(holdout.var())
+        # a seed of None: random, but fixed for this object's life
+        self._seed = int(np.random.SeedSequence().entropy) if seed is None else seed  # type: ignore[arg-type]
+        self._draws = np.empty((REPLICATES, 0), np.float32)
+        natural = np.random.default_rng([self._seed, 4, 0])
+        self._pick = natural.random(REPLICATES)  # a chunk: floor(pick × chunks)
+        self._sign = natural.choice(np.array([-1.0, 1.0]), REPLICATES)
+
+    def means(self, rows: int) -> NDArray[np.float64]:
+        """``REPLICATES`` bootstrap means of ``rows`` (≤ ``BOOTSTRAP_ROWS``) held-out errors."""
+        have = self._draws.shape[1]
+        if rows > have:
+            blocks = [self._draws]
+            for b in range(have // BLOCK, -(-rows // BLOCK)):
+                rng = np.random.default_rng([self._seed, 4, b + 1])
+                picks = rng.integers(0, len(self.holdout), (REPLICATES, BLOCK))
+                blocks.append(self.holdout[picks].astype(np.float32))
+            self._draws = np.ascontiguousarray(np.hstack(blocks))
+        out: NDArray[np.float64] = self._draws[:, :rows].sum(axis=1, dtype=np.float64) / rows
+        return out
+
+    def threshold(
+        self, n_current: int, alpha: float, chunk_ids: NDArray[np.int64] | None = None
+    ) -> Threshold:
+        """The no-drift band of a window of ``n_current`` rows (:func:`pca_threshold`)."""
+        size = len(self.holdout)
+        mean, var = self.mean, self.var
+        n_eff = max(round(n_current * size / (n_current + size)), 1)
+        rows = min(n_eff, BOOTSTRAP_ROWS)
+        null = (self.means(rows) - mean) * np.sqrt(rows / n_eff)
+        natural = 0.0
+        if chunk_ids is not None:
+            counts = np.bincount(chunk_ids)
+            sums = np.bincount(chunk_ids, weights=self.holdout)
+            used = counts > 0
+            if used.sum() >= 2:
+                dev2 = (sums[used] / counts[used] - mean) ** 2
+                excess = np.maximum(dev2 - var * (1 / counts[used] - 1 / size), 0.0)
+                natural = float(np.sqrt(excess.mean()))
+                picks = np.minimum((self._pick * len(excess)).astype(np.int64), len(excess) - 1)
+                null = null + self._sign * np.sqrt(excess[picks])
+        half = alpha / 2  # each side
+        if half * REPLICATES >= 20:
+            lo = float(np.quantile(null, half, method="lower"))
+            hi = float(np.quantile(null, 1 - half, method="higher"))
+            tail = "empirical"
+        else:
+            z = float(stats.norm.isf(half))
+            centre, spread = float(null.mean()), float(null.std())
+            lo, hi, tail = centre - z * spread, centre + z * spread, "normal"
+        return Threshold(mean, mean + lo, mean + hi, natural, n_eff, tail)
 
 
 def pca_threshold(
     holdout: NDArray[np.float64],
     n_current: int,
     alpha: float,
-    rng: np.random.Generator,
+    seed: int | None,
     chunk_ids: NDArray[np.int64] | None = None,
 ) -> Threshold:
-    """The ``1 − alpha`` quantile of a window's mean error under no drift.
+    """The ``alpha / 2`` and ``1 − alpha / 2`` quantiles of a window's mean error under no
+    drift: the two-sided band of a two-sided decision at false-alarm rate ``alpha``.
 
     ``holdout``: the errors of the reference rows the PCA was not fitted on. The window's mean
     and the holdout's mean differ, under no drift, by sampling noise of variance
     ``σ²(1/n + 1/H)``: that of a mean of ``n_eff = nH/(n + H)`` rows. ``REPLICATES`` bootstrap
     means of ``min(n_eff, BOOTSTRAP_ROWS)`` holdout errors, their deviations from the holdout
     mean scaled by ``sqrt(rows / n_eff)`` (a mean's deviation shrinks as ``1/sqrt(n)``), sample
-    that noise with the errors' own skew. With ``chunk_ids`` (each holdout row's consecutive
-    reference chunk, time-ordered references), each chunk's squared deviation from the holdout
-    mean beyond its sampling variance ``σ²(1/s_j − 1/H)`` is its excess ``e_j``; each replicate
-    gets ``± sqrt(e_J)`` of a chunk ``J`` drawn at random, as the univariate decision adds the
-    chunk excess. Threshold: the empirical quantile when ``alpha · REPLICATES ≥ 20``, else a
-    normal tail with the replicates' mean and standard deviation.
+    that noise with the errors' own skew (both tails from the same replicates). With
+    ``chunk_ids`` (each holdout row's consecutive reference chunk, time-ordered references),
+    each chunk's squared deviation from the holdout mean beyond its sampling variance
+    ``σ²(1/s_j − 1/H)`` is its excess ``e_j``; each replicate gets ``± sqrt(e_J)`` of a chunk
+    ``J`` drawn at random, as the univariate decision adds the chunk excess. Bounds: the
+    empirical quantiles when ``alpha / 2 · REPLICATES ≥ 20``, else normal tails with the
+    replicates' mean and standard deviation. One call draws anew; a fit keeps a
+    :class:`BootstrapNull` and asks it for every window size.
     """
-    size = len(holdout)
-    mean = float(holdout.mean())
-    var = float(holdout.var())
-    n_eff = max(round(n_current * size / (n_current + size)), 1)
-    rows = min(n_eff, BOOTSTRAP_ROWS)
-    draws = rng.choice(holdout, size=(REPLICATES, rows), replace=True).mean(axis=1)
-    null = (draws - mean) * np.sqrt(rows / n_eff)
-    natural = 0.0
-    if chunk_ids is not None:
-        counts = np.bincount(chunk_ids)
-        sums = np.bincount(chunk_ids, weights=holdout)
-        used = counts > 0
-        if used.sum() >= 2:
-            dev2 = (sums[used] / counts[used] - mean) ** 2
-            excess = np.maximum(dev2 - var * (1 / counts[used] - 1 / size), 0.0)
-            natural = float(np.sqrt(excess.mean()))
-            picks = rng.integers(0, len(excess), REPLICATES)
-            signs = rng.choice(np.array([-1.0, 1.0]), REPLICATES)
-            null = null + signs * np.sqrt(excess[picks])
-    if alpha * REPLICATES >= 20:
-        q, tail = float(np.quantile(null, 1 - alpha, method="higher")), "empirical"
-    else:
-        q, tail = float(null.mean() + stats.norm.isf(alpha) * null.std()), "normal"
-    return Threshold(mean, mean + q, natural, n_eff, tail)
+    return BootstrapNull(holdout, seed).threshold(n_current, alpha, chunk_ids)

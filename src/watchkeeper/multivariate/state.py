@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,12 +41,13 @@ from watchkeeper.multivariate.drift import (
     MethodResult,
     MultivariateFit,
     PcaParts,
+    ThresholdCache,
     _one_thread,
     current_sample,
     pca_decision,
 )
 from watchkeeper.multivariate.encoding import Encoder, _Categories
-from watchkeeper.multivariate.reconstruction import Pca
+from watchkeeper.multivariate.reconstruction import BootstrapNull, Pca
 from watchkeeper.schema import Schema
 
 FORMAT = 1  # the layout of the archive; a reader refuses another
@@ -62,6 +63,9 @@ class PcaState:
     holdout_ranks: NDArray[np.int64]  # each held-out row's position in the time order
     reference_rows: int
     seed: int | None
+    # the held-out errors' bootstrap and the bands already computed (drawn on the first window)
+    _null: BootstrapNull | None = field(default=None, repr=False, compare=False)
+    thresholds: ThresholdCache = field(default_factory=dict, repr=False, compare=False)
 
     def judge(
         self,
@@ -83,7 +87,9 @@ class PcaState:
         if note is not None:
             return MethodResult("pca", None, None, False, None, {}, note)
         sample = current_sample(window, self.encoder.columns, self.seed)
-        parts = PcaParts(self.encoder, self.pca, self.holdout_errors, self.reference_rows, schema)
+        if self._null is None:
+            self._null = BootstrapNull(self.holdout_errors, self.seed)
+        parts = PcaParts(self.encoder, self.pca, self._null, self.reference_rows, schema)
         with _one_thread():
             return pca_decision(
                 parts,
@@ -91,8 +97,8 @@ class PcaState:
                 sample,
                 window.num_rows,
                 alpha,
-                self.seed,
                 reference_chunks,
+                self.thresholds,
             )
 
     def to_bytes(self) -> bytes:
