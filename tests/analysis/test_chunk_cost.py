@@ -1,8 +1,8 @@
 """What ``Reference.analyze`` computes once per chunk size, and what it leaves until read.
 
-Everything that depends only on the reference and the chunks' size (the PCA threshold's
-bootstrap, each column's calibrated threshold) is computed once per size and reused by the
-chunks of that size; the exact KS p-value, which no calibrated decision reads, is computed
+Everything that depends only on the reference and the chunks' size (the PCA's no-drift band,
+from a bootstrap drawn once per fit; each column's calibrated threshold) is computed once per
+size and reused by the chunks of that size; the exact KS p-value, which no calibrated decision reads, is computed
 when a report is read. These tests count that work; that the reports are the same as
 ``compare()`` per chunk is ``tests/analysis/test_timeline.py``'s check.
 """
@@ -19,6 +19,7 @@ from scipy import stats as sps
 import watchkeeper.multivariate.drift as mv
 from tests.analysis.test_reference import _frame
 from watchkeeper import Reference
+from watchkeeper.multivariate.reconstruction import BootstrapNull
 from watchkeeper.stats import drift
 
 # five chunks of 1,000 rows and a last one of 500: two sizes
@@ -49,12 +50,13 @@ def test_the_pca_threshold_is_simulated_once_per_chunk_size(
 ) -> None:
     reference, current = frames
     ref = Reference.fit(reference, timestamp="ts", multivariate="pca")
-    calls = _counting(monkeypatch, mv, "pca_threshold")
+    drawn = _counting(monkeypatch, mv, "BootstrapNull")  # the bootstrap: once per fit
+    calls = _counting(monkeypatch, BootstrapNull, "threshold")  # the band: once per size
     timeline = ref.analyze(current, chunk_size=CHUNK)
     assert len(timeline.reports) == 6
-    assert len(calls) == SIZES
+    assert len(calls) == SIZES and len(drawn) == 1
     ref.analyze(current, chunk_size=CHUNK)  # a second period of the same sizes: none again
-    assert len(calls) == SIZES
+    assert len(calls) == SIZES and len(drawn) == 1
 
 
 def test_each_column_is_calibrated_once_per_chunk_size(

@@ -11,6 +11,7 @@ from scipy import stats
 
 import watchkeeper
 from watchkeeper.errors import InputError
+from watchkeeper.html_format import fmt_num
 from watchkeeper.multivariate import fit_multivariate, multivariate_drift
 from watchkeeper.multivariate.classifier import auc_with_null_variance, domain_classifier
 from watchkeeper.multivariate.encoding import Encoder
@@ -220,19 +221,30 @@ def test_reference_fits_once_and_matches_compare() -> None:
 
 def test_the_timeline_has_the_multivariate_metrics() -> None:
     rng = np.random.default_rng(7)
-    fitted = watchkeeper.Reference.fit(_draw(rng, 6000), multivariate="all")
-    data = pa.concat_tables([_draw(rng, 1500), _draw(rng, 1500, rho=-0.8)])
+    fitted = watchkeeper.Reference.fit(_draw(rng, 6000, rho=0.6), multivariate="all")
+    data = pa.concat_tables(
+        [_draw(rng, 1500, rho=0.6), _draw(rng, 1500, rho=-0.8), _draw(rng, 1500, rho=0.95)]
+    )
     timeline = fitted.analyze(data, chunk_size=1500)
     frame = timeline.to_pandas()
     for metric in ("multivariate_pca", "multivariate_classifier"):
         rows = frame[frame["metric"] == metric]
-        assert rows["alert"].tolist() == [False, True], metric
+        assert rows["alert"].tolist()[:2] == [False, True], metric
         assert (rows["column"] == "").all() and rows["threshold"].notna().all()
+    pca = frame[frame["metric"] == "multivariate_pca"]
+    assert pca["alert"].tolist() == [False, True, True]  # the error rose, then fell
+    assert pca["method"].tolist() == ["pca", "pca (error rose)", "pca (error fell)"]
+    assert (pca["lower_threshold"] < pca["threshold"]).all()
+    assert pca["value"].iloc[2] < pca["lower_threshold"].iloc[2]
+    assert frame[frame["metric"] != "multivariate_pca"]["lower_threshold"].isna().all()
     clf = frame[frame["metric"] == "multivariate_classifier"]["method"].tolist()
     assert clf[1] in ("classifier (income × age)", "classifier (age × income)")
     alerts = timeline.alerts()
     assert {"multivariate_pca", "multivariate_classifier"} <= set(alerts["metric"])
-    assert len(timeline.plot("multivariate_pca").data) >= 2
+    traces = {t.name: t for t in timeline.plot("multivariate_pca").data}
+    band = traces["dataset: lower threshold"]  # the no-drift band, shaded to the upper line
+    assert band.fill == "tonexty" and list(band.y) == pca["lower_threshold"].tolist()
+    assert list(traces["dataset: upper threshold"].y) == pca["threshold"].tolist()
     table = timeline._repr_html_()
     assert "joint drift" in table and table.count("<td>no</td>") >= 1 and "<td>yes (" in table
 
@@ -246,6 +258,14 @@ def test_the_html_report_has_the_joint_drift_section(tmp_path: object) -> None:
     assert 'id="multivariate"' in page and "PCA reconstruction error" in page
     assert "mostly through" in page and 'id="multivariate-drivers"' in page
     assert "Joint drift</div>" in page  # the summary card
+    pca = report.multivariate_drift.results["pca"]  # type: ignore[union-attr]
+    band = f"{fmt_num(pca.details['lower_threshold'])} – {fmt_num(pca.threshold)}"
+    assert band in page and '<span class="side">error rose</span>' in page
+    ref = _draw(rng, 5000, rho=0.6)
+    fell = watchkeeper.compare(ref, _draw(rng, 1000, rho=0.9))
+    page = fell.save_html(Path(str(tmp_path)) / "f.html").read_text(encoding="utf-8")
+    assert '<span class="side">error fell</span>' in page
+    assert "PCA reconstruction error fell" in page  # the section's message
     quiet = watchkeeper.compare(_draw(rng, 3000), _draw(rng, 1000), multivariate=None)
     assert 'id="multivariate"' not in quiet.save_html(Path(str(tmp_path)) / "q.html").read_text(
         encoding="utf-8"

@@ -13,7 +13,9 @@ Metrics, one row each per chunk:
   threshold, ``alert`` = a warning that the missing share changed or all values are missing;
 * ``multivariate_pca`` and ``multivariate_classifier`` for the dataset (column ``""``), when
   the reference checks them: the window's mean PCA reconstruction error or the domain
-  classifier's ROC AUC, its calibrated threshold, ``alert`` = the joint distribution changed
+  classifier's ROC AUC, its calibrated threshold (the PCA's decision is two-sided: its
+  no-drift band runs from ``lower_threshold`` to ``threshold``; ``lower_threshold`` is None
+  on every other row), ``alert`` = the joint distribution changed
   (``method``: ``pca``, or ``classifier`` with the top two features by its permutation
   importance, ``classifier (income × age)``);
 * the performance headline (``accuracy``, ``rmse``…) for the target when the chunk has labels:
@@ -69,6 +71,7 @@ COLUMNS = (
     "metric",
     "value",
     "threshold",
+    "lower_threshold",
     "alert",
     "method",
     "calibration",
@@ -183,7 +186,7 @@ class Timeline:
                 "rows": chunk.rows,
             }
             for row in _metric_rows(report):
-                rows.append({**base, **row})
+                rows.append({**base, "lower_threshold": None, **row})
         return rows
 
     def to_pandas(self) -> pd.DataFrame:
@@ -319,9 +322,13 @@ def _metric_rows(report: Report) -> list[dict[str, Any]]:
                 "metric": f"multivariate_{method}",
                 "value": res.statistic,
                 "threshold": res.threshold,
+                # the PCA's decision is two-sided: the band [lower_threshold, threshold]
+                "lower_threshold": res.details.get("lower_threshold"),
                 "alert": res.drifted,
                 "method": f"{method} ({' × '.join(top)})"
                 if method == "classifier" and top
+                else f"{method} ({res.details['side']})"
+                if res.details.get("side")
                 else method,
                 "calibration": None,
             }

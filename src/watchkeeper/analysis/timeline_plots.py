@@ -51,14 +51,27 @@ def metric_figure(rows: Rows, metric: str) -> go.Figure:
             line={"color": color},
         )
         if single or metric == "drift_share":
-            kind = "threshold" if metric in ("drift", "drift_share") else "reference"
+            threshold = metric in ("drift", "drift_share") or metric.startswith("multivariate_")
+            kind = "threshold" if threshold else "reference"
+            lower = [r.get("lower_threshold") for r in part]
+            two_sided = any(v is not None for v in lower)
             fig.add_scatter(
                 x=x,
                 y=[r["threshold"] for r in part],
                 mode="lines",
-                name=f"{label}: {kind}",
+                name=f"{label}: {'upper threshold' if two_sided else kind}",
                 line={"color": REFERENCE_COLOR, "dash": "dash"},
             )
+            if two_sided:  # a two-sided decision (the PCA's): the no-drift band, shaded
+                fig.add_scatter(
+                    x=x,
+                    y=lower,
+                    mode="lines",
+                    name=f"{label}: lower threshold",
+                    line={"color": REFERENCE_COLOR, "dash": "dash"},
+                    fill="tonexty",
+                    fillcolor="rgba(127, 127, 127, 0.15)",
+                )
         alerts = [r for r in part if r["alert"]]
         if alerts:
             fig.add_scatter(
