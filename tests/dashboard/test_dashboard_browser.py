@@ -320,7 +320,8 @@ def test_model_page_draws_the_joint_drift_with_its_threshold(
     visit: Callable[[str], Visit], live: Live
 ) -> None:
     """The multivariate_pca chart holds the API's values, its calibrated threshold as the
-    dashed line and a marker on each drifted window."""
+    dashed line, the no-drift band from the lower to the upper threshold shaded, and a marker
+    on each drifted window."""
     v = visit(live.read)
     v.go(f"/ui/models/{MODEL}?range=7d")
     headers = {"authorization": f"Bearer {live.read}"}
@@ -338,6 +339,12 @@ def test_model_page_draws_the_joint_drift_with_its_threshold(
     by_name = {t["name"]: t["y"] for t in traces}
     assert by_name["PCA reconstruction error"] == [p["value"] for p in points]
     assert by_name["threshold"] == [p["detail"]["threshold"] for p in points]
+    # the two-sided decision's no-drift band: the upper ends left to right, the lower back
+    upper, lower = [p["detail"]["threshold"] for p in points], [
+        p["detail"]["lower_threshold"] for p in points
+    ]
+    assert by_name["no-drift band"] == upper + lower[::-1]
+    assert all(lo < hi for lo, hi in zip(lower, upper, strict=True))
     drifted = [p["value"] for p in points if p["detail"]["drifted"]]
     assert by_name.get("drifted", []) == drifted
     title = v.page.locator("#chart-joint-drift h3").inner_text()

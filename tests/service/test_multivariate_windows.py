@@ -1,6 +1,7 @@
 """Each window's multivariate drift (``multivariate_pca``), on SQLite and PostgreSQL: a window
 whose two correlated features flip their correlation (both marginals unchanged) is drifted
-while no column is; an unshifted window is not; the value and threshold are those of the
+while no column is, and so is one whose correlation tightens (the error falls below the
+two-sided band); an unshifted window is not; the value and threshold are those of the
 library (``compare()``'s PCA check) on the window's rows; a version without a PCA state (one
 registered before the service kept it) gets no series and no error; a window evaluated again
 for its labels does not read the lake again; a monitor on it fires and resolves through the
@@ -95,13 +96,19 @@ def test_a_flipped_correlation_drifts_the_window_and_no_column(
     service, evaluator, reference = setup(store, tmp_path)
     same = send(service, 0, 1500, RHO, seed=1)
     flipped = send(service, 1, 1500, -RHO, seed=2)
-    assert evaluator.run_once(now=T0 + 3 * HOUR) == 2
+    tightened = send(service, 2, 1500, 0.97, seed=3)  # closer to the main direction
+    assert evaluator.run_once(now=T0 + 4 * HOUR) == 3
 
     joint = by_window(series(store, "m", "multivariate_pca"))
-    assert sorted(joint) == [T0, T0 + HOUR]
-    calm, moved = joint[T0], joint[T0 + HOUR]
-    assert calm["detail"]["drifted"] is False and calm["value"] < calm["detail"]["threshold"]
+    assert sorted(joint) == [T0, T0 + HOUR, T0 + 2 * HOUR]
+    calm, moved, fell = joint[T0], joint[T0 + HOUR], joint[T0 + 2 * HOUR]
+    assert calm["detail"]["drifted"] is False and calm["detail"]["side"] is None
+    assert calm["detail"]["lower_threshold"] < calm["value"] < calm["detail"]["threshold"]
     assert moved["detail"]["drifted"] is True and moved["value"] > moved["detail"]["threshold"]
+    assert moved["detail"]["side"] == "error rose"
+    # the two-sided decision: an error that falls below the band is a change too
+    assert fell["detail"]["drifted"] is True and fell["detail"]["side"] == "error fell"
+    assert fell["value"] < fell["detail"]["lower_threshold"]
     assert moved["detail"]["window_rows"] == moved["detail"]["current_rows"] == 1500
     for feature in ("x1", "x2", "z"):
         drift = by_window(series(store, "m", "drift_statistic", feature=feature))
@@ -113,13 +120,16 @@ def test_a_flipped_correlation_drifts_the_window_and_no_column(
     # the oracle: the library's PCA check on the same rows against the same fit
     schema, _ = store.reference("m", "v1")
     fit = fit_multivariate(reference, schema, 0)
-    for window, table in ((T0, same), (T0 + HOUR, flipped)):
+    for window, table in ((T0, same), (T0 + HOUR, flipped), (T0 + 2 * HOUR, tightened)):
         result = multivariate_drift(fit, reference, table, ("pca",), 0.01, 0)
         assert result is not None
         pca = result.results["pca"]
+        detail = joint[window]["detail"]
         assert joint[window]["value"] == pytest.approx(pca.statistic, rel=1e-12)
-        assert joint[window]["detail"]["threshold"] == pytest.approx(pca.threshold, rel=1e-12)
-        assert joint[window]["detail"]["drifted"] is pca.drifted
+        assert detail["threshold"] == pytest.approx(pca.threshold, rel=1e-12)
+        lower = pca.details["lower_threshold"]
+        assert detail["lower_threshold"] == pytest.approx(lower, rel=1e-12)
+        assert detail["drifted"] is pca.drifted and detail["side"] == pca.details["side"]
 
 
 def test_late_labels_do_not_read_the_windows_rows_again(

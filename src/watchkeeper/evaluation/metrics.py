@@ -249,7 +249,8 @@ _ENTRIES = (
         "drift",
         "statistic",
         "the window's mean PCA reconstruction error against the version's reference, a change "
-        "in how the features move together; detail: threshold, drifted, the PCA's figures",
+        "in how the features move together; detail: the no-drift band (lower_threshold, "
+        "threshold = upper_threshold), drifted, side (error rose or fell), the PCA's figures",
         label="PCA reconstruction error",
         format="num",
         higher_is_better=False,
@@ -260,8 +261,13 @@ _ENTRIES = (
             ),
             _gauge(
                 "multivariate_pca_threshold",
-                "Calibrated threshold of the PCA reconstruction error in the newest window.",
+                "Upper bound of the PCA reconstruction error's no-drift band in the newest window.",
                 detail="threshold",
+            ),
+            _gauge(
+                "multivariate_pca_lower_threshold",
+                "Lower bound of the PCA reconstruction error's no-drift band in the newest window.",
+                detail="lower_threshold",
             ),
         ),
     ),

@@ -8,7 +8,7 @@ them the value estimated before the labels (``estimated_<metric>``,
 estimate held once labels came.
 
 The joint drift (``multivariate_pca``: a change in how the features move together) gets one
-chart with its calibrated threshold, drifted windows marked, when the version has that series.
+chart with its calibrated no-drift band (two-sided), drifted windows marked, when the version has that series.
 
 The prediction's own drift — each model output (the prediction and score columns) against its
 reference distribution — gets a chart per output with its calibrated threshold, and a card;
@@ -155,7 +155,8 @@ def joint_drift(
     store: Store, ctx: Context, times: Sequence[int], marks: Sequence[tuple[float, str]] = ()
 ) -> list[dict[str, Any]]:
     """The ``multivariate_pca`` chart over the range — the window's mean reconstruction error,
-    its threshold dashed, drifted windows marked — or none when the range has no such point
+    its upper threshold dashed over its shaded no-drift band (the decision is two-sided: a
+    window below the band drifted too), drifted windows marked — or none when the range has no such point
     (a version without a PCA state: ``docs/service.md``)."""
     metric = "multivariate_pca"
     evaluated = set(times)
@@ -171,11 +172,18 @@ def joint_drift(
     columns = {
         label: [v for _, v, _ in points],
         "threshold": [d.get("threshold") for d in details],
+        "lower": [d.get("lower_threshold") for d in details],  # None before the two-sided band
     }
     xs, ys, run = downsample([w for w, _, _ in points], columns)
     marked = [bool(d.get("drifted")) for d in details] if run == 1 else None
     figure = time_series_spec(
-        xs, {label: ys[label]}, threshold=ys["threshold"], marked=marked, marks=marks
+        xs,
+        {label: ys[label]},
+        threshold=ys["threshold"],
+        band=(ys["lower"], ys["threshold"]),
+        band_name="no-drift band",
+        marked=marked,
+        marks=marks,
     )
     title = "Joint drift: how the features move together"
     return [
