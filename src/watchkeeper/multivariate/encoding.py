@@ -51,11 +51,14 @@ class _Categories:
 
     def encode(self, column: pa.ChunkedArray) -> NDArray[np.float64]:
         strings = _strings(column)
-        index = pc.index_in(strings, value_set=self.values)
-        idx = np.asarray(pc.fill_null(index, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-        out = np.where(idx >= 0, self.shares[np.maximum(idx, 0)], 0.0)
-        missing = np.asarray(strings.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-        out[missing] = self.shares[-1]
+        k = len(self.values)
+        # one lookup: the seen categories' shares, 0 for an unseen one, the missing share
+        lookup = np.concatenate([self.shares[:k], [0.0, self.shares[-1]]])
+        index = pc.fill_null(pc.index_in(strings, value_set=self.values), k)
+        if strings.null_count:
+            index = pc.if_else(strings.is_null(), k + 1, index)
+        idx = np.asarray(index.to_numpy(zero_copy_only=False), dtype=np.intp)
+        out: NDArray[np.float64] = lookup[idx]
         return out
 
 

@@ -130,21 +130,20 @@ class BootstrapNull:
         self.var = float(holdout.var())
         # a seed of None: random, but fixed for this object's life
         self._seed = int(np.random.SeedSequence().entropy) if seed is None else seed  # type: ignore[arg-type]
-        self._draws = np.empty((REPLICATES, 0), np.float32)
+        self._values = holdout.astype(np.float32)  # what the draws take (half the bytes)
+        self._draws = np.empty((REPLICATES, BOOTSTRAP_ROWS), np.float32)  # filled by block
+        self._drawn = 0  # columns filled
         natural = np.random.default_rng([self._seed, 4, 0])
         self._pick = natural.random(REPLICATES)  # a chunk: floor(pick × chunks)
         self._sign = natural.choice(np.array([-1.0, 1.0]), REPLICATES)
 
     def means(self, rows: int) -> NDArray[np.float64]:
         """``REPLICATES`` bootstrap means of ``rows`` (≤ ``BOOTSTRAP_ROWS``) held-out errors."""
-        have = self._draws.shape[1]
-        if rows > have:
-            blocks = [self._draws]
-            for b in range(have // BLOCK, -(-rows // BLOCK)):
-                rng = np.random.default_rng([self._seed, 4, b + 1])
-                picks = rng.integers(0, len(self.holdout), (REPLICATES, BLOCK))
-                blocks.append(self.holdout[picks].astype(np.float32))
-            self._draws = np.ascontiguousarray(np.hstack(blocks))
+        for b in range(self._drawn // BLOCK, -(-rows // BLOCK)):
+            rng = np.random.default_rng([self._seed, 4, b + 1])
+            picks = rng.integers(0, len(self._values), (REPLICATES, BLOCK), dtype=np.int32)
+            np.take(self._values, picks, out=self._draws[:, b * BLOCK : (b + 1) * BLOCK])
+            self._drawn = (b + 1) * BLOCK
         out: NDArray[np.float64] = self._draws[:, :rows].sum(axis=1, dtype=np.float64) / rows
         return out
 
