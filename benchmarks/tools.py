@@ -16,7 +16,9 @@ FORMS = ("pandas-object", "pandas-categorical", "arrow")
 
 BENCH_DIR = Path(__file__).resolve().parent
 PEERS_DIR = BENCH_DIR / "peers"
-VENVS_DIR = BENCH_DIR / ".venvs"
+# the peers' venvs (bash benchmarks/setup_peers.sh); WATCHKEEPER_BENCH_VENVS points a second
+# checkout (a git worktree) at the venvs another one already installed
+VENVS_DIR = Path(os.environ.get("WATCHKEEPER_BENCH_VENVS") or BENCH_DIR / ".venvs")
 
 
 @dataclass(frozen=True)

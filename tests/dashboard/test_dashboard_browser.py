@@ -340,9 +340,10 @@ def test_model_page_draws_the_joint_drift_with_its_threshold(
     assert by_name["PCA reconstruction error"] == [p["value"] for p in points]
     assert by_name["threshold"] == [p["detail"]["threshold"] for p in points]
     # the two-sided decision's no-drift band: the upper ends left to right, the lower back
-    upper, lower = [p["detail"]["threshold"] for p in points], [
-        p["detail"]["lower_threshold"] for p in points
-    ]
+    upper, lower = (
+        [p["detail"]["threshold"] for p in points],
+        [p["detail"]["lower_threshold"] for p in points],
+    )
     assert by_name["no-drift band"] == upper + lower[::-1]
     assert all(lo < hi for lo, hi in zip(lower, upper, strict=True))
     drifted = [p["value"] for p in points if p["detail"]["drifted"]]

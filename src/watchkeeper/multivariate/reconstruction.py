@@ -142,7 +142,8 @@ class BootstrapNull:
         for b in range(self._drawn // BLOCK, -(-rows // BLOCK)):
             rng = np.random.default_rng([self._seed, 4, b + 1])
             picks = rng.integers(0, len(self._values), (REPLICATES, BLOCK), dtype=np.int32)
-            np.take(self._values, picks, out=self._draws[:, b * BLOCK : (b + 1) * BLOCK])
+            block = self._draws[:, b * BLOCK : (b + 1) * BLOCK]
+            np.take(self._values, picks, out=block, mode="clip")  # in range: no check, no buffer
             self._drawn = (b + 1) * BLOCK
         out: NDArray[np.float64] = self._draws[:, :rows].sum(axis=1, dtype=np.float64) / rows
         return out

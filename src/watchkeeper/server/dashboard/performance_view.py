@@ -8,7 +8,8 @@ them the value estimated before the labels (``estimated_<metric>``,
 estimate held once labels came.
 
 The joint drift (``multivariate_pca``: a change in how the features move together) gets one
-chart with its calibrated no-drift band (two-sided), drifted windows marked, when the version has that series.
+chart with its calibrated no-drift band (two-sided), drifted windows marked, when the version
+has that series.
 
 The prediction's own drift — each model output (the prediction and score columns) against its
 reference distribution — gets a chart per output with its calibrated threshold, and a card;
@@ -156,8 +157,8 @@ def joint_drift(
 ) -> list[dict[str, Any]]:
     """The ``multivariate_pca`` chart over the range — the window's mean reconstruction error,
     its upper threshold dashed over its shaded no-drift band (the decision is two-sided: a
-    window below the band drifted too), drifted windows marked — or none when the range has no such point
-    (a version without a PCA state: ``docs/service.md``)."""
+    window below the band drifted too), drifted windows marked — or none when the range has no
+    such point (a version without a PCA state: ``docs/service.md``)."""
     metric = "multivariate_pca"
     evaluated = set(times)
     points = [
