@@ -446,6 +446,27 @@ def report_against(
     )
 
 
+def _nothing_to_estimate(
+    ref_t: pa.Table, cur_t: pa.Table, options: Mapping[str, Any]
+) -> str | None:
+    """The note of a window that lacks the prediction or a score column, when the reference
+    would give an estimator (it has the columns, and scores or a regression target): what
+    ``estimated_section`` says of it once fitted; else None."""
+    from watchkeeper.estimation.section import absent_outputs
+    from watchkeeper.stats.performance import detect_task
+
+    target, prediction, scores = options["target"], options["prediction"], options["scores"]
+    note = absent_outputs(cur_t, prediction, scores)
+    if note is None or absent_outputs(ref_t, prediction, [target, *(scores or ())]) is not None:
+        return None
+    if not scores:  # no estimator for a classifier without scores, and no note either
+        y = ref_t.column(target).to_numpy(zero_copy_only=False)
+        pred = ref_t.column(prediction).to_numpy(zero_copy_only=False)
+        if detect_task(y, pred) != "regression":
+            return None
+    return note
+
+
 def _estimated(
     ref_t: pa.Table,
     cur_t: pa.Table,
@@ -463,6 +484,12 @@ def _estimated(
 
     memo: dict[str, Any] = {} if cache is None else cache
     if "estimator" not in memo:  # a fitted reference fits it once
+        absent = _nothing_to_estimate(ref_t, cur_t, options)
+        if absent is not None:
+            # a window without the model's outputs has no estimate whatever the fit: none is
+            # fitted for it (a DLE fit is two gradient-boosting models); the same note
+            findings.append(Finding(None, "info", "no_estimate", absent))
+            return None
         memo["estimator"] = fit_estimator(
             ref_t, schema, target, prediction, options["scores"], options["seed"]
         )

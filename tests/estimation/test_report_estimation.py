@@ -14,7 +14,7 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
 import watchkeeper as wk
-from watchkeeper.estimation import CBPE
+from watchkeeper.estimation import CBPE, DLE
 from watchkeeper.reference import Reference
 
 
@@ -112,6 +112,36 @@ def test_the_fitted_reference_fits_the_estimator_once(monkeypatch: pytest.Monkey
     b = wk.compare(data, _binary(np.random.default_rng(6), 1000, shift=0.5), **OPTIONS)
     assert len(calls) == 2
     assert a.estimated_performance is not None and b.estimated_performance is not None
+
+
+def test_a_window_without_the_prediction_fits_no_estimator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``compare()`` of a regression reference with a window that has no prediction column (a
+    drift check of the inputs) fits no DLE (two gradient-boosting models) and says why, as a
+    fitted Reference, whose DLE is fitted once, says it; a window with its predictions is
+    still estimated."""
+    calls = []
+    fit = DLE.fit.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[DLE], *args: object, **kwargs: object) -> DLE:
+        calls.append(1)
+        return fit(cls, *args, **kwargs)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(DLE, "fit", classmethod(counting))
+    rng = np.random.default_rng(12)
+    ref, window = _regression(rng, 3000), _regression(rng, 1000).drop_columns(["pred"])
+    options = {"target": "y", "prediction": "pred"}
+    report = wk.compare(ref, window, **options)
+    assert calls == [] and report.estimated_performance is None
+    [note] = [f for f in report.findings if f.kind == "no_estimate"]
+    assert note.message == "the current data has no ['pred'] column: no performance estimate"
+    fitted = Reference.fit(ref, **options)
+    assert len(calls) == 1
+    [same] = [f for f in fitted.compare(window).findings if f.kind == "no_estimate"]
+    assert same.message == note.message and len(calls) == 1
+    assert wk.compare(ref, _regression(rng, 1000), **options).estimated_performance is not None
+    assert len(calls) == 2
 
 
 def test_the_timeline_has_the_estimated_metrics_and_alerts_on_a_degradation() -> None:

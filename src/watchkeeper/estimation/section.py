@@ -124,12 +124,22 @@ def realized_classification(
     return out
 
 
+def absent_outputs(current: pa.Table, prediction: str, scores: Sequence[str] | None) -> str | None:
+    """Why ``current`` cannot be estimated whatever the fit: it lacks the prediction or a
+    score column (checked before the features, and before any estimator is fitted)."""
+    missing = [n for n in (prediction, *(scores or ())) if n not in current.column_names]
+    if missing:
+        return f"the current data has no {missing} column: no performance estimate"
+    return None
+
+
 def estimated_section(est: Estimator, current: pa.Table) -> tuple[dict[str, Any] | None, str]:
     """The section of ``current``, or None and why."""
-    needed = [est.prediction, *(est.scores or [])]
-    if est.encoder is not None:
-        needed += est.encoder.names
-    missing = [n for n in needed if n not in current.column_names]
+    note = absent_outputs(current, est.prediction, est.scores)
+    if note is not None:
+        return None, note
+    features = [] if est.encoder is None else est.encoder.names
+    missing = [n for n in features if n not in current.column_names]
     if missing:
         return None, f"the current data has no {missing} column: no performance estimate"
     pred = _column(current, est.prediction)

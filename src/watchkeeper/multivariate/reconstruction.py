@@ -26,6 +26,7 @@ True
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,18 +134,20 @@ class BootstrapNull:
         self._values = holdout.astype(np.float32)  # what the draws take (half the bytes)
         self._draws = np.empty((REPLICATES, BOOTSTRAP_ROWS), np.float32)  # filled by block
         self._drawn = 0  # columns filled
+        self._lock = threading.Lock()  # a service's evaluator threads share a version's state
         natural = np.random.default_rng([self._seed, 4, 0])
         self._pick = natural.random(REPLICATES)  # a chunk: floor(pick × chunks)
         self._sign = natural.choice(np.array([-1.0, 1.0]), REPLICATES)
 
     def means(self, rows: int) -> NDArray[np.float64]:
         """``REPLICATES`` bootstrap means of ``rows`` (≤ ``BOOTSTRAP_ROWS``) held-out errors."""
-        for b in range(self._drawn // BLOCK, -(-rows // BLOCK)):
-            rng = np.random.default_rng([self._seed, 4, b + 1])
-            picks = rng.integers(0, len(self._values), (REPLICATES, BLOCK), dtype=np.int32)
-            block = self._draws[:, b * BLOCK : (b + 1) * BLOCK]
-            np.take(self._values, picks, out=block, mode="clip")  # in range: no check, no buffer
-            self._drawn = (b + 1) * BLOCK
+        with self._lock:
+            for b in range(self._drawn // BLOCK, -(-rows // BLOCK)):
+                rng = np.random.default_rng([self._seed, 4, b + 1])
+                picks = rng.integers(0, len(self._values), (REPLICATES, BLOCK), dtype=np.int32)
+                block = self._draws[:, b * BLOCK : (b + 1) * BLOCK]
+                np.take(self._values, picks, out=block, mode="clip")  # in range: no buffer
+                self._drawn = (b + 1) * BLOCK
         out: NDArray[np.float64] = self._draws[:, :rows].sum(axis=1, dtype=np.float64) / rows
         return out
 
