@@ -120,6 +120,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "analysis",
         "multivariate",
         "slices",
+        "attributions",
         "html",
         "html_format",
         "charts",

@@ -311,6 +311,7 @@ def _context(report: Mapping[str, Any]) -> dict[str, Any]:
         "multivariate": _multivariate(report),
         "estimated": _estimated(report),
         "slices": _slices(report),
+        "explain": _explain(report),
         "plotly_js": _plotly_js(),
         "reference_color": charts.REFERENCE_COLOR,
         "current_color": charts.CURRENT_COLOR,
@@ -339,6 +340,21 @@ def _slices(report: Mapping[str, Any]) -> dict[str, Any] | None:
     items = [s for s in _list(section.get("slices")) if isinstance(s, Mapping)]
     metric = _metric_name(str(section.get("metric") or ""))
     return {**section, "found": items, "top": items[0] if items else None, "metric_name": metric}
+
+
+def _explain(report: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The attributions and the drift impact, or None (off, or an older report)."""
+    drift = _map(report.get("attributions"))
+    impact = [i for i in _list(report.get("drift_impact")) if isinstance(i, Mapping)]
+    if not drift:
+        return None
+    return {
+        "impact": impact,
+        "drift": drift,
+        "method": drift.get("method") or "",
+        "approximate": drift.get("approximate") is True,
+        "fidelity": _map(drift.get("fidelity")),
+    }
 
 
 def _drift_tone(summary: Mapping[str, Any], n_drifted: int, unchecked: bool) -> str:

@@ -24,10 +24,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from watchkeeper import __version__
+from watchkeeper.attributions import AttributionFit, attributions_option, fit_attributions
+from watchkeeper.attributions.fit import restore as restore_attributions
 from watchkeeper.calibration_chunks import (
     ChunkPlan,
     chunk_plan,
@@ -56,6 +59,7 @@ if TYPE_CHECKING:
 
 FORMAT = 1
 META, PROFILE, DATA = "reference.json", "profile.wkp", "data.parquet"
+ATTRIBUTIONS = "attributions.parquet"  # the reference's attributions, when they are on
 # the key of a fitted reference's schema and options in its Arrow (and Parquet) metadata
 ARROW_KEY = b"watchkeeper.reference"
 # the options of compare() a fitted reference keeps (the schema is kept apart)
@@ -75,6 +79,7 @@ OPTIONS = (
     "seed",
     "multivariate",
     "slices",
+    "attributions",
 )
 
 
@@ -105,6 +110,8 @@ class Reference:
         self.noise_cache = NoiseCache()
         self._performance: dict[str, Any] = {}  # the reference's side of the performance
         self._multivariate: MultivariateFit | None = None  # fitted on the first compare
+        self.model: object | None = None  # the model the attributions explain (never saved)
+        self.attributions: AttributionFit | None = None  # the reference's, when they are on
         # the row-order test of each calibrated column, when nothing else orders the reference
         self.dependence: dict[str, RowDependence] | None = None
         if needs_dependence_test(self.schema, options["reference_chunks"]):
@@ -143,11 +150,15 @@ class Reference:
         seed: int | None = 0,
         multivariate: str | None = DEFAULT_MULTIVARIATE,
         slices: bool | Mapping[str, Any] = True,
+        model: object | None = None,
+        attributions: bool | None = None,
     ) -> Reference:
         """Fit a reference: the options are those of :func:`watchkeeper.compare`. The PCA of
-        the multivariate check (when on) is fitted here, once."""
+        the multivariate check (when on) is fitted here, once; so are the attributions of the
+        reference (``model``, or a surrogate with ``attributions=True``: docs/explain.md)."""
         methods_of(multivariate)
         slice_options(slices)
+        explain = attributions_option(attributions, model)
         if not 0 < false_alarm_rate < 1:
             raise InputError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
         if reference_chunks is not None and reference_chunks < 2:
@@ -179,8 +190,12 @@ class Reference:
             "seed": seed,
             "multivariate": multivariate,
             "slices": slices if isinstance(slices, bool) else dict(slices),
+            "attributions": explain,
         }
         ref = cls(table, profile, options)
+        ref.model = model
+        if explain:
+            ref.attributions = fit_attributions(table, schema, model, prediction, seed)
         ref.multivariate_fit()
         if target is not None and prediction is not None:  # the performance estimator, once
             from watchkeeper.estimation.section import fit_estimator
@@ -244,6 +259,7 @@ class Reference:
             dependence=self.dependence
             if dependence_matters(self.rows, self.schema, cur_t.num_rows)
             else None,
+            attribution_fit=self.attributions,
         )
 
     def analyze(
@@ -290,6 +306,15 @@ class Reference:
         (out / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         (out / PROFILE).write_bytes(self.profile.to_bytes())
         pq.write_table(self.to_arrow(), out / DATA)
+        fit = self.attributions
+        if fit is not None:
+            values = pa.table({f: fit.values[:, j] for j, f in enumerate(fit.features)})
+            meta_bytes = json.dumps(fit.meta()).encode()
+            pq.write_table(
+                values.replace_schema_metadata({ARROW_KEY: meta_bytes}), out / ATTRIBUTIONS
+            )
+        elif (out / ATTRIBUTIONS).exists():
+            (out / ATTRIBUTIONS).unlink()
         return out
 
     def to_arrow(self) -> pa.Table:
@@ -303,8 +328,10 @@ class Reference:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> Reference:
-        """Read a reference written by :meth:`save`."""
+    def load(cls, path: str | Path, *, model: object | None = None) -> Reference:
+        """Read a reference written by :meth:`save`. ``model``: the model its attributions
+        explain (a model is never saved); without it the reference's attributions still rank
+        the drift impact, but a window's are not computed."""
         src = Path(path)
         missing = [n for n in (META, PROFILE, DATA) if not (src / n).is_file()]
         if missing:
@@ -317,12 +344,24 @@ class Reference:
             options["multivariate"] = DEFAULT_MULTIVARIATE
         if "slices" not in meta["options"]:  # saved before the failing slices
             options["slices"] = True
+        options["attributions"] = bool(options.get("attributions"))
         profile = DatasetProfile.from_bytes((src / PROFILE).read_bytes())
         saved = meta.get("row_dependence")
         dependence = (
             None if saved is None else {n: RowDependence.from_dict(d) for n, d in saved.items()}
         )
-        return cls(pq.read_table(src / DATA), profile, options, dependence)
+        ref = cls(pq.read_table(src / DATA), profile, options, dependence)
+        ref.model = model
+        if (src / ATTRIBUTIONS).is_file():
+            values = pq.read_table(src / ATTRIBUTIONS)
+            fit_meta = json.loads((values.schema.metadata or {})[ARROW_KEY])
+            matrix = np.column_stack(
+                [values.column(i).to_numpy() for i in range(values.num_columns)]
+            )
+            ref.attributions = restore_attributions(
+                fit_meta, matrix, ref.table, ref.schema, options["prediction"], model
+            )
+        return ref
 
     def __repr__(self) -> str:
         return (
@@ -346,6 +385,7 @@ def carried(table: pa.Table) -> tuple[pa.Table, Schema, dict[str, Any]] | None:
         options.setdefault("slices", True)
         if options["slices"] is None:  # carried before the failing slices
             options["slices"] = True
+        options["attributions"] = False  # a model is never carried: the service has none here
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(
             f"the reference's {ARROW_KEY.decode()} metadata is unreadable: {exc}"

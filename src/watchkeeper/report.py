@@ -27,6 +27,15 @@ import numpy as np
 import pyarrow as pa
 
 from watchkeeper import __version__
+from watchkeeper.attributions import (
+    AttributionDrift,
+    AttributionFit,
+    Impact,
+    attributions_option,
+    fit_attributions,
+    impact_of,
+    window_attributions,
+)
 from watchkeeper.calibration_chunks import (
     MAX_REFERENCE_CHUNKS,
     MIN_REFERENCE_CHUNKS,
@@ -82,6 +91,10 @@ class Report:
     estimated_performance: dict[str, Any] | None = None
     # where the model does worse than elsewhere (docs/slices.md); None when off
     failing_slices: FailingSlices | None = None
+    # the model's attributions and their drift (docs/explain.md); None when off
+    attributions: AttributionDrift | None = None
+    # the drifted features ranked by drift × attribution share (docs/explain.md)
+    drift_impact: list[Impact] = field(default_factory=list)
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -160,6 +173,10 @@ class Report:
                 "failing_slices": (
                     None if self.failing_slices is None else self.failing_slices.to_dict()
                 ),
+                "attributions": (
+                    None if self.attributions is None else self.attributions.to_dict()
+                ),
+                "drift_impact": [i.to_dict() for i in self.drift_impact],
             }
         )
         return out
@@ -218,6 +235,8 @@ def compare(
     progress: bool | None = None,
     multivariate: str | None = DEFAULT_MULTIVARIATE,
     slices: bool | Mapping[str, Any] = True,
+    model: object | None = None,
+    attributions: bool | None = None,
 ) -> Report:
     """Compare ``current`` data with a ``reference``: drift per column, data quality, and
     performance when ``target`` and ``prediction`` are given.
@@ -245,11 +264,19 @@ def compare(
     pairs of them, where the model does significantly worse than on the rest of the current
     data. True (the default), False, or a mapping of options (``min_rows``, ``min_share``,
     ``ranges``, ``categories``, ``pairs``, ``top``).
+
+    ``model``: the model (a scikit-learn estimator or pipeline, LightGBM, XGBoost, an ONNX
+    Runtime session, or any ``predict``/``predict_proba`` callable) whose SHAP attributions
+    explain the report (``report.attributions``: their drift; ``report.drift_impact``: the
+    drifted features ranked by drift × attribution share; ``docs/explain.md``).
+    ``attributions``: None (on when a model is given), True (without a model: a surrogate of
+    it fitted to the ``prediction`` column, marked approximate, with its fidelity) or False.
     """
     if not 0 < false_alarm_rate < 1:
         raise InputError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
     methods_of(multivariate)
     slice_options(slices)
+    explain = attributions_option(attributions, model)
     scores = column_names(scores, "scores") or None
     columns = None if columns is None else column_names(columns, "columns")
     ref_t = to_table(reference, name="reference", dictionary_strings=True)
@@ -311,10 +338,12 @@ def compare(
                 "multivariate": multivariate,
                 "reference_chunks": reference_chunks,
                 "slices": slices,
+                "attributions": explain,
             },
             bar.step,
             plan=plan,
             dependence=dependence,
+            model=model,
         )
 
 
@@ -368,6 +397,8 @@ def report_against(
     multivariate_fit: MultivariateFit | None = None,
     plan: ChunkPlan | None = None,
     dependence: Mapping[str, Any] | None = None,
+    attribution_fit: AttributionFit | None = None,
+    model: object | None = None,
 ) -> Report:
     """The report of ``cur_t`` against a reference already profiled (``ref_p``, and its
     chunks): what :func:`compare` and a fitted ``Reference`` both return. ``options``: the
@@ -376,7 +407,9 @@ def report_against(
     keep for the next call (a fitted reference's); ``multivariate_fit``: the reference's side of
     the multivariate checks, fitted here when not given. ``options`` may also hold
     ``multivariate`` and ``reference_chunks``. ``plan``: which columns the chunks calibrate and
-    why (every column when not given); ``dependence``: the row-order tests."""
+    why (every column when not given); ``dependence``: the row-order tests.
+    ``attribution_fit``: the reference's attributions (fitted here with ``model``, or a
+    surrogate, when not given and ``options["attributions"]`` is on)."""
     schema = ref_p.schema
     step = step or (lambda _name="": None)
     # each column is judged as soon as its current profile is ready, on this thread,
@@ -419,6 +452,17 @@ def report_against(
             options.get("reference_chunks"),
         )
     estimated = _estimated(ref_t, cur_t, schema, options, findings, performance_cache)
+    explained, impact = None, []
+    if attribution_fit is None and options.get("attributions"):
+        attribution_fit = fit_attributions(ref_t, schema, model, prediction, options["seed"])
+    if attribution_fit is not None:
+        explained = window_attributions(attribution_fit, cur_t, options["false_alarm_rate"])
+        drifted = {
+            n: d.effect_size or 0.0
+            for n, d in drift.items()
+            if d.drifted and schema.columns[n].role == Role.FEATURE
+        }
+        impact = impact_of(attribution_fit, drifted)
     decision = options["decision"]
     settings = {
         "decision": decision if isinstance(decision, str) else dict(decision),
@@ -443,6 +487,8 @@ def report_against(
         multivariate_drift=joint,
         estimated_performance=estimated,
         failing_slices=failing,
+        attributions=explained,
+        drift_impact=impact,
     )
 
 

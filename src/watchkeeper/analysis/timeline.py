@@ -29,6 +29,14 @@ Metrics, one row each per chunk:
   in ``method`` (``country=DE, income ≥ 80k: accuracy 0.61 vs 0.82 elsewhere, n = 1,204``),
   no threshold, ``alert`` False (a slice explains where the model fails; it is not an alarm:
   the performance headline is).
+* ``attribution_drift`` for the dataset (column ``""``) when the reference has attributions
+  (``docs/explain.md``): the largest standardised change of a feature's attributions, its
+  calibrated threshold, ``alert`` = the model's reliance on its features moved, ``method``
+  the sentence (with the surrogate's fidelity when a surrogate stands in for the model);
+* ``drift_impact`` per drifted feature, in the order of the report's drift impact: drift
+  effect size × the feature's share of the model's attribution as value, no threshold,
+  ``alert`` False, ``method`` the sentence ("income drifted and carries 40 % of the model's
+  attribution").
 """
 
 from __future__ import annotations
@@ -387,6 +395,31 @@ def _metric_rows(report: Report) -> list[dict[str, Any]]:
                 "threshold": None,
                 "alert": False,
                 "method": found.slices[0].sentence() if found.slices else None,
+                "calibration": None,
+            }
+        )
+    explained = report.attributions
+    if explained is not None and explained.note is None:
+        rows.append(
+            {
+                "column": "",
+                "metric": "attribution_drift",
+                "value": explained.features[0].score if explained.features else None,
+                "threshold": explained.threshold,
+                "alert": explained.drifted,
+                "method": explained.message,
+                "calibration": None,
+            }
+        )
+    for impact in report.drift_impact:
+        rows.append(
+            {
+                "column": impact.feature,
+                "metric": "drift_impact",
+                "value": impact.impact,
+                "threshold": None,
+                "alert": False,
+                "method": impact.sentence(),
                 "calibration": None,
             }
         )
