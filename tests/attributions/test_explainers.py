@@ -157,3 +157,31 @@ def test_without_shap_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setitem(sys.modules, "shap", None)  # as if it were not installed
     with pytest.raises(MissingShap, match=r"watchkeeper\[explain\]"):
         fit_attributions(table, infer_schema(table), model, None, seed=0)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: HistGradientBoostingRegressor(max_iter=30, max_leaf_nodes=63),
+        lambda: RandomForestRegressor(10, random_state=0),  # deep trees: long paths
+    ],
+    ids=["hgb-missing-values", "rf-deep"],
+)
+def test_the_leaf_tables_give_shaps_own_tree_values(make) -> None:
+    import shap
+
+    from watchkeeper.attributions import fasttree
+
+    x, y, _ = _data(800)
+    x[np.random.default_rng(5).random(x.shape) < 0.05] = np.nan  # missing values follow defaults
+    model = make().fit(np.nan_to_num(x) if "Forest" in type(make()).__name__ else x, y)
+    explainer = shap.TreeExplainer(model)
+    assert fasttree.supported(explainer.model)
+    tables = fasttree.build(explainer.model, 4)
+    rows = np.nan_to_num(x) if "Forest" in type(model).__name__ else x
+    np.testing.assert_allclose(
+        fasttree.shap_values(tables, rows),
+        explainer.shap_values(rows, check_additivity=False),
+        atol=1e-9,
+    )
+    np.testing.assert_allclose(tables.expected_value, explainer.expected_value, atol=1e-12)
