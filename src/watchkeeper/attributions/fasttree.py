@@ -18,6 +18,7 @@ The results equal SHAP's to rounding (checked by the tests and the benchmark).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,6 +272,9 @@ def _rows_py(
 
 
 _compiled: dict[str, Any] = {}
+# numba's default threading layer (workqueue) must not run two parallel loops at once: a
+# service's threads take turns (each call already uses every core)
+_one_at_a_time = threading.Lock()
 
 
 def _fill_tables(*args: Any) -> None:
@@ -280,6 +284,7 @@ def _fill_tables(*args: Any) -> None:
 
 
 def _rows(*args: Any) -> None:
-    if "rows" not in _compiled:
-        _compiled["rows"] = _jit(_rows_py, parallel=True)
-    _compiled["rows"](*args)
+    with _one_at_a_time:
+        if "rows" not in _compiled:
+            _compiled["rows"] = _jit(_rows_py, parallel=True)
+        _compiled["rows"](*args)
