@@ -41,6 +41,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats as sps
 
+from watchkeeper.stats import distances
+
 Statistic = Callable[[NDArray[np.generic], NDArray[np.generic]], NDArray[np.float64]]
 
 DEFAULT_REPLICATES = 2000
@@ -377,4 +379,12 @@ def _noise_many(
     else:
         refs = rng.multinomial(sizes[0], p, size=replicates)
         draws = rng.multinomial(sizes[1], p, size=replicates)
-    return [np.asarray(stat(refs, draws), dtype=np.float64) ** power for stat, power in statistics]
+    scored: dict[Statistic, NDArray[np.float64]] = {}
+    stats = [stat for stat, _ in statistics]
+    if distances.ks in stats and distances.anderson in stats:  # one pass scores both
+        scored[distances.ks], scored[distances.anderson] = distances.ks_anderson(refs, draws)
+    return [
+        np.asarray(scored[stat] if stat in scored else stat(refs, draws), dtype=np.float64)
+        ** power
+        for stat, power in statistics
+    ]

@@ -168,6 +168,55 @@ def anderson(r: NDArray[np.generic], c: NDArray[np.generic]) -> Array:
     return np.asarray((terms.sum(axis=-1, keepdims=True) * scale)[..., 0])
 
 
+def ks_anderson(r: NDArray[np.generic], c: NDArray[np.generic]) -> tuple[Array, Array]:
+    """``(ks(r, c), anderson(r, c))`` for one reference ``r`` (shape ``(B,)``) against many
+    current histograms ``c`` (shape ``(R, B)``), from one cumulative sum of each: the
+    calibration scores both statistics on the same 2,000 no-drift replicates, and this does it
+    in about half the passes over them. Equal to the two functions up to rounding
+    (``tests/stats/test_distances.py``)."""
+    rf = np.asarray(r, dtype=np.float64)
+    counts = np.asarray(c)
+    if rf.ndim != 1 or counts.ndim != 2 or counts.shape[1] != rf.size:
+        return ks(r, c), anderson(r, c)
+    n_r = float(rf.sum())
+    cum = np.cumsum(counts, axis=-1, dtype=np.float64)  # exact on integer counts
+    n_c = cum[:, -1:].copy()
+    if n_r <= 0 or not (n_c > 0).all():
+        return ks(r, c), anderson(r, c)
+    cum_r = np.cumsum(rf)
+    f_mid = (cum_r - rf / 2) / n_r  # the reference's mid-cell CDF
+    n = n_r + n_c
+    # in place in three buffers: a fresh array of this size costs page faults on every pass
+    work = np.divide(cum, n_c)  # the current's CDF at each cell's upper end
+    np.subtract(cum_r / n_r, work, out=work)
+    np.abs(work, out=work)
+    statistic_ks = work.max(axis=-1)
+    half = np.multiply(counts, 0.5, dtype=np.float64)  # half of each current cell
+    spare = np.empty_like(work)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.subtract(cum, half, out=work)  # f - g, with g the current's mid-cell CDF
+        np.divide(work, n_c, out=work)
+        np.subtract(f_mid, work, out=work)
+        np.add(cum, cum_r - rf / 2, out=cum)  # the pooled mid-cell CDF
+        np.subtract(cum, half, out=cum)
+        np.divide(cum, n, out=cum)
+        np.multiply(half, 2.0, out=half)  # h, the pooled share of each cell
+        np.add(half, rf, out=half)
+        filled = half > 0
+        np.divide(half, n, out=half)
+        np.subtract(1.0, cum, out=spare)  # below (1 - below) - h / 4
+        np.multiply(cum, spare, out=cum)
+        np.multiply(half, 0.25, out=spare)
+        np.subtract(cum, spare, out=cum)
+        filled &= cum > 1e-15
+        np.multiply(work, work, out=work)
+        np.multiply(work, half, out=work)
+        np.divide(work, cum, out=work)
+    work[~filled] = 0.0
+    statistic_ad = work.sum(axis=-1) * ((n - 1) / n)[:, 0]
+    return np.asarray(statistic_ks), np.asarray(statistic_ad)
+
+
 def _mid_cdf(counts: Array) -> tuple[Array, Array]:
     """(share below each cell plus half its own, total), the total kept as a trailing axis."""
     total = counts.sum(axis=-1, keepdims=True)
