@@ -172,3 +172,20 @@ def test_ks_anderson_scores_replicates_as_scipy_does(seed: int) -> None:
         assert ad_values[row] * n * m / (n + m) == pytest.approx(
             _scipy_anderson_unstandardised(x, y), rel=1e-10
         )
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_cell_deviance_is_the_largest_poisson_deviance_of_a_cell(seed: int) -> None:
+    """Against scipy.special.kl_div (``q ln(q/h) − q + h``) per cell, ``h`` the pooled share,
+    for one pair and broadcast over replicates; zero on identical shares."""
+    from scipy.special import kl_div
+
+    r, c = _counts(seed, k=15)
+    r[[0, 14]] = 0  # empty reference cells, as a profile's open ends are
+    q, h = c / c.sum(), (r + c) / (r.sum() + c.sum())
+    assert float(distances.cell_deviance(r, c)) == pytest.approx(float(kl_div(q, h).max()))
+    many = np.random.default_rng(seed).multinomial(400, (r + 1) / (r + 1).sum(), size=6)
+    together = distances.cell_deviance(r, many)
+    assert together.shape == (6,)
+    assert np.allclose(together, [float(distances.cell_deviance(r, row)) for row in many])
+    assert float(distances.cell_deviance(r, 3 * r)) == 0.0

@@ -384,7 +384,6 @@ def _noise_many(
     if distances.ks in stats and distances.anderson in stats:  # one pass scores both
         scored[distances.ks], scored[distances.anderson] = distances.ks_anderson(refs, draws)
     return [
-        np.asarray(scored[stat] if stat in scored else stat(refs, draws), dtype=np.float64)
-        ** power
+        np.asarray(scored[stat] if stat in scored else stat(refs, draws), dtype=np.float64) ** power
         for stat, power in statistics
     ]
