@@ -150,18 +150,21 @@ def test_anderson_broadcasts_and_is_zero_on_identical_shares() -> None:
 
 @pytest.mark.filterwarnings("ignore:p-value (capped|floored)")
 @pytest.mark.parametrize("seed", SEEDS)
-def test_ks_anderson_scores_replicates_as_scipy_does(seed: int) -> None:
+def test_replicate_statistics_score_replicates_as_scipy_does(seed: int) -> None:
     """The calibration's one-pass scoring of many replicates against scipy on the raw cell
-    indices of a few of them (KS: ks_2samp; A²: anderson_ksamp), and against the two
+    indices of a few of them (KS: ks_2samp; A²: anderson_ksamp), and against the three
     functions on every replicate, empty cells on either side included."""
     rng = np.random.default_rng(seed)
     r, _ = _counts(seed, k=30)
     r[[0, 7, 29]] = 0  # empty reference cells: the open ends and one inside
     p = (r + 0.5) / (r + 0.5).sum()
     many = rng.multinomial(800, p, size=200)
-    ks_values, ad_values = distances.ks_anderson(r, many)
+    scores = distances.replicate_statistics(r, many)
+    ks_values, ad_values = scores["ks"], scores["anderson"]
     assert np.allclose(ks_values, distances.ks(r, many), rtol=0, atol=1e-14)
     assert np.allclose(ad_values, distances.anderson(r, many), rtol=1e-12, atol=0)
+    deviance = distances.cell_deviance(r, many)
+    assert np.allclose(scores["cell_deviance"], deviance, rtol=1e-12, atol=1e-15)
     cells = np.arange(r.size)
     x = np.repeat(cells, r)
     n = r.sum()

@@ -380,9 +380,9 @@ def _noise_many(
         refs = rng.multinomial(sizes[0], p, size=replicates)
         draws = rng.multinomial(sizes[1], p, size=replicates)
     scored: dict[Statistic, NDArray[np.float64]] = {}
-    stats = [stat for stat, _ in statistics]
-    if distances.ks in stats and distances.anderson in stats:  # one pass scores both
-        scored[distances.ks], scored[distances.anderson] = distances.ks_anderson(refs, draws)
+    shared = {s: getattr(distances, s) for s in ("ks", "anderson", "cell_deviance")}
+    if sum(stat in shared.values() for stat, _ in statistics) >= 2:  # one pass scores them
+        scored = {shared[s]: v for s, v in distances.replicate_statistics(refs, draws).items()}
     return [
         np.asarray(scored[stat] if stat in scored else stat(refs, draws), dtype=np.float64) ** power
         for stat, power in statistics

@@ -180,29 +180,38 @@ def cell_deviance(r: NDArray[np.generic], c: NDArray[np.generic]) -> Array:
     rf, cf = np.broadcast_arrays(np.asarray(r, dtype=np.float64), np.asarray(c, dtype=np.float64))
     n = rf.sum(axis=-1, keepdims=True)
     m = cf.sum(axis=-1, keepdims=True)
+    # in place in three buffers (the calibration scores 2,000 replicates at once)
     with np.errstate(invalid="ignore", divide="ignore"):
-        q = cf / m
-        h = (rf + cf) / (n + m)
-        g = np.where(cf > 0, q * np.log(q / h), 0.0) - (q - h)
-    g = np.where((m > 0) & (n > 0), g, 0.0)
+        q = np.divide(cf, m)
+        h = np.add(rf, cf)
+        np.divide(h, n + m, out=h)
+        g = np.divide(q, h)
+        np.log(g, out=g)
+        np.multiply(g, q, out=g)  # q ln(q / h)
+        np.subtract(g, q, out=g)
+        np.add(g, h, out=g)
+    np.copyto(g, h, where=cf == 0)  # an empty current cell (0 · ln 0 gave NaN): h - q = h
+    if not ((m > 0) & (n > 0)).all():
+        g = np.where((m > 0) & (n > 0), g, 0.0)
     return np.asarray(np.maximum(g.max(axis=-1), 0.0))
 
 
-def ks_anderson(r: NDArray[np.generic], c: NDArray[np.generic]) -> tuple[Array, Array]:
-    """``(ks(r, c), anderson(r, c))`` for one reference ``r`` (shape ``(B,)``) against many
-    current histograms ``c`` (shape ``(R, B)``), from one cumulative sum of each: the
-    calibration scores both statistics on the same 2,000 no-drift replicates, and this does it
-    in about half the passes over them. Equal to the two functions up to rounding
+def replicate_statistics(r: NDArray[np.generic], c: NDArray[np.generic]) -> dict[str, Array]:
+    """``ks``, ``anderson`` and ``cell_deviance`` of one reference ``r`` (shape ``(B,)``)
+    against many current histograms ``c`` (shape ``(R, B)``), by name, in one pass: the
+    calibration scores the three on the same 2,000 no-drift replicates, and this shares one
+    cumulative sum and the pooled shares between them, in place in three buffers, in about
+    half the time of the three functions. Equal to them up to rounding
     (``tests/stats/test_distances.py``)."""
     rf = np.asarray(r, dtype=np.float64)
     counts = np.asarray(c)
     if rf.ndim != 1 or counts.ndim != 2 or counts.shape[1] != rf.size:
-        return ks(r, c), anderson(r, c)
+        return _separately(r, c)
     n_r = float(rf.sum())
     cum = np.cumsum(counts, axis=-1, dtype=np.float64)  # exact on integer counts
     n_c = cum[:, -1:].copy()
     if n_r <= 0 or not (n_c > 0).all():
-        return ks(r, c), anderson(r, c)
+        return _separately(r, c)
     cum_r = np.cumsum(rf)
     f_mid = (cum_r - rf / 2) / n_r  # the reference's mid-cell CDF
     n = n_r + n_c
@@ -234,7 +243,25 @@ def ks_anderson(r: NDArray[np.generic], c: NDArray[np.generic]) -> tuple[Array, 
         np.divide(work, cum, out=work)
     work[~filled] = 0.0
     statistic_ad = work.sum(axis=-1) * ((n - 1) / n)[:, 0]
-    return np.asarray(statistic_ks), np.asarray(statistic_ad)
+    # the largest cell deviance, q ln(q / h) - (q - h), with h (the pooled shares) in ``half``
+    np.divide(counts, n_c, out=cum)  # q
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.divide(cum, half, out=spare)
+        np.log(spare, out=spare)
+        np.multiply(spare, cum, out=spare)
+        np.subtract(spare, cum, out=spare)
+        np.add(spare, half, out=spare)
+    np.copyto(spare, half, where=counts == 0)  # an empty current cell (0 · ln 0): h - q = h
+    statistic_cells = np.maximum(spare.max(axis=-1), 0.0)
+    return {
+        "ks": np.asarray(statistic_ks),
+        "anderson": np.asarray(statistic_ad),
+        "cell_deviance": np.asarray(statistic_cells),
+    }
+
+
+def _separately(r: NDArray[np.generic], c: NDArray[np.generic]) -> dict[str, Array]:
+    return {"ks": ks(r, c), "anderson": anderson(r, c), "cell_deviance": cell_deviance(r, c)}
 
 
 def _mid_cdf(counts: Array) -> tuple[Array, Array]:
