@@ -21,7 +21,12 @@ import pytest
 from watchkeeper.report import compare
 from watchkeeper.stats.categorical import CategoricalProfile
 from watchkeeper.stats.drift import column_drift
-from watchkeeper.stats.numeric import DEFAULT_BINS, NumericProfile, quantile_edges
+from watchkeeper.stats.numeric import (
+    DEFAULT_BINS,
+    DISCRETE_MIN_ROWS,
+    NumericProfile,
+    quantile_edges,
+)
 
 CHUNKS = 4
 
@@ -95,7 +100,16 @@ def _profiles(ref: pa.Table, cur: pa.Table, name: str) -> tuple[object, object, 
         ref.schema.field(name).type
     ):
         r = _floats(ref.column(name))
-        edges = quantile_edges(np.sort(r[np.isfinite(r)]), DEFAULT_BINS)
+        finite = r[np.isfinite(r)]
+        values = np.unique(finite)
+        if (
+            values.size >= 2
+            and 2 * values.size - 1 <= DEFAULT_BINS
+            and (finite.size >= DISCRETE_MIN_ROWS * values.size)
+        ):  # a discrete reference: a cell per value, another per gap (docs/statistics.md)
+            edges = np.array([e for v in values for e in (v, np.nextafter(v, np.inf))])
+        else:
+            edges = quantile_edges(np.sort(finite), DEFAULT_BINS)
         return (
             _numeric(r, edges),
             _numeric(_floats(cur.column(name)), edges),

@@ -143,9 +143,18 @@ def numeric_distribution_figure(
     widths = [bounds[i + 1] - bounds[i] for i in range(n_bins)]
     finite = all(isinstance(e, int | float) and math.isfinite(e) for e in edges)
     labels = [f"[{_short(bounds[i])}, {_short(bounds[i + 1])})" for i in range(n_bins)]
-    if not (n_bins > 0 and finite and all(w > 0 for w in widths)):
+    # a discrete reference's cells hold one value each, with the gaps between them in cells of
+    # their own (numeric.discrete_edges): a point cell is one float wide
+    points = [
+        finite and bounds[i + 1] <= math.nextafter(bounds[i], math.inf) for i in range(n_bins)
+    ]
+    if not (n_bins > 0 and finite and all(w > 0 for w in widths)) or any(points):
         names = [
-            lab if w > 0 else f"= {_short(bounds[i])}"
+            f"= {_short(bounds[i])}"
+            if w <= 0 or points[i]
+            else f"({_short(bounds[i])}, {_short(bounds[i + 1])})"
+            if i > 0 and points[i - 1]
+            else lab
             for i, (lab, w) in enumerate(zip(labels, widths, strict=True))
         ]
         fig = _grouped_shares(names, ref[1 : n_bins + 1], cur[1 : n_bins + 1], height)

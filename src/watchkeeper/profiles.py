@@ -46,7 +46,7 @@ from watchkeeper.stats.numeric import (
     DEFAULT_BINS,
     DEFAULT_KLL_K,
     NumericProfile,
-    quantile_edges,
+    frozen_edges,
     sort_finite,
 )
 
@@ -201,9 +201,7 @@ def _profile_column(
     if col.type == ColumnType.NUMERIC:
         finite, n_nan, n_inf, type_errors = _numeric_values(table, col)
         if spec is None:
-            spec = ColumnSpec(
-                col.name, "numeric", edges=tuple(quantile_edges(finite, bins).tolist())
-            )
+            spec = ColumnSpec(col.name, "numeric", edges=tuple(frozen_edges(finite, bins).tolist()))
         prof = NumericProfile.from_sorted_finite(
             finite,
             np.asarray(spec.edges),

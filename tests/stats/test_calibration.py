@@ -164,6 +164,26 @@ def test_the_anderson_darling_companion_finds_scale_shifts_that_ks_misses_on_sma
     assert ks_alone <= 25, f"KS alone found {ks_alone} of 40"
 
 
+def test_the_cell_deviance_companion_finds_a_stretched_tail_that_ks_and_anderson_miss() -> None:
+    """The benchmark's tail shift on a normal column at 1,000 rows: the values above the 90th
+    percentile moved out twice as far from it. Little mass moves, but it piles into the
+    outermost cells, which the largest cell deviance sees and the two sums dilute."""
+    rng = np.random.default_rng(5)
+    ref = rng.normal(size=40_000)
+    q90 = float(np.quantile(ref, 0.9))
+    found, by_sums, cache = 0, 0, {}
+    for _ in range(40):
+        x = rng.normal(size=1_000)
+        ref_p, cur_p = _numeric(ref, np.where(x > q90, q90 + 2 * (x - q90), x))
+        d = column_drift("x", ref_p, cur_p, alpha=0.01, noise_cache=cache)
+        assert d.companion is not None
+        assert [c["method"] for c in d.companion["all"]] == ["anderson", "cell_deviance"]
+        found += d.drifted
+        by_sums += d.statistic > d.threshold or d.companion["statistic"] > d.companion["threshold"]
+    assert found >= 24, f"found {found} of 40 tail shifts"
+    assert by_sums <= 10, f"KS and Anderson-Darling found {by_sums} of 40"
+
+
 def test_large_windows_are_decided_by_ks_alone() -> None:
     rng = np.random.default_rng(4)
     ref_p, cur_p = _numeric(rng.normal(size=200_000), rng.normal(size=100_000))

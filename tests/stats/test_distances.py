@@ -146,3 +146,49 @@ def test_anderson_broadcasts_and_is_zero_on_identical_shares() -> None:
     assert np.allclose(together, [float(distances.anderson(r, row)) for row in many])
     assert float(distances.anderson(r, 3 * r)) == 0.0
     assert float(distances.anderson(np.array([10, 0]), np.array([4, 0]))) == 0.0
+
+
+@pytest.mark.filterwarnings("ignore:p-value (capped|floored)")
+@pytest.mark.parametrize("seed", SEEDS)
+def test_replicate_statistics_score_replicates_as_scipy_does(seed: int) -> None:
+    """The calibration's one-pass scoring of many replicates against scipy on the raw cell
+    indices of a few of them (KS: ks_2samp; A²: anderson_ksamp), and against the three
+    functions on every replicate, empty cells on either side included."""
+    rng = np.random.default_rng(seed)
+    r, _ = _counts(seed, k=30)
+    r[[0, 7, 29]] = 0  # empty reference cells: the open ends and one inside
+    p = (r + 0.5) / (r + 0.5).sum()
+    many = rng.multinomial(800, p, size=200)
+    scores = distances.replicate_statistics(r, many)
+    ks_values, ad_values = scores["ks"], scores["anderson"]
+    assert np.allclose(ks_values, distances.ks(r, many), rtol=0, atol=1e-14)
+    assert np.allclose(ad_values, distances.anderson(r, many), rtol=1e-12, atol=0)
+    deviance = distances.cell_deviance(r, many)
+    assert np.allclose(scores["cell_deviance"], deviance, rtol=1e-12, atol=1e-15)
+    cells = np.arange(r.size)
+    x = np.repeat(cells, r)
+    n = r.sum()
+    for row in range(3):
+        y = np.repeat(cells, many[row])
+        assert ks_values[row] == pytest.approx(stats.ks_2samp(x, y).statistic, abs=1e-12)
+        m = many[row].sum()
+        assert ad_values[row] * n * m / (n + m) == pytest.approx(
+            _scipy_anderson_unstandardised(x, y), rel=1e-10
+        )
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_cell_deviance_is_the_largest_poisson_deviance_of_a_cell(seed: int) -> None:
+    """Against scipy.special.kl_div (``q ln(q/h) − q + h``) per cell, ``h`` the pooled share,
+    for one pair and broadcast over replicates; zero on identical shares."""
+    from scipy.special import kl_div
+
+    r, c = _counts(seed, k=15)
+    r[[0, 14]] = 0  # empty reference cells, as a profile's open ends are
+    q, h = c / c.sum(), (r + c) / (r.sum() + c.sum())
+    assert float(distances.cell_deviance(r, c)) == pytest.approx(float(kl_div(q, h).max()))
+    many = np.random.default_rng(seed).multinomial(400, (r + 1) / (r + 1).sum(), size=6)
+    together = distances.cell_deviance(r, many)
+    assert together.shape == (6,)
+    assert np.allclose(together, [float(distances.cell_deviance(r, row)) for row in many])
+    assert float(distances.cell_deviance(r, 3 * r)) == 0.0

@@ -41,6 +41,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats as sps
 
+from watchkeeper.stats import distances
+
 Statistic = Callable[[NDArray[np.generic], NDArray[np.generic]], NDArray[np.float64]]
 
 DEFAULT_REPLICATES = 2000
@@ -377,4 +379,11 @@ def _noise_many(
     else:
         refs = rng.multinomial(sizes[0], p, size=replicates)
         draws = rng.multinomial(sizes[1], p, size=replicates)
-    return [np.asarray(stat(refs, draws), dtype=np.float64) ** power for stat, power in statistics]
+    scored: dict[Statistic, NDArray[np.float64]] = {}
+    shared = {s: getattr(distances, s) for s in ("ks", "anderson", "cell_deviance")}
+    if sum(stat in shared.values() for stat, _ in statistics) >= 2:  # one pass scores them
+        scored = {shared[s]: v for s, v in distances.replicate_statistics(refs, draws).items()}
+    return [
+        np.asarray(scored[stat] if stat in scored else stat(refs, draws), dtype=np.float64) ** power
+        for stat, power in statistics
+    ]

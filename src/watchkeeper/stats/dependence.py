@@ -116,9 +116,12 @@ def block_table(cells: NDArray[np.integer[Any]], n_cells: int, blocks: int) -> N
     """``blocks × n_cells`` counts: row ``i`` (of ``len(cells)``) in block ``i·blocks // n``;
     a negative cell (a missing value) is left out."""
     n = cells.size
-    block = (np.arange(n, dtype=np.int64) * blocks) // max(n, 1)
+    flat = (np.arange(n, dtype=np.int64) * blocks) // max(n, 1)
+    flat *= n_cells
+    flat += cells
     keep = cells >= 0
-    flat = block[keep] * n_cells + cells[keep].astype(np.int64)
+    if not keep.all():
+        flat = flat[keep]
     return np.bincount(flat, minlength=blocks * n_cells).reshape(blocks, n_cells)
 
 

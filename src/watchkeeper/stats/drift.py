@@ -14,14 +14,17 @@ Decisions (``decision=``):
 Numeric columns are compared on the profile's fine histogram (``ks``, ``wasserstein``) or on
 ``COARSE_BINS`` equal-mass groups of it (the divergences), keeping the two out-of-range cells.
 
-The calibrated ``ks`` decision has a companion: the Anderson–Darling statistic on the same
-cells (``distances.anderson``), which sees changes of scale and of the tails that KS misses on
-small windows (effective size ``n·m/(n+m)`` up to ``COMPANION_MAX_N``; beyond, and when the
-reference's rows were found dependent (``extrapolate``), KS decides alone). The column
-drifted when either exceeds its threshold; both thresholds are set on the same no-drift
-replicates so that the two together alarm at ``alpha``
+The calibrated ``ks`` decision has two companions on the same cells: the Anderson–Darling
+statistic (``distances.anderson``), which sees changes of scale and of the tails that KS
+misses on small windows, and the largest cell deviance (``distances.cell_deviance``), which
+sees mass piled into a few cells (a stretched tail filling the outermost cells) that both
+sums dilute; on windows of an effective size ``n·m/(n+m)`` up to ``COMPANION_MAX_N`` (beyond,
+and when the reference's rows were found dependent (``extrapolate``), KS decides alone). The
+column drifted when any exceeds its threshold; the thresholds are set on the same no-drift
+replicates so that together they alarm at ``alpha``
 (:func:`~watchkeeper.stats.calibration.either_quantiles`). ``companion`` in the result holds
-the Anderson–Darling statistic, its threshold and the common per-statistic level.
+the Anderson–Darling statistic, its threshold and the common per-statistic level, and in
+``all`` every companion's statistic and threshold.
 """
 
 from __future__ import annotations
@@ -70,11 +73,11 @@ FIXED_THRESHOLDS = {
     "linf": 0.1,
 }
 # distances are squared before tails are combined; divergences are already on that scale
-POWER = {"psi": 1, "chisquare": 1, "anderson": 1}
+POWER = {"psi": 1, "chisquare": 1, "anderson": 1, "cell_deviance": 1}
 # the statistic that joins a method's calibrated decision, on windows of an effective size up
 # to COMPANION_MAX_N: there KS is weak against changes of scale and tails; beyond, KS on the
 # fine cells resolves changes of a few percent and decides alone
-COMPANIONS = {"ks": "anderson"}
+COMPANIONS = {"ks": ("anderson", "cell_deviance")}
 COMPANION_MAX_N = 50_000
 
 
@@ -305,7 +308,7 @@ def column_drift(
             "seed": seed,
             "noise_cache": noise_cache if method != "wasserstein" else None,
             "scale_free": method != "chisquare",
-            "open_cells": (0, len(r) - 1) if kind == "numeric" else (len(r) - 1,),
+            "open_cells": _open_cells(r) if kind == "numeric" else (len(r) - 1,),
         }
         companion = (
             COMPANIONS[method]
@@ -353,6 +356,14 @@ def column_drift(
     return result
 
 
+def _open_cells(r: Counts) -> tuple[int, ...]:
+    """The cells of a numeric column that the population may fill though the reference left
+    them empty: the two beyond its extremes, and the gaps between the values of a discrete
+    reference (:func:`~watchkeeper.stats.numeric.discrete_edges`), every cell it left empty."""
+    inner = np.flatnonzero(np.asarray(r)[1:-1] == 0) + 1
+    return (0, *inner.tolist(), len(r) - 1)
+
+
 def _cells_key(r: Counts, chunk_cells: Counts | None) -> tuple[object, ...]:
     """The reference's cells and its chunks' in a key of ``NoiseCache.calibrations``."""
     cells = np.asarray(r, dtype=np.int64).tobytes()
@@ -363,7 +374,7 @@ def _cells_key(r: Counts, chunk_cells: Counts | None) -> tuple[object, ...]:
 
 def _calibrate_with_companion(
     result: ColumnDrift,
-    companion: str,
+    companions: tuple[str, ...],
     stat: Statistic,
     r: Counts,
     c: Counts,
@@ -372,34 +383,42 @@ def _calibrate_with_companion(
     memo: dict[tuple[object, ...], Any] | None = None,
     key: tuple[object, ...] = (),
 ) -> None:
-    """The calibrated decision of ``result.method`` joined by ``companion``: drift when either
-    statistic exceeds its threshold, the pair alarming at ``alpha`` under no drift. ``memo``:
+    """The calibrated decision of ``result.method`` joined by ``companions``: drift when any
+    statistic exceeds its threshold, together alarming at ``alpha`` under no drift. ``memo``:
     the calibrations already done, by ``key``."""
     check_alpha(alpha)
-    other: Statistic = getattr(distances, companion)
-    powers = (POWER.get(result.method, 2), POWER.get(companion, 2))
+    others: list[Statistic] = [getattr(distances, name) for name in companions]
+    powers = [POWER.get(result.method, 2), *(POWER.get(name, 2) for name in companions)]
     done = None if memo is None else memo.get(key)
     if done is None:
         nulls = null_samples(
-            list(zip((stat, other), powers, strict=True)), r, int(c.sum()), **calibrate
+            list(zip((stat, *others), powers, strict=True)), r, int(c.sum()), **calibrate
         )
-        (main, second), level, tail = either_quantiles([n.values for n in nulls], alpha)
-        done = (threshold_of(nulls[0], main, powers[0], tail), second ** (1 / powers[1]), level)
+        (main, *rest), level, tail = either_quantiles([n.values for n in nulls], alpha)
+        done = (
+            threshold_of(nulls[0], main, powers[0], tail),
+            [q ** (1 / k) for q, k in zip(rest, powers[1:], strict=True)],
+            level,
+        )
         if memo is not None:
             memo[key] = done
-    result.calibration, threshold, level = done
+    result.calibration, thresholds, level = done
     result.threshold = result.calibration.threshold
-    observed = float(other(r, c))
-    result.companion = {
-        "method": companion,
-        "statistic": observed,
-        "threshold": threshold,
-        "level": level,
-    }
+    checks = [
+        {"method": name, "statistic": float(other(r, c)), "threshold": threshold}
+        for name, other, threshold in zip(companions, others, thresholds, strict=True)
+    ]
+    # the first companion's keys at the top, as before the second joined; ``all``: every one
+    result.companion = {**checks[0], "level": level, "all": checks}
     assert result.statistic is not None
-    result.drifted = result.statistic > result.threshold or observed > threshold
-    if result.drifted and not result.statistic > result.threshold:
+    crossed = [ch for ch in checks if ch["statistic"] > ch["threshold"]]
+    result.drifted = result.statistic > result.threshold or bool(crossed)
+    if crossed and not result.statistic > result.threshold:
         result.note = (
-            f"drifted on the {companion} statistic ({observed:.4g} > {threshold:.4g}); "
-            f"{result.method} is below its threshold"
+            "drifted on "
+            + " and ".join(
+                f"the {ch['method']} statistic ({ch['statistic']:.4g} > {ch['threshold']:.4g})"
+                for ch in crossed
+            )
+            + f"; {result.method} is below its threshold"
         )

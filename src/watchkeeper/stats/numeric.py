@@ -53,6 +53,8 @@ IntArray = NDArray[np.int64]
 
 DEFAULT_BINS = 100
 DEFAULT_KLL_K = 200
+# a reference is discrete when its distinct values repeat: this many rows each, on average
+DISCRETE_MIN_ROWS = 20
 
 
 def quantile_edges(sorted_finite: FloatArray, bins: int = DEFAULT_BINS) -> FloatArray:
@@ -75,6 +77,37 @@ def quantile_edges(sorted_finite: FloatArray, bins: int = DEFAULT_BINS) -> Float
     if edges.size == 1:
         edges = np.repeat(edges, 2)
     return edges.astype(np.float64)
+
+
+def discrete_edges(sorted_finite: FloatArray, bins: int = DEFAULT_BINS) -> FloatArray | None:
+    """Edges that give each distinct value of a discrete reference a cell of its own and each
+    gap between two neighbouring values another: ``[v1, v1⁺, v2, v2⁺, …, vK, vK⁺]`` (``v⁺``
+    the next float up), so the cells are ``{v1}``, ``(v1, v2)``, ``{v2}``, … ``{vK}``. None
+    when the reference is not discrete: fewer than two distinct values, or so many that the
+    ``2K - 1`` cells would exceed ``bins``.
+
+    Equal-mass edges put ``3`` and ``3.8`` in one cell when the reference holds only
+    integers, so no statistic on the cells sees a location shift smaller than the value step;
+    with the gaps apart, values where the reference never had any (fractions of an integer
+    column: a unit change, an upstream bug) fill cells the reference left empty. Those cells
+    are calibrated as the open ends are (``stats.calibration``: one pseudo-count each).
+    """
+    n = sorted_finite.size
+    if n < 2 or bins < 3:
+        return None
+    starts = np.flatnonzero(sorted_finite[1:] != sorted_finite[:-1]) + 1
+    distinct = starts.size + 1
+    if distinct < 2 or 2 * distinct - 1 > bins or n < DISCRETE_MIN_ROWS * distinct:
+        return None
+    values = np.concatenate((sorted_finite[:1], sorted_finite[starts]))
+    return np.column_stack((values, np.nextafter(values, np.inf))).ravel().astype(np.float64)
+
+
+def frozen_edges(sorted_finite: FloatArray, bins: int = DEFAULT_BINS) -> FloatArray:
+    """The reference's frozen edges: :func:`discrete_edges` for a discrete reference, else
+    :func:`quantile_edges`."""
+    discrete = discrete_edges(sorted_finite, bins)
+    return quantile_edges(sorted_finite, bins) if discrete is None else discrete
 
 
 def _cumulative(sorted_finite: FloatArray, edges: FloatArray) -> IntArray:
