@@ -211,8 +211,9 @@ def test_the_card_and_model_pages_render_in_a_browser(
         page.locator("#card-link").click()
         page.wait_for_url(re.compile(r".*/ui/models/m/card.*"), timeout=TIMEOUT_MS)
         assert page.locator("h1").inner_text() == "Model card: m v1"
+        assert problems == []
         bad = page.goto(f"{server.url}/ui/models/m/card?version=v9", timeout=TIMEOUT_MS)
         assert bad is not None and bad.status == 404
+        assert "'v9'" in page.locator("main").inner_text()
     finally:
         page.close()
-    assert [p for p in problems if "404" not in p] == []

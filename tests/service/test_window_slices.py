@@ -2,7 +2,8 @@
 window (country=DE with income ≥ 80k wrong four times as often) is found first and kept in
 ``wk_window_slices``; what is kept is the library's search (:func:`watchkeeper.slices.
 failing_slices`) on the same rows against the same reference profile; a window without a
-failing slice keeps an empty list; late labels replace the window's slices; a segment's
+failing slice keeps an empty list; late labels replace the window's slices, late events
+without labels keep them unread; a segment's
 window gets none; ``GET /v1/models/{model}/slices`` answers them and 404 names what is
 missing."""
 
@@ -136,6 +137,10 @@ def test_late_labels_replace_the_windows_slices(
     assert kept["labels"] == 3000 and kept["result"] == oracle(store, rows)
     assert kept["result"]["slices"][0]["description"] == "country=DE, income ≥ 80k"
     assert evaluator.slices is not None and evaluator.slices.windows_read == 2
+    send(service, 0, 100, planted=False, seed=4)  # late events, no new label
+    assert evaluator.run_once(now=T0 + 2 * HOUR) == 1
+    assert evaluator.slices.windows_read == 2, "the same labelled rows were read again"
+    assert read_slices(store, "m")["result"] == kept["result"]
 
 
 def test_unknown_names_are_not_found_naming_them(

@@ -12,7 +12,9 @@ drift decisions: the same rows given to ``compare()`` find the same slices.
 Only the whole model's windows get them (not a segment's: the segments are sliced), and only
 windows with labels; they are computed again whenever the window is evaluated again (its late
 labels or events), and kept in ``wk_window_slices`` (the result's ``to_dict()``, with the
-labelled count it was computed from). Retention deletes them with the window's points.
+labelled count it was computed from). A window evaluated again with as many labels (late
+events, no new label: matched labels only ever join) keeps them without reading its rows.
+Retention deletes them with the window's points.
 """
 
 from __future__ import annotations
@@ -110,14 +112,17 @@ class WindowSlices:
 
     def __call__(self, store: Store, model: str, row: dict[str, Any]) -> dict[str, Any] | None:
         """``wk_window_slices``' values for one bucket-profile row (with its
-        ``performance_row``), or None: a segment's window, or no labels yet."""
+        ``performance_row``), or None: a segment's window, no labels yet, or no new label
+        since its slices were kept."""
         perf = row.get("performance_row")
         if row["segment"] not in ("", "*") or perf is None or not perf["labels"]:
             return None
         version = row["version"]
+        start = int(row["bucket"])
+        if _kept_labels(store, model, version, start) == int(perf["labels"]):
+            return None  # the same labelled rows (matched labels only ever join): kept as is
         schema, reference = store.reference(model, version)
         task = task_of(schema)
-        start = int(row["bucket"])
         end = start + int(row["granularity"])
         features = slice_features(reference)
         table = labelled_rows(store, self.lake_dir, model, version, start, end, features, task)
@@ -132,6 +137,18 @@ class WindowSlices:
             "labels": int(perf["labels"]),
             "result": _plain(result.to_dict()),
         }
+
+
+def _kept_labels(store: Store, model: str, version: str, start: int) -> int | None:
+    """The labelled count the window's kept slices were computed from, or None."""
+    ws = t.window_slices.c
+    with store.engine.connect() as conn:
+        found = conn.execute(
+            sa.select(ws.labels).where(
+                (ws.model == model) & (ws.version == version) & (ws.window_start == start)
+            )
+        ).scalar()
+    return None if found is None else int(found)
 
 
 def _plain(value: Any) -> Any:
@@ -162,7 +179,8 @@ def write_slices(conn: sa.Connection, values: dict[str, Any]) -> None:
 
 def slice_windows(store: Store, model: str, version: str | None = None) -> list[dict[str, Any]]:
     """The windows with failing slices kept, newest first: ``version``, ``window_start``,
-    ``window_seconds``, ``labels``, ``reported`` (slices found) and the first one's
+    ``window_seconds``, ``labels``, ``reported`` (slices found), ``searched`` (False: too
+    few labelled rows, or another ``reason`` stopped the search) and the first one's
     ``sentence`` (None when none was found)."""
     ws = t.window_slices.c
     q = sa.select(t.window_slices).where(ws.model == model)
@@ -177,6 +195,7 @@ def slice_windows(store: Store, model: str, version: str | None = None) -> list[
             "window_seconds": r["window_seconds"],
             "labels": r["labels"],
             "reported": len(r["result"]["slices"]),
+            "searched": r["result"]["reason"] is None,
             "sentence": sentence(r["result"]),
         }
         for r in rows

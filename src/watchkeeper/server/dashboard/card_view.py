@@ -17,15 +17,17 @@ from watchkeeper.server.dashboard.routes import _render, store_of
 from watchkeeper.server.dashboard.session import Viewer
 from watchkeeper.store.state import Store
 
-SHOWN = 10  # slices listed on the model page
+SHOWN = 10  # slices (and windows) listed on the model page
 
 router = APIRouter(include_in_schema=False)
 
 
 def failing_slices(store: Store, ctx: Any) -> dict[str, Any]:
-    """The newest labelled window of the page's version and range with its failing slices:
-    ``window_start``, ``labels``, ``sentence``, ``slices`` (at most :data:`SHOWN`) and the
-    search's figures; ``{"window_start": None}`` when no labelled window is in range."""
+    """The failing slices of the page's version and range: of the newest labelled window
+    with labels enough to search (else the newest labelled one), ``window_start``,
+    ``labels``, ``sentence``, ``slices`` (at most :data:`SHOWN`) and the search's figures;
+    and ``windows``, the newest labelled windows of the range (at most :data:`SHOWN`) with
+    their worst slice. ``{"window_start": None}`` when no labelled window is in range."""
     rng = ctx.range
     windows = [
         w
@@ -35,9 +37,11 @@ def failing_slices(store: Store, ctx: Any) -> dict[str, Any]:
     ]
     if not windows:
         return {"window_start": None}
-    row = read_slices(store, ctx.info.name, version=ctx.version, window=windows[0]["window_start"])
+    shown = next((w for w in windows if w["searched"]), windows[0])
+    row = read_slices(store, ctx.info.name, version=ctx.version, window=shown["window_start"])
     result = row["result"]
     return {
+        "windows": windows[:SHOWN],
         "window_start": row["window_start"],
         "labels": row["labels"],
         "sentence": sentence(result),
