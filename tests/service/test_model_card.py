@@ -128,6 +128,8 @@ def test_the_card_has_every_section(served: tuple[Server, int, pa.Table]) -> Non
         assert card["attributions"] is None
         assert [v["version"] for v in card["lineage"]["versions"]] == ["v1"]
         assert card["lineage"]["events"][0]["kind"] == "version_registered"
+        [audit] = api.get("/v1/audit", params={"kind": "version_registered"}).json()["entries"]
+        assert audit["after"]["card"] == META  # the metadata, recorded with the version
 
         html = api.get("/v1/models/m/card", params={"format": "html"})
         assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")

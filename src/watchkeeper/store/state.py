@@ -298,6 +298,7 @@ class Store(DurableLog):
                     "champion": version if champion else before,
                     "reference_rows": reference_rows,
                     "columns": [c.get("name") for c in schema.get("columns", [])],
+                    **({"card": dict(card)} if card else {}),
                 },
             )
         self.changed()
