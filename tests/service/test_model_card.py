@@ -119,6 +119,11 @@ def test_the_card_has_every_section(served: tuple[Server, int, pa.Table]) -> Non
         assert card["reference"]["rows"] == 5000
         names = {c["name"]: c for c in card["reference"]["columns"]}
         assert names["country"]["role"] == "feature" and names["y"]["role"] == "target"
+        reference = draw(np.random.default_rng(0), 5000, planted=False)
+        assert names["income"]["mean"] == pytest.approx(reference["income"].mean(), rel=1e-9)
+        assert names["income"]["std"] == pytest.approx(reference["income"].std(ddof=1), rel=1e-6)
+        de = float(np.mean(reference["country"] == "DE"))
+        assert {t["value"]: t["share"] for t in names["country"]["top"]}["DE"] == pytest.approx(de)
         [window] = card["performance"]["windows"]
         accuracy = float(np.mean(rows["y"].to_numpy(False) == rows["p"].to_numpy(False)))
         assert window["window_start"] == start and window["labels"] == N
@@ -173,6 +178,18 @@ def test_the_cli_writes_html_and_markdown(
     out = _cli("model-card", "m", "--url", server.url)  # the champion, Markdown on stdout
     assert out.returncode == 0 and out.stdout == text
 
+    reference = tmp_path / "ref.parquet"
+    pq.write_table(pa.table(draw(np.random.default_rng(2), 500, planted=False)), reference)
+    flags = ("--description", META["description"], "--owner", META["owner"])
+    done = _cli("register", "m2", str(reference), "--target", "y", "--prediction", "p", *flags,
+                "--intended-use", META["intended_use"], "--url", server.url)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with server.client() as api:
+        assert api.get("/v1/models/m2/card").json()["metadata"] == META
+    second = _cli("model-card", "m2", "--url", server.url)
+    assert second.returncode == 0 and f"Owner: {META['owner']}" in second.stdout
+    assert "No labelled window yet: failing slices not sought." in second.stdout
+
     for args, named in (
         (("model-card", "nope", "-o", str(tmp_path / "x.html")), "'nope'"),
         (("model-card", "m", "v9", "-o", str(tmp_path / "x.md")), "'v9'"),
@@ -219,3 +236,19 @@ def test_the_card_and_model_pages_render_in_a_browser(
         assert "'v9'" in page.locator("main").inner_text()
     finally:
         page.close()
+
+
+def test_card_metadata_too_long_is_refused_naming_it(
+    database_url: str, open_store: Callable[[str], Any], tmp_path: Path
+) -> None:
+    from watchkeeper.errors import InputError
+    from watchkeeper.ingest.service import IngestService
+    from watchkeeper.settings import load_settings
+
+    service = IngestService(open_store(database_url), load_settings(data_dir=tmp_path / "d"))
+    reference = pa.table(draw(np.random.default_rng(0), 200, planted=False))
+    with pytest.raises(InputError, match="owner must be text of at most 10,000 characters"):
+        service.register("m", reference, target="y", prediction="p", owner="x" * 10_001)
+    assert service.store.models() == []
+    service.register("m", reference, target="y", prediction="p", owner="  ", description="d")
+    assert service.store.version("m", "v1")["card"] == {"description": "d"}

@@ -95,15 +95,9 @@ async def register(
     on_violation: Annotated[
         str | None, Query(description="quarantine (the default) or count")
     ] = None,
-    description: Annotated[
-        str | None, Query(max_length=10_000, description="the model card's description")
-    ] = None,
-    owner: Annotated[
-        str | None, Query(max_length=10_000, description="who answers for the version")
-    ] = None,
-    intended_use: Annotated[
-        str | None, Query(max_length=10_000, description="what the version is meant for")
-    ] = None,
+    description: Annotated[str | None, Query(description="the model card's description")] = None,
+    owner: Annotated[str | None, Query(description="who answers for the version")] = None,
+    intended_use: Annotated[str | None, Query(description="what the version is meant for")] = None,
 ) -> object:
     """Register a model (if new) and a version; the body is its training reference (Parquet,
     CSV, Arrow). The model-level parameters take effect when the model is first registered.
