@@ -131,7 +131,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     ("store",),
     ("ingest", "evaluation"),
-    ("alerts", "serving", "promotion"),
+    ("alerts", "serving", "promotion", "card"),
     ("server",),
     ("demo", "demo_story"),
     ("cli",),

@@ -3,7 +3,9 @@ reference (target, prediction, score), the demo's traffic with its change (a cov
 and concept drift) and its labels a window and a half late — estimates the changed window's
 accuracy when it closes, below the reference's with its interval, while no label of that
 window has come; the realized accuracy follows once they do. The dashboard's model page (Debian's
-Chromium, driven by Playwright) draws the estimated accuracy.
+Chromium, driven by Playwright) draws the estimated accuracy. Once its labels have come, the
+changed window's failing slice is the concept change's (the active customers, who now churn):
+the API, the model page and the model card (rendered without a console error) show it.
 
 Marked ``slow``: a real server and about half a minute of live traffic.
 """
@@ -35,6 +37,7 @@ class Run:
     estimated: dict[str, Any] = field(default_factory=dict)  # its point, when first seen
     realized_then: list[dict[str, Any]] = field(default_factory=list)  # accuracy then
     realized: dict[str, Any] = field(default_factory=dict)  # its accuracy, later
+    slices: dict[str, Any] = field(default_factory=dict)  # its failing slices, once found
 
 
 def _port() -> int:
@@ -88,6 +91,15 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                 if real and real[0]["value"] is not None and real[0]["detail"]["n"] >= 50:
                     out.realized = real[0]
                 time.sleep(0.25)
+            while not out.slices:  # the window's labels keep coming: its slices, once found
+                assert time.time() < deadline, "no failing slice for the changed window"
+                r = api.get(
+                    f"/v1/models/{demo.MODEL}/slices",
+                    params={"version": "v1", "window": out.window_start},
+                )
+                if r.status_code == 200 and r.json()["failing_slices"]["slices"]:
+                    out.slices = r.json()
+                time.sleep(0.25)
         traffic.stop()
         yield out
     finally:
@@ -124,6 +136,16 @@ def test_the_demo_model_page_draws_the_estimated_accuracy(run: Run, browser: Any
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
+
+        def estimated() -> list[float]:
+            with httpx.Client(base_url=run.url, timeout=30) as api:
+                r = api.get(
+                    f"/v1/models/{demo.MODEL}/metrics",
+                    params={"metric": "estimated_accuracy", "version": "v1"},
+                )
+            return [p["value"] for p in r.json()["points"] if p["value"] is not None]
+
+        before = estimated()  # the last window may close while the page loads
         page.goto(f"{run.url}/ui/models/{demo.MODEL}?range=6h", timeout=TIMEOUT_MS)
         figure = ".plot[data-figure='fig-performance-accuracy']"
         page.wait_for_function(
@@ -134,19 +156,45 @@ def test_the_demo_model_page_draws_the_estimated_accuracy(run: Run, browser: Any
                    t => ({{name: t.name, y: Array.from(t.y)}}))"""
         )
         by_name = {t["name"]: t for t in traces}
-        with httpx.Client(base_url=run.url, timeout=30) as api:
-            r = api.get(
-                f"/v1/models/{demo.MODEL}/metrics",
-                params={"metric": "estimated_accuracy", "version": "v1"},
-            )
-        api_values = [p["value"] for p in r.json()["points"] if p["value"] is not None]
+        after = estimated()
         shown = [y for y in by_name["estimated accuracy"]["y"] if y is not None]
-        assert shown == api_values and run.estimated["value"] in shown
+        assert shown in (before, after) and run.estimated["value"] in shown
         assert "estimate's 95% interval" in by_name
         assert [y for y in by_name["accuracy"]["y"] if y is not None], "the realized accuracy"
         artifacts = Path(__file__).parents[1] / "artifacts"
         artifacts.mkdir(exist_ok=True)
         page.screenshot(path=str(artifacts / "demo-estimated-accuracy.png"), full_page=True)
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_the_demo_dashboard_shows_the_failing_slice_of_its_concept_change(
+    run: Run, browser: Any
+) -> None:
+    """The concept change (churn no longer follows activity: active customers now churn) is
+    where v1 fails: on the changed window's labelled rows the worst slice is the active
+    customers, worse than the rest; the API, the model page and the model card (rendered in
+    Chromium without a console error) say so."""
+    window = run.window_start
+    first = run.slices["failing_slices"]["slices"][0]
+    assert "is_active=true" in first["description"].split(", "), first
+    assert first["slice"]["value"] < first["rest"]["value"]
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{run.url}/ui/models/{demo.MODEL}?range=6h", timeout=TIMEOUT_MS)
+        row = page.locator(f"#slice-windows tr[data-window='{window}']").inner_text()
+        assert "accuracy is worst in " in row and "is_active=true" in row, row
+        assert page.locator("#worst-slice").count() == 1
+        page.goto(f"{run.url}/ui/models/{demo.MODEL}/card", timeout=TIMEOUT_MS)
+        assert page.locator("h1").inner_text() == f"Model card: {demo.MODEL} v1"
+        assert "is_active=true" in page.locator("#failing-slices").inner_text()
+        artifacts = Path(__file__).parents[1] / "artifacts"
+        artifacts.mkdir(exist_ok=True)
+        page.screenshot(path=str(artifacts / "demo-model-card.png"), full_page=True)
         assert errors == []
     finally:
         page.close()

@@ -10,6 +10,7 @@
 * :mod:`~watchkeeper.cli.dead_letters`: ``dead-letters`` (what the processor could not process);
 * :mod:`~watchkeeper.cli.history`: ``history`` (every step of a model's life);
 * :mod:`~watchkeeper.cli.audit`: ``audit list``, ``audit export`` (who changed what);
+* :mod:`~watchkeeper.cli.card`: ``model-card`` (a version's model card, HTML or Markdown);
 * :mod:`~watchkeeper.cli.promotion`: ``versions``, ``challenge``, ``promote``, ``rollback``,
   ``retire``, ``promotion-policy``, ``verdicts`` (champion and challengers).
 
@@ -25,6 +26,7 @@ import click
 from watchkeeper.cli import alerts as _alerts
 from watchkeeper.cli import analyze as _analyze
 from watchkeeper.cli import audit as _audit
+from watchkeeper.cli import card as _card
 from watchkeeper.cli import dead_letters as _dead_letters
 from watchkeeper.cli import history as _history
 from watchkeeper.cli import models as _models
@@ -60,6 +62,7 @@ for _command in (
     _dead_letters.dead_letters,
     _history.history,
     _audit.audit,
+    _card.model_card,
     _promotion.versions,
     _promotion.challenge,
     _promotion.promote,

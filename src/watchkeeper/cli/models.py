@@ -54,6 +54,9 @@ from watchkeeper.sdk import register as register_version
     type=click.Choice(["quarantine", "count"]),
     help="What a rule violation does: reject the event (default) or accept and count it.",
 )
+@click.option("--description", help="What the version is (its model card).")
+@click.option("--owner", help="Who answers for the version (its model card).")
+@click.option("--intended-use", help="What the version is meant for, and not (its model card).")
 @click.option(
     "--artifact",
     help="The version's model to serve: a .onnx or .skops file (a pickle with "
@@ -76,6 +79,9 @@ def register(
     challenger: bool,
     constraints: str | None,
     on_violation: str | None,
+    description: str | None,
+    owner: str | None,
+    intended_use: str | None,
     artifact: str | None,
     artifact_format: str | None,
     inputs: str | None,
@@ -105,6 +111,15 @@ def register(
             champion=not challenger,
             constraints=constraints,
             on_violation=on_violation,
+            card={
+                k: v
+                for k, v in (
+                    ("description", description),
+                    ("owner", owner),
+                    ("intended_use", intended_use),
+                )
+                if v is not None
+            },
         )
     except (RequestError, ConnectionError) as exc:
         raise api_error(exc) from None

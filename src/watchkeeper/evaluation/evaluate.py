@@ -20,7 +20,9 @@ replaces the window's metric points:
 * with labels: ``accuracy``, ``f1`` (binary: positive class; else macro), ``precision``,
   ``recall`` or ``mae``, ``rmse``, ``r2``; and ``labels``, the labelled count; ``roc_auc``
   for a binary model whose events carry a score (its schema's first score column); each with
-  its confidence interval in ``detail`` (:mod:`watchkeeper.evaluation.performance`).
+  its confidence interval in ``detail`` (:mod:`watchkeeper.evaluation.performance`);
+  and the window's failing slices, kept beside its points (``wk_window_slices``,
+  :mod:`watchkeeper.evaluation.window_slices`; with the lake).
 
 Drift uses the statistics core's calibrated decisions at the window's sample size. The
 performance and latency metrics written are those of the catalogue
@@ -50,6 +52,7 @@ from watchkeeper.evaluation.window_drift import (
     reference_of,
     with_series,
 )
+from watchkeeper.evaluation.window_slices import WindowSlices, write_slices
 from watchkeeper.stats.operations import latency_quantile
 from watchkeeper.store import tables as t
 from watchkeeper.store.state import Store
@@ -70,6 +73,8 @@ class Evaluator:
         self.series: list[WindowSeries] = (
             [] if lake_dir is None else [JointDrift(lake_dir), EstimatedPerformance(lake_dir)]
         )
+        # a labelled window's failing slices (they depend on its labels: never cached)
+        self.slices = None if lake_dir is None else WindowSlices(lake_dir)
         # a window evaluated again for its labels keeps its drift (and its series)
         self.drift = DriftCache(series=self.series)
         # called after every pass (the alert engine): each reads what the pass wrote
@@ -186,10 +191,13 @@ class Evaluator:
     def _evaluate(self, model: str, window_seconds: int, row: dict[str, Any], now: float) -> None:
         """A window's points, its evaluation record and its clean flag: one transaction."""
         points, summary = window_points(self.store, model, row, self.drift)
+        slices = None if self.slices is None else self.slices(self.store, model, row)
         key = {"model": model, "version": row["version"], "segment": row["segment"]}
         ev, bp = t.evaluations.c, t.bucket_profiles.c
         with self.store.write() as conn:
             write_points(conn, model, window_seconds, row, points)
+            if slices is not None:
+                write_slices(conn, slices)
             where = (
                 (ev.model == model)
                 & (ev.version == row["version"])

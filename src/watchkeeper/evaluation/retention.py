@@ -9,10 +9,10 @@ are kept longer, downsampled.
   recognised as a retry for that long);
 * dead-lettered batches (``store.dead_letters``) moved there longer ago than
   ``retention_days`` are deleted;
-* window-level profiles, evaluations and metric points older than ``retention_days`` are
-  deleted; the daily profiles are kept (the roll-up: hour → day), and before a day's window
-  points go, the day is evaluated from its daily profile and labels: its metric points
-  (``window_seconds`` 86400) stay, so every series goes on as daily points.
+* window-level profiles, evaluations, failing slices and metric points older than
+  ``retention_days`` are deleted; the daily profiles are kept (the roll-up: hour → day), and
+  before a day's window points go, the day is evaluated from its daily profile and labels: its
+  metric points (``window_seconds`` 86400) stay, so every series goes on as daily points.
 """
 
 from __future__ import annotations
@@ -70,6 +70,10 @@ def sweep(store: Store, lake_dir: Path, *, now: float | None = None) -> dict[str
             ).rowcount
             conn.execute(
                 t.evaluations.delete().where((ev.model == info.name) & (ev.window_start < cutoff))
+            )
+            ws = t.window_slices.c
+            conn.execute(
+                t.window_slices.delete().where((ws.model == info.name) & (ws.window_start < cutoff))
             )
             dead = t.dead_batches.c
             removed["dead_batches"] += conn.execute(

@@ -52,6 +52,9 @@ def register(
     drift_reference: str | None = None,
     constraints: object = None,
     on_violation: str | None = None,
+    description: str | None = None,
+    owner: str | None = None,
+    intended_use: str | None = None,
 ) -> dict[str, Any]:
     """Register a model (if new) and a version with its training reference: its schema (given
     or inferred), its frozen reference profile, a sample of its rows and its performance (the
@@ -60,8 +63,10 @@ def register(
     schema's validation rules (see ``watchkeeper.constraints``). ``features`` and ``ignore``
     force columns to be features or to be left out of monitoring; columns that look like a
     model's score or an epoch time are kept out of the features (``watchkeeper.schema_roles``).
-    The answer's ``roles`` say, per column, its role and why."""
+    The answer's ``roles`` say, per column, its role and why. ``description``, ``owner`` and
+    ``intended_use`` are the version's model card metadata (``docs/model-card.md``)."""
     check_name("model", model)
+    card = card_metadata(description=description, owner=owner, intended_use=intended_use)
     check_name("version", version)
     if drift_reference is not None and drift_reference not in DRIFT_REFERENCES:
         raise InputError(
@@ -128,6 +133,7 @@ def register(
         reference_multivariate=_multivariate(table, schema, seed) if joint else None,
         reference_estimation=_estimation(table, schema, seed),
         champion=champion,
+        card=card,
     )
     return {
         "model": model,
@@ -270,3 +276,21 @@ def target_classes(schema: Schema, reference: DatasetProfile) -> list[str] | Non
         return None
     column = reference.columns.get(targets[0].name)
     return binary_classes(getattr(column, "categories", None))
+
+
+CARD_FIELDS = ("description", "owner", "intended_use")
+CARD_MAX = 10_000  # characters of one card field
+
+
+def card_metadata(**fields: str | None) -> dict[str, str] | None:
+    """The model card's metadata given at registration (those not None), or None; a field
+    that is not text, or longer than ``CARD_MAX`` characters, is an :class:`InputError`."""
+    out = {}
+    for name, value in fields.items():
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value) > CARD_MAX:
+            raise InputError(f"{name} must be text of at most {CARD_MAX:,} characters")
+        if value.strip():
+            out[name] = value.strip()
+    return out or None

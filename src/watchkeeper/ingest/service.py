@@ -54,6 +54,9 @@ class IngestService:
         drift_reference: str | None = None,
         constraints: object = None,
         on_violation: str | None = None,
+        description: str | None = None,
+        owner: str | None = None,
+        intended_use: str | None = None,
     ) -> dict[str, Any]:
         """Register a model (if new) and a version with its training reference."""
         return registry.register(
@@ -76,6 +79,9 @@ class IngestService:
             drift_reference=drift_reference,
             constraints=constraints,
             on_violation=on_violation,
+            description=description,
+            owner=owner,
+            intended_use=intended_use,
         )
 
     def schema(self, model: str, version: str) -> Schema:

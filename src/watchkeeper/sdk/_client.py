@@ -241,6 +241,7 @@ class Client:
         champion: bool = True,
         constraints: Mapping[str, Any] | str | os.PathLike[str] | None = None,
         on_violation: str | None = None,
+        card: Mapping[str, str] | None = None,
         artifact: str | os.PathLike[str] | None = None,
         artifact_format: str | None = None,
         artifact_inputs: list[str] | None = None,
@@ -259,7 +260,8 @@ class Client:
         force columns to be features or leave them out of monitoring; the answer's ``roles``
         list each column's role and why. ``reference`` may be a fitted
         ``watchkeeper.Reference`` (or the directory its ``save`` wrote): the version then gets
-        the Reference's schema as fitted.
+        the Reference's schema as fitted. ``card`` (``description``, ``owner``,
+        ``intended_use``) is the version's model card metadata.
         """
         url, token, timeout = self._transport_args
         return register(
@@ -279,6 +281,7 @@ class Client:
             champion=champion,
             constraints=constraints,
             on_violation=on_violation,
+            card=card,
             artifact=artifact,
             artifact_format=artifact_format,
             artifact_inputs=artifact_inputs,

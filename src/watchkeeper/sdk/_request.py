@@ -92,6 +92,7 @@ def register(
     champion: bool = True,
     constraints: Mapping[str, Any] | str | os.PathLike[str] | None = None,
     on_violation: str | None = None,
+    card: Mapping[str, str] | None = None,
     artifact: str | os.PathLike[str] | None = None,
     artifact_format: str | None = None,
     artifact_inputs: list[str] | None = None,
@@ -116,7 +117,10 @@ def register(
     (``quarantine`` or ``count``) set validation rules; see ``watchkeeper.constraints``.
     ``features`` and ``ignore`` (a column name or a list of them) force columns to be features
     or leave them out of monitoring. The answer's ``roles`` list each column's role and why.
+    ``card`` (``description``, ``owner``, ``intended_use``: text) is the version's model card
+    metadata (``docs/model-card.md``).
     """
+    _check_card(card)
     content = _reference_body(reference)
     query: dict[str, str] = {"champion": "true" if champion else "false"}
     for key, value in (
@@ -130,6 +134,7 @@ def register(
         ("ignore", _names(ignore, "ignore")),
         ("constraints", _constraints_text(constraints)),
         ("on_violation", on_violation),
+        *((k, v) for k, v in (card or {}).items() if k in CARD_FIELDS),
     ):
         if value is not None:
             query[key] = value
@@ -151,6 +156,15 @@ def register(
             timeout=timeout,
         )
     return answer
+
+
+CARD_FIELDS = ("description", "owner", "intended_use")
+
+
+def _check_card(card: Mapping[str, str] | None) -> None:
+    unknown = sorted(set(card or {}) - set(CARD_FIELDS))
+    if unknown:
+        raise ValueError(f"card: unknown field(s) {unknown}: known are {list(CARD_FIELDS)}")
 
 
 _ARTIFACT_TYPES = {

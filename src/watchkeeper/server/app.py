@@ -6,7 +6,8 @@ them in the lifespan and wires the route modules: ``models_api`` and ``ingest_ap
 models and their events), ``dead_letters_api`` (what the processor could not
 process), ``serving_api`` (model artifacts and the inference endpoints),
 ``promotion_api`` (champion, challengers, policies, verdicts), ``alerts_api`` (monitors,
-alerts, silences, actions), ``audit_api`` (the audit trail) and the ``dashboard``. The
+alerts, silences, actions), ``audit_api`` (the audit trail),
+``card_api`` (failing slices per window, model cards) and the ``dashboard``. The
 served models route each request to the champion or a canary and copy it to the shadow
 challengers (``promotion``); the evaluator's passes end with the verdicts. Errors have one
 JSON shape (``server/errors.py``). Every request passes the browser guard
@@ -37,6 +38,7 @@ from watchkeeper.promotion.verdict import judge_all
 from watchkeeper.server import (
     alerts_api,
     audit_api,
+    card_api,
     dashboard,
     dead_letters_api,
     health,
@@ -158,6 +160,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(promotion_api.router)  # champion, challengers (docs/promotion.md)
     app.include_router(alerts_api.router)
     app.include_router(audit_api.router)  # who changed what (docs/audit.md)
+    app.include_router(card_api.router)  # failing slices, model cards (docs/model-card.md)
     app.include_router(dashboard.router)  # the web dashboard: / and /ui/ (docs/dashboard.md)
     # the hot routes answered first, by the same handlers (server/fastroute.py)
     fast = {

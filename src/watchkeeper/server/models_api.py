@@ -95,6 +95,9 @@ async def register(
     on_violation: Annotated[
         str | None, Query(description="quarantine (the default) or count")
     ] = None,
+    description: Annotated[str | None, Query(description="the model card's description")] = None,
+    owner: Annotated[str | None, Query(description="who answers for the version")] = None,
+    intended_use: Annotated[str | None, Query(description="what the version is meant for")] = None,
 ) -> object:
     """Register a model (if new) and a version; the body is its training reference (Parquet,
     CSV, Arrow). The model-level parameters take effect when the model is first registered.
@@ -118,6 +121,9 @@ async def register(
             drift_reference=drift_reference,
             constraints=constraints,
             on_violation=on_violation,
+            description=description,
+            owner=owner,
+            intended_use=intended_use,
         )
     )
 

@@ -253,6 +253,7 @@ class Store(DurableLog):
         reference_multivariate: bytes | None = None,
         reference_estimation: bytes | None = None,
         champion: bool = True,
+        card: Mapping[str, Any] | None = None,
     ) -> None:
         self.model(model)
         with self.write() as conn:
@@ -277,6 +278,7 @@ class Store(DurableLog):
                     else dict(reference_performance),
                     reference_multivariate=reference_multivariate,
                     reference_estimation=reference_estimation,
+                    card=None if card is None else dict(card),
                 )
             )
             before = conn.execute(
@@ -296,6 +298,7 @@ class Store(DurableLog):
                     "champion": version if champion else before,
                     "reference_rows": reference_rows,
                     "columns": [c.get("name") for c in schema.get("columns", [])],
+                    **({"card": dict(card)} if card else {}),
                 },
             )
         self.changed()

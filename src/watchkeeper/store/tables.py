@@ -43,6 +43,9 @@ versions = sa.Table(
     # the performance estimator (estimation.state: an .npz archive, no pickle), or null (no
     # target, prediction or classifier scores in the reference, or registered before 0013)
     sa.Column("reference_estimation", sa.LargeBinary),
+    # the model card's metadata given at registration (description, owner, intended_use), or
+    # null (none given, or registered before revision 0014)
+    sa.Column("card", sa.JSON),
 )
 
 # The durable log: a batch is acknowledged once its row is committed here.
@@ -184,6 +187,20 @@ evaluations = sa.Table(
     sa.Column("window_start", sa.Integer, primary_key=True),
     sa.Column("evaluated_at", sa.Float, nullable=False),
     sa.Column("summary", sa.JSON, nullable=False),
+)
+
+# The failing slices of each labelled whole-model window (evaluation.window_slices): the
+# library's FailingSlices.to_dict() of the window's labelled rows, replaced as labels arrive.
+window_slices = sa.Table(
+    "wk_window_slices",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("version", sa.String(200), primary_key=True),
+    sa.Column("window_start", sa.Integer, primary_key=True),
+    sa.Column("window_seconds", sa.Integer, nullable=False),
+    sa.Column("computed_at", sa.Float, nullable=False),
+    sa.Column("labels", sa.Integer, nullable=False),
+    sa.Column("result", sa.JSON, nullable=False),
 )
 
 tokens = sa.Table(

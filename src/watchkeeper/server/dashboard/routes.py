@@ -129,6 +129,8 @@ async def model_page(request: Request, model: str) -> Response:
     store, params = store_of(request), _params(request)
 
     def build(who: Viewer) -> Response:
+        from watchkeeper.server.dashboard.card_view import failing_slices  # it imports this
+
         ctx = views.resolve(store, model, params)
         summaries = queries.summaries(store, ctx.scope)
         series = views.model_series(store, ctx, summaries)
@@ -158,6 +160,7 @@ async def model_page(request: Request, model: str) -> Response:
             "cards": views.cards(series, ctx, table),
             "outputs": outputs,
             "alerts_firing": None if firing is None else firing.get(model, 0),
+            "slices": failing_slices(store, ctx),
         }
         return page("model.html.j2", context)
 
