@@ -32,7 +32,7 @@ def test_a_replica_is_alive_but_not_ready_while_the_migrations_wait(
         with psycopg.connect(url, autocommit=True) as holder:
             holder.execute("SELECT pg_advisory_lock(%s)", [LOCK_KEY])  # "another replica"
             srv = server(url, env={"WATCHKEEPER_REPLICA_ID": "replica-a"}, wait=False)
-            srv.wait_ready()  # /healthz answers although the migrations cannot run
+            srv.wait_ready(running=False)  # /healthz answers, the migrations cannot run
             health = httpx.get(f"{srv.url}/healthz", timeout=5).json()
             assert health["status"] == "starting" and health["phase"] == "migrating", health
             assert health["replica"] == "replica-a"

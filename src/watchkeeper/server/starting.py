@@ -46,7 +46,6 @@ PROBES = ("/healthz", "/readyz")  # answered at once while starting
 _T = TypeVar("_T")
 
 
-
 def migrate_store(url: str) -> str:
     """Bring the database to the newest revision; return it."""
     engine = create_engine(url)
