@@ -13,7 +13,8 @@ replicas, batch ``n`` to replica ``n % replicas``. Reported per count: acknowled
 drained the log: indexed, written to the lake, profiled), the CPU seconds of the replicas
 (servers and their processors), of PostgreSQL, and of all of them per 1,000 events, and how
 the batches were split among the replicas' processors (``watchkeeper_processor_batches`` of
-each replica's ``/metrics``).
+each replica's ``/metrics``; a logged batch may hold several requests' batches: concurrent
+requests share one commit).
 
 The leasing cost is the processed rate with 3 replicas over that with 1 on the same load, and
 the CPU per event of each: the leases are one ``pg_try_advisory_lock`` and one
@@ -167,14 +168,21 @@ def run(args: argparse.Namespace, replicas: int, progress: Progress) -> dict[str
                     if n >= batches:
                         return
                     port = ports[n % len(ports)]
-                    conns[port].request(
-                        "POST",
-                        "/v1/models/bench/predictions",
-                        payloads[n],
-                        headers={"content-type": ARROW},
-                    )
-                    resp = conns[port].getresponse()
-                    answer = resp.read()
+                    for attempt in range(3):  # a keep-alive connection the server closed
+                        try:
+                            conns[port].request(
+                                "POST",
+                                "/v1/models/bench/predictions",
+                                payloads[n],
+                                headers={"content-type": ARROW},
+                            )
+                            resp = conns[port].getresponse()
+                            answer = resp.read()
+                            break
+                        except (ConnectionError, http.client.HTTPException):
+                            conns[port].close()  # reconnects on the next request; the same
+                            if attempt == 2:  # ids again: a retry stores nothing twice
+                                raise
                     if resp.status != 200 or orjson.loads(answer)["accepted"] != args.batch:
                         errors.append(f"{resp.status}: {answer[:200]!r}")
                         return
@@ -200,6 +208,7 @@ def run(args: argparse.Namespace, replicas: int, progress: Progress) -> dict[str
             time.sleep(0.05)
         drained = time.perf_counter()
         cpu1 = sum(cpu_seconds(p.pid) for p, _ in procs), postgres_cpu()
+        time.sleep(1.0)  # a processor's counters are updated at the end of its pass
         split = [processor_batches(port) for port in ports]
         total = batches * args.batch
         replicas_cpu, pg_cpu = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
@@ -211,6 +220,7 @@ def run(args: argparse.Namespace, replicas: int, progress: Progress) -> dict[str
             "replicas_cpu_s": replicas_cpu,
             "postgres_cpu_s": pg_cpu,
             "cpu_ms_per_1k": (replicas_cpu + pg_cpu) / total * 1e6,
+            "seconds": drained - began,
             "split": split,
         }
     finally:
@@ -236,6 +246,8 @@ def processor_batches(port: int) -> int:
 
 def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [
+        "# Replicas on one PostgreSQL",
+        "",
         f"{meta['date']}, commit {meta['commit']}, {meta['cpus']} cores shared by the clients, "
         f"the replicas (each a server and its processor) and PostgreSQL; {meta['events']:,} "
         f"events in Arrow batches of {meta['batch']:,} from {meta['clients']} clients, round "
@@ -243,8 +255,8 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta['load_after'][0]:.2f} (1 min).",
         "",
         "| replicas | acknowledged events/s | processed events/s | replicas CPU s | "
-        "PostgreSQL CPU s | CPU ms per 1,000 events | processed vs 1 replica | batches per "
-        "processor |",
+        "PostgreSQL CPU s | CPU ms per 1,000 events | processed vs 1 replica | logged batches "
+        "per processor |",
         "|---|---|---|---|---|---|---|---|",
     ]
     one = next((r for r in results if r["replicas"] == 1), results[0])
