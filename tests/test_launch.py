@@ -83,7 +83,8 @@ def test_a_second_serve_on_the_same_data_directory_refuses(tmp_path: Path) -> No
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                # ready: migrated and running (/healthz answers from the first moment)
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
@@ -215,8 +216,8 @@ def test_ctrl_c_stops_serve_and_its_processor_without_a_traceback(tmp_path: Path
 
 
 def _startup_lines(*args: str | Path, about: tuple[str, ...] = ("auth:", "warning:")) -> list[str]:
-    """Start `watchkeeper serve` with ``args``, wait until it answers, stop it, and return the
-    lines starting with ``about`` it printed on standard error before serving."""
+    """Start `watchkeeper serve` with ``args``, wait until it is ready, stop it, and return the
+    lines starting with ``about`` it printed on standard error."""
     port = _free_port()
     proc = subprocess.Popen(
         [*_command(), "serve", "--port", str(port), *map(str, args)],
@@ -228,11 +229,12 @@ def _startup_lines(*args: str | Path, about: tuple[str, ...] = ("auth:", "warnin
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
+            try:  # ready: migrated and built (the auth lines are printed by then)
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
             except httpx.TransportError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)

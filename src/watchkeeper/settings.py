@@ -43,6 +43,7 @@ ENV_PREFIX = "WATCHKEEPER_"
 NESTED_DELIMITER = "__"
 POSITIVE = (
     "port",
+    "lease_seconds",
     "max_body_bytes",
     "max_batch_events",
     "max_pending_events",
@@ -127,6 +128,13 @@ class Settings(BaseSettings):
     # failed token checks (bearer or login) per client address before 429, and their window
     auth_failure_limit: int = 10
     auth_failure_window_seconds: float = 60.0
+    # several replicas on one PostgreSQL (store/leases.py): this process's name in /healthz,
+    # the logs and pg_stat_activity (empty: hostname-pid), and how long a lost replica's
+    # leases may outlive it
+    replica_id: str = ""
+    lease_seconds: float = 10.0
+    # the Parquet lake (empty: <data_dir>/lake); replicas share one, e.g. on NFS
+    lake_path: str = ""
 
     @classmethod
     def settings_customise_sources(
@@ -147,7 +155,7 @@ class Settings(BaseSettings):
 
     @property
     def lake_dir(self) -> Path:
-        return self.data_dir / "lake"
+        return Path(self.lake_path) if self.lake_path else self.data_dir / "lake"
 
     @property
     def is_loopback(self) -> bool:

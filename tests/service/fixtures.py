@@ -314,14 +314,17 @@ class Server:
             self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         return self.wait_ready() if wait else self
 
-    def wait_ready(self) -> Server:
+    def wait_ready(self, *, running: bool = True) -> Server:
+        """Until ``/healthz`` answers and, with ``running``, says ``ok``: migrated and running
+        (while it starts it answers ``starting``; see ``server/starting.py``)."""
         assert self.process is not None, "not started"
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"watchkeeper serve exited:\n{self.log_tail()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                r = httpx.get(f"{self.url}/healthz", timeout=2)
+                if r.status_code == 200 and (not running or r.json()["status"] == "ok"):
                     return self
             except httpx.TransportError:
                 pass

@@ -116,13 +116,22 @@ class JobRunner:
                 ).rowcount
             )
 
-    def start(self, interval: float = 1.0) -> None:
-        self.recover()
+    def start(self, interval: float = 1.0, gate: Callable[[], bool] | None = None) -> None:
+        """Run queued jobs in a thread. ``gate``: whether this process runs jobs now (of
+        several replicas, the holder of the ``jobs`` lease); on taking that over, the jobs the
+        previous holder left running are failed (``recover``) first."""
+        held = False
 
         def loop() -> None:
+            nonlocal held
             while not self._stop.is_set():
                 try:
-                    self.run_once()
+                    now_held = gate is None or gate()
+                    if now_held and not held:
+                        self.recover()
+                    held = now_held
+                    if held:
+                        self.run_once()
                 except Exception:
                     log.exception("the job runner failed")
                 self._wake.wait(interval)

@@ -9,6 +9,8 @@ loop and the job runner. ``create_app`` builds one and starts/stops it with the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from watchkeeper.alerts.catalog import Catalog
 from watchkeeper.alerts.config import AlertConfig, alert_config
 from watchkeeper.alerts.engine import AlertEngine
@@ -44,9 +46,11 @@ class Alerting:
         self.outbox.wake()
         self.jobs.wake()
 
-    def start(self) -> None:
+    def start(self, gate: Callable[[], bool] | None = None) -> None:
+        """``gate``: whether this process runs the jobs now (the ``jobs`` lease); the outbox
+        runs in every replica (its rows are claimed with SKIP LOCKED)."""
         self.outbox.start(self._interval)
-        self.jobs.start(self._interval)
+        self.jobs.start(self._interval, gate)
 
     def stop(self) -> None:
         self.jobs.stop()

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from watchkeeper.settings import Settings
 
 
 @click.command()
@@ -50,8 +55,10 @@ def serve(
 
     from watchkeeper.alerts.config import alert_config
     from watchkeeper.server.app import create_app
-    from watchkeeper.server.launch import DataDirLock, listen
+    from watchkeeper.server.launch import CannotStart, DataDirLock, listen
+    from watchkeeper.server.starting import Starting
     from watchkeeper.settings import load_settings
+    from watchkeeper.store.leases import LeaseError
 
     settings = load_settings(
         config,
@@ -67,20 +74,33 @@ def serve(
     lock = DataDirLock(
         settings.data_dir, owner=f"watchkeeper serve on {settings.host}:{settings.port}"
     ).acquire()
-    app = create_app(settings)
+    failed: list[BaseException] = []
+
+    def build(settings: Settings) -> FastAPI:
+        """Once the database is migrated (``server/starting.py``): the app, then its lines."""
+        app = create_app(settings)
+        for line in _auth_lines(settings, app.state.store):
+            click.echo(line, err=True)
+        return app
+
+    def stop(exc: BaseException) -> None:  # starting failed: stop serving, exit with the error
+        failed.append(exc)
+        server.should_exit = True
+
+    starting = Starting(settings, build, on_failure=stop)
+    settings = starting.settings  # with its replica id
     click.echo(
         f"watchkeeper {settings.host}:{settings.port}"
+        f" · replica {settings.replica_id}"
         f" · state {settings.sqlalchemy_url.split('@')[-1]}"
         f" · lake {settings.lake_dir}",
         err=True,
     )
-    for line in _auth_lines(settings, app.state.store):
-        click.echo(line, err=True)
     hosts = ", ".join(settings.trusted_hosts)
     click.echo(f"hosts: {hosts} (other Host names get 400; allowed_hosts)", err=True)
     server = uvicorn.Server(
         uvicorn.Config(
-            app,
+            starting,
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
@@ -93,6 +113,11 @@ def serve(
         pass
     finally:
         lock.release()
+    if failed:
+        exc = failed[0]
+        if isinstance(exc, CannotStart | LeaseError):
+            raise exc
+        raise CannotStart(f"could not start: {type(exc).__name__}: {exc}") from exc
 
 
 def _auth_lines(settings: Any, store: Any) -> list[str]:

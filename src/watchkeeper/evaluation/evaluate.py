@@ -80,14 +80,24 @@ class Evaluator:
         # called after every pass (the alert engine): each reads what the pass wrote
         self.after_pass: list[Callable[[], None]] = []
 
-    def start(self, interval: float, maintenance: Any = None, every: float = 600.0) -> None:
+    def start(
+        self,
+        interval: float,
+        maintenance: Any = None,
+        every: float = 600.0,
+        gate: Callable[[], bool] | None = None,
+    ) -> None:
         """Evaluate due windows every ``interval`` seconds; run ``maintenance()`` (retention)
-        at start and every ``every`` seconds."""
+        at start and every ``every`` seconds. ``gate``: whether this process is the one to
+        evaluate now (of several replicas, the holder of the ``evaluator`` lease)."""
 
         def loop() -> None:
             last = 0.0
             while not self._stop.wait(interval):
                 try:
+                    if gate is not None and not gate():
+                        last = 0.0  # on taking the lease over: retention at once
+                        continue
                     if maintenance is not None and time.time() - last >= every:
                         last = time.time()
                         maintenance()

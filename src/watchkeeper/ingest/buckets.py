@@ -59,7 +59,10 @@ def apply_buckets(
     def body(conn: sa.Connection) -> bool:
         if not store.claim_unprocessed(conn, batch_ids):
             return False
-        for (seg, granularity, bucket), (new, new_ops) in buckets.items():
+        # in key order: two replicas' processors lock the rows they share in the same order
+        for (seg, granularity, bucket), (new, new_ops) in sorted(
+            buckets.items(), key=lambda item: item[0]
+        ):
             key: dict[str, Any] = {
                 "model": model,
                 "version": version,

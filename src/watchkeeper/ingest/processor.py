@@ -28,6 +28,7 @@ from watchkeeper.ingest.labels import join_waiting
 from watchkeeper.settings import Settings
 from watchkeeper.store.dead_letters import dead_letter
 from watchkeeper.store.faults import transient
+from watchkeeper.store.leases import Leases
 from watchkeeper.store.state import Store
 
 log = logging.getLogger("watchkeeper.processor")
@@ -63,8 +64,10 @@ def write_durably(files: list[tuple[pa.Table, Path]]) -> None:
 class Processor:
     """A daemon thread that processes the durable log; ``run_once`` for tests and tools."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, leases: Leases | None = None) -> None:
         self.store, self.settings = store, settings
+        # several replicas: each batch is worked by the replica whose processor leased it
+        self.leases = leases
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.batches_processed = 0
@@ -110,25 +113,48 @@ class Processor:
         (``store.dead_letters``) with its error, in either mode; failures of the database or
         the disk (``store.faults.transient``) are not counted against a batch."""
         done = 0
-        for group in _groups(self.store.pending_batch_heads(limit)):
+        for group in _groups(self._leased_heads(limit)):
             try:
-                done += self._process_group(group)
-                self._succeeded(group)
-                continue
+                done += self._run_group(group, raise_errors=raise_errors)
+            finally:
+                if self.leases is not None:
+                    self.leases.release_batches([b["id"] for b in group])
+        return done
+
+    def _leased_heads(self, limit: int) -> list[dict[str, Any]]:
+        """The oldest pending batches this processor leased (all of them without leases): of
+        several replicas, each takes the next ones no other replica's processor holds."""
+        leases = self.leases
+        if leases is None or not leases.shared:
+            return self.store.pending_batch_heads(limit)
+        heads = []
+        for batch in self.store.pending_batch_heads(limit * LOOK_AHEAD):
+            if leases.try_batch(batch["id"]):
+                heads.append(batch)
+                if len(heads) == limit:
+                    break
+        return heads
+
+    def _run_group(self, group: list[dict[str, Any]], *, raise_errors: bool) -> int:
+        done = 0
+        try:
+            done += self._process_group(group)
+            self._succeeded(group)
+            return done
+        except Exception as exc:
+            if len(group) == 1:
+                self._failed(group[0], exc)
+                if raise_errors:
+                    raise
+                return done
+        for batch in group:  # the group failed: each batch on its own
+            try:
+                done += self._process_group([batch])
+                self._succeeded([batch])
             except Exception as exc:
-                if len(group) == 1:
-                    self._failed(group[0], exc)
-                    if raise_errors:
-                        raise
-                    continue
-            for batch in group:  # the group failed: each batch on its own
-                try:
-                    done += self._process_group([batch])
-                    self._succeeded([batch])
-                except Exception as exc:
-                    self._failed(batch, exc)
-                    if raise_errors:
-                        raise
+                self._failed(batch, exc)
+                if raise_errors:
+                    raise
         return done
 
     def _succeeded(self, group: list[dict[str, Any]]) -> None:
@@ -296,7 +322,13 @@ def _child_main(settings: Settings, counts: Any, parent: int) -> None:
     store = _open_store(settings, running)
     if store is None:
         return
-    processor = Processor(store, settings)
+    leases = Leases(
+        settings.sqlalchemy_url,
+        f"{settings.replica_id}/processor",
+        lease_seconds=settings.lease_seconds,
+        exclusive=False,  # on SQLite the server holds the file's lock for its child too
+    )
+    processor = Processor(store, settings, leases)
     try:
         while running():
             try:
@@ -313,6 +345,7 @@ def _child_main(settings: Settings, counts: Any, parent: int) -> None:
             if not busy:
                 time.sleep(0.2)
     finally:
+        leases.close()
         store.close()
 
 
@@ -351,6 +384,7 @@ def _die_with_parent() -> None:
 
 
 GROUP_EVENTS = 50_000
+LOOK_AHEAD = 4  # replicas: pending batches looked at per batch wanted (others lease some)
 
 
 def _groups(batches: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

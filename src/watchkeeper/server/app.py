@@ -57,6 +57,7 @@ from watchkeeper.server.openapi import install_openapi
 from watchkeeper.server.ratelimit import FailureLimiter
 from watchkeeper.serving.registry import ScoredRequest, ServedModels
 from watchkeeper.settings import Settings
+from watchkeeper.store.leases import Leases, default_replica_id
 from watchkeeper.store.state import Store
 
 __all__ = ["create_app", "error_body"]
@@ -69,13 +70,20 @@ DESCRIPTION = (
 
 def create_app(settings: Settings) -> FastAPI:
     alert_settings = alert_config(settings)  # a bad monitor or notifier fails before anything
+    if not settings.replica_id:  # named once: the processor child and the logs share it
+        settings = settings.model_copy(update={"replica_id": default_replica_id()})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # which replica does which background work (store/leases.py); on SQLite: refuses a
+    # second service process on the same file
+    leases = Leases(
+        settings.sqlalchemy_url, settings.replica_id, lease_seconds=settings.lease_seconds
+    )
     store = Store(settings.sqlalchemy_url)
     service = IngestService(store, settings)
     processor: Processor | ProcessorProcess = (
         ProcessorProcess(settings)
         if settings.processor == "process"
-        else Processor(store, settings)
+        else Processor(store, settings, leases)
     )
     evaluator = Evaluator(store, settings.lake_dir)  # the lake: multivariate_pca's rows
     alerting = Alerting(store, settings, alert_settings)
@@ -105,12 +113,15 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         writer.start()  # replays what an ended process left in the spool
+        leases.start()  # the heartbeat of this replica's leases
         processor.start()
         shadow.start()
-        alerting.start()
+        alerting.start(gate=lambda: leases.holds("jobs"))
+        # one replica evaluates (and runs the alert engine, verdicts and retention)
         evaluator.start(
             settings.evaluation_interval_seconds,
             maintenance=lambda: sweep(store, settings.lake_dir),
+            gate=lambda: leases.holds("evaluator"),
         )
         try:
             yield
@@ -120,6 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
             alerting.stop()
             processor.stop()
             shadow.stop()
+            leases.close()
             store.close()
 
     app = FastAPI(
@@ -137,6 +149,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.alerting = alerting
     app.state.served, app.state.router, app.state.shadow = served, router, shadow
     app.state.policies = policies
+    app.state.leases = leases
 
     # failed token checks per client (bearer and dashboard login): 429 past the limit
     app.state.limiter = FailureLimiter(

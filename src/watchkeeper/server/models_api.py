@@ -38,9 +38,12 @@ router = APIRouter(tags=["models"], dependencies=[NO_NUL])
 
 
 @router.get("/healthz", response_model=Health)
-async def healthz() -> dict[str, str]:
-    """Always open, even when tokens are required."""
-    return {"status": "ok", "version": __version__}
+async def healthz(request: Request, settings: SettingsDep) -> dict[str, object]:
+    """Liveness: the process answers. Names the replica and the background roles it holds.
+    Always open, even when tokens are required."""
+    leases = getattr(request.app.state, "leases", None)
+    roles = leases.roles() if leases is not None else []
+    return {"status": "ok", "version": __version__, "replica": settings.replica_id, "leases": roles}
 
 
 @router.get("/v1/models", response_model=ModelList, responses=errors(401, 403))

@@ -130,6 +130,14 @@ class CloudEventResponse(Out):
 class Health(Out):
     status: str
     version: str
+    replica: str = Field(
+        "", description="this process's replica id (replica_id; default hostname-pid)"
+    )
+    leases: list[str] = Field(
+        [],
+        description="the background roles this replica holds now (evaluator, jobs); one "
+        "replica holds each (store/leases.py)",
+    )
 
 
 class ModelList(Out):
