@@ -25,11 +25,13 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def _binary(rng: np.random.Generator, n: int, shift: float = 0.0) -> tuple[np.ndarray, ...]:
-    """True P(y=1|x) = sigmoid(2x); the model's score sigmoid(3x) is over-confident."""
+def _binary(
+    rng: np.random.Generator, n: int, shift: float = 0.0, over: float = 1.5
+) -> tuple[np.ndarray, ...]:
+    """True P(y=1|x) = sigmoid(2x); the model's score sigmoid(2 over x) is over-confident."""
     x = rng.normal(shift, 1.0, n)
     y = (rng.uniform(size=n) < _sigmoid(2 * x)).astype(int)
-    s = _sigmoid(3 * x)
+    s = _sigmoid(2 * over * x)
     return y, s, (s > 0.5).astype(int)
 
 
@@ -38,12 +40,14 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
-def _multiclass(rng: np.random.Generator, n: int, shift: float = 0.0) -> tuple[np.ndarray, ...]:
+def _multiclass(
+    rng: np.random.Generator, n: int, shift: float = 0.0, over: float = 4 / 3
+) -> tuple[np.ndarray, ...]:
     x = rng.normal(shift, 1.0, (n, 2))
     logits = np.column_stack([x[:, 0], x[:, 1], -x[:, 0] - x[:, 1]])
     truth = _softmax(1.5 * logits)
     y = (rng.uniform(size=(n, 1)) > np.cumsum(truth, 1)).sum(1)
-    s = _softmax(2.0 * logits)
+    s = _softmax(1.5 * over * logits)
     return y, s, s.argmax(1)
 
 
@@ -224,3 +228,38 @@ def test_intervals_cover_the_realized_metrics_at_their_nominal_rate(task: str) -
             assert count / windows >= 0.9 - bound, (name, count / windows)
         else:
             assert abs(count / windows - 0.9) <= bound, (name, count / windows)
+
+
+@pytest.mark.slow
+def test_intervals_carry_the_calibrations_error_from_a_small_reference() -> None:
+    """The calibration fitted on a reference as small as the window errs as much as the
+    window's draw: each of 150 trials draws a fresh 1,500-row reference (scores three times as
+    confident as the truth, so calibration is kept) and a 1,500-row window of the same population; the 95 % interval
+    must hold the realized metric in 95 % of the trials, within three binomial standard
+    errors. Trials are independent (a fresh calibration each), unlike windows estimated with
+    one calibration, whose misses come together. Without the calibration's error the intervals
+    held accuracy and F1 in about 85 % of them. (Multiclass is left out: there the small
+    reference's isotonic maps also bias the estimate, which no interval holds;
+    docs/estimation.md.)"""
+    rng = np.random.default_rng(14)
+    trials, names = 150, ("accuracy", "precision", "recall", "f1", "roc_auc")
+    hits = dict.fromkeys(names, 0)
+    for _ in range(trials):
+        y, s, _ = _binary(rng, 1_500, over=3.0)
+        est = CBPE.fit(y, s, bins=200)
+        assert est.calibrator.method == "isotonic"
+        y_w, s_w, p_w = _binary(rng, 1_500, over=3.0)
+        m = est.estimate(est.state(s_w, p_w))["metrics"]
+        realized = {
+            "accuracy": accuracy_score(y_w, p_w),
+            "precision": precision_score(y_w, p_w, zero_division=0),
+            "recall": recall_score(y_w, p_w, zero_division=0),
+            "f1": f1_score(y_w, p_w, zero_division=0),
+            "roc_auc": roc_auc_score(y_w, s_w),
+        }
+        for name, value in realized.items():
+            hits[name] += m[name]["ci_low"] <= value <= m[name]["ci_high"]
+    print({name: count / trials for name, count in hits.items()})
+    bound = 3 * np.sqrt(0.95 * 0.05 / trials)
+    for name, count in hits.items():
+        assert abs(count / trials - 0.95) <= bound, (name, count / trials)

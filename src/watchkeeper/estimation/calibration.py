@@ -15,6 +15,11 @@ reported as the Brier score and the expected calibration error (ECE: per class, 
 row-weighted mean ``|observed share - mean score|`` over ``ECE_BINS`` equal-width bins,
 averaged over the classes; binary: the positive class), before and after.
 
+The maps are themselves estimates from a finite reference, and their error moves every
+window's estimate the same way. So that the intervals can carry it, a kept calibration also
+holds ``BOOTSTRAP`` refits of the maps on bootstrap resamples of the reference
+(:meth:`Calibrator.transform_bootstrap`); their spread is the calibration's sampling error.
+
 Examples
 --------
 >>> import numpy as np
@@ -36,8 +41,10 @@ import numpy.typing as npt
 
 from watchkeeper.errors import InputError
 
-__all__ = ["ECE_BINS", "Calibrator", "brier", "ece"]
+__all__ = ["BOOTSTRAP", "ECE_BINS", "Calibrator", "brier", "ece"]
 
+BOOTSTRAP = 40
+BOOT_GROUPS = 2000
 ECE_BINS = 10
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -84,6 +91,40 @@ def _fit_maps(probs: FloatArray, y: IntArray, classes: list[int]) -> list[tuple[
     return maps
 
 
+def _bootstrap_maps(
+    probs: FloatArray, y: IntArray, classes: list[int], rng: np.random.Generator
+) -> list[list[tuple[FloatArray, FloatArray]]]:
+    """``BOOTSTRAP`` refits of the maps, each on a Poisson bootstrap of the rows (weights
+    drawn Poisson(1), one draw per row shared by the classes). For speed the rows are first
+    pooled by score: into their distinct scores, or into ``BOOT_GROUPS`` groups of consecutive
+    ranks when there are more; each refit is a weighted isotonic regression of the groups.
+    The pooling shifts every refit alike, and only the refits' spread is used."""
+    from sklearn.isotonic import IsotonicRegression
+
+    n = len(y)
+    pooled = []
+    for j in classes:
+        values, inverse = np.unique(probs[:, j], return_inverse=True)
+        if len(values) > BOOT_GROUPS:
+            inverse = np.empty(n, dtype=np.intp)
+            inverse[np.argsort(probs[:, j], kind="stable")] = np.arange(n) * BOOT_GROUPS // n
+        count = np.bincount(inverse)
+        pooled.append((inverse, np.bincount(inverse, probs[:, j]) / np.maximum(count, 1)))
+    out = []
+    for _ in range(BOOTSTRAP):
+        w = rng.poisson(1.0, n).astype(np.float64)
+        maps = []
+        for j, (group, x) in zip(classes, pooled, strict=True):
+            weight = np.bincount(group, w, minlength=len(x))
+            hits = np.bincount(group, w * (y == j), minlength=len(x))
+            keep = weight > 0
+            iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+            iso.fit(x[keep], hits[keep] / weight[keep], sample_weight=weight[keep])
+            maps.append((np.asarray(iso.X_thresholds_), np.asarray(iso.y_thresholds_)))
+        out.append(maps)
+    return out
+
+
 def _apply(maps: list[tuple[FloatArray, FloatArray]], probs: FloatArray) -> FloatArray:
     k = probs.shape[1]
     if k == 2:
@@ -103,6 +144,8 @@ class Calibrator:
     method: str  # "isotonic" or "none"
     maps: list[tuple[FloatArray, FloatArray]] = field(default_factory=list)
     quality: dict[str, Any] = field(default_factory=dict)
+    # the maps refitted on bootstrap resamples of the reference (empty when method is "none")
+    bootstrap: list[list[tuple[FloatArray, FloatArray]]] = field(default_factory=list)
 
     @classmethod
     def fit(
@@ -141,7 +184,8 @@ class Calibrator:
         }
         if not needed:
             return cls(n_classes, "none", [], quality)
-        return cls(n_classes, "isotonic", _fit_maps(p, labels, classes), quality)
+        boot = _bootstrap_maps(p, labels, classes, np.random.default_rng([seed, 1]))
+        return cls(n_classes, "isotonic", _fit_maps(p, labels, classes), quality, boot)
 
     def transform(self, probs: npt.ArrayLike) -> FloatArray:
         """Calibrated (n, K) probabilities of raw scores ((n,) binary or (n, K))."""
@@ -152,15 +196,35 @@ class Calibrator:
             raise InputError(f"expected scores for {self.n_classes} classes, got shape {p.shape}")
         return p if self.method == "none" else _apply(self.maps, p)
 
+    def transform_bootstrap(self, probs: FloatArray) -> FloatArray:
+        """(B, n, K): raw (n, K) probabilities through each bootstrap refit of the maps; B = 0
+        without them."""
+        out = np.empty((len(self.bootstrap), *probs.shape))
+        for b, maps in enumerate(self.bootstrap):
+            out[b] = _apply(maps, probs)
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "n_classes": self.n_classes,
             "method": self.method,
             "maps": [[x.tolist(), y.tolist()] for x, y in self.maps],
             "quality": dict(self.quality),
+            "bootstrap": [[[x.tolist(), y.tolist()] for x, y in maps] for maps in self.bootstrap],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Calibrator:
-        maps = [(np.asarray(x, dtype=float), np.asarray(y, dtype=float)) for x, y in data["maps"]]
-        return cls(int(data["n_classes"]), str(data["method"]), maps, dict(data["quality"]))
+        def arrays(pairs: list[Any]) -> list[tuple[FloatArray, FloatArray]]:
+            return [(np.asarray(x, dtype=float), np.asarray(y, dtype=float)) for x, y in pairs]
+
+        # a calibrator saved before the bootstrap existed has none: its intervals leave out
+        # the calibration's error, as they did then
+        boot = [arrays(m) for m in data.get("bootstrap", [])]
+        return cls(
+            int(data["n_classes"]),
+            str(data["method"]),
+            arrays(data["maps"]),
+            dict(data["quality"]),
+            boot,
+        )

@@ -22,8 +22,16 @@ score bin's count of positives, a sum of independent Bernoulli draws of variance
 one-vs-rest): the per-class standard deviations are averaged, which treats the classes' AUCs
 as moving together -- they do (a row that turns out not to be of its likely class lowers the
 AUC of both), and the mean of the per-class deviations bounds the deviation of the mean
-however they correlate, so that interval errs on the wide side. The
-uncertainty of the calibration itself (a finite reference) is not included.
+however they correlate, so that interval errs on the wide side.
+
+The calibration's own error (maps fitted on a finite reference) is added: the state also
+keeps, per bootstrap refit b of the maps (:class:`Calibrator`), ``S1_b[j] = sum of p_b`` over
+the rows predicted j, and each metric's variance gains the variance of its value over the
+``S1_b``. ROC AUC's gains the variance over the refits of its binned value, each bin's
+positives moved by the bin's row count times the refit's change of the map at the bin's
+centre. The two errors are independent (the reference's labels and the window's), so the
+variances add. A calibration judged not needed (``method = "none"``) has no refits: its
+intervals hold the sampling term alone.
 
 Examples
 --------
@@ -41,7 +49,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -109,6 +117,9 @@ class CBPEState:
     hist_p: FloatArray  # (K, bins) sum of calibrated p_k per bin
     hist_pp: FloatArray  # (K, bins) sum of p_k^2 per bin
     skipped_rows: int = 0
+    # (B, K, K) [refit b, predicted j, class k]: sum of p_k under the calibration's bootstrap
+    # refit b; B = 0 without refits
+    s1_boot: FloatArray = field(default_factory=lambda: np.zeros((0, 0, 0)))
 
     @property
     def rows(self) -> int:
@@ -120,6 +131,8 @@ class CBPEState:
                 f"cannot merge CBPE states of {self.s1.shape[0]} classes × "
                 f"{self.hist_n.shape[1]} bins and {other.s1.shape[0]} × {other.hist_n.shape[1]}"
             )
+        # a state without refits (saved before they existed) drops them from the merge
+        same = self.s1_boot.shape == other.s1_boot.shape
         return CBPEState(
             self.predicted + other.predicted,
             self.s1 + other.s1,
@@ -128,6 +141,7 @@ class CBPEState:
             self.hist_p + other.hist_p,
             self.hist_pp + other.hist_pp,
             self.skipped_rows + other.skipped_rows,
+            self.s1_boot + other.s1_boot if same else np.zeros((0, 0, 0)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,6 +153,7 @@ class CBPEState:
             "hist_p": self.hist_p.tolist(),
             "hist_pp": self.hist_pp.tolist(),
             "skipped_rows": self.skipped_rows,
+            "s1_boot": self.s1_boot.tolist(),
         }
 
     @classmethod
@@ -154,6 +169,9 @@ class CBPEState:
             arr("hist_p"),
             arr("hist_pp"),
             skipped_rows=int(data["skipped_rows"]),
+            s1_boot=np.asarray(data.get("s1_boot", []), dtype=np.float64).reshape(
+                -1, *np.shape(data["s1"])
+            ),
         )
 
 
@@ -177,6 +195,7 @@ class CBPE:
     classes: list[str]
     calibrator: Calibrator
     bins: int = DEFAULT_BINS
+    _moved: FloatArray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def task(self) -> str:
@@ -240,6 +259,7 @@ class CBPE:
             .reshape(k, b)
             .astype(np.float64),
             skipped_rows=int((~ok).sum()),
+            s1_boot=np.matmul(onehot.T[None], self.calibrator.transform_bootstrap(raw)),
         )
 
     def estimate(
@@ -258,8 +278,10 @@ class CBPE:
             cov = np.einsum("jk,kl->jkl", state.s1, np.eye(k)) - state.s2
             values = confusion_metrics(state.s1)
             sds = _delta_sd(confusion_metrics, state.s1, cov)
+            boot = confusion_metrics(state.s1_boot) if len(state.s1_boot) > 1 else {}
             for name in CONFUSION_METRICS:
-                v, half = float(values[name]), z * sds[name]
+                calib_var = float(np.var(boot[name], ddof=1)) if boot else 0.0
+                v, half = float(values[name]), z * float(np.sqrt(sds[name] ** 2 + calib_var))
                 lo, hi = max(v - half, 0.0), min(v + half, 1.0)
                 metrics[name] = metric_value(v, lo, hi, "cbpe-delta")
             metrics["roc_auc"] = self._auc(state, z)
@@ -291,11 +313,32 @@ class CBPE:
         d_w = below + 0.5 * neg - 0.5 * pos - above
         g = safe_div(d_w - auc[:, None] * (n_tot - p_tot), p_tot * n_tot)
         sd = np.sqrt((g**2 * var_pos).sum(-1))
+        # the calibration's error: each refit moves a bin's positives by its row count times
+        # the refit's change of the map at the bin's centre
+        moved = self._moved_maps()
+        if len(moved) > 1:
+            pos_b = np.clip(pos[None] + n[None] * moved, 0.0, n[None])
+            auc_b = auc_from_hist(pos_b, n[None] - pos_b)[0]  # (B, classes)
+            sd = np.sqrt(sd**2 + np.var(auc_b, axis=0, ddof=1))
         # classes averaged by their standard deviations: the per-class AUCs move together (a
         # row that is not of its likely class lowers both), and the mean of the per-class
         # deviations bounds the deviation of the mean however they correlate
         half = z * float(sd.mean())
         return metric_value(value, max(value - half, 0.0), min(value + half, 1.0), "cbpe-delta")
+
+    def _moved_maps(self) -> FloatArray:
+        """(B, classes, bins): each bootstrap refit's map minus the fitted one at the bins'
+        centres (computed once per estimator)."""
+        if self._moved is None:
+            boot = self.calibrator.bootstrap
+            centre = (np.arange(self.bins) + 0.5) / self.bins
+            main = np.array([np.interp(centre, *m) for m in self.calibrator.maps])
+            self._moved = (
+                np.array([[np.interp(centre, *m) for m in maps] for maps in boot]) - main
+                if len(boot) > 1
+                else np.zeros((0, 0, 0))
+            )
+        return self._moved
 
     def to_dict(self) -> dict[str, Any]:
         return {"classes": self.classes, "bins": self.bins, "calibrator": self.calibrator.to_dict()}
