@@ -98,6 +98,23 @@ def test_multiclass_calibration_rows_sum_to_one_and_brier_is_the_multiclass_one(
     assert brier(s, y) == pytest.approx(((s - onehot) ** 2).sum(1).mean())
 
 
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_bootstrap_refits_apply_as_their_own_maps(task: str) -> None:
+    """The refits applied in one search (on the union of their breakpoints) equal each refit's
+    maps applied alone, outside the fitted range included; they round-trip through to_dict."""
+    rng = np.random.default_rng(5)
+    y, s, _ = (_binary if task == "binary" else _multiclass)(rng, 3_000, over=3.0)
+    cal = Calibrator.fit(s, y, n_classes=2 if task == "binary" else 3)
+    assert cal.method == "isotonic" and len(cal.bootstrap) > 1
+    raw = np.atleast_2d(s.T).T if task == "multiclass" else np.column_stack([1 - s, s])
+    k = raw.shape[1]
+    raw = np.vstack([raw, np.eye(k)[::-1], np.full((1, k), 1 / k)])
+    each = np.array([Calibrator(k, "isotonic", maps).transform(raw) for maps in cal.bootstrap])
+    np.testing.assert_allclose(cal.transform_bootstrap(raw), each, atol=1e-12)
+    again = Calibrator.from_dict(cal.to_dict())
+    np.testing.assert_allclose(again.transform_bootstrap(raw), each, atol=1e-12)
+
+
 def test_calibration_rejects_bad_input() -> None:
     with pytest.raises(InputError, match="at least 20"):
         Calibrator.fit(np.array([0.2, 0.8]), np.array([0, 1]), n_classes=2)

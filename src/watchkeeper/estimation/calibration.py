@@ -146,6 +146,9 @@ class Calibrator:
     quality: dict[str, Any] = field(default_factory=dict)
     # the maps refitted on bootstrap resamples of the reference (empty when method is "none")
     bootstrap: list[list[tuple[FloatArray, FloatArray]]] = field(default_factory=list)
+    _tables: list[tuple[FloatArray, FloatArray]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def fit(
@@ -199,10 +202,30 @@ class Calibrator:
     def transform_bootstrap(self, probs: FloatArray) -> FloatArray:
         """(B, n, K): raw (n, K) probabilities through each bootstrap refit of the maps; B = 0
         without them."""
-        out = np.empty((len(self.bootstrap), *probs.shape))
-        for b, maps in enumerate(self.bootstrap):
-            out[b] = _apply(maps, probs)
-        return out
+        if not self.bootstrap:
+            return np.empty((0, *probs.shape))
+        if self._tables is None:
+            # each refit's map on the union of the refits' breakpoints, per class: a
+            # piecewise-linear map is exact there, so one search serves all refits
+            self._tables = []
+            for j in range(len(self.bootstrap[0])):
+                grid = np.unique(np.concatenate([maps[j][0] for maps in self.bootstrap]))
+                values = np.array([np.interp(grid, *maps[j]) for maps in self.bootstrap])
+                self._tables.append((grid, values))
+        k = probs.shape[1]
+        columns = [1] if k == 2 else list(range(k))
+        cal = np.empty((len(self.bootstrap), probs.shape[0], len(columns)))
+        for c, (j, (grid, values)) in enumerate(zip(columns, self._tables, strict=True)):
+            x = np.clip(probs[:, j], grid[0], grid[-1])
+            hi = np.clip(np.searchsorted(grid, x, side="right"), 1, max(len(grid) - 1, 1))
+            lo = hi - 1
+            span = grid[hi] - grid[lo] if len(grid) > 1 else np.ones_like(x)
+            w = np.where(span > 0, (x - grid[lo]) / np.where(span > 0, span, 1.0), 0.0)
+            cal[:, :, c] = values[:, lo] * (1.0 - w) + values[:, hi] * w
+        if k == 2:
+            return np.stack([1.0 - cal[:, :, 0], cal[:, :, 0]], axis=-1)
+        total = cal.sum(-1, keepdims=True)
+        return np.where(total > 0, cal / np.where(total > 0, total, 1.0), probs[None])
 
     def to_dict(self) -> dict[str, Any]:
         return {
