@@ -128,6 +128,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "progress",
         "examples",
         "example_model",
+        "spark",
     ),
     ("store",),
     ("ingest", "evaluation"),

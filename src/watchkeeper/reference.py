@@ -239,11 +239,42 @@ class Reference:
 
     def compare(self, current: object) -> Report:
         """The report of ``current`` against this reference: the same as
-        ``watchkeeper.compare(reference, current, **options)``."""
+        ``watchkeeper.compare(reference, current, **options)``. A Spark DataFrame is profiled
+        on its executors (:mod:`watchkeeper.spark`): the same report on the same rows."""
+        if _is_spark(current):
+            return self._compare_spark(current)
         cur_t = to_table(current, name="current", dictionary_strings=True)
         return self._compare_table(cur_t)
 
-    def _compare_table(self, cur_t: pa.Table) -> Report:
+    def _compare_spark(self, sdf: Any) -> Report:
+        """The report of a Spark frame: its profile from the executors, and only the columns
+        the row-level sections read (performance, its estimate, the failing slices, the
+        attributions, the multivariate check) collected to the driver."""
+        from watchkeeper import spark
+
+        cur_p = spark.profile(sdf, self.profile)
+        needed: list[str] = []
+        labelled = self.options["target"] is not None and self.options["prediction"] is not None
+        if labelled or self.attributions is not None or self.options.get("attributions"):
+            needed = [c for c in sdf.columns if c in self.schema.columns]
+        else:
+            fit = self.multivariate_fit()
+            if fit is not None:
+                needed = [c for c in sdf.columns if c in fit.columns]
+        rows = spark.to_arrow(sdf, needed)
+        if rows.num_rows != cur_p.rows:
+            raise InputError(
+                f"current: the frame changed while read ({cur_p.rows} rows profiled, "
+                f"{rows.num_rows} collected); cache() a non-deterministic frame first"
+            )
+        return self._compare_table(rows, cur_p, list(sdf.columns))
+
+    def _compare_table(
+        self,
+        cur_t: pa.Table,
+        current_profile: DatasetProfile | None = None,
+        current_columns: list[str] | None = None,
+    ) -> Report:
         return report_against(
             self.table,
             self.profile,
@@ -255,6 +286,8 @@ class Reference:
             performance_cache=self._performance,
             multivariate_fit=self.multivariate_fit(),
             plan=self.chunk_plan(cur_t.num_rows),
+            current_profile=current_profile,
+            current_columns=current_columns,
             # reported only where it could change the calibration, as compare() does
             dependence=self.dependence
             if dependence_matters(self.rows, self.schema, cur_t.num_rows)
@@ -280,6 +313,10 @@ class Reference:
         (None: on a terminal, for large data)."""
         from watchkeeper.analysis.timeline import analyze
 
+        if _is_spark(data):  # the chunks are cut and compared on the driver
+            from watchkeeper import spark
+
+            data = spark.to_arrow(data)
         return analyze(
             self,
             data,
@@ -368,6 +405,11 @@ class Reference:
             f"Reference(rows={self.rows}, columns={len(self.schema.columns)}, "
             f"target={self.options['target']!r}, prediction={self.options['prediction']!r})"
         )
+
+
+def _is_spark(data: object) -> bool:
+    """A PySpark DataFrame, told without importing pyspark (``watchkeeper.spark`` does)."""
+    return type(data).__module__.startswith("pyspark.sql") and hasattr(data, "mapInArrow")
 
 
 def carried(table: pa.Table) -> tuple[pa.Table, Schema, dict[str, Any]] | None:

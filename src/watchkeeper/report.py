@@ -399,6 +399,8 @@ def report_against(
     dependence: Mapping[str, Any] | None = None,
     attribution_fit: AttributionFit | None = None,
     model: object | None = None,
+    current_profile: DatasetProfile | None = None,
+    current_columns: Sequence[str] | None = None,
 ) -> Report:
     """The report of ``cur_t`` against a reference already profiled (``ref_p``, and its
     chunks): what :func:`compare` and a fitted ``Reference`` both return. ``options``: the
@@ -409,7 +411,10 @@ def report_against(
     ``multivariate`` and ``reference_chunks``. ``plan``: which columns the chunks calibrate and
     why (every column when not given); ``dependence``: the row-order tests.
     ``attribution_fit``: the reference's attributions (fitted here with ``model``, or a
-    surrogate, when not given and ``options["attributions"]`` is on)."""
+    surrogate, when not given and ``options["attributions"]`` is on).
+    ``current_profile``: ``cur_t``'s profile on the reference's spec, computed elsewhere (on
+    Spark's executors): ``cur_t`` then needs only the columns the row-level sections read,
+    and ``current_columns`` names the columns of the current data."""
     schema = ref_p.schema
     step = step or (lambda _name="": None)
     # each column is judged as soon as its current profile is ready, on this thread,
@@ -424,10 +429,17 @@ def report_against(
         cache,
         plan,
     )
-    cur_p = profile_table(cur_t, schema, ref_p.spec, on_column=step, on_profile=judge.column)
+    if current_profile is None:
+        cur_p = profile_table(cur_t, schema, ref_p.spec, on_column=step, on_profile=judge.column)
+    else:
+        cur_p = current_profile
+        for name, col_p in cur_p.columns.items():
+            step(name)
+            judge.column(name, col_p)
     drift, quality, findings = judge.report(cur_p)
 
-    findings = _frame_findings(ref_t, cur_t, schema, cur_p) + findings
+    names = cur_t.column_names if current_columns is None else list(current_columns)
+    findings = _frame_findings(ref_t, cur_t.num_rows, names, schema) + findings
     performance = None
     target, prediction = options["target"], options["prediction"]
     if target is not None and prediction is not None:
@@ -663,14 +675,14 @@ def _missing(name: str, is_target: bool) -> Finding:
 
 
 def _frame_findings(
-    ref: pa.Table, cur: pa.Table, schema: Schema, cur_p: DatasetProfile
+    ref: pa.Table, cur_rows: int, cur_columns: Sequence[str], schema: Schema
 ) -> list[Finding]:
     out = []
     if ref.num_rows == 0:
         out.append(Finding(None, "critical", "empty_reference", "the reference has no rows"))
-    if cur.num_rows == 0:
+    if cur_rows == 0:
         out.append(Finding(None, "critical", "empty_current", "the current data has no rows"))
-    new = [c for c in cur.column_names if c not in schema.columns]
+    new = [c for c in cur_columns if c not in schema.columns]
     if new:
         out.append(Finding(None, "info", "new_columns", f"columns not in the reference: {new}"))
     return out
