@@ -17,6 +17,7 @@ from watchkeeper.ingest.accept import IngestResult, Overloaded, accept
 from watchkeeper.ingest.cache import ModelCache
 from watchkeeper.ingest.cloudevents import accept_cloudevent
 from watchkeeper.ingest.labels import accept_actuals, index_pending
+from watchkeeper.ingest.pushed import accept_profile, reference_profile
 from watchkeeper.ingest.writer import EventWriter
 from watchkeeper.schema import Schema
 from watchkeeper.settings import Settings
@@ -107,6 +108,18 @@ class IngestService:
     def actuals(self, model: str, body: bytes) -> dict[str, Any]:
         """Join ground-truth labels to their predictions (see ``labels``)."""
         return accept_actuals(self.store, model, body)
+
+    def log_profile(
+        self, model: str, blob: bytes, window: float, version: str | None = None
+    ) -> dict[str, Any]:
+        """Merge a window profile computed elsewhere (a Spark job) into the window that
+        holds ``window`` (see ``pushed``)."""
+        return accept_profile(self.store, model, blob, window, version)
+
+    def reference_profile(self, model: str, version: str | None = None) -> bytes:
+        """The serialised reference profile of ``version`` (the champion when None): the
+        frozen spec a pushed profile is built on."""
+        return reference_profile(self.store, model, version)
 
     def cloudevent(
         self, headers: Mapping[str, str], body: bytes, model: str | None, version: str | None

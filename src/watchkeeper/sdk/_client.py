@@ -15,17 +15,20 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from ._deadletter import DeadLetter, DeadLetters, Strikes, spool_records
 from ._events import ACTUAL, PREDICTION, spool_line
 from ._http import Transport
 from ._monitor import Monitor
-from ._request import register
+from ._request import register, request
 from ._sender import Sender
 from ._spiller import Marker
 from ._spool import Spool
 from ._stats import ClientStats, Counters
 
+# the content type of a serialised DatasetProfile (the service's ingest.pushed)
+PROFILE_TYPE = "application/vnd.watchkeeper.profile"
 _urandom = os.urandom
 _now = time.time
 
@@ -289,6 +292,64 @@ class Client:
             trust_pickle=trust_pickle,
             timeout=timeout,
         )
+
+    def reference_profile(self, model: str, version: str | None = None) -> bytes:
+        """The serialised reference profile of ``version`` (the champion when None):
+        ``watchkeeper.DatasetProfile.from_bytes`` of it gives the frozen spec and schema that
+        :meth:`log_profile` needs its profiles built on."""
+        query = f"?{urlencode({'version': version})}" if version else ""
+        url, token, timeout = self._transport_args
+        blob: bytes = request(
+            url,
+            "GET",
+            f"/v1/models/{quote(model, safe='')}/profiles/reference{query}",
+            token=token,
+            timeout=timeout,
+            binary=True,
+        )
+        return blob
+
+    def log_profile(
+        self,
+        model: str,
+        profile: Any,
+        *,
+        window: float | dt.datetime,
+        version: str | None = None,
+    ) -> dict[str, Any]:
+        """Send a window's profile instead of its rows: a batch job (e.g. on Spark,
+        ``watchkeeper.spark.profile(sdf, reference)``) profiles what it scored on the version's
+        frozen spec, and the service merges the profile into the window that holds
+        ``window`` (Unix seconds or a datetime), which is then evaluated as if the rows had
+        been logged. ``profile``: a ``DatasetProfile`` or its ``to_bytes()``. Unlike the log
+        calls this waits for the server and raises ``RequestError`` when it refuses (400:
+        the profile is not on the version's spec). Each call adds its rows to the window:
+        send a window's profile once."""
+        if isinstance(profile, bytes | bytearray | memoryview):
+            blob = bytes(profile)
+        elif callable(getattr(profile, "to_bytes", None)):
+            blob = profile.to_bytes()
+        else:
+            raise TypeError(
+                f"profile: expected a DatasetProfile or bytes, got {type(profile).__name__}"
+            )
+        if isinstance(window, dt.datetime):
+            seconds = window.timestamp()  # naive datetimes are local time, as in Python
+        elif isinstance(window, int | float) and not isinstance(window, bool):
+            seconds = float(window)
+        else:
+            raise TypeError(f"window: Unix seconds or a datetime, got {type(window).__name__}")
+        query = {"window": repr(seconds), **({"version": version} if version else {})}
+        url, token, timeout = self._transport_args
+        answer: dict[str, Any] = request(
+            url,
+            "POST",
+            f"/v1/models/{quote(model, safe='')}/profiles?{urlencode(query)}",
+            content=(blob, PROFILE_TYPE),
+            token=token,
+            timeout=timeout,
+        )
+        return answer
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything logged so far is acknowledged by the server: True.

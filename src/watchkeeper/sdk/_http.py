@@ -17,6 +17,7 @@ class Response:
     body: Any  # the decoded JSON, or None
     text: str  # the first 300 characters, for error messages
     retry_after: float | None
+    data: bytes = b""  # the raw body
 
 
 def _user_agent() -> str:
@@ -81,6 +82,7 @@ class Transport:
                 _json(data),
                 data[:300].decode(errors="replace"),
                 _seconds(resp.getheader("Retry-After")),
+                data,
             )
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -36,6 +36,7 @@ def request(
     token: str | None = None,
     content: tuple[bytes, str] | None = None,
     timeout: float = 30.0,
+    binary: bool = False,
 ) -> Any:
     """Send one request to the service at ``url`` and return its decoded JSON answer.
 
@@ -43,7 +44,7 @@ def request(
     JSON-serialisable value, or ``content`` raw bytes and their content type. Raises
     :class:`RequestError` when the server answers with a status of 300 or more, and
     ``ConnectionError`` (``"cannot reach the service at <url>: <reason>"``) when no answer
-    comes back.
+    comes back. ``binary``: return the answer's bytes, undecoded.
     """
     data = content[0] if content is not None else None
     if content is None and body is not None:
@@ -60,7 +61,7 @@ def request(
         if isinstance(error, dict) and error.get("message") is not None:
             raise RequestError(resp.status, str(error["message"]), str(error.get("type") or ""))
         raise RequestError(resp.status, resp.text)
-    return resp.body
+    return resp.data if binary else resp.body
 
 
 def _names(value: str | list[str] | None, what: str) -> str | None:

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from watchkeeper.ingest.events import ARROW_TYPES, PARQUET_TYPES
+from watchkeeper.ingest.pushed import CONTENT_TYPE as PROFILE_TYPE
 from watchkeeper.server.bodies import read_body
 from watchkeeper.server.deps import ServiceDep, SettingsDep
 from watchkeeper.server.errors import errors
@@ -30,6 +31,7 @@ from watchkeeper.server.schemas.ingest import (
     IngestResponse,
     PredictionColumns,
     PredictionRows,
+    ProfileResponse,
 )
 
 router = APIRouter(tags=["ingest"], dependencies=[NO_NUL])
@@ -86,6 +88,51 @@ async def actuals(
     """Join labels to their predictions; a bad label is rejected alone, with its reason."""
     body = await read_body(request, settings.max_body_bytes)
     return await run_in_threadpool(service.actuals, model, body)
+
+
+@router.post(
+    "/v1/models/{model}/profiles",
+    response_model=ProfileResponse,
+    responses=errors(400, 401, 403, 404, 413),
+    openapi_extra=request_body(
+        "a window's profile, serialised (DatasetProfile.to_bytes, e.g. of "
+        "watchkeeper.spark.profile) on the version's frozen spec (docs/spark.md)",
+        {PROFILE_TYPE: None, "application/octet-stream": None},
+    ),
+)
+async def profiles(
+    request: Request,
+    model: str,
+    service: ServiceDep,
+    settings: SettingsDep,
+    window: float,
+    version: str | None = None,
+) -> object:
+    """Merge a window's profile computed elsewhere (a batch job on Spark) into the window
+    that holds ``window`` (Unix seconds): the window is then evaluated as if its rows had
+    been logged. 400 when the profile is unreadable or not on the version's frozen spec."""
+    body = await read_body(request, settings.max_body_bytes)
+    return await run_in_threadpool(service.log_profile, model, body, window, version)
+
+
+@router.get(
+    "/v1/models/{model}/profiles/reference",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the version's reference profile (DatasetProfile.to_bytes)",
+            "content": {PROFILE_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **errors(400, 401, 403, 404),
+    },
+)
+async def reference_profile(
+    model: str, service: ServiceDep, version: str | None = None
+) -> Response:
+    """The version's reference profile (the champion's when no version is given): its
+    frozen spec and schema are what a pushed window profile must be built on."""
+    blob = await run_in_threadpool(service.reference_profile, model, version)
+    return Response(blob, media_type=PROFILE_TYPE)
 
 
 CLOUDEVENT_BODY = request_body(

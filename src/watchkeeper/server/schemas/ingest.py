@@ -100,6 +100,16 @@ class ActualsResponse(Out):
     errors: list[RejectedEvent]
 
 
+# ---------------------------------------------------------------------------- window profiles
+class ProfileResponse(Out):
+    model: str
+    version: str
+    window_start: int = Field(description="the start of the window the profile went to (Unix s)")
+    window_seconds: int
+    rows: int = Field(description="the rows of the pushed profile")
+    window_rows: int = Field(description="the window's rows now, logged and pushed")
+
+
 # ---------------------------------------------------------------------------- CloudEvents
 class CloudEvent(In):
     """A structured-mode CloudEvent (``application/cloudevents+json``); in binary mode the
