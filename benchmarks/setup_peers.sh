@@ -20,11 +20,14 @@ python="${PYTHON:-python3}"
 # * nannyml imports statsmodels without declaring it;
 # * whylogs' drift scores live in whylogs.viz, which needs the [viz] extra (IPython);
 # * alibi-detect 0.13.0 pins numpy<2, and pyarrow>=21 requires numpy>=2.
+# * whylogs[spark] pins pyarrow<13 (PySpark 3.5), which needs numpy<2: a venv of its own
+#   (benchmarks/spark.py), so the whylogs venv keeps the pyarrow of the other benchmarks.
 # The scipy loop and watchkeeper itself run in the interpreter that runs run_drift.py.
 declare -A SPECS=(
   [evidently]="evidently==0.7.23 pandas<3 pyarrow"
   [nannyml]="nannyml==0.13.1 statsmodels pandas<3 pyarrow"
   [whylogs]="whylogs[viz]==1.6.4 pandas<3 pyarrow"
+  [whylogs-spark]="whylogs[spark]==1.6.4 pandas<3 numpy<2"
   [alibi-detect]="alibi-detect==0.13.0 pandas<3 pyarrow<21"
 )
 

@@ -1,6 +1,6 @@
 """Profiling throughput on Spark: rows/s of ``watchkeeper.spark.profile`` on Spark in local
 mode, of the local profiler on the same rows, and of whylogs' Spark integration when it is
-installed in its venv (``benchmarks/.venvs/whylogs``, ``whylogs[spark]``).
+installed in its venv (``benchmarks/.venvs/whylogs-spark``: ``bash benchmarks/setup_peers.sh whylogs-spark``).
 
     python benchmarks/spark.py                           # 1,000,000 rows, one run
     python benchmarks/spark.py --rows 200000 --update-docs
@@ -42,7 +42,7 @@ from watchkeeper.io import to_table
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
 DOC = BENCH_DIR.parent / "docs" / "spark.md"
-WHYLOGS = BENCH_DIR / ".venvs" / "whylogs" / "bin" / "python"
+WHYLOGS = BENCH_DIR / ".venvs" / "whylogs-spark" / "bin" / "python"
 NUMERIC, CATEGORICAL = 8, 2
 console = Console(stderr=True)
 
@@ -73,6 +73,16 @@ def spark_session(cores: int) -> Any:
     )
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def arrow_floor(sdf: Any) -> int:
+    """What Spark costs before any profiling: the same columns through ``mapInArrow``, each
+    partition only counting its rows."""
+
+    def count(batches: Any) -> Any:
+        yield pa.RecordBatch.from_pydict({"n": [sum(b.num_rows for b in batches)]})
+
+    return int(sum(r["n"] for r in sdf.mapInArrow(count, "n long").collect()))
 
 
 def timed(step: Any) -> tuple[float, float, Any]:
@@ -108,13 +118,13 @@ WHYLOGS_SCRIPT = textwrap.dedent(
 )
 
 
-def run_whylogs(path: Path, cores: int) -> dict[str, Any]:
-    if not WHYLOGS.exists():
-        return {"note": "not installed (bash benchmarks/setup_peers.sh whylogs)"}
-    env = {**os.environ, "PYSPARK_PYTHON": str(WHYLOGS), "SPARK_LOCAL_IP": "127.0.0.1"}
+def run_whylogs(path: Path, cores: int, python: Path) -> dict[str, Any]:
+    if not python.exists():
+        return {"note": "not installed (bash benchmarks/setup_peers.sh whylogs-spark)"}
+    env = {**os.environ, "PYSPARK_PYTHON": str(python), "SPARK_LOCAL_IP": "127.0.0.1"}
     env.pop("PYTHONPATH", None)
     proc = subprocess.run(
-        [str(WHYLOGS), "-c", WHYLOGS_SCRIPT, str(path), str(cores)],
+        [str(python), "-c", WHYLOGS_SCRIPT, str(path), str(cores)],
         check=False,
         capture_output=True,
         text=True,
@@ -134,6 +144,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--update-docs", action="store_true")
+    parser.add_argument(
+        "--whylogs-python",
+        type=Path,
+        default=WHYLOGS,
+        help="the interpreter of a venv with whylogs[spark] (default: benchmarks/.venvs/whylogs-spark)",
+    )
     args = parser.parse_args()
     from watchkeeper import spark as wk_spark
 
@@ -154,6 +170,18 @@ def main() -> None:
             started, _, spark = timed(lambda: spark_session(args.cores))
             sdf = spark.read.parquet(str(path))
             partitions = sdf.rdd.getNumPartitions()
+        with console.status("Spark's floor: mapInArrow counting rows (two runs)"):
+            timed(lambda: arrow_floor(sdf))
+            wall, _, counted = timed(lambda: arrow_floor(sdf))
+            assert counted == args.rows
+            results.append(
+                {
+                    "tool": f"floor: Spark mapInArrow counting rows, local[{args.cores}]",
+                    "seconds": wall,
+                    "cpu": None,
+                    "note": "Parquet read, Arrow to Python and back; no profiling",
+                }
+            )
         with console.status("watchkeeper.spark.profile (two runs)"):
             timed(lambda: wk_spark.profile(sdf, ref))
             wall, cpu, prof = timed(lambda: wk_spark.profile(sdf, ref))
@@ -167,8 +195,8 @@ def main() -> None:
             )
         spark.stop()
         with console.status("whylogs' Spark integration (its venv, two runs)"):
-            why = run_whylogs(path, args.cores)
-        label = f"whylogs {why.get('version', '')} collect_dataset_profile_view".strip()
+            why = run_whylogs(path, args.cores, args.whylogs_python)
+        label = f"whylogs {why.get('version', '?')} collect_dataset_profile_view"
         results.append(
             {
                 "tool": f"{label}, local[{args.cores}]",

@@ -50,6 +50,7 @@ from watchkeeper.report import Report, calibrated_columns, report_against
 from watchkeeper.report_settings import column_settings, resolve_schema
 from watchkeeper.schema import Schema
 from watchkeeper.slices import slice_options
+from watchkeeper.spark import is_spark_frame
 from watchkeeper.stats.dependence import RowDependence
 from watchkeeper.stats.noise import NoiseCache
 from watchkeeper.stats.numeric import DEFAULT_BINS
@@ -241,7 +242,7 @@ class Reference:
         """The report of ``current`` against this reference: the same as
         ``watchkeeper.compare(reference, current, **options)``. A Spark DataFrame is profiled
         on its executors (:mod:`watchkeeper.spark`): the same report on the same rows."""
-        if _is_spark(current):
+        if is_spark_frame(current):
             return self._compare_spark(current)
         cur_t = to_table(current, name="current", dictionary_strings=True)
         return self._compare_table(cur_t)
@@ -313,7 +314,7 @@ class Reference:
         (None: on a terminal, for large data)."""
         from watchkeeper.analysis.timeline import analyze
 
-        if _is_spark(data):  # the chunks are cut and compared on the driver
+        if is_spark_frame(data):  # the chunks are cut and compared on the driver
             from watchkeeper import spark
 
             data = spark.to_arrow(data)
@@ -405,11 +406,6 @@ class Reference:
             f"Reference(rows={self.rows}, columns={len(self.schema.columns)}, "
             f"target={self.options['target']!r}, prediction={self.options['prediction']!r})"
         )
-
-
-def _is_spark(data: object) -> bool:
-    """A PySpark DataFrame, told without importing pyspark (``watchkeeper.spark`` does)."""
-    return type(data).__module__.startswith("pyspark.sql") and hasattr(data, "mapInArrow")
 
 
 def carried(table: pa.Table) -> tuple[pa.Table, Schema, dict[str, Any]] | None:

@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 __all__ = ["compare", "is_spark_frame", "profile", "to_arrow"]
 
 PROFILE_FIELD = "profile"
+# the rows profiled at once in a partition: Spark hands out batches of 10,000 rows
+# (spark.sql.execution.arrow.maxRecordsPerBatch), and one profile per batch and a merge per
+# batch would cost more than the profiling; batches are joined up to this many rows first
+ROWS_PER_PROFILE = 250_000
 
 
 def is_spark_frame(data: object) -> bool:
@@ -68,12 +72,22 @@ def _partition_profiles(
 ) -> Iterator[pa.RecordBatch]:
     """The ``mapInArrow`` function: one serialised profile per non-empty partition."""
     merged: DatasetProfile | None = None
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        table = to_table(pa.Table.from_batches([batch]), dictionary_strings=True)
+    held: list[pa.RecordBatch] = []
+
+    def profile_held() -> None:
+        nonlocal merged
+        table = to_table(pa.Table.from_batches(held), dictionary_strings=True)
+        held.clear()
         part = profile_table(table, schema, spec, threads=1)
         merged = part if merged is None else merged.merge(part)
+
+    for batch in batches:
+        if batch.num_rows:
+            held.append(batch)
+        if sum(b.num_rows for b in held) >= ROWS_PER_PROFILE:
+            profile_held()
+    if held:
+        profile_held()
     if merged is not None:
         yield pa.RecordBatch.from_pydict(
             {PROFILE_FIELD: [merged.to_bytes()]}, schema=pa.schema([(PROFILE_FIELD, pa.binary())])
