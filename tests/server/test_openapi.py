@@ -66,7 +66,7 @@ def _can_fail(parameter: dict[str, Any]) -> bool:
     return bool(types - {"string", "null"}) or required_query
 
 
-TEXT = ("/metrics", "/v1/audit/export")
+TEXT = ("/metrics", "/v1/audit/export", "/v1/models/{model}/profiles/reference")
 
 
 def test_every_operation_has_a_typed_success_and_the_auth_errors(doc: dict[str, Any]) -> None:
@@ -78,7 +78,8 @@ def test_every_operation_has_a_typed_success_and_the_auth_errors(doc: dict[str, 
         if ok != "204":
             content = op["responses"][ok]["content"]
             schema = next(iter(content.values()))["schema"]
-            # text bodies: the Prometheus exposition, the audit trail's JSON lines or CSV
+            # text bodies: the Prometheus exposition, the audit trail's JSON lines or CSV; a
+            # binary one: a version's reference profile
             assert schema.get("$ref") or path in TEXT, (method, path, schema)
         if path not in OPEN:
             assert {"401", "403"} <= statuses, (method, path)

@@ -36,6 +36,7 @@ from watchkeeper.server.schemas.ingest import (
 
 router = APIRouter(tags=["ingest"], dependencies=[NO_NUL])
 JSON = "application/json"
+OCTETS = "application/octet-stream"
 
 PREDICTION_BODY = request_body(
     'a batch of prediction events: row JSON ({"events": [...]}; a bare list of events is '
@@ -93,11 +94,11 @@ async def actuals(
 @router.post(
     "/v1/models/{model}/profiles",
     response_model=ProfileResponse,
-    responses=errors(400, 401, 403, 404, 413),
+    responses=errors(400, 401, 403, 404, 413, 415, 422),
     openapi_extra=request_body(
         "a window's profile, serialised (DatasetProfile.to_bytes, e.g. of "
         "watchkeeper.spark.profile) on the version's frozen spec (docs/spark.md)",
-        {PROFILE_TYPE: None, "application/octet-stream": None},
+        {PROFILE_TYPE: None, OCTETS: None},
     ),
 )
 async def profiles(
@@ -121,9 +122,9 @@ async def profiles(
     responses={
         200: {
             "description": "the version's reference profile (DatasetProfile.to_bytes)",
-            "content": {PROFILE_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+            "content": {OCTETS: {"schema": {"type": "string", "format": "binary"}}},
         },
-        **errors(400, 401, 403, 404),
+        **errors(400, 401, 403, 404, 422),
     },
 )
 async def reference_profile(
@@ -132,7 +133,7 @@ async def reference_profile(
     """The version's reference profile (the champion's when no version is given): its
     frozen spec and schema are what a pushed window profile must be built on."""
     blob = await run_in_threadpool(service.reference_profile, model, version)
-    return Response(blob, media_type=PROFILE_TYPE)
+    return Response(blob, media_type=OCTETS)
 
 
 CLOUDEVENT_BODY = request_body(
