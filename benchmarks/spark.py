@@ -1,6 +1,7 @@
 """Profiling throughput on Spark: rows/s of ``watchkeeper.spark.profile`` on Spark in local
 mode, of the local profiler on the same rows, and of whylogs' Spark integration when it is
-installed in its venv (``benchmarks/.venvs/whylogs-spark``: ``bash benchmarks/setup_peers.sh whylogs-spark``).
+installed in its venv (``benchmarks/.venvs/whylogs-spark``: ``bash benchmarks/setup_peers.sh
+whylogs-spark``).
 
     python benchmarks/spark.py                           # 1,000,000 rows, one run
     python benchmarks/spark.py --rows 200000 --update-docs
@@ -148,7 +149,7 @@ def main() -> None:
         "--whylogs-python",
         type=Path,
         default=WHYLOGS,
-        help="the interpreter of a venv with whylogs[spark] (default: benchmarks/.venvs/whylogs-spark)",
+        help="a venv's python with whylogs[spark] (default: benchmarks/.venvs/whylogs-spark)",
     )
     args = parser.parse_args()
     from watchkeeper import spark as wk_spark
