@@ -43,7 +43,9 @@ from watchkeeper.io import to_table
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
 DOC = BENCH_DIR.parent / "docs" / "spark.md"
-WHYLOGS = BENCH_DIR / ".venvs" / "whylogs-spark" / "bin" / "python"
+# the peers' venvs: WATCHKEEPER_BENCH_VENVS points a worktree at another checkout's (tools.py)
+VENVS = Path(os.environ.get("WATCHKEEPER_BENCH_VENVS") or BENCH_DIR / ".venvs")
+WHYLOGS = VENVS / "whylogs-spark" / "bin" / "python"
 NUMERIC, CATEGORICAL = 8, 2
 console = Console(stderr=True)
 
