@@ -57,12 +57,20 @@ def _same(a: Any, b: Any, path: str = "") -> None:
         assert a == b, (path, a, b)
 
 
-@pytest.mark.parametrize("labels", [False, True], ids=["drift only", "with labels"])
-def test_reference_compare_on_a_spark_frame_is_the_local_report(spark: Any, labels: bool) -> None:
+CASES: dict[str, dict[str, Any]] = {
+    "drift only": {},
+    "with labels": {"target": "y", "prediction": "y_hat", "scores": "p"},
+    "attributions": {"prediction": "p", "attributions": True, "multivariate": None},
+}
+
+
+# importing shap (the attributions' explainers) draws matplotlib's warning about its own colours
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+@pytest.mark.parametrize("case", CASES)
+def test_reference_compare_on_a_spark_frame_is_the_local_report(spark: Any, case: str) -> None:
     ref_t, cur_t = labelled(2000, 0), labelled(1500, 1, shift=0.4)
-    options: dict[str, Any] = (
-        {"target": "y", "prediction": "y_hat", "scores": "p"} if labels else {}
-    )
+    options = CASES[case]
+    labels = "target" in options
     ref = Reference.fit(ref_t, **options)
     sdf = spark.createDataFrame(cur_t).repartition(3)
     rows = sdf.toArrow()  # the rows as Spark holds them (repartition reorders)
@@ -71,6 +79,8 @@ def test_reference_compare_on_a_spark_frame_is_the_local_report(spark: Any, labe
     assert "x" in remote.drifted_columns
     if labels:
         assert remote.performance is not None
+    if options.get("attributions"):  # the surrogate's, on the collected feature columns
+        assert remote.attributions is not None
 
 
 def test_spark_compare_is_watchkeeper_compare(spark: Any) -> None:
