@@ -215,3 +215,47 @@ def test_the_processor_process_works_the_log_and_is_restarted_when_killed(
     finally:
         worker.stop()
     assert not worker._child.is_alive()
+
+
+@pytest.mark.slow
+def test_the_processor_process_says_when_it_has_started(
+    database_url: str, open_store: Callable[[str], Store], tmp_path: Path
+) -> None:
+    """``ready`` (and ``watchkeeper_processor_ready``): 0 until the child has opened the store
+    and loaded its modules, 0 again when it dies, 1 once restarted."""
+    import os
+    import signal
+    import time
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from watchkeeper.ingest.processor import ProcessorProcess
+    from watchkeeper.server.metrics import render_metrics
+
+    settings = load_settings(data_dir=tmp_path / "data", database_url=database_url)
+    store = open_store(database_url)
+    worker = ProcessorProcess(settings)
+
+    def exported() -> float:
+        text = render_metrics(store, worker)[0].decode()
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        return families["watchkeeper_processor_ready"].samples[0].value
+
+    def until(value: bool) -> None:
+        deadline = time.monotonic() + 60
+        while worker.ready is not value:
+            assert time.monotonic() < deadline, f"ready never became {value}"
+            time.sleep(0.05)
+
+    assert worker.ready is False and exported() == 0
+    worker.start()
+    try:
+        until(True)
+        assert exported() == 1
+        os.kill(worker._child.pid, signal.SIGKILL)
+        worker._child.join(timeout=10)
+        assert worker.ready is False  # dead: not ready, whatever its last word was
+        until(True)  # restarted
+        assert worker.restarts == 1
+    finally:
+        worker.stop()

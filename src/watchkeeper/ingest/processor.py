@@ -74,6 +74,7 @@ class Processor:
         self.events_processed = 0
         self.errors = 0
         self.dead_lettered = 0
+        self.ready = True  # in this process: its modules are the server's
         # failures in a row of the batches failing now, by (id, received_at)
         self._failures: dict[tuple[int, float], int] = {}
 
@@ -241,8 +242,9 @@ class ProcessorProcess:
 
         self.settings = settings
         self._ctx = mp.get_context("spawn")
-        # shared memory without locks (no semaphores to leak): batches, events, errors, stop
-        self._counts = self._ctx.RawArray("q", 4)
+        # shared memory without locks (no semaphores to leak): batches, events, errors, stop,
+        # ready (the child has opened the store and loaded what processing imports)
+        self._counts = self._ctx.RawArray("q", 5)
         self._stop = threading.Event()
         self._child: Any = None
         self._watch: threading.Thread | None = None
@@ -259,6 +261,12 @@ class ProcessorProcess:
     @property
     def errors(self) -> int:
         return int(self._counts[2])
+
+    @property
+    def ready(self) -> bool:
+        """Whether the child has started: its store open, its modules loaded (until then
+        the log waits; a start-up on a busy machine takes seconds of CPU)."""
+        return bool(self._counts[4]) and self._child is not None and self._child.is_alive()
 
     def _spawn(self) -> None:
         import signal
@@ -329,6 +337,8 @@ def _child_main(settings: Settings, counts: Any, parent: int) -> None:
         exclusive=False,  # on SQLite the server holds the file's lock for its child too
     )
     processor = Processor(store, settings, leases)
+    preload()
+    counts[4] = 1
     try:
         while running():
             try:
@@ -361,6 +371,14 @@ def _open_store(settings: Settings, running: Callable[[], bool]) -> Store | None
             log.warning("the processor waits for the database: %s", exc)
             time.sleep(1.0)
     return None
+
+
+def preload() -> None:
+    """Import what the first batch would: pyarrow converts columns to numpy through pandas,
+    whose import costs about a second of CPU (several on a busy machine); paid while the
+    process starts (the server: before it is ready; the processor: before ``ready``), not
+    by the first batch's request or pass."""
+    import pandas  # noqa: F401
 
 
 def _log_failure(exc: Exception) -> None:

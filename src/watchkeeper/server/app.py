@@ -27,7 +27,7 @@ from watchkeeper.alerts.config import alert_config
 from watchkeeper.alerts.service import Alerting
 from watchkeeper.evaluation.evaluate import Evaluator
 from watchkeeper.evaluation.retention import sweep
-from watchkeeper.ingest.processor import Processor, ProcessorProcess
+from watchkeeper.ingest.processor import Processor, ProcessorProcess, preload
 from watchkeeper.ingest.service import IngestService
 from watchkeeper.ingest.writer import EventWriter
 from watchkeeper.promotion.challenger import from_job
@@ -184,4 +184,5 @@ def create_app(settings: Settings) -> FastAPI:
         app.router.routes.insert(0, FastRoutes(app.router.routes, fast))
     install_openapi(app)
     install_docs(app)
+    preload()  # the first request's imports, before /readyz says ready
     return app

@@ -10,7 +10,8 @@ of each schema, the fixed latency percentiles and severities, the configured not
   ``watchkeeper_duplicate_events_total{model}``, ``watchkeeper_actuals_total{model}``,
   ``watchkeeper_dead_lettered_batches_total{model}``;
 * ``watchkeeper_ingest_pending_events`` — events acknowledged but not yet processed;
-* ``watchkeeper_processor_batches_total``, ``watchkeeper_processor_errors_total``;
+* ``watchkeeper_processor_batches_total``, ``watchkeeper_processor_errors_total``,
+  ``watchkeeper_processor_ready`` (1 once the processor has started);
 * the window metrics, each in the families its catalogue entry's ``exports`` name
   (:mod:`watchkeeper.evaluation.metrics`), labelled with the model and the ``version`` of the
   window (the champion's: one version per model): drift, data quality and operations from the
@@ -164,6 +165,11 @@ class _Collector:
             "watchkeeper_processor_batches",
             "Batches processed since start.",
             value=self.processor.batches_processed,
+        )
+        yield GaugeMetricFamily(
+            "watchkeeper_processor_ready",
+            "1 once the processor has started (its process is up, its modules loaded).",
+            value=int(getattr(self.processor, "ready", True)),
         )
         yield CounterMetricFamily(
             "watchkeeper_processor_errors",
