@@ -154,6 +154,13 @@ def run(args: argparse.Namespace, replicas: int, progress: Progress) -> dict[str
             body(make_table(args.batch, n, n * args.batch), "Arrow IPC") for n in range(batches)
         ]
         ports = [port for _, port in procs]
+        wait_processors(ports)
+        # the replicas at rest: what each costs with no events (polling, heartbeats, the
+        # evaluator's passes), the fixed part of the CPU below
+        idle0 = sum(cpu_seconds(p.pid) for p, _ in procs), time.perf_counter()
+        time.sleep(args.idle_seconds)
+        idle1 = sum(cpu_seconds(p.pid) for p, _ in procs), time.perf_counter()
+        idle_ms_per_s = (idle1[0] - idle0[0]) / (idle1[1] - idle0[1]) * 1e3
         task = progress.add_task(f"{replicas} replica(s): acknowledged", total=batches)
         next_batch, lock = [0], threading.Lock()
         errors: list[str] = []
@@ -220,6 +227,7 @@ def run(args: argparse.Namespace, replicas: int, progress: Progress) -> dict[str
             "replicas_cpu_s": replicas_cpu,
             "postgres_cpu_s": pg_cpu,
             "cpu_ms_per_1k": (replicas_cpu + pg_cpu) / total * 1e6,
+            "idle_ms_per_s": idle_ms_per_s,
             "seconds": drained - began,
             "split": split,
         }
@@ -232,16 +240,31 @@ def run(args: argparse.Namespace, replicas: int, progress: Progress) -> dict[str
         drop_database(args.admin, name)
 
 
-def processor_batches(port: int) -> int:
-    """The batches this replica's processor applied since it started (``/metrics``)."""
+def metric(port: int, name: str) -> int:
+    """A family of this replica's ``/metrics``, its samples summed."""
     from prometheus_client.parser import text_string_to_metric_families
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as resp:
         text = resp.read().decode()
     for family in text_string_to_metric_families(text):
-        if family.name == "watchkeeper_processor_batches":
+        if family.name == name:
             return int(sum(s.value for s in family.samples))
     return 0
+
+
+def processor_batches(port: int) -> int:
+    """The batches this replica's processor applied since it started (``/metrics``)."""
+    return metric(port, "watchkeeper_processor_batches")
+
+
+def wait_processors(ports: list[int]) -> None:
+    """Until every replica's processor process has started (``watchkeeper_processor_ready``):
+    on a busy machine a start-up takes seconds of CPU, which is no cost of the events."""
+    deadline = time.monotonic() + 120
+    while not all(metric(port, "watchkeeper_processor_ready") for port in ports):
+        if time.monotonic() > deadline:
+            raise SystemExit("the replicas' processors did not start")
+        time.sleep(0.2)
 
 
 def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
@@ -256,8 +279,8 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
         "| replicas | acknowledged events/s | processed events/s | replicas CPU s | "
         "PostgreSQL CPU s | CPU ms per 1,000 events | processed vs 1 replica | logged batches "
-        "per processor |",
-        "|---|---|---|---|---|---|---|---|",
+        "per processor | replicas at rest, CPU ms/s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     one = next((r for r in results if r["replicas"] == 1), results[0])
     for r in results:
@@ -265,7 +288,7 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"| {r['replicas']} | {r['acknowledged_per_s']:,.0f} | {r['processed_per_s']:,.0f} "
             f"| {r['replicas_cpu_s']:.1f} | {r['postgres_cpu_s']:.1f} | "
             f"{r['cpu_ms_per_1k']:.1f} | {r['processed_per_s'] / one['processed_per_s']:.2f} "
-            f"| {' / '.join(str(b) for b in r['split'])} |"
+            f"| {' / '.join(str(b) for b in r['split'])} | {r['idle_ms_per_s']:.0f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -278,6 +301,7 @@ def main() -> None:
     ap.add_argument("--replicas", type=int, nargs="*", default=[1, 2, 3])
     ap.add_argument("--admin", default="postgresql://postgres@127.0.0.1/postgres")
     ap.add_argument("--drain-timeout", type=float, default=600.0)
+    ap.add_argument("--idle-seconds", type=float, default=5.0)
     ap.add_argument("--update-docs", action="store_true")
     args = ap.parse_args()
     console = Console()
