@@ -319,9 +319,11 @@ def _plain(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------ a logged prediction
-def logged_event(store: Store, lake_dir: Path, model: str, prediction_id: str) -> pa.Table:
-    """The logged event of ``prediction_id`` (one row, as the lake keeps it): found in the
-    prediction index, read from its batch's file. 404 when the id is not indexed (unknown,
+def logged_event(
+    store: Store, lake_dir: Path, model: str, prediction_id: str
+) -> tuple[str, pa.Table]:
+    """The version and the logged event of ``prediction_id`` (one row, as the lake keeps it):
+    found in the prediction index, read from its batch's file. 404 when the id is not indexed (unknown,
     not processed yet, or removed by retention)."""
     p = t.predictions.c
     with store.engine.connect() as conn:
@@ -342,7 +344,7 @@ def logged_event(store: Store, lake_dir: Path, model: str, prediction_id: str) -
         ids = pc.cast(table.column("prediction_id"), pa.string())
         found = table.filter(pc.equal(ids, prediction_id))
         if found.num_rows:
-            return found.slice(0, 1)
+            return str(row.version), found.slice(0, 1)
     raise NotFoundError(
         f"model {model!r}: the events of prediction {prediction_id!r} are no longer in the lake"
     )
@@ -378,10 +380,11 @@ def explain_logged(
 ) -> dict[str, Any]:
     """The explanation of a logged prediction: by the version's artifact when it has one, else
     by a surrogate of the version (approximate, with its fidelity)."""
-    event = logged_event(served.store, served.settings.lake_dir, model, prediction_id)
-    version = str(event.column("version")[0].as_py())
+    version, event = logged_event(served.store, served.settings.lake_dir, model, prediction_id)
     record = event.to_pylist()[0]
-    prediction = record.get("prediction")
+    schema, _ = served.store.reference(model, version)
+    names = [c.name for c in schema.by_role(Role.PREDICTION)] + ["prediction"]
+    prediction = next((record[n] for n in names if record.get(n) is not None), None)
     has_artifact = get_artifact(served.store, model, version) is not None
     if has_artifact:
         explainer = explainers_of(served).get(model, version)
