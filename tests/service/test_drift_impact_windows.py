@@ -90,10 +90,7 @@ def test_a_windows_drifted_features_are_ranked_by_drift_times_attribution_share(
     assert Evaluator(store, settings.lake_dir).run_once(now=T0 + 3 * HOUR) == 2
 
     summary = {int(p["window_start"]): p["detail"] for p in series(store, "m", "drifted_share")}
-    drift = {
-        p["feature"]: p["detail"]
-        for p in store_points(store, "drift_statistic", T0 + HOUR)
-    }
+    drift = {p["feature"]: p["detail"] for p in store_points(store, "drift_statistic", T0 + HOUR)}
     impact = summary[int(T0 + HOUR)]["drift_impact"]
     drifted = {f: d["effect_size"] for f, d in drift.items() if d["drifted"]}
     assert set(drifted) == {"x1", "z"}  # x2 did not move

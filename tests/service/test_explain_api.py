@@ -229,7 +229,7 @@ def test_without_an_artifact_a_surrogate_explains_approximately(
 
 
 def test_attaching_an_artifact_keeps_the_reference_samples_attribution_shares(
-    api: Server, open_store: Callable[[str], Any]
+    api: Server, open_store: Callable[[str], Any], wait_for: Callable[..., None]
 ) -> None:
     import shap
     from sklearn.ensemble import GradientBoostingClassifier
@@ -240,7 +240,8 @@ def test_attaching_an_artifact_keeps_the_reference_samples_attribution_shares(
         model = register(client)
         trusted = "sklearn.tree._tree.Tree"
         attach(client, model, skops_bytes(tree), "application/x-skops", trusted=trusted)
-    store = open_store(api.database_url)
+    store = open_store(api.database_url)  # kept in a thread of their own: attaching is quick
+    wait_for(lambda: store.reference_attributions(model, "v1") is not None, "the shares")
     kept = store.reference_attributions(model, "v1")
     assert kept["origin"] == "artifact" and kept["method"] == "shap_tree"
     mean_abs = np.abs(shap.TreeExplainer(tree).shap_values(x)).mean(axis=0)  # the same 400 rows

@@ -4,7 +4,8 @@ clients call it. Every scored request becomes the model's prediction events, in 
 (``serving.predict``); scoring runs in the thread pool, never on the event loop.
 
 Attaching an artifact needs the ``admin`` scope, scoring ``ingest`` (it writes events), the
-metadata ``read``; ``/v2/health/live`` and ``/v2/health/ready`` are open.
+metadata and explaining (``/explain``, which logs nothing) ``read``; ``/v2/health/live`` and
+``/v2/health/ready`` are open.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from watchkeeper.serving.explain import (
     explain_logged,
     explainers_of,
     input_columns,
-    keep_shares,
+    keep_shares_later,
 )
 from watchkeeper.serving.predict import Answer, predict_rows, score
 from watchkeeper.serving.registry import ServedModels
@@ -121,7 +122,7 @@ async def put_artifact(
             trust_pickle=trust_pickle,
         )
         served.forget(model, version)
-        keep_shares(explainers_of(served), model, version)  # each window's drift impact
+        keep_shares_later(explainers_of(served), model, version)  # each window's drift impact
         return answer
 
     return await run_in_threadpool(run)

@@ -38,7 +38,6 @@ import sqlalchemy as sa
 
 from watchkeeper.attributions.explainers import Explainer, MissingShap, kind_of
 from watchkeeper.attributions.fit import (
-    PERMUTATION_ROWS,
     REFERENCE_ROWS,
     AttributionFit,
     fit_attributions,
@@ -46,7 +45,7 @@ from watchkeeper.attributions.fit import (
 from watchkeeper.errors import InputError
 from watchkeeper.io import category_text
 from watchkeeper.schema import ColumnType, Role, Schema
-from watchkeeper.serving.loaders import Loaded
+from watchkeeper.serving.loaders import Loaded, _frame
 from watchkeeper.serving.registry import ServedModels
 from watchkeeper.store import tables as t
 from watchkeeper.store.artifacts import get_artifact
@@ -54,6 +53,7 @@ from watchkeeper.store.state import NotFoundError, Store
 
 log = logging.getLogger(__name__)
 MAX_ROWS = 100  # rows explained per request
+SHARE_ROWS = 100  # reference sample rows whose attributions give the shares (permutation)
 DEFAULT_TOP = 5
 
 
@@ -101,7 +101,13 @@ class _Scorer:
         self.loaded, self.decode = loaded, decode
 
     def __call__(self, x: Any) -> np.ndarray[Any, Any]:
-        scored = self.loaded.predict(self.decode(np.asarray(x, dtype=np.float64)))
+        columns = self.decode(np.asarray(x, dtype=np.float64))
+        model = self.loaded.model
+        if self.loaded.format in ("skops", "pickle") and hasattr(model, "predict_proba"):
+            # the scores only (Loaded.predict runs the model twice: predictions and scores)
+            frame = _frame(model, self.loaded.features, columns)
+            return np.asarray(model.predict_proba(frame), dtype=np.float64)
+        scored = self.loaded.predict(columns)
         if scored.scores is not None:
             return np.asarray(scored.scores, dtype=np.float64)
         return np.asarray(scored.predictions, dtype=np.float64)
@@ -195,9 +201,9 @@ class ServedExplainer:
             self.explained,
         )
 
-    def shares(self, sample: pa.Table) -> dict[str, Any]:
+    def shares(self) -> dict[str, Any]:
         """The attribution shares of (a random sample of) the reference sample's rows."""
-        rows = PERMUTATION_ROWS if self.explainer.kind == "permutation" else REFERENCE_ROWS
+        rows = SHARE_ROWS if self.explainer.kind == "permutation" else REFERENCE_ROWS
         x = self.background
         if len(x) > rows:
             x = x[np.sort(np.random.default_rng((0, 12)).choice(len(x), rows, replace=False))]
@@ -249,6 +255,16 @@ def reference_sample(store: Store, model: str, version: str) -> pa.Table:
     return pq.read_table(io.BytesIO(bytes(blob)))
 
 
+def keep_shares_later(explainers: Explainers, model: str, version: str) -> threading.Thread:
+    """:func:`keep_shares` in a thread of its own: attaching the artifact does not wait (a
+    permutation explainer of a slow pipeline takes seconds to tens of seconds)."""
+    thread = threading.Thread(
+        target=keep_shares, args=(explainers, model, version), name="wk-shares", daemon=True
+    )
+    thread.start()
+    return thread
+
+
 def keep_shares(explainers: Explainers, model: str, version: str) -> dict[str, Any] | None:
     """After an artifact is attached: keep the attribution shares of its reference sample with
     the version (drift impact), unless a fitted Reference gave them at registration. None
@@ -260,7 +276,7 @@ def keep_shares(explainers: Explainers, model: str, version: str) -> dict[str, A
         return current
     try:
         explainer = explainers.get(model, version)
-        shares = explainer.shares(reference_sample(store, model, version))
+        shares = explainer.shares()
     except MissingShap as exc:
         log.info("no drift impact for %s %s: %s", model, version, exc)
         return None
@@ -323,8 +339,8 @@ def logged_event(
     store: Store, lake_dir: Path, model: str, prediction_id: str
 ) -> tuple[str, pa.Table]:
     """The version and the logged event of ``prediction_id`` (one row, as the lake keeps it):
-    found in the prediction index, read from its batch's file. 404 when the id is not indexed (unknown,
-    not processed yet, or removed by retention)."""
+    found in the prediction index, read from its batch's file. 404 when the id is not indexed
+    (unknown, not processed yet, or removed by retention)."""
     p = t.predictions.c
     with store.engine.connect() as conn:
         row = conn.execute(
