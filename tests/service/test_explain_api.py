@@ -248,3 +248,21 @@ def test_attaching_an_artifact_keeps_the_reference_samples_attribution_shares(
     expected = mean_abs / mean_abs.sum()
     got = np.array([kept["shares"][f] for f in FEATURES])
     np.testing.assert_allclose(got, expected, atol=1e-9)
+
+
+def test_without_shap_the_server_answers_501_naming_the_extra(
+    server: ServerFactory, database_url: str, clf: Any, tmp_path: Any
+) -> None:
+    import os
+
+    blocked = tmp_path / "no-shap" / "shap"  # a server whose `import shap` fails
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('shap is not installed here')\n")
+    path = os.pathsep.join(p for p in (str(blocked.parent), os.environ.get("PYTHONPATH")) if p)
+    api = server(database_url, env={"PYTHONPATH": path})
+    with api.client(timeout=120) as client:
+        model = register(client)
+        attach(client, model, skops_bytes(clf), "application/x-skops")  # attaching still works
+        r = client.post(f"/v1/models/{model}/explain", json=body(given_rows()))
+        assert r.status_code == 501, r.text
+        assert "watchkeeper[explain]" in r.text
