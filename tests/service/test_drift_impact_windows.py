@@ -104,6 +104,19 @@ def test_a_windows_drifted_features_are_ranked_by_drift_times_attribution_share(
     assert impact[0]["message"].startswith("x1 drifted and carries")
     assert summary[int(T0)].get("drift_impact") == []  # nothing drifted: nothing to rank
 
+    # the model card's attributions section: the shares, largest first
+    from watchkeeper.card import model_card, to_markdown
+
+    card = model_card(store, "m", "v1")
+    section = card["attributions"]
+    assert section["method"] == "shap_tree" and section["approximate"] is False
+    expected = sorted(ref.attributions.shares.items(), key=lambda kv: -kv[1])
+    assert [(f["feature"], f["share"]) for f in section["features"]] == [
+        (f, pytest.approx(v, abs=1e-12)) for f, v in expected
+    ]
+    text = to_markdown(card)
+    assert "shap_tree" in text and "not computed" not in text.split("Attributions", 1)[1][:200]
+
 
 def store_points(store: Store, metric: str, window: float) -> list[dict[str, Any]]:
     return [
