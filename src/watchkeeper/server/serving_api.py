@@ -245,17 +245,15 @@ async def explain(
 
 
 @router.get(
-    "/v1/models/{model}/predictions/{prediction_id}/explanation",
+    "/v1/models/{model}/predictions/{id}/explanation",
     response_model=Explained,
     responses=errors(400, 401, 403, 404, 422, 500, 501),
 )
-async def explanation(
-    model: str, prediction_id: str, served: ServedDep, top: Top = DEFAULT_TOP
-) -> object:
+async def explanation(model: str, id: str, served: ServedDep, top: Top = DEFAULT_TOP) -> object:
     """A logged prediction's explanation: its inputs from the lake, explained by its version's
     served artifact, or by a surrogate of the version (``approximate``, with its held-out
     ``fidelity``) when the version has none."""
-    return await run_in_threadpool(explain_logged, served, model, prediction_id, top)
+    return await run_in_threadpool(explain_logged, served, model, id, top)
 
 
 # ------------------------------------------------------------------ Open Inference Protocol v2
