@@ -32,6 +32,7 @@ class Run:
     impact: list[dict[str, Any]]
     drift: dict[str, dict[str, Any]]  # the window's drift points' detail, by feature
     shares: dict[str, float]
+    change_at: float
 
 
 def _port() -> int:
@@ -90,7 +91,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 
         store = Store(settings.sqlalchemy_url)
         shares = store.reference_attributions(demo.MODEL, "v1")["shares"]
-        yield Run(url, ranked[-1]["detail"]["drift_impact"], drift, shares)
+        yield Run(url, ranked[-1]["detail"]["drift_impact"], drift, shares, change_at)
     finally:
         if traffic is not None:
             traffic.stop()
@@ -106,6 +107,15 @@ def test_the_drift_phase_ranks_drifted_features_by_drift_times_share(run: Run) -
     for r in run.impact:
         assert r["impact"] == pytest.approx(drifted[r["feature"]] * run.shares[r["feature"]])
     assert abs(sum(run.shares.values()) - 1) < 1e-9
+
+
+def test_the_demo_story_tells_the_first_changed_windows_drift_impact(run: Run) -> None:
+    from watchkeeper.demo_story import drift_impact_after
+
+    found = drift_impact_after(run.url, run.change_at)
+    assert found is not None
+    start, rows = found
+    assert start >= run.change_at and rows[0]["message"].endswith("of the model's attribution")
 
 
 @pytest.fixture(scope="module")
