@@ -274,8 +274,12 @@ def keep_shares(explainers: Explainers, model: str, version: str) -> dict[str, A
     current = store.reference_attributions(model, version)
     if current is not None and current.get("origin", "reference") == "reference":
         return current
-    try:
-        explainer = explainers.get(model, version)
+    try:  # loaded apart: the served model is loaded on its first request, as always
+        served = explainers.served
+        schema: Schema = served.meta.version(model, version).schema
+        explainer = ServedExplainer(
+            served.load_apart(model, version), schema, reference_sample(store, model, version)
+        )
         shares = explainer.shares()
     except MissingShap as exc:
         log.info("no drift impact for %s %s: %s", model, version, exc)
