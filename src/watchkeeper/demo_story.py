@@ -60,6 +60,17 @@ def track(base: str, estimates: dict[int, dict[str, Any]]) -> None:
         }
 
 
+def drift_impact_after(base: str, change_at: float) -> tuple[float, list[dict[str, Any]]] | None:
+    """The first window of v1 from ``change_at`` on whose drifted features are ranked by drift
+    impact (the served artifact's attribution shares): its start and the ranking."""
+    points = get(f"{base}/v1/models/{MODEL}/metrics?metric=drifted_share&version=v1")["points"]
+    for p in sorted(points, key=lambda p: p["window_start"]):
+        rows = (p.get("detail") or {}).get("drift_impact")
+        if p["window_start"] >= change_at and rows:
+            return float(p["window_start"]), list(rows)
+    return None
+
+
 def _on_estimate(event: dict[str, Any]) -> bool:
     """An event of the monitor of the estimated accuracy (not a step of the loop)."""
     return bool((event.get("detail") or {}).get("monitor") == ESTIMATED_MONITOR)
@@ -157,6 +168,8 @@ class Story:
     windows: list[tuple[str, str, float]] = field(default_factory=list)
     estimate: dict[str, Any] | None = None  # the changed window's, as first seen (track)
     estimated_windows: list[tuple[str, float]] = field(default_factory=list)  # v1's
+    # the first changed window's drifted features by drift x attribution share (explain.md)
+    drift_impact: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def read(
@@ -187,6 +200,16 @@ class Story:
             "world_changed",
             "the world changes: input drift, older customers (a covariate shift) and concept drift",
         )
+        impact = drift_impact_after(base, change_at)
+        if impact is not None:  # why: the drifted features by how much the model relies on them
+            start, rows = impact
+            story.drift_impact = rows
+            step(
+                start,
+                "drift_impact",
+                f"drift impact in the window {_clock(start)}: {rows[0]['message']}"
+                + (f"; last: {rows[-1]['message']}" if len(rows) > 1 else ""),
+            )
         changed = [e for start, e in sorted(estimates.items()) if start >= change_at]
         if changed:
             story.estimate = dict(changed[0])

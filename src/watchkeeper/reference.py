@@ -359,8 +359,15 @@ class Reference:
         """The reference's rows, with its schema and options in the table's metadata (kept by
         Parquet and Arrow IPC files). This is what ``Client.register(model, ref)`` uploads:
         the service then registers the version with this schema, as fitted, instead of
-        inferring one again."""
-        meta = {"format": FORMAT, "schema": self.schema.to_dict(), "options": self.options}
+        inferring one again, and with the reference's attribution shares when it has them
+        (each window's drift impact; docs/explain.md)."""
+        meta: dict[str, Any] = {
+            "format": FORMAT,
+            "schema": self.schema.to_dict(),
+            "options": self.options,
+        }
+        if self.attributions is not None:  # the service ranks each window's drift impact
+            meta["attributions"] = carried_attributions(self.attributions)
         return self.table.replace_schema_metadata(
             {**(self.table.schema.metadata or {}), ARROW_KEY: json.dumps(meta).encode()}
         )
@@ -424,9 +431,25 @@ def carried(table: pa.Table) -> tuple[pa.Table, Schema, dict[str, Any]] | None:
         if options["slices"] is None:  # carried before the failing slices
             options["slices"] = True
         options["attributions"] = False  # a model is never carried: the service has none here
+        shares = meta.get("attributions")
+        if shares is not None and not isinstance(shares.get("shares"), dict):
+            raise TypeError("attributions: expected {'shares': {feature: share}, ...}")
+        options["attribution_shares"] = shares
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(
             f"the reference's {ARROW_KEY.decode()} metadata is unreadable: {exc}"
         ) from None
     rest = {k: v for k, v in table.schema.metadata.items() if k != ARROW_KEY}
     return table.replace_schema_metadata(rest or None), schema, options
+
+
+def carried_attributions(fit: AttributionFit) -> dict[str, Any]:
+    """What the service keeps of a reference's attributions: each feature's share of the
+    model's mean |attribution| (drift impact), what explained it and the surrogate's
+    fidelity."""
+    return {
+        "shares": fit.shares,
+        "source": fit.source,
+        "method": fit.method,
+        "fidelity": fit.fidelity,
+    }

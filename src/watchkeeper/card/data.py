@@ -42,9 +42,29 @@ ALERT_KINDS = ("alert_firing", "alert_resolved")
 # The attributions section's hook (issue 15: ``watchkeeper.attributions``): a function of
 # (store, model, version) giving the version's reference attributions as a JSON-ready dict
 # ({"method", "features": [{"feature", "share", ...}], ...}) or None when the reference
-# carries none. Until it is wired the card says "not computed".
+# carries none: then the card says "not computed". The service's own
+# (``stored_attributions``) is the first.
 Attributions = Callable[[Store, str, str], dict[str, Any] | None]
-ATTRIBUTIONS: list[Attributions] = []
+
+
+def stored_attributions(store: Store, model: str, version: str) -> dict[str, Any] | None:
+    """The version's attribution shares as the service keeps them (a fitted Reference's, or
+    its served artifact's: docs/explain.md), largest share first; None without them."""
+    kept = store.reference_attributions(model, version)
+    if not kept or not kept.get("shares"):
+        return None
+    shares = sorted(kept["shares"].items(), key=lambda kv: (-kv[1], kv[0]))
+    return {
+        "method": kept.get("method", ""),
+        "source": kept.get("source", "model"),
+        "approximate": kept.get("source") == "surrogate",
+        "fidelity": kept.get("fidelity"),
+        "origin": kept.get("origin", "reference"),
+        "features": [{"feature": f, "share": float(v)} for f, v in shares],
+    }
+
+
+ATTRIBUTIONS: list[Attributions] = [stored_attributions]
 
 
 def model_card(store: Store, model: str, version: str | None = None) -> dict[str, Any]:

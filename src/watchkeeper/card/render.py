@@ -185,7 +185,17 @@ def _sections(card: dict[str, Any]) -> list[tuple[str, list[str], list[Table]]]:
             for f in attributions.get("features", [])
         ]
         method = attributions.get("method", "")
-        out.append(("Attributions", [f"Method: {method}."], [(["feature", "share"], rows)]))
+        texts = [
+            f"Method: {method}; each feature's share of the model's mean |attribution| "
+            "on the reference."
+        ]
+        fidelity = attributions.get("fidelity")
+        if attributions.get("approximate") and fidelity:
+            name = "R²" if fidelity.get("metric") == "r2" else "agreement"
+            texts.append(
+                f"Approximate: a surrogate of the model, {name} {fidelity['value']:.2f} held out."
+            )
+        out.append(("Attributions", texts, [(["feature", "share"], rows)]))
 
     lineage = card["lineage"]
     tables = [

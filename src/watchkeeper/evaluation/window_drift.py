@@ -16,6 +16,7 @@ the window's other columns and with the windows evaluated before it.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -24,6 +25,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
+from watchkeeper.attributions.drift import fidelity_note
+from watchkeeper.attributions.impact import drift_impact
 from watchkeeper.evaluation.noise import NoiseCache
 from watchkeeper.profiles import DatasetProfile
 from watchkeeper.quality import column_quality
@@ -63,13 +66,23 @@ class ProfilePoints:
 
 
 def profile_points(
-    store: Store, model: str, row: dict[str, Any], noise_cache: NoiseCache | None = None
+    store: Store,
+    model: str,
+    row: dict[str, Any],
+    noise_cache: NoiseCache | None = None,
+    attributions: dict[str, Any] | None = None,
 ) -> ProfilePoints:
     """``drift_statistic`` / ``prediction_drift`` per column, ``drifted_share`` and
     ``missing_share`` per feature of one bucket-profile row (see ``evaluate.window_points``).
     ``noise_cache`` keeps the calibration simulations for later windows (without it they are
-    shared by this window's columns only); the points are the same either way."""
+    shared by this window's columns only); the points are the same either way.
+
+    With the version's attribution shares (``attributions``, default: read from the store),
+    ``drifted_share``'s detail has the window's ``drift_impact``: its drifted features ranked
+    by effect size × attribution share (docs/explain.md)."""
     noise = NoiseCache() if noise_cache is None else noise_cache
+    if attributions is None:
+        attributions = store.reference_attributions(model, row["version"])
     schema, reference = store.reference(model, row["version"])
     if row.get("reference_row") is not None:
         reference = DatasetProfile.from_bytes(row["reference_row"]["profile"])
@@ -85,6 +98,7 @@ def profile_points(
         drift_cols = [c for c in drift_cols if c not in fixed]
     drifted = checked = 0
     top: list[tuple[float, str]] = []
+    effects: dict[str, float] = {}  # the drifted features' effect sizes
     for name in drift_cols:
         ref, cur = reference.columns.get(name), current.columns.get(name)
         if ref is None or cur is None or cur.count == 0:
@@ -107,16 +121,32 @@ def profile_points(
             checked += 1
             drifted += d.drifted
             top.append((d.effect_size or 0.0, name))
+            if d.drifted:
+                effects[name] = d.effect_size or 0.0
     share = drifted / checked if checked else None
     top_names = [n for _, n in sorted(top, reverse=True)[:5]]
-    points.append(
-        point(
-            "drifted_share", "", share, {"drifted": drifted, "checked": checked, "top": top_names}
-        )
-    )
+    summary: dict[str, Any] = {"drifted": drifted, "checked": checked, "top": top_names}
+    if attributions:
+        summary["drift_impact"] = impact_rows(effects, attributions)
+    points.append(point("drifted_share", "", share, summary))
     for name, prof in current.columns.items():
         points.append(point("missing_share", name, column_quality(prof)["missing_share"]))
     return ProfilePoints(tuple(points), drifted, checked)
+
+
+def impact_rows(effects: dict[str, float], attributions: dict[str, Any]) -> list[dict[str, Any]]:
+    """The drift impact of a window's drifted features (name → effect size) with the
+    version's attribution shares: largest first, each with its sentence (and, for a
+    surrogate's shares, ``approximate`` and the fidelity)."""
+    source = str(attributions.get("source", "model"))
+    fidelity = attributions.get("fidelity")
+    rows = []
+    for r in drift_impact(effects, attributions["shares"], fidelity_note(source, fidelity)):
+        out = r.to_dict()
+        if source == "surrogate":
+            out |= {"approximate": True, "fidelity": fidelity}
+        rows.append(out)
+    return rows
 
 
 class WindowSeries(Protocol):
@@ -165,12 +195,15 @@ def with_series(
     return ProfilePoints(computed.points + tuple(extra), computed.drifted, computed.checked)
 
 
-def _digest(row: dict[str, Any]) -> bytes:
+def _digest(row: dict[str, Any], attributions: dict[str, Any] | None = None) -> bytes:
     """What a window's profile points are computed from: its profile and, for a rolling
-    reference, the previous window's (a version's training reference never changes)."""
+    reference, the previous window's (a version's training reference never changes), and the
+    version's attribution shares (an artifact attached later brings them)."""
     h = hashlib.blake2b(row["profile"], digest_size=16)
     ref = row.get("reference_row")
     h.update(b"\0training" if ref is None else ref["profile"])
+    if attributions:
+        h.update(json.dumps(attributions, sort_keys=True).encode())
     return h.digest()
 
 
@@ -189,14 +222,15 @@ class DriftCache:
 
     def points(self, store: Store, model: str, row: dict[str, Any]) -> ProfilePoints:
         key = (model, row["version"], row["segment"], row["granularity"], row["bucket"])
-        digest = _digest(row)
+        attributions = store.reference_attributions(model, row["version"])
+        digest = _digest(row, attributions)
         entry = self._entries.get(key)
         if entry is not None and entry[0] == digest:
             self._entries.move_to_end(key)
             self.hits += 1
             return entry[1]
         self.misses += 1
-        computed = profile_points(store, model, row, self.noise)
+        computed = profile_points(store, model, row, self.noise, attributions or {})
         computed = with_series(computed, store, model, row, self.series)
         self._entries[key] = (digest, computed)
         self._entries.move_to_end(key)

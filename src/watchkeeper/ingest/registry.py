@@ -78,10 +78,12 @@ def register(
     )
     bins, seed, joint = DEFAULT_BINS, 0, True  # joint: the PCA check is on
     fitted = carried(table)
+    shares: dict[str, Any] | None = None
     if fitted is not None:  # a fitted Reference: its schema as fitted, no new inference
         if schema is not None:
             raise InputError("schema: the reference is a fitted Reference and has its own")
         table, schema, options = fitted
+        shares = options.get("attribution_shares")
         _agree(options, target=target, prediction=prediction, scores=scores)
         bins = int(options.get("bins") or DEFAULT_BINS)
         seed = options.get("seed", 0)
@@ -132,6 +134,7 @@ def register(
         reference_performance=reference_performance(table, schema, profile),
         reference_multivariate=_multivariate(table, schema, seed) if joint else None,
         reference_estimation=_estimation(table, schema, seed),
+        reference_attributions=shares,
         champion=champion,
         card=card,
     )

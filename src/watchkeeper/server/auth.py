@@ -41,8 +41,8 @@ def required_scope(method: str, path: str) -> str:
         or path == "/v1/cloudevents"
     ):
         return "ingest"
-    if method in ("GET", "HEAD"):
-        return "read"
+    if method in ("GET", "HEAD") or (method == "POST" and path.endswith("/explain")):
+        return "read"  # /explain scores rows and logs nothing
     return "admin"
 
 

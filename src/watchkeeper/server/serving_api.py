@@ -4,7 +4,8 @@ clients call it. Every scored request becomes the model's prediction events, in 
 (``serving.predict``); scoring runs in the thread pool, never on the event loop.
 
 Attaching an artifact needs the ``admin`` scope, scoring ``ingest`` (it writes events), the
-metadata ``read``; ``/v2/health/live`` and ``/v2/health/ready`` are open.
+metadata and explaining (``/explain``, which logs nothing) ``read``; ``/v2/health/live`` and
+``/v2/health/ready`` are open.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from watchkeeper.server.params import NO_NUL
 from watchkeeper.server.schemas.serving import (
     Artifact,
     ArtifactUri,
+    Explained,
     InferRequest,
     InferResponse,
     Live,
@@ -37,7 +39,15 @@ from watchkeeper.server.schemas.serving import (
 )
 from watchkeeper.serving import oip, oip_binary
 from watchkeeper.serving.artifacts import CONTENT_TYPES, artifact, attach
-from watchkeeper.serving.predict import Answer, score
+from watchkeeper.serving.explain import (
+    DEFAULT_TOP,
+    MAX_ROWS,
+    explain_logged,
+    explainers_of,
+    input_columns,
+    keep_shares_later,
+)
+from watchkeeper.serving.predict import Answer, predict_rows, score
 from watchkeeper.serving.registry import ServedModels
 
 router = APIRouter(tags=["serving"], dependencies=[NO_NUL])
@@ -112,6 +122,7 @@ async def put_artifact(
             trust_pickle=trust_pickle,
         )
         served.forget(model, version)
+        keep_shares_later(explainers_of(served), model, version)  # each window's drift impact
         return answer
 
     return await run_in_threadpool(run)
@@ -178,6 +189,71 @@ async def predicted(
         "scores": scores,
         "latency_ms": answer.latency_ms,
     }
+
+
+Top = Annotated[
+    int,
+    Query(
+        ge=1, le=1000, description=f"contributions per row, largest first (default {DEFAULT_TOP})"
+    ),
+]
+
+
+@router.post(
+    "/v1/models/{model}/explain",
+    response_model=Explained,
+    responses=errors(400, 401, 403, 404, 413, 422, 500, 501),
+    openapi_extra=request_body(
+        f"rows or columns of features, as /predict takes them (at most {MAX_ROWS} rows)",
+        {"application/json": [PredictRows, PredictColumns]},
+    ),
+)
+async def explain(
+    request: Request,
+    model: str,
+    served: ServedDep,
+    version: Annotated[str | None, Query(description="default: the champion")] = None,
+    top: Top = DEFAULT_TOP,
+) -> object:
+    """The served model's prediction for each row and its top SHAP contributions (feature,
+    value, contribution; the expected value). Nothing is logged. 404 without an artifact,
+    501 without SHAP (the ``explain`` extra)."""
+    data = await read_json(request, served.settings.max_body_bytes)
+
+    def run() -> dict[str, Any]:
+        chosen = version or served.champion(model)
+        explainer = explainers_of(served).get(model, chosen)
+        columns = input_columns(data, explainer.features, explainer.numeric)
+        scored, _ = predict_rows(served, model, chosen, columns)
+        done = explainer.explain(columns)
+        rows = done.rows(top)
+        for i, row in enumerate(rows):
+            row["prediction"] = scored.predictions[i]
+            if scored.scores is not None:
+                row["scores"] = dict(zip(scored.classes, map(float, scored.scores[i]), strict=True))
+        return {
+            "model": model,
+            "version": chosen,
+            "method": done.method,
+            "explained": done.explained,
+            "source": "model",
+            "approximate": False,
+            "rows": rows,
+        }
+
+    return await run_in_threadpool(run)
+
+
+@router.get(
+    "/v1/models/{model}/predictions/{id}/explanation",
+    response_model=Explained,
+    responses=errors(400, 401, 403, 404, 422, 500, 501),
+)
+async def explanation(model: str, id: str, served: ServedDep, top: Top = DEFAULT_TOP) -> object:
+    """A logged prediction's explanation: its inputs from the lake, explained by its version's
+    served artifact, or by a surrogate of the version (``approximate``, with its held-out
+    ``fidelity``) when the version has none."""
+    return await run_in_threadpool(explain_logged, served, model, id, top)
 
 
 # ------------------------------------------------------------------ Open Inference Protocol v2

@@ -111,6 +111,14 @@ class ServedModels:
                 self._entries[key] = entry
             return entry.loaded
 
+    def load_apart(self, model: str, version: str) -> Loaded:
+        """The version's model loaded for a one-off use (the attribution shares computed when
+        an artifact is attached), not kept: the served model is still loaded on first use."""
+        row = get_artifact(self.store, model, version)
+        if row is None:
+            raise NotFoundError(f"model {model!r} version {version!r} has no artifact")
+        return self._load(model, version, row)
+
     def forget(self, model: str, version: str) -> None:
         """Drop the version from memory (its artifact was replaced in this process)."""
         with self._guard:

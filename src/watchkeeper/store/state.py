@@ -252,6 +252,7 @@ class Store(DurableLog):
         reference_performance: Mapping[str, Any] | None = None,
         reference_multivariate: bytes | None = None,
         reference_estimation: bytes | None = None,
+        reference_attributions: Mapping[str, Any] | None = None,
         champion: bool = True,
         card: Mapping[str, Any] | None = None,
     ) -> None:
@@ -279,6 +280,9 @@ class Store(DurableLog):
                     reference_multivariate=reference_multivariate,
                     reference_estimation=reference_estimation,
                     card=None if card is None else dict(card),
+                    reference_attributions=None
+                    if reference_attributions is None
+                    else dict(reference_attributions),
                 )
             )
             before = conn.execute(
@@ -344,6 +348,36 @@ class Store(DurableLog):
         if row is None:
             raise NotFoundError(f"model {model!r} has no version {version!r}")
         return None if row[0] is None else bytes(row[0])
+
+    def reference_attributions(self, model: str, version: str) -> dict[str, Any] | None:
+        """The version's attribution shares (``{"shares": {feature: share}, "source",
+        "method", "fidelity"}``: docs/explain.md), or None: neither a fitted Reference nor a
+        served artifact gave them."""
+        v = t.versions.c
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(v.reference_attributions).where(
+                    (v.model == model) & (v.version == version)
+                )
+            ).first()
+        if row is None:
+            raise NotFoundError(f"model {model!r} has no version {version!r}")
+        return None if row[0] is None else dict(row[0])
+
+    def set_reference_attributions(
+        self, model: str, version: str, value: Mapping[str, Any] | None
+    ) -> None:
+        """Keep (or clear) the version's attribution shares."""
+        v = t.versions.c
+        with self.write() as conn:
+            done = conn.execute(
+                t.versions.update()
+                .where((v.model == model) & (v.version == version))
+                .values(reference_attributions=None if value is None else dict(value))
+            )
+            if done.rowcount == 0:
+                raise NotFoundError(f"model {model!r} has no version {version!r}")
+        self.changed()
 
     def versions(self, model: str) -> list[dict[str, Any]]:
         cols = [t.versions.c.version, t.versions.c.created_at, t.versions.c.reference_rows]

@@ -46,6 +46,9 @@ versions = sa.Table(
     # the model card's metadata given at registration (description, owner, intended_use), or
     # null (none given, or registered before revision 0014)
     sa.Column("card", sa.JSON),
+    # the attribution shares of drift impact (attributions: {"shares", "source", "method",
+    # "fidelity"}): a fitted Reference's, or the served artifact's; null before 0015
+    sa.Column("reference_attributions", sa.JSON),
 )
 
 # The durable log: a batch is acknowledged once its row is committed here.

@@ -265,11 +265,14 @@ def features_table(
     latest = windows[-1] if windows else None
     points: dict[tuple[str, str], tuple[float | None, Any]] = {}
     quality: dict[str, dict[str, Any]] = {}
+    impact: list[dict[str, Any]] = []
     if latest is not None:
         for metric, feature, value, detail in queries.window_points(
-            store, ctx.scope, latest, ("drift_statistic", "missing_share")
+            store, ctx.scope, latest, ("drift_statistic", "missing_share", "drifted_share")
         ):
             points[(metric, feature)] = (value, detail)
+            if metric == "drifted_share" and isinstance(detail, dict):
+                impact = list(detail.get("drift_impact") or [])
         profile = queries.window_profile(store, ctx.scope, ctx.info.window_seconds, latest)
         if profile is not None:
             quality = {n: column_quality(p) for n, p in profile.columns.items()}
@@ -314,6 +317,9 @@ def features_table(
         "window": latest,
         "spark_windows": len(sampled),
         "drifted": sum(1 for r in rows if r["drifted"]),
+        # the drifted features by drift x attribution share (docs/explain.md), when the
+        # version has attribution shares
+        "impact": impact,
     }
 
 

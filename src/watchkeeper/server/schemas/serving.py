@@ -109,3 +109,31 @@ class ServerMetadata(Out):
     name: str
     version: str
     extensions: list[str]
+
+
+class Contribution(Out):
+    feature: str
+    value: Scalar = Field(description="the row's value of the feature")
+    contribution: float = Field(description="its SHAP value: its part of output − expected")
+
+
+class ExplainedRow(Out):
+    prediction: Scalar = Field(None, description="what the model answers for the row")
+    scores: dict[str, float] | None = Field(None, description="class → probability")
+    output: float = Field(description="the number explained (see explained)")
+    expected_value: float = Field(description="the explainer's expected value of the output")
+    contributions: list[Contribution] = Field(description="the top contributions, largest first")
+
+
+class Explained(Out):
+    model: str
+    version: str
+    prediction_id: str | None = None
+    method: str = Field(description="shap_tree, shap_linear or shap_permutation")
+    explained: str = Field(description='"prediction", or the class whose score is explained')
+    source: str = Field(description='"model" (the served artifact) or "surrogate"')
+    approximate: bool = Field(description="true for a surrogate's explanation")
+    fidelity: dict[str, Any] | None = Field(
+        None, description="the surrogate's held-out fidelity (metric, value, rows)"
+    )
+    rows: list[ExplainedRow]
