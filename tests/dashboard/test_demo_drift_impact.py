@@ -33,6 +33,7 @@ class Run:
     drift: dict[str, dict[str, Any]]  # the window's drift points' detail, by feature
     shares: dict[str, float]
     change_at: float
+    window: int  # the drift-phase window whose ranking the fixture read
 
 
 def _port() -> int:
@@ -91,7 +92,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 
         store = Store(settings.sqlalchemy_url)
         shares = store.reference_attributions(demo.MODEL, "v1")["shares"]
-        yield Run(url, ranked[-1]["detail"]["drift_impact"], drift, shares, change_at)
+        yield Run(url, ranked[-1]["detail"]["drift_impact"], drift, shares, change_at, window)
     finally:
         if traffic is not None:
             traffic.stop()
@@ -129,12 +130,15 @@ def test_the_demo_model_page_lists_the_drift_impact(run: Run, browser: Any) -> N
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"{run.url}/ui/models/{demo.MODEL}?range=6h", timeout=TIMEOUT_MS)
+        # the range ends with the window the fixture read: the page's newest window is that one,
+        # not a later one the traffic only began (or one still waiting for its evaluation)
+        span = f"start={run.window}&end={run.window + WINDOW}"
+        page.goto(f"{run.url}/ui/models/{demo.MODEL}?{span}", timeout=TIMEOUT_MS)
         rows = page.locator("#drift-impact-table tbody tr")
         rows.first.wait_for(timeout=TIMEOUT_MS)
         shown = [rows.nth(i).get_attribute("data-feature") for i in range(rows.count())]
-        assert shown and shown[0] is not None
-        # the page shows the newest window's ranking: every row a drifted feature, by impact
+        assert shown == [row["feature"] for row in run.impact]
+        # the page shows that window's ranking: every row a drifted feature, by impact
         message = rows.first.locator("td").last.inner_text()
         assert message.startswith(f"{shown[0]} drifted and carries")
         assert errors == []
