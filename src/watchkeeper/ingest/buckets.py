@@ -49,6 +49,23 @@ def profile_buckets(table: pa.Table, schema: Schema, spec: ProfileSpec, info: Mo
     return partial
 
 
+def merge_bucket(
+    store: Store, conn: sa.Connection, key: dict[str, Any], new: DatasetProfile, new_ops: Operations
+) -> DatasetProfile:
+    """Merge a profile and its operations into the stored bucket of ``key`` (locked, created
+    when absent, marked dirty for evaluation); the merged profile."""
+    old = store.bucket_profile(conn, key, lock=True)
+    prof, ops = new, new_ops
+    if old is not None:
+        prof = DatasetProfile.from_bytes(old["profile"]).merge(new)
+        ops = merge_operations(old["operations"], new_ops)
+    store.put_bucket_profile(
+        conn,
+        {**key, "events": prof.rows, "profile": prof.to_bytes(), "operations": ops, "dirty": True},
+    )
+    return prof
+
+
 def apply_buckets(
     store: Store, model: str, version: str, batch_ids: list[int], buckets: Buckets
 ) -> bool:
@@ -70,21 +87,7 @@ def apply_buckets(
                 "granularity": granularity,
                 "bucket": bucket,
             }
-            old = store.bucket_profile(conn, key, lock=True)
-            prof, ops = new, new_ops
-            if old is not None:
-                prof = DatasetProfile.from_bytes(old["profile"]).merge(new)
-                ops = merge_operations(old["operations"], new_ops)
-            store.put_bucket_profile(
-                conn,
-                {
-                    **key,
-                    "events": prof.rows,
-                    "profile": prof.to_bytes(),
-                    "operations": ops,
-                    "dirty": True,
-                },
-            )
+            merge_bucket(store, conn, key, new, new_ops)
         store.mark_processed(conn, batch_ids)
         return True
 

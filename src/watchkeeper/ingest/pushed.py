@@ -19,8 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from watchkeeper.errors import InputError, ProfileMismatchError
+from watchkeeper.ingest.buckets import merge_bucket
 from watchkeeper.profiles import DatasetProfile
-from watchkeeper.stats.operations import LATENCY_BOUNDS, Operations, merge_operations
+from watchkeeper.stats.operations import LATENCY_BOUNDS, Operations
 from watchkeeper.store.state import Store
 
 DAY = 86400
@@ -117,21 +118,7 @@ def accept_profile(
                 "granularity": granularity,
                 "bucket": bucket,
             }
-            old = store.bucket_profile(conn, key, lock=True)
-            prof, merged_ops = profile, ops
-            if old is not None:
-                prof = DatasetProfile.from_bytes(old["profile"]).merge(profile)
-                merged_ops = merge_operations(old["operations"], ops)
-            store.put_bucket_profile(
-                conn,
-                {
-                    **key,
-                    "events": prof.rows,
-                    "profile": prof.to_bytes(),
-                    "operations": merged_ops,
-                    "dirty": True,
-                },
-            )
+            prof = merge_bucket(store, conn, key, profile, ops)
             if granularity == size:
                 total = prof.rows
         return total
